@@ -1,0 +1,78 @@
+"""collectord: a Prometheus exporter for Meta's Facebook and Instagram insights.
+
+This module is the public API for plugin authors: everything a plugin may import from
+collectord is re-exported here (see :mod:`collectord.hookspecs` for the hooks).
+"""
+
+from __future__ import annotations
+
+from importlib.metadata import PackageNotFoundError
+from importlib.metadata import version as _dist_version
+
+from collectord.errors import (
+    AuthError,
+    BadResponseError,
+    ConfigError,
+    GraphError,
+    GraphTimeoutError,
+    InvalidRequestError,
+    NetworkError,
+    ObjectNotFoundError,
+    PermissionDeniedError,
+    PollError,
+    ServerError,
+    ThrottledError,
+    TransientError,
+)
+from collectord.hookspecs import hookimpl
+from collectord.model import (
+    CADENCES,
+    ERROR_REASONS,
+    REQUIRED,
+    Cadence,
+    MetricSpec,
+    Option,
+    Sample,
+    make_labels,
+    prom_name,
+    sanitize,
+)
+from collectord.plugin import PollContext, SourceGraph, SourcePlugin
+from collectord.secret import Secret
+
+try:
+    __version__ = _dist_version("collectord")
+except PackageNotFoundError:  # running from a source tree that is not installed
+    __version__ = "0.0.0+unknown"
+
+__all__ = [
+    "CADENCES",
+    "ERROR_REASONS",
+    "REQUIRED",
+    "AuthError",
+    "BadResponseError",
+    "Cadence",
+    "ConfigError",
+    "GraphError",
+    "GraphTimeoutError",
+    "InvalidRequestError",
+    "MetricSpec",
+    "NetworkError",
+    "ObjectNotFoundError",
+    "Option",
+    "PermissionDeniedError",
+    "PollContext",
+    "PollError",
+    "Sample",
+    "Secret",
+    "ServerError",
+    "SourceGraph",
+    "SourcePlugin",
+    "ThrottledError",
+    "TransientError",
+    "__version__",
+    "hookimpl",
+    "make_labels",
+    "prom_name",
+    "sanitize",
+]

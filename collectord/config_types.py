@@ -1,0 +1,87 @@
+"""The validated configuration, as the rest of collectord sees it (see ``config.py`` for
+reading and checking ``collector.toml``). All durations are float seconds."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from collectord.model import Cadence, MetricSpec
+from collectord.secret import Secret
+
+DEFAULT_LISTEN = ("127.0.0.1", 9464)
+
+
+@dataclass(frozen=True)
+class CollectorConfig:
+    listen_host: str = DEFAULT_LISTEN[0]
+    listen_port: int = DEFAULT_LISTEN[1]
+    log_level: str = "info"
+    log_format: str = "console"
+    state_dir: Path = Path(".collectord")
+    plugin_dirs: tuple[Path, ...] = ()
+
+
+@dataclass(frozen=True)
+class GraphConfig:
+    base_url: str = "https://graph.facebook.com"
+    version: str = "v26.0"
+    app_id: str | None = None
+    app_secret: Secret | None = None
+    timeout: float = 30.0
+    max_concurrency: int = 8
+    usage_ceiling: float = 0.75
+
+
+@dataclass(frozen=True)
+class ScheduleConfig:
+    fast_interval: float = 15 * 60.0
+    daily_interval: float = 24 * 3600.0
+    jitter: float = 30.0
+
+    def interval(self, cadence: Cadence) -> float:
+        return self.fast_interval if cadence == "fast" else self.daily_interval
+
+
+@dataclass(frozen=True)
+class SourceConfig:
+    """One ``[[source]]`` table, with ``[graph]`` and ``[schedule]`` merged in.
+
+    ``metrics`` is the user's list (``None`` = the plugin's default set); ``specs`` is the
+    resolved catalogue this source collects. ``options`` holds the plugin's own keys.
+    """
+
+    name: str
+    plugin: str
+    access_token: Secret | None
+    metrics: tuple[str, ...] | None
+    schedule: ScheduleConfig
+    graph: GraphConfig
+    options: Mapping[str, Any] = field(default_factory=dict)
+    specs: tuple[MetricSpec, ...] = ()
+
+    def cadences(self) -> tuple[Cadence, ...]:
+        """The cadences this source has metrics for, ``fast`` first."""
+        present = {s.cadence for s in self.specs}
+        return tuple(c for c in ("fast", "daily") if c in present)  # type: ignore[misc]
+
+
+@dataclass(frozen=True)
+class JsonlSinkConfig:
+    path: Path
+    max_bytes: int = 104_857_600
+    backups: int = 5
+
+
+@dataclass(frozen=True)
+class Config:
+    path: Path
+    collector: CollectorConfig
+    graph: GraphConfig
+    schedule: ScheduleConfig
+    sources: tuple[SourceConfig, ...]
+    jsonl: JsonlSinkConfig | None = None
+    #: Non-fatal remarks (an interval shorter than Meta refreshes), printed by ``check``.
+    warnings: tuple[str, ...] = ()

@@ -1,0 +1,159 @@
+"""The data types a plugin speaks: metric catalogue entries, options and samples.
+
+Everything here is immutable. A plugin declares its catalogue with :class:`MetricSpec`
+and its own config keys with :class:`Option`; each poll hands back :class:`Sample` objects.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal, get_args
+
+Cadence = Literal["fast", "daily"]
+CADENCES: tuple[Cadence, ...] = get_args(Cadence)
+
+MetricKind = Literal["insight", "field"]
+OptionType = Literal["str", "int", "float", "bool", "duration", "str_list"]
+
+#: Reasons a poll error or a skipped object is counted under
+#: (``collectord_source_poll_errors_total{reason}``).
+ERROR_REASONS: tuple[str, ...] = (
+    "throttled",
+    "auth",
+    "permission",
+    "invalid_metric",
+    "server",
+    "timeout",
+    "network",
+    "bad_response",
+    "skipped_object",
+    "other",
+)
+
+_INVALID_CHARS = re.compile(r"[^a-z0-9_]")
+
+
+def sanitize(name: str) -> str:
+    """Lower-case ``name`` and turn every character outside ``[a-z0-9_]`` into ``_``."""
+    return _INVALID_CHARS.sub("_", name.lower())
+
+
+def prom_name(prefix: str, graph_name: str, *, strip: str = "", milliseconds: bool = False) -> str:
+    """Build a Prometheus family name from a Meta metric name (DESIGN.md "Metric names").
+
+    ``prefix`` is the platform and object (``facebook_page``); ``strip`` is the prefix Meta
+    puts on its own names for that object (``page_``), removed when present. A trailing
+    ``_total`` is dropped because every collectord metric is a gauge; values Meta reports
+    in milliseconds get ``_seconds``.
+
+    >>> prom_name("facebook_page", "page_views_total", strip="page_")
+    'facebook_page_views'
+    >>> prom_name("facebook_post", "post_video_avg_time_watched", strip="post_", milliseconds=True)
+    'facebook_post_video_avg_time_watched_seconds'
+    """
+    name = sanitize(graph_name)
+    if strip and name.startswith(strip):
+        name = name[len(strip) :]
+    if name.endswith("_total"):
+        name = name[: -len("_total")]
+    full = f"{prefix}_{name}"
+    if milliseconds and not full.endswith("_seconds"):
+        full += "_seconds"
+    return full
+
+
+@dataclass(frozen=True, slots=True)
+class MetricSpec:
+    """One metric of a plugin's catalogue.
+
+    ``graph_name`` is Meta's name (insight metric or node field), ``prom_name`` the family
+    collectord exports, ``cadence`` how often Meta refreshes it, ``periods`` the periods
+    requested (``day``, ``week``, ``days_28``, ``lifetime``; empty for fields), ``unit`` a
+    word for people (``count``, ``seconds``, ``ratio``, ``currency``), ``scale`` the factor
+    applied to Meta's value (0.001 for milliseconds), ``default`` whether it is collected
+    when a source does not list its ``metrics``, and ``group`` a plugin-defined tag (for
+    example the Instagram media product types a metric is valid for).
+    """
+
+    graph_name: str
+    prom_name: str
+    cadence: Cadence
+    periods: tuple[str, ...] = ()
+    unit: str = "count"
+    help: str = ""
+    kind: MetricKind = "insight"
+    scale: float = 1.0
+    default: bool = True
+    group: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.cadence not in CADENCES:
+            raise ValueError(f"cadence must be one of {CADENCES}, not {self.cadence!r}")
+
+
+class _Required:
+    def __repr__(self) -> str:
+        return "REQUIRED"
+
+
+#: Default of an :class:`Option` that the user must set.
+REQUIRED: Any = _Required()
+
+
+@dataclass(frozen=True, slots=True)
+class Option:
+    """A config key a plugin accepts in its ``[[source]]`` table.
+
+    ``type`` decides how the value is checked and converted: ``duration`` values become
+    seconds (float), ``str_list`` a tuple of strings. ``secret`` values are held as
+    :class:`collectord.Secret`. ``choices`` restricts the accepted values; ``minimum``
+    bounds numbers and durations from below.
+    """
+
+    name: str
+    type: OptionType = "str"
+    default: Any = REQUIRED
+    help: str = ""
+    secret: bool = False
+    choices: tuple[Any, ...] | None = None
+    minimum: float | None = None
+
+    @property
+    def required(self) -> bool:
+        return self.default is REQUIRED
+
+
+Labels = tuple[tuple[str, str], ...]
+
+
+def make_labels(items: Mapping[str, Any] | Iterable[tuple[str, Any]]) -> Labels:
+    """Freeze label pairs, keeping their order and turning values into strings."""
+    pairs = items.items() if isinstance(items, Mapping) else items
+    return tuple((str(k), "" if v is None else str(v)) for k, v in pairs)
+
+
+@dataclass(frozen=True, slots=True)
+class Sample:
+    """One value of one series, as a plugin hands it to the host.
+
+    ``labels`` are the series' Prometheus labels *without* ``source`` (the host adds it
+    first). ``period`` and ``end_time`` are Meta's, when Meta gives them. ``value`` is
+    already scaled (milliseconds turned into seconds).
+    """
+
+    metric: str
+    graph_metric: str
+    value: float
+    labels: Labels
+    object_id: str
+    cadence: Cadence
+    period: str | None = None
+    end_time: datetime | None = None
+    help: str = field(default="", compare=False)
+
+    @property
+    def label_dict(self) -> dict[str, str]:
+        return dict(self.labels)

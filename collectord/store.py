@@ -1,0 +1,188 @@
+"""The newest samples of every source, and what collectord knows about each source's polls.
+
+Writers (the scheduler) call :meth:`Store.record_success` / :meth:`Store.record_failure`;
+readers (the exporter at scrape time, the status page) take :meth:`Store.snapshot`, an
+immutable view that needs no lock and does no I/O. All calls happen on the event loop
+thread; the exporter's scrape runs there too (prometheus-client is called from the aiohttp
+handler), so plain attribute swaps are enough.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from collectord.model import Cadence, Sample
+
+#: Upper bounds of the poll-duration histogram, in seconds.
+DURATION_BUCKETS: tuple[float, ...] = (0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600)
+
+
+@dataclass
+class DurationHistogram:
+    """Cumulative poll-duration observations for one (source, cadence)."""
+
+    counts: list[int] = field(default_factory=lambda: [0] * len(DURATION_BUCKETS))
+    total: int = 0
+    sum: float = 0.0
+
+    def observe(self, seconds: float) -> None:
+        for i, bound in enumerate(DURATION_BUCKETS):
+            if seconds <= bound:
+                self.counts[i] += 1
+        self.total += 1
+        self.sum += seconds
+
+    def buckets(self) -> list[tuple[str, float]]:
+        """``(le, cumulative count)`` pairs ending with ``+Inf``, as prometheus-client wants."""
+        out = [(repr(float(b)), float(c)) for b, c in zip(DURATION_BUCKETS, self.counts, strict=True)]
+        out.append(("+Inf", float(self.total)))
+        return out
+
+
+@dataclass
+class CadenceStatus:
+    ok: bool | None = None  # None: not polled yet
+    last_success: float | None = None  # unix time
+    last_error: str | None = None
+    last_error_reason: str | None = None
+    next_run: datetime | None = None
+    newest_end_time: float | None = None  # unix time
+    durations: DurationHistogram = field(default_factory=DurationHistogram)
+
+
+@dataclass
+class SourceStatus:
+    """Everything known about one source. Implements :class:`collectord.plugin.SourceState`."""
+
+    name: str
+    plugin: str
+    cadences: tuple[Cadence, ...]
+    per_cadence: dict[str, CadenceStatus] = field(default_factory=dict)
+    errors: Counter[str] = field(default_factory=Counter)
+    disabled: dict[str, str] = field(default_factory=dict)
+    memory: dict[str, Any] = field(default_factory=dict)
+    token_expiry: float | None = None
+    on_poll_request: Callable[[str, Cadence, datetime], None] | None = field(
+        default=None, repr=False
+    )
+
+    def __post_init__(self) -> None:
+        for c in self.cadences:
+            self.per_cadence.setdefault(c, CadenceStatus())
+
+    # -- SourceState protocol -------------------------------------------------------------
+    def count_skip(self, reason: str) -> None:
+        self.errors["skipped_object"] += 1
+
+    def request_poll(self, cadence: Cadence, when: datetime) -> None:
+        if self.on_poll_request is not None:
+            self.on_poll_request(self.name, cadence, when)
+
+    # -- derived --------------------------------------------------------------------------
+    @property
+    def up(self) -> bool:
+        """True when the last poll of every cadence succeeded."""
+        return all(s.ok for s in self.per_cadence.values())
+
+    @property
+    def first_polls_done(self) -> bool:
+        return all(s.ok is not None for s in self.per_cadence.values())
+
+    @property
+    def state(self) -> str:
+        """``pending``, ``ok`` or ``failing``, for the status page and logs."""
+        if not any(s.ok is not None for s in self.per_cadence.values()):
+            return "pending"
+        return "ok" if all(s.ok is not False for s in self.per_cadence.values()) else "failing"
+
+    @property
+    def last_success(self) -> float | None:
+        times = [s.last_success for s in self.per_cadence.values() if s.last_success]
+        return max(times) if times else None
+
+    @property
+    def last_error(self) -> str | None:
+        errs = [s.last_error for s in self.per_cadence.values() if s.ok is False and s.last_error]
+        return errs[0] if errs else None
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """An immutable view of the store at one instant."""
+
+    samples: dict[str, tuple[Sample, ...]]  # source name -> all its samples
+    sources: tuple[SourceStatus, ...]
+
+
+class Store:
+    def __init__(self) -> None:
+        self._sources: dict[str, SourceStatus] = {}
+        self._samples: dict[tuple[str, str], tuple[Sample, ...]] = {}
+
+    def register(self, name: str, plugin: str, cadences: Iterable[Cadence]) -> SourceStatus:
+        status = SourceStatus(name=name, plugin=plugin, cadences=tuple(cadences))
+        self._sources[name] = status
+        return status
+
+    def status(self, name: str) -> SourceStatus:
+        return self._sources[name]
+
+    @property
+    def sources(self) -> tuple[SourceStatus, ...]:
+        return tuple(self._sources.values())
+
+    def record_success(
+        self,
+        name: str,
+        cadence: Cadence,
+        samples: Sequence[Sample],
+        *,
+        duration: float,
+        at: float | None = None,
+    ) -> None:
+        """Replace the source's samples of ``cadence``: series missing now disappear."""
+        status = self._sources[name]
+        cs = status.per_cadence[cadence]
+        cs.ok = True
+        cs.last_success = time.time() if at is None else at
+        cs.last_error = None
+        cs.last_error_reason = None
+        cs.durations.observe(duration)
+        end_times = [s.end_time.timestamp() for s in samples if s.end_time is not None]
+        if end_times:
+            cs.newest_end_time = max(end_times)
+        self._samples[(name, cadence)] = tuple(samples)
+
+    def record_failure(
+        self, name: str, cadence: Cadence, *, reason: str, message: str, duration: float
+    ) -> None:
+        """Count the failure; the last good samples stay exposed."""
+        status = self._sources[name]
+        cs = status.per_cadence[cadence]
+        cs.ok = False
+        cs.last_error = message
+        cs.last_error_reason = reason
+        cs.durations.observe(duration)
+        status.errors[reason] += 1
+
+    def samples(self, name: str) -> tuple[Sample, ...]:
+        out: list[Sample] = []
+        for cadence in self._sources[name].cadences:
+            out.extend(self._samples.get((name, cadence), ()))
+        return tuple(out)
+
+    def snapshot(self) -> Snapshot:
+        return Snapshot(
+            samples={name: self.samples(name) for name in self._sources},
+            sources=self.sources,
+        )
+
+    @property
+    def ready(self) -> bool:
+        """True once every source finished its first poll of every cadence."""
+        return all(s.first_polls_done for s in self._sources.values())
