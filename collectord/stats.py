@@ -1,0 +1,32 @@
+"""Counters that the Graph client and the sinks keep, read by the exporter at scrape time."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+
+
+@dataclass
+class GraphStats:
+    """What the Graph client has seen.
+
+    ``requests`` counts HTTP requests sent to the Graph API by status code (``"200"``,
+    ``"400"``, ...; ``"timeout"`` or ``"network"`` when no answer came). ``usage`` maps
+    ``(scope, id, kind)`` to the latest rate-limit usage as a ratio 0..1, where ``scope`` is
+    ``app`` (``X-App-Usage``), ``page`` (``X-Page-Usage``) or the ``type`` of an
+    ``X-Business-Use-Case-Usage`` entry (``pages``, ``instagram``, ...); ``id`` is the
+    business object id (the app id, or ``""`` when unknown, for ``app``); ``kind`` is
+    ``call_count``, ``total_cputime`` or ``total_time``.
+    """
+
+    requests: Counter[str] = field(default_factory=Counter)
+    usage: dict[tuple[str, str, str], float] = field(default_factory=dict)
+
+
+@dataclass
+class SinkStats:
+    """Records a sink wrote and failed to write."""
+
+    name: str
+    records: int = 0
+    errors: int = 0
