@@ -39,7 +39,9 @@ class DurationHistogram:
 
     def buckets(self) -> list[tuple[str, float]]:
         """``(le, cumulative count)`` pairs ending with ``+Inf``, as prometheus-client wants."""
-        out = [(repr(float(b)), float(c)) for b, c in zip(DURATION_BUCKETS, self.counts, strict=True)]
+        out = [
+            (repr(float(b)), float(c)) for b, c in zip(DURATION_BUCKETS, self.counts, strict=True)
+        ]
         out.append(("+Inf", float(self.total)))
         return out
 

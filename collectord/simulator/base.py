@@ -66,7 +66,7 @@ class SimError(Exception):
         *,
         subcode: int | None = None,
         http_status: int = 400,
-        type: str = "OAuthException",  # noqa: A002 - Meta's field name
+        type: str = "OAuthException",
         is_transient: bool | None = None,
         user_title: str | None = None,
         user_msg: str | None = None,
