@@ -25,6 +25,14 @@ from collectord.errors import (
     TransientError,
 )
 from collectord.hookspecs import hookimpl
+from collectord.insights import (
+    InsightRequest,
+    InsightValue,
+    fetch_insights,
+    parse_entries,
+    parse_time,
+    samples_from_values,
+)
 from collectord.model import (
     CADENCES,
     ERROR_REASONS,
@@ -33,6 +41,7 @@ from collectord.model import (
     MetricSpec,
     Option,
     Sample,
+    breakdown_name,
     make_labels,
     prom_name,
     sanitize,
@@ -55,6 +64,8 @@ __all__ = [
     "ConfigError",
     "GraphError",
     "GraphTimeoutError",
+    "InsightRequest",
+    "InsightValue",
     "InvalidRequestError",
     "MetricSpec",
     "NetworkError",
@@ -71,8 +82,13 @@ __all__ = [
     "ThrottledError",
     "TransientError",
     "__version__",
+    "breakdown_name",
+    "fetch_insights",
     "hookimpl",
     "make_labels",
+    "parse_entries",
+    "parse_time",
     "prom_name",
+    "samples_from_values",
     "sanitize",
 ]

@@ -65,6 +65,13 @@ def prom_name(prefix: str, graph_name: str, *, strip: str = "", milliseconds: bo
     return full
 
 
+def breakdown_name(family: str, breakdown: str) -> str:
+    """The family of a requested breakdown: ``breakdown_name("x", "age,gender")`` is
+    ``"x_by_age_gender"``."""
+    dims = "_".join(sanitize(d.strip()) for d in breakdown.split(","))
+    return f"{family}_by_{dims}"
+
+
 @dataclass(frozen=True, slots=True)
 class MetricSpec:
     """One metric of a plugin's catalogue.
@@ -75,7 +82,9 @@ class MetricSpec:
     word for people (``count``, ``seconds``, ``ratio``, ``currency``), ``scale`` the factor
     applied to Meta's value (0.001 for milliseconds), ``default`` whether it is collected
     when a source does not list its ``metrics``, and ``group`` a plugin-defined tag (for
-    example the Instagram media product types a metric is valid for).
+    example the Instagram media product types a metric is valid for). ``breakdowns`` lists
+    the breakdowns requested besides the plain value (``"is_from_ads"``, ``"age,gender"``);
+    each becomes the family ``<prom_name>_by_<dimensions joined by _>``.
     """
 
     graph_name: str
@@ -88,6 +97,7 @@ class MetricSpec:
     scale: float = 1.0
     default: bool = True
     group: tuple[str, ...] = ()
+    breakdowns: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.cadence not in CADENCES:

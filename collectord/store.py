@@ -121,6 +121,21 @@ class Snapshot:
     sources: tuple[SourceStatus, ...]
 
 
+def newest_per_series(samples: Iterable[Sample]) -> tuple[Sample, ...]:
+    """One sample per series (metric and labels): the one with the newest ``end_time``."""
+    best: dict[tuple[str, tuple[tuple[str, str], ...]], Sample] = {}
+    for s in samples:
+        key = (s.metric, s.labels)
+        old = best.get(key)
+        if old is None or _end(s) >= _end(old):
+            best[key] = s
+    return tuple(best.values())
+
+
+def _end(sample: Sample) -> float:
+    return sample.end_time.timestamp() if sample.end_time is not None else float("-inf")
+
+
 class Store:
     def __init__(self) -> None:
         self._sources: dict[str, SourceStatus] = {}
@@ -147,7 +162,11 @@ class Store:
         duration: float,
         at: float | None = None,
     ) -> None:
-        """Replace the source's samples of ``cadence``: series missing now disappear."""
+        """Replace the source's samples of ``cadence``: series missing now disappear.
+
+        When a poll returned several values of one series (Meta's last two days), the one
+        with the newest ``end_time`` is kept.
+        """
         status = self._sources[name]
         cs = status.per_cadence[cadence]
         cs.ok = True
@@ -158,7 +177,7 @@ class Store:
         end_times = [s.end_time.timestamp() for s in samples if s.end_time is not None]
         if end_times:
             cs.newest_end_time = max(end_times)
-        self._samples[(name, cadence)] = tuple(samples)
+        self._samples[(name, cadence)] = newest_per_series(samples)
 
     def record_failure(
         self, name: str, cadence: Cadence, *, reason: str, message: str, duration: float

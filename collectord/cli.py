@@ -1,0 +1,271 @@
+"""The ``collectord`` command line (DESIGN.md "Command line").
+
+Exit status: 0 success; 1 a source failed (``once``) or the daemon could not start (port in
+use); 2 an invalid config or plugin set. Invalid configs print one line per problem and
+never a traceback. Logs go to stderr; ``once`` and ``plugins`` print their output to stdout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import signal
+import sys
+import tomllib
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TextIO
+
+from collectord import __version__
+from collectord.config import load_config, resolve_config_path
+from collectord.config_types import Config
+from collectord.errors import ConfigError
+from collectord.logs import configure_logging, get_logger
+from collectord.plugins import LoadedPlugin, PluginLoadError, load_source_plugins, plugin_map
+
+EXIT_OK, EXIT_FAILED, EXIT_INVALID = 0, 1, 2
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--log-level", choices=("debug", "info", "warning", "error"), help="override the config"
+    )
+    common.add_argument("--log-format", choices=("console", "json"), help="override the config")
+
+    parser = argparse.ArgumentParser(
+        prog="collectord",
+        description="Prometheus exporter for Meta's Facebook and Instagram insights.",
+    )
+    parser.add_argument("--version", action="version", version=f"collectord {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def with_config(p: argparse.ArgumentParser) -> None:
+        p.add_argument(
+            "-c",
+            "--config",
+            metavar="FILE",
+            help="config file (default: $COLLECTORD_CONFIG, else ./collector.toml)",
+        )
+
+    p = sub.add_parser("run", parents=[common], help="run the daemon")
+    with_config(p)
+    p.add_argument("--demo", action="store_true", help="use the built-in Graph API simulator")
+
+    p = sub.add_parser("once", parents=[common], help="poll once and print the samples")
+    with_config(p)
+    p.add_argument("--demo", action="store_true", help="use the built-in Graph API simulator")
+    p.add_argument(
+        "--source", action="append", metavar="NAME", help="poll only this source (repeatable)"
+    )
+    p.add_argument("--format", choices=("prom", "jsonl"), default="prom")
+
+    p = sub.add_parser("check", parents=[common], help="validate the config and the plugins")
+    with_config(p)
+
+    p = sub.add_parser("plugins", parents=[common], help="list the loaded plugins")
+    p.add_argument("--format", choices=("text", "json"), default="text")
+
+    p = sub.add_parser("simulate", parents=[common], help="serve the Graph API simulator")
+    p.add_argument("--listen", default="127.0.0.1:8191", metavar="HOST:PORT")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    configure_logging(args.log_level or "info", args.log_format or "console")
+    try:
+        return _dispatch(args)
+    except KeyboardInterrupt:
+        return EXIT_OK
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    if args.command == "simulate":
+        return _simulate(args.listen)
+    path = resolve_config_path(getattr(args, "config", None), os.environ)
+    try:
+        loaded = load_source_plugins(peek_plugin_dirs(path))
+    except PluginLoadError as exc:
+        _problems(exc.problems)
+        return EXIT_INVALID
+    if args.command == "plugins":
+        _print_plugins(loaded, args.format, sys.stdout)
+        return EXIT_OK
+    try:
+        config = load_config(path, plugin_map(loaded), demo=getattr(args, "demo", False))
+    except ConfigError as exc:
+        _problems(exc.problems)
+        return EXIT_INVALID
+    configure_logging(
+        args.log_level or config.collector.log_level,
+        args.log_format or config.collector.log_format,  # type: ignore[arg-type]
+    )
+
+    if args.command == "check":
+        _print_check(config, sys.stdout)
+        return EXIT_OK
+    if args.command == "run":
+        from collectord import daemon
+
+        return asyncio.run(daemon.run(config, plugin_map(loaded), demo=args.demo))
+    if args.command == "once":
+        return _once(config, loaded, args)
+    raise AssertionError(args.command)
+
+
+def peek_plugin_dirs(path: Path) -> list[Path]:
+    """``[collector] plugin_dirs`` of the config, read before the config is validated (the
+    validation needs the plugins). Anything unreadable here is left to :func:`load_config`
+    to report."""
+    try:
+        with path.open("rb") as fh:
+            dirs = tomllib.load(fh).get("collector", {}).get("plugin_dirs", [])
+    except (OSError, tomllib.TOMLDecodeError, AttributeError):
+        return []
+    if not isinstance(dirs, list):
+        return []
+    return [path.parent / d for d in dirs if isinstance(d, str)]
+
+
+def _problems(lines: Sequence[str]) -> None:
+    for line in lines:
+        print(line, file=sys.stderr)
+
+
+def _print_plugins(loaded: Mapping[str, LoadedPlugin], fmt: str, out: TextIO) -> None:
+    doc = [
+        {
+            "name": name,
+            "version": lp.plugin.version,
+            "origin": lp.origin,
+            "metrics": [
+                {
+                    "graph_name": m.graph_name,
+                    "prometheus_name": m.prom_name,
+                    "cadence": m.cadence,
+                    "periods": list(m.periods),
+                    "unit": m.unit,
+                }
+                for m in lp.plugin.catalogue
+            ],
+        }
+        for name, lp in loaded.items()
+    ]
+    if fmt == "json":
+        json.dump({"plugins": doc}, out, indent=2)
+        out.write("\n")
+        return
+    for p in doc:
+        out.write(f"{p['name']} {p['version']} ({p['origin']})\n")
+        for m in p["metrics"]:
+            periods = ",".join(m["periods"]) or "-"
+            out.write(
+                f"  {m['graph_name']:<48} {m['prometheus_name']:<56} "
+                f"{m['cadence']:<6} {periods:<18} {m['unit']}\n"
+            )
+
+
+def _fmt_duration(seconds: float) -> str:
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size and seconds % size == 0:
+            return f"{int(seconds // size)}{unit}"
+    return f"{seconds:g}s"
+
+
+def _print_check(config: Config, out: TextIO) -> None:
+    out.write(f"{config.path}: valid, {len(config.sources)} source(s)\n")
+    for src in config.sources:
+        out.write(f'source "{src.name}" (plugin {src.plugin})\n')
+        for cadence in src.cadences():
+            n = sum(1 for s in src.specs if s.cadence == cadence)
+            every = _fmt_duration(src.schedule.interval(cadence))
+            out.write(
+                f"  {cadence:<5} every {every}, jitter {_fmt_duration(src.schedule.jitter)}: "
+                f"{n} metric(s)\n"
+            )
+    if config.jsonl is not None:
+        out.write(f"sink jsonl: {config.jsonl.path}\n")
+    for warning in config.warnings:
+        out.write(f"warning: {warning}\n")
+
+
+def _once(config: Config, loaded: Mapping[str, LoadedPlugin], args: argparse.Namespace) -> int:
+    from collectord import daemon
+    from collectord.exporter import InsightsCollector
+
+    if args.source:
+        unknown = sorted(set(args.source) - {s.name for s in config.sources})
+        if unknown:
+            _problems([f"--source {name}: no such source in {config.path}" for name in unknown])
+            return EXIT_INVALID
+    ok, col = asyncio.run(
+        daemon.once(config, plugin_map(loaded), demo=args.demo, sources=args.source)
+    )
+    if args.format == "prom":
+        from prometheus_client import CollectorRegistry, generate_latest
+
+        registry = CollectorRegistry(auto_describe=False)
+        registry.register(
+            InsightsCollector(
+                col.store, col.graph_stats, [], version=__version__, self_metrics=False
+            )
+        )
+        sys.stdout.write(generate_latest(registry).decode())
+    else:
+        from collectord.jsonl import record_line
+
+        snapshot = col.store.snapshot()
+        plugins = {s.name: s.plugin for s in snapshot.sources}
+        collected_at = datetime.now(UTC)
+        for source, samples in snapshot.samples.items():
+            for sample in samples:
+                sys.stdout.write(record_line(source, plugins[source], sample, collected_at))
+    for status in col.store.sources:
+        if not status.up:
+            get_logger("collectord").error(
+                "source failed", source=status.name, error=status.last_error
+            )
+    return EXIT_OK if ok else EXIT_FAILED
+
+
+def _simulate(listen: str) -> int:
+    host, _, port = listen.rpartition(":")
+    try:
+        port_number = int(port)
+    except ValueError:
+        _problems([f"--listen {listen}: expected HOST:PORT"])
+        return EXIT_INVALID
+    return asyncio.run(_serve_simulator(host.strip("[]") or "127.0.0.1", port_number))
+
+
+async def _serve_simulator(host: str, port: int) -> int:
+    from collectord.simulator import Simulator
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    sim = Simulator()
+    try:
+        url = await sim.start(host, port)
+    except OSError as exc:
+        _problems([f"--listen {host}:{port}: {exc}"])
+        return EXIT_FAILED
+    world = sim.world
+    print(f"Graph API simulator at {url} (fake data, fake tokens)", flush=True)
+    for plugin in ("facebook_page", "instagram_user", "facebook_app"):
+        print(f"  token for {plugin}: {world.demo_token(plugin)}", flush=True)
+    print(f"  ids: {json.dumps(world.demo_ids())}", flush=True)
+    try:
+        await stop.wait()
+    finally:
+        await sim.stop()
+    return EXIT_OK
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

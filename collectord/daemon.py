@@ -1,0 +1,222 @@
+"""Wiring: the parts of a running collectord, built and torn down in order.
+
+:class:`Collector` is an async context manager holding every resource with a lifetime (the
+demo simulator, the one aiohttp ``ClientSession``, the sinks), each entered on one
+``AsyncExitStack`` so that teardown runs in reverse order whatever fails. ``run`` adds the
+HTTP server and the scheduler and waits for SIGTERM/SIGINT; ``once`` polls and returns.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import signal
+from collections.abc import Iterable, Mapping
+from contextlib import AsyncExitStack
+from types import TracebackType
+from typing import Any
+
+import aiohttp
+
+from collectord import __version__
+from collectord.config_types import Config, SourceConfig
+from collectord.exporter import make_registry
+from collectord.graph import GraphClient
+from collectord.jsonl import JsonlSink
+from collectord.logs import get_logger
+from collectord.plugin import SourcePlugin
+from collectord.scheduler import Poller, PollScheduler, SourceRuntime
+from collectord.secret import Secret
+from collectord.stats import GraphStats, SinkStats
+from collectord.store import Store
+from collectord.tokens import TokenWatcher
+from collectord.web import make_app, start_server, stop_server
+
+#: Seconds running polls get to finish at shutdown before they are cancelled.
+SHUTDOWN_GRACE = 10.0
+
+log = get_logger("collectord")
+
+DEMO_ID_KEYS = ("page_id", "ig_user_id", "app_id")
+
+
+def apply_demo(config: Config, world: Any, base_url: str) -> Config:
+    """Point every source at the simulator: its URL, its tokens, ids it knows."""
+    ids = world.demo_ids()
+    graph = dataclasses.replace(
+        config.graph,
+        base_url=base_url,
+        app_id=world.app_id,
+        app_secret=Secret(world.app_secret),
+    )
+    sources = []
+    for src in config.sources:
+        options = dict(src.options)
+        for key in DEMO_ID_KEYS:
+            if key in options and str(options[key]) not in world.known_ids(key):
+                options[key] = ids[key]
+        src_graph = dataclasses.replace(
+            src.graph, base_url=base_url, app_id=world.app_id, app_secret=Secret(world.app_secret)
+        )
+        sources.append(
+            dataclasses.replace(
+                src,
+                access_token=Secret(world.demo_token(src.plugin)),
+                options=options,
+                graph=src_graph,
+            )
+        )
+    return dataclasses.replace(config, graph=graph, sources=tuple(sources))
+
+
+class Collector:
+    """Everything but the HTTP server and the scheduler: usable by ``run`` and ``once``."""
+
+    def __init__(
+        self,
+        config: Config,
+        plugins: Mapping[str, SourcePlugin],
+        *,
+        demo: bool = False,
+        sinks_enabled: bool = True,
+        sources: Iterable[str] | None = None,
+    ) -> None:
+        self.config = config
+        self.plugins = plugins
+        self.demo = demo
+        self.sinks_enabled = sinks_enabled
+        self.only = set(sources) if sources is not None else None
+        self.store = Store()
+        self.graph_stats = GraphStats()
+        self.sink_stats: list[SinkStats] = []
+        self.runtimes: list[SourceRuntime] = []
+        self.simulator: Any = None
+        self.client: GraphClient | None = None
+        self._stack = AsyncExitStack()
+
+    async def __aenter__(self) -> Collector:
+        try:
+            await self._setup()
+        except BaseException:
+            await self._stack.aclose()
+            raise
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self._stack.aclose()
+
+    async def _setup(self) -> None:
+        if self.demo:
+            from collectord.simulator import Simulator
+
+            self.simulator = Simulator()
+            base_url = await self.simulator.start()
+            self._stack.push_async_callback(self.simulator.stop)
+            self.config = apply_demo(self.config, self.simulator.world, base_url)
+            log.info("demo simulator started", url=base_url)
+
+        self.config.collector.state_dir.mkdir(parents=True, exist_ok=True)
+        session = await self._stack.enter_async_context(
+            aiohttp.ClientSession(headers={"User-Agent": f"collectord/{__version__}"})
+        )
+        self.client = GraphClient(
+            session, self.config.graph, stats=self.graph_stats, log=get_logger("collectord.graph")
+        )
+        sinks = []
+        if self.sinks_enabled and self.config.jsonl is not None:
+            sink = JsonlSink(
+                self.config.jsonl,
+                self.config.collector.state_dir,
+                log=get_logger("collectord.jsonl"),
+            )
+            sink.open()
+            self._stack.callback(sink.close)
+            sinks.append(sink)
+            self.sink_stats.append(sink.stats)
+        self.poller = Poller(self.store, sinks)
+
+        for src in self.config.sources:
+            if self.only is not None and src.name not in self.only:
+                continue
+            self.runtimes.append(self._runtime(src))
+
+    def _runtime(self, src: SourceConfig) -> SourceRuntime:
+        assert self.client is not None
+        status = self.store.register(src.name, src.plugin, src.cadences())
+        graph = self.client.bind(src.access_token, graph=src.graph, source=src.name)
+        return SourceRuntime(src, self.plugins[src.plugin], graph, status)
+
+
+async def run(config: Config, plugins: Mapping[str, SourcePlugin], *, demo: bool = False) -> int:
+    """The daemon: poll on schedule and serve HTTP until SIGTERM or SIGINT; 0 when clean."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        async with Collector(config, plugins, demo=demo) as col:
+            scheduler = PollScheduler(col.poller, col.runtimes)
+            registry = make_registry(
+                col.store, col.graph_stats, col.sink_stats, version=__version__
+            )
+            app = make_app(
+                registry=registry,
+                store=col.store,
+                version=__version__,
+                alive=lambda: scheduler.scheduler.running,
+            )
+            host, port = col.config.collector.listen_host, col.config.collector.listen_port
+            try:
+                runner, port = await start_server(app, host, port)
+            except OSError as exc:
+                log.error("cannot listen", listen=f"{host}:{port}", error=str(exc))
+                return 1
+            tokens = TokenWatcher(col.client, col.runtimes, col.config.graph)
+            try:
+                scheduler.start()
+                tokens.start(scheduler.scheduler)
+                log.info(
+                    "collectord started",
+                    version=__version__,
+                    listen=f"http://{_url_host(host)}:{port}/metrics",
+                    sources=len(col.runtimes),
+                    demo=demo,
+                )
+                await stop.wait()
+                log.info("shutting down")
+                await scheduler.shutdown(SHUTDOWN_GRACE)
+            finally:
+                await stop_server(runner)
+    finally:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(sig)
+    log.info("stopped")
+    return 0
+
+
+def _url_host(host: str) -> str:
+    return f"[{host}]" if ":" in host else host
+
+
+async def once(
+    config: Config,
+    plugins: Mapping[str, SourcePlugin],
+    *,
+    demo: bool = False,
+    sources: Iterable[str] | None = None,
+) -> tuple[bool, Collector]:
+    """Poll the chosen sources once at every cadence; return (all succeeded, collector).
+
+    Sinks are not written: ``once`` is for looking, its output goes to stdout.
+    """
+    col = Collector(config, plugins, demo=demo, sinks_enabled=False, sources=sources)
+    async with col:
+        results = await asyncio.gather(
+            *(col.poller.poll(rt, c) for rt in col.runtimes for c in rt.config.cadences())
+        )
+    return all(results), col

@@ -1,0 +1,314 @@
+"""Prometheus exposition of the store: a custom collector read at scrape time.
+
+:class:`InsightsCollector` turns one :meth:`collectord.store.Store.snapshot` into metric
+families on every scrape: the samples the plugins collected, then collectord's
+self-metrics (DESIGN.md "Metric names"). It keeps no Prometheus objects between scrapes,
+does no I/O and never awaits, so it is safe to call from an aiohttp handler.
+:func:`make_registry` builds the private registry the daemon serves.
+"""
+
+from __future__ import annotations
+
+import platform
+import re
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+
+from prometheus_client import CollectorRegistry, PlatformCollector, ProcessCollector
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
+
+from collectord.logs import get_logger
+from collectord.model import ERROR_REASONS, Sample
+from collectord.stats import GraphStats, SinkStats
+from collectord.store import Snapshot, SourceStatus, Store
+
+log = get_logger("collectord.exporter")
+
+#: Appended to the HELP text of every family read from the Graph API.
+HELP_SUFFIX = "Collected from the Graph API on a schedule; the value is the newest one read."
+
+_METRIC_NAME = re.compile(r"^[a-zA-Z_:][a-zA-Z0-9_:]*$")
+_LABEL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
+#: Name prefixes a plugin's family may not use: collectord's own and the process collectors'.
+_RESERVED_PREFIXES = ("collectord_", "process_", "python_")
+
+
+@dataclass
+class _Family:
+    """The series of one sample family gathered during a scrape."""
+
+    name: str
+    help: str
+    label_names: tuple[str, ...]
+    series: dict[tuple[str, ...], Sample] = field(default_factory=dict)
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+def _family_help(sample: Sample) -> str:
+    base = _one_line(sample.help) or sample.metric
+    if not base.endswith((".", "!", "?")):
+        base += "."
+    return f"{base} {HELP_SUFFIX}"
+
+
+def _newer(candidate: Sample, current: Sample) -> bool:
+    """True when ``candidate`` measures a later period than ``current`` (ties keep current)."""
+    if candidate.end_time is None:
+        return False
+    return current.end_time is None or candidate.end_time > current.end_time
+
+
+class InsightsCollector:
+    """Exposes the store's samples and collectord's self-metrics, fresh on every scrape.
+
+    Every sample becomes a gauge series of the family ``Sample.metric``, with ``source``
+    as its first label followed by the sample's own labels, and HELP from the plugin's
+    catalogue. A family keeps the label names of the first sample seen; a sample with other
+    label names, an invalid name or a reserved prefix is left out (logged once per family).
+    Two samples of one series keep the one with the newest ``end_time``.
+
+    Example exposition::
+
+        # HELP facebook_page_views Page views. Collected from the Graph API on a schedule; ...
+        # TYPE facebook_page_views gauge
+        facebook_page_views{page_id="1234567890",period="day",source="acme-page"} 123.0
+        collectord_build_info{python="3.11.9",version="0.1.0"} 1.0
+        collectord_source_up{plugin="facebook_page",source="acme-page"} 1.0
+        collectord_source_last_success_timestamp_seconds{cadence="fast",plugin="facebook_page",source="acme-page"} 1.7639208e+09
+        collectord_source_poll_duration_seconds_bucket{cadence="fast",le="0.5",plugin="facebook_page",source="acme-page"} 3.0
+        collectord_source_poll_duration_seconds_count{cadence="fast",plugin="facebook_page",source="acme-page"} 4.0
+        collectord_source_poll_duration_seconds_sum{cadence="fast",plugin="facebook_page",source="acme-page"} 1.9
+        collectord_source_poll_errors_total{plugin="facebook_page",reason="throttled",source="acme-page"} 0.0
+        collectord_source_newest_end_time_seconds{cadence="daily",plugin="facebook_page",source="acme-page"} 1.7638776e+09
+        collectord_source_series{plugin="facebook_page",source="acme-page"} 42.0
+        collectord_metric_disabled{metric="page_fans",reason="invalid_metric",source="acme-page"} 1.0
+        collectord_graph_requests_total{code="200"} 118.0
+        collectord_graph_usage_ratio{id="",kind="call_count",scope="app"} 0.12
+        collectord_token_expiry_timestamp_seconds{source="acme-page"} 0.0
+        collectord_sink_records_total{sink="jsonl"} 5012.0
+        collectord_sink_errors_total{sink="jsonl"} 0.0
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        graph_stats: GraphStats,
+        sinks: Sequence[SinkStats],
+        *,
+        version: str,
+        self_metrics: bool = True,
+    ) -> None:
+        self._store = store
+        self._with_self_metrics = self_metrics
+        self._graph_stats = graph_stats
+        self._sinks = tuple(sinks)
+        self._version = version
+        self._python = platform.python_version()
+        self._warned: set[tuple[str, str]] = set()
+
+    def describe(self) -> list[Metric]:
+        """Nothing: registering must not trigger a collection."""
+        return []
+
+    def collect(self) -> Iterator[Metric]:
+        """Build every family from one snapshot of the store."""
+        snapshot = self._store.snapshot()
+        families = self._sample_families(snapshot)
+        series_per_source: dict[str, int] = {}
+        for family in families:
+            yield self._gauge_family(family)
+            for values in family.series:
+                series_per_source[values[0]] = series_per_source.get(values[0], 0) + 1
+        if self._with_self_metrics:
+            yield from self._self_metrics(snapshot, series_per_source)
+
+    # -- samples --------------------------------------------------------------------------
+    def _warn_once(self, event: str, family: str, **details: object) -> None:
+        if (event, family) in self._warned:
+            return
+        self._warned.add((event, family))
+        log.warning(event, family=family, **details)
+
+    def _sample_families(self, snapshot: Snapshot) -> list[_Family]:
+        families: dict[str, _Family] = {}
+        for source in snapshot.sources:
+            for sample in snapshot.samples.get(source.name, ()):
+                self._add_sample(families, source.name, sample)
+        return [families[name] for name in sorted(families)]
+
+    def _add_sample(self, families: dict[str, _Family], source: str, sample: Sample) -> None:
+        name = sample.metric
+        label_names = ("source", *(k for k, _ in sample.labels))
+        if not _METRIC_NAME.match(name) or name.startswith(_RESERVED_PREFIXES):
+            self._warn_once("metric_family_name_invalid", name, source=source)
+            return
+        if len(set(label_names)) != len(label_names) or not all(
+            _LABEL_NAME.match(n) and not n.startswith("__") for n in label_names
+        ):
+            self._warn_once(
+                "metric_label_names_invalid", name, source=source, labels=list(label_names)
+            )
+            return
+        family = families.get(name)
+        if family is None:
+            family = families[name] = _Family(name, _family_help(sample), label_names)
+        elif family.label_names != label_names:
+            self._warn_once(
+                "metric_label_names_differ",
+                name,
+                source=source,
+                kept=list(family.label_names),
+                dropped=list(label_names),
+            )
+            return
+        values = (source, *(v for _, v in sample.labels))
+        current = family.series.get(values)
+        if current is None or _newer(sample, current):
+            family.series[values] = sample
+
+    @staticmethod
+    def _gauge_family(family: _Family) -> GaugeMetricFamily:
+        gauge = GaugeMetricFamily(family.name, family.help, labels=family.label_names)
+        for values, sample in family.series.items():
+            gauge.add_metric(values, sample.value)
+        return gauge
+
+    # -- self-metrics ---------------------------------------------------------------------
+    def _self_metrics(
+        self, snapshot: Snapshot, series_per_source: dict[str, int]
+    ) -> Iterator[Metric]:
+        build = GaugeMetricFamily(
+            "collectord_build_info",
+            "collectord's version and Python version; always 1.",
+            labels=("version", "python"),
+        )
+        build.add_metric((self._version, self._python), 1)
+        yield build
+        yield from self._source_metrics(snapshot.sources, series_per_source)
+        yield from self._graph_metrics()
+        yield from self._sink_metrics()
+
+    def _source_metrics(
+        self, sources: Sequence[SourceStatus], series_per_source: dict[str, int]
+    ) -> Iterator[Metric]:
+        sp = ("source", "plugin")
+        spc = ("source", "plugin", "cadence")
+        up = GaugeMetricFamily(
+            "collectord_source_up",
+            "1 if the last poll of every cadence of the source succeeded.",
+            labels=sp,
+        )
+        last_success = GaugeMetricFamily(
+            "collectord_source_last_success_timestamp_seconds",
+            "Unix time of the last successful poll.",
+            labels=spc,
+        )
+        durations = HistogramMetricFamily(
+            "collectord_source_poll_duration_seconds",
+            "Histogram of poll durations in seconds.",
+            labels=spc,
+        )
+        errors = CounterMetricFamily(
+            "collectord_source_poll_errors",
+            "Poll errors and skipped objects by reason.",
+            labels=(*sp, "reason"),
+        )
+        newest = GaugeMetricFamily(
+            "collectord_source_newest_end_time_seconds",
+            "The newest Meta end_time among the source's samples, as unix time.",
+            labels=spc,
+        )
+        series = GaugeMetricFamily(
+            "collectord_source_series", "Series the source currently exposes.", labels=sp
+        )
+        disabled = GaugeMetricFamily(
+            "collectord_metric_disabled",
+            "1 for each metric Meta rejected for this source.",
+            labels=("source", "metric", "reason"),
+        )
+        expiry = GaugeMetricFamily(
+            "collectord_token_expiry_timestamp_seconds",
+            "When the source's access token expires, as unix time (0 = never).",
+            labels=("source",),
+        )
+        for status in sources:
+            ids = (status.name, status.plugin)
+            up.add_metric(ids, 1.0 if status.up else 0.0)
+            for cadence, cs in status.per_cadence.items():
+                if cs.last_success is not None:
+                    last_success.add_metric((*ids, cadence), cs.last_success)
+                if cs.newest_end_time is not None:
+                    newest.add_metric((*ids, cadence), cs.newest_end_time)
+                durations.add_metric(
+                    (*ids, cadence), cs.durations.buckets(), sum_value=cs.durations.sum
+                )
+            for reason, count in _error_counts(status).items():
+                errors.add_metric((*ids, reason), count)
+            series.add_metric(ids, series_per_source.get(status.name, 0))
+            for metric, reason in status.disabled.items():
+                disabled.add_metric((status.name, metric, reason), 1.0)
+            if status.token_expiry is not None:
+                expiry.add_metric((status.name,), status.token_expiry)
+        yield from (up, last_success, durations, errors, newest, series, disabled, expiry)
+
+    def _graph_metrics(self) -> Iterator[Metric]:
+        requests = CounterMetricFamily(
+            "collectord_graph_requests",
+            "HTTP requests sent to the Graph API, by status code.",
+            labels=("code",),
+        )
+        for code, count in sorted(self._graph_stats.requests.items()):
+            requests.add_metric((code,), count)
+        yield requests
+        usage = GaugeMetricFamily(
+            "collectord_graph_usage_ratio",
+            "Latest rate-limit usage from Meta's usage headers, 0..1.",
+            labels=("scope", "id", "kind"),
+        )
+        for key, ratio in sorted(self._graph_stats.usage.items()):
+            usage.add_metric(key, ratio)
+        yield usage
+
+    def _sink_metrics(self) -> Iterator[Metric]:
+        records = CounterMetricFamily(
+            "collectord_sink_records", "Records written by the sink.", labels=("sink",)
+        )
+        errors = CounterMetricFamily(
+            "collectord_sink_errors", "Records the sink failed to write.", labels=("sink",)
+        )
+        for sink in self._sinks:
+            records.add_metric((sink.name,), sink.records)
+            errors.add_metric((sink.name,), sink.errors)
+        yield records
+        yield errors
+
+
+def _error_counts(status: SourceStatus) -> dict[str, float]:
+    """Every reason of ERROR_REASONS (zero when unseen); unknown reasons count as ``other``."""
+    counts = dict.fromkeys(ERROR_REASONS, 0.0)
+    for reason, count in status.errors.items():
+        counts[reason if reason in counts else "other"] += count
+    return counts
+
+
+def make_registry(
+    store: Store,
+    graph_stats: GraphStats,
+    sinks: Sequence[SinkStats],
+    *,
+    version: str,
+) -> CollectorRegistry:
+    """A private registry with the insights collector and the standard process collectors."""
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(InsightsCollector(store, graph_stats, sinks, version=version))
+    ProcessCollector(registry=registry)
+    PlatformCollector(registry=registry)
+    return registry

@@ -1,0 +1,285 @@
+"""Fetching ``/insights`` edges the way Meta needs it, for every plugin.
+
+Meta fails a whole insights call when one metric in it is invalid (retired, unknown, or
+unsupported for the object). :func:`fetch_insights` sends many requests at once (as batch
+requests), and when one fails that way it splits the metric list in halves until it has
+found the culprit, disables that metric for the source (``ctx.disable_metric``: logged
+once, exported as ``collectord_metric_disabled``) and keeps the others flowing.
+
+:func:`parse_entries` turns the ``data`` entries of an answer, in any of Meta's shapes
+(``values`` time series, flattened breakdown flags such as ``is_from_ads``, dict values,
+``total_value`` with ``breakdowns``), into flat :class:`InsightValue` objects.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from collectord.errors import (
+    GraphError,
+    InvalidRequestError,
+    ObjectNotFoundError,
+    PermissionDeniedError,
+)
+from collectord.model import MetricSpec, Sample, breakdown_name
+from collectord.plugin import PollContext
+
+#: Metrics per insights request; Meta answers "reduce the amount of data" to long lists.
+CHUNK = 25
+
+# Error subcodes of code 100 that are about the object, not the metric list.
+_OBJECT_SUBCODES = {33, 2108006}
+
+
+@dataclass(frozen=True)
+class InsightRequest:
+    """Insights of ``metrics`` for one object. ``key`` identifies the request's answer
+    (defaults to ``object_id``); ``params`` are extra query parameters (``period``,
+    ``breakdown``, ``metric_type``, ...)."""
+
+    object_id: str
+    metrics: tuple[str, ...]
+    params: Mapping[str, str] = field(default_factory=dict)
+    key: str = ""
+    edge: str = "insights"
+
+    @property
+    def ident(self) -> str:
+        return self.key or self.object_id
+
+    def call(self) -> tuple[str, dict[str, str]]:
+        return f"{self.object_id}/{self.edge}", {"metric": ",".join(self.metrics), **self.params}
+
+
+def _is_metric_error(err: GraphError) -> bool:
+    return isinstance(err, InvalidRequestError) and not (
+        isinstance(err, ObjectNotFoundError) or err.subcode in _OBJECT_SUBCODES
+    )
+
+
+def _is_object_error(err: GraphError) -> bool:
+    """Errors about one object (gone, pre-conversion media, a story under five viewers)."""
+    return isinstance(err, InvalidRequestError | PermissionDeniedError)
+
+
+def _disable_reason(err: GraphError) -> str:
+    text = err.message.lower()
+    if "not supported" in text or "does not support" in text or "unsupported" in text:
+        return "unsupported"
+    return "invalid_metric"
+
+
+async def fetch_insights(
+    ctx: PollContext, requests: Sequence[InsightRequest]
+) -> dict[str, list[dict[str, Any]] | GraphError]:
+    """Run ``requests`` and return, per request ``ident``, its ``data`` entries (joined over
+    the split parts) or the object-level error that stopped it (a deleted object, a
+    permission error on it: the caller decides whether to skip it or fail). Any other error
+    (auth, throttling, transient failures that outlasted the retries) is raised.
+
+    Metric errors never come back: the culprit metrics are disabled and the rest fetched.
+    Requests are chunked to :data:`CHUNK` metrics and sent as batch requests (50 per HTTP
+    request). A single request goes out as a plain GET.
+    """
+    results: dict[str, list[dict[str, Any]] | GraphError] = {}
+    pending: list[InsightRequest] = []
+    for req in requests:
+        results.setdefault(req.ident, [])
+        metrics = [m for m in req.metrics if m not in ctx.state.disabled]
+        for i in range(0, len(metrics), CHUNK):
+            part = tuple(metrics[i : i + CHUNK])
+            pending.append(InsightRequest(req.object_id, part, req.params, req.key, req.edge))
+
+    while pending:
+        answers = await _send(ctx, pending)
+        retry: list[InsightRequest] = []
+        for req, answer in zip(pending, answers, strict=True):
+            current = results.get(req.ident)
+            if isinstance(current, GraphError):
+                continue  # the object already failed; ignore the other parts
+            if not isinstance(answer, GraphError):
+                data = answer.get("data")
+                if not isinstance(data, list):
+                    data = []
+                results[req.ident] = [*(current or []), *data]
+                continue
+            if not _is_metric_error(answer):
+                if not _is_object_error(answer):
+                    raise answer
+                results[req.ident] = answer
+                continue
+            if len(req.metrics) == 1:
+                ctx.disable_metric(req.metrics[0], _disable_reason(answer))
+                continue
+            half = len(req.metrics) // 2
+            for part in (req.metrics[:half], req.metrics[half:]):
+                retry.append(InsightRequest(req.object_id, part, req.params, req.key, req.edge))
+        pending = retry
+    return results
+
+
+async def _send(
+    ctx: PollContext, requests: Sequence[InsightRequest]
+) -> list[dict[str, Any] | GraphError]:
+    if len(requests) == 1:
+        path, params = requests[0].call()
+        try:
+            return [await ctx.graph.get(path, params)]
+        except GraphError as err:
+            if _is_object_error(err):
+                return [err]
+            raise
+    return await ctx.graph.batch([r.call() for r in requests])
+
+
+@dataclass(frozen=True)
+class InsightValue:
+    """One number Meta gave for a metric.
+
+    ``dims`` holds the breakdown dimensions that produced it (``{"is_from_ads": "1"}``,
+    ``{"age": "25-34", "gender": "F"}``); ``key`` is set for dict-valued metrics (the dict
+    key, with no named breakdown); ``total`` is True for a ``total_value`` total.
+    """
+
+    name: str
+    period: str | None
+    end_time: datetime | None
+    value: float
+    dims: tuple[tuple[str, str], ...] = ()
+    key: str | None = None
+
+
+def parse_time(text: str | None) -> datetime | None:
+    """Meta's ``2026-03-03T08:00:00+0000`` as an aware datetime (None stays None)."""
+    if not text:
+        return None
+    try:
+        return datetime.strptime(text, "%Y-%m-%dT%H:%M:%S%z")
+    except (TypeError, ValueError):
+        pass
+    try:
+        parsed = datetime.fromisoformat(text)
+    except (TypeError, ValueError):
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool):
+        return float(value)
+    if isinstance(value, int | float):
+        return float(value)
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            return None
+    return None
+
+
+def parse_entries(entries: Sequence[Mapping[str, Any]]) -> Iterator[InsightValue]:
+    """Flatten insights ``data`` entries into :class:`InsightValue` objects.
+
+    Unknown shapes and non-numeric values are skipped (never turned into zeros).
+    """
+    for entry in entries:
+        name = entry.get("name")
+        if not isinstance(name, str):
+            continue
+        period = entry.get("period") if isinstance(entry.get("period"), str) else None
+        values = entry.get("values") or ()
+        for item in values:
+            if isinstance(item, Mapping):
+                yield from _from_value_item(name, period, item)
+        total = entry.get("total_value")
+        if isinstance(total, Mapping):
+            yield from _from_total_value(name, period, total, with_total=not values)
+
+
+def _from_value_item(
+    name: str, period: str | None, item: Mapping[str, Any]
+) -> Iterator[InsightValue]:
+    end_time = parse_time(item.get("end_time"))
+    flags = tuple(
+        (str(k), str(v))
+        for k, v in item.items()
+        if k not in ("value", "end_time") and v is not None
+    )
+    value = item.get("value")
+    if isinstance(value, Mapping):
+        for key, sub in value.items():
+            num = _number(sub)
+            if num is not None:
+                yield InsightValue(name, period, end_time, num, flags, key=str(key))
+        return
+    num = _number(value)
+    if num is not None:
+        yield InsightValue(name, period, end_time, num, flags)
+
+
+def _from_total_value(
+    name: str, period: str | None, total: Mapping[str, Any], *, with_total: bool
+) -> Iterator[InsightValue]:
+    """The breakdown rows of a ``total_value``, and its total unless ``values`` had it."""
+    breakdowns = total.get("breakdowns")
+    if isinstance(breakdowns, list):
+        for bd in breakdowns:
+            keys = [str(k) for k in bd.get("dimension_keys") or ()]
+            for result in bd.get("results") or ():
+                values = [str(v) for v in result.get("dimension_values") or ()]
+                num = _number(result.get("value"))
+                if num is None or len(values) != len(keys):
+                    continue
+                end_time = parse_time(result.get("end_time"))
+                dims = tuple(zip(keys, values, strict=True))
+                yield InsightValue(name, period, end_time, num, dims)
+    num = _number(total.get("value"))
+    if with_total and num is not None:
+        yield InsightValue(name, period, None, num)
+
+
+def samples_from_values(
+    ctx: PollContext,
+    spec: MetricSpec,
+    values: Iterator[InsightValue] | Sequence[InsightValue],
+    *,
+    object_id: str,
+    labels: Mapping[str, str],
+    with_period: bool = True,
+    dict_label: str = "key",
+) -> list[Sample]:
+    """Samples of ``spec`` from parsed values, named and labelled per DESIGN.md.
+
+    A plain value keeps ``spec.prom_name``; a dict value keeps it too, with the dict key
+    under ``dict_label``; a breakdown row goes to ``<name>_by_<dimensions>`` with one label
+    per dimension (``timeframe`` is a label but not part of the family name). ``period`` is
+    a label when ``with_period`` is set.
+    """
+    out: list[Sample] = []
+    for v in values:
+        lab = dict(labels)
+        if with_period and v.period:
+            lab["period"] = v.period
+        metric = spec.prom_name
+        if v.dims:
+            named = [k for k, _ in v.dims if k != "timeframe"] or [k for k, _ in v.dims]
+            metric = breakdown_name(spec.prom_name, ",".join(named))
+            for k, dv in v.dims:
+                lab[k] = dv
+        if v.key is not None:
+            lab[dict_label] = v.key
+        out.append(
+            ctx.sample(
+                spec,
+                v.value,
+                object_id=object_id,
+                labels=lab,
+                period=v.period,
+                end_time=v.end_time,
+                metric=metric,
+            )
+        )
+    return out

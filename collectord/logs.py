@@ -1,0 +1,148 @@
+"""Logging: one structlog processor chain for collectord's own logs and for the stdlib logs
+of aiohttp and APScheduler; console output for people, JSON lines for services.
+
+Secrets are redacted twice: values under secret-looking keys are masked, and token
+parameters inside any string (a paging URL in an error) are scrubbed. Tracebacks never
+render frame locals.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import sys
+from collections.abc import MutableMapping
+from typing import Any, Literal, TextIO
+
+import structlog
+from structlog.typing import EventDict, Processor
+
+from collectord.secret import MASK, Secret
+
+LogFormat = Literal["console", "json"]
+
+_SECRET_KEY = re.compile(r"token|secret|password|passwd|proof|authorization", re.IGNORECASE)
+_SECRET_PARAM = re.compile(
+    r"(?P<key>access_token|appsecret_proof|client_secret|fb_exchange_token|input_token)"
+    r"(?P<sep>=|%3D|\"\s*:\s*\")(?P<value>[^&\s\"']+)",
+    re.IGNORECASE,
+)
+# Meta tokens start with "EAA" and are long; mask them wherever they appear.
+_BARE_TOKEN = re.compile(r"\bEAA[A-Za-z0-9]{20,}")
+
+
+def scrub(text: str) -> str:
+    """Mask token-like parameter values and bare Meta tokens inside ``text``."""
+    text = _SECRET_PARAM.sub(lambda m: f"{m['key']}{m['sep']}{MASK}", text)
+    return _BARE_TOKEN.sub(MASK, text)
+
+
+def _redact_value(key: str, value: Any) -> Any:
+    if isinstance(value, Secret):
+        return MASK
+    if _SECRET_KEY.search(key) and isinstance(value, str | bytes) and value:
+        return MASK
+    if isinstance(value, str):
+        return scrub(value)
+    return value
+
+
+def redact(_logger: Any, _method: str, event_dict: EventDict) -> EventDict:
+    """structlog processor: mask secret values and scrub tokens out of strings."""
+    for key, value in list(event_dict.items()):
+        event_dict[key] = _redact_value(key, value)
+    return event_dict
+
+
+def _scrub_rendered_exception(_logger: Any, _method: str, event_dict: EventDict) -> EventDict:
+    exc = event_dict.get("exception")
+    if isinstance(exc, str):
+        event_dict["exception"] = scrub(exc)
+    elif isinstance(exc, list):
+        event_dict["exception"] = _scrub_structure(exc)
+    return event_dict
+
+
+def _scrub_structure(obj: Any) -> Any:
+    if isinstance(obj, str):
+        return scrub(obj)
+    if isinstance(obj, list):
+        return [_scrub_structure(v) for v in obj]
+    if isinstance(obj, MutableMapping):
+        return {k: _scrub_structure(v) for k, v in obj.items()}
+    return obj
+
+
+def _shared_processors() -> list[Processor]:
+    return [
+        structlog.contextvars.merge_contextvars,
+        structlog.stdlib.add_log_level,
+        structlog.stdlib.add_logger_name,
+        structlog.stdlib.ExtraAdder(),
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        redact,
+    ]
+
+
+def _renderer_chain(fmt: LogFormat, stream: TextIO) -> list[Processor]:
+    if fmt == "json":
+        return [
+            structlog.processors.ExceptionRenderer(
+                structlog.tracebacks.ExceptionDictTransformer(show_locals=False)
+            ),
+            _scrub_rendered_exception,
+            structlog.processors.JSONRenderer(),
+        ]
+    colors = hasattr(stream, "isatty") and stream.isatty()
+    return [
+        structlog.processors.format_exc_info,
+        _scrub_rendered_exception,
+        structlog.dev.ConsoleRenderer(
+            colors=colors, exception_formatter=structlog.dev.plain_traceback
+        ),
+    ]
+
+
+def configure_logging(
+    level: str = "info", fmt: LogFormat = "console", *, stream: TextIO | None = None
+) -> None:
+    """Route collectord's structlog loggers and stdlib logging through one chain to ``stream``
+    (stderr by default). Safe to call again (the CLI reconfigures after reading the config)."""
+    stream = stream or sys.stderr
+    numeric = logging.getLevelName(level.upper())
+    if not isinstance(numeric, int):
+        numeric = logging.INFO
+    shared = _shared_processors()
+    structlog.configure(
+        processors=[
+            structlog.stdlib.filter_by_level,
+            *shared,
+            structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
+        ],
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        wrapper_class=structlog.stdlib.BoundLogger,
+        cache_logger_on_first_use=False,
+    )
+    formatter = structlog.stdlib.ProcessorFormatter(
+        foreign_pre_chain=shared,
+        processors=[
+            structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+            *_renderer_chain(fmt, stream),
+        ],
+    )
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(formatter)
+    root = logging.getLogger()
+    for old in list(root.handlers):
+        root.removeHandler(old)
+    root.addHandler(handler)
+    root.setLevel(numeric)
+    # Per-request and per-run INFO lines of our libraries are noise for an exporter that is
+    # scraped every few seconds; keep their warnings and errors.
+    quiet = logging.DEBUG if numeric <= logging.DEBUG else logging.WARNING
+    for name in ("aiohttp.access", "apscheduler.executors", "apscheduler.scheduler"):
+        logging.getLogger(name).setLevel(quiet)
+
+
+def get_logger(name: str = "collectord") -> Any:
+    return structlog.stdlib.get_logger(name)

@@ -1,0 +1,227 @@
+"""Polling: one APScheduler job per (source, cadence), and the poll itself.
+
+Each job runs once right after start-up, spread by the jitter, then on its interval (with
+the same jitter on every run). A job never overlaps itself (``max_instances=1`` and a lock
+that extra runs requested by plugins share), missed runs coalesce into one, and each poll
+is bounded by a timeout. A failing source changes only its own status: errors are
+counted, logged once when the source starts failing and once when it recovers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any, Protocol
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.triggers.interval import IntervalTrigger
+
+from collectord.config_types import SourceConfig
+from collectord.errors import GraphError, PollError
+from collectord.logs import get_logger, scrub
+from collectord.model import Cadence, Sample
+from collectord.plugin import PollContext, SourceGraph, SourcePlugin
+from collectord.store import SourceStatus, Store
+
+#: The longest a single poll may take, whatever its interval.
+MAX_POLL_TIMEOUT = 30 * 60.0
+
+
+class Sink(Protocol):
+    def write(
+        self, source: str, plugin: str, samples: Sequence[Sample], collected_at: datetime
+    ) -> int: ...
+
+
+@dataclass
+class SourceRuntime:
+    """A configured source with its plugin, its view of the Graph API and its status."""
+
+    config: SourceConfig
+    plugin: SourcePlugin
+    graph: SourceGraph
+    status: SourceStatus
+    locks: dict[str, asyncio.Lock] = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        return self.config.name
+
+    def lock(self, cadence: Cadence) -> asyncio.Lock:
+        return self.locks.setdefault(cadence, asyncio.Lock())
+
+    def poll_timeout(self, cadence: Cadence) -> float:
+        interval = self.config.schedule.interval(cadence)
+        return max(min(interval, MAX_POLL_TIMEOUT), self.config.graph.timeout)
+
+
+def job_id(source: str, cadence: Cadence) -> str:
+    return f"{source}:{cadence}"
+
+
+class Poller:
+    """Runs polls of sources and records their outcome in the store and the sinks."""
+
+    def __init__(
+        self,
+        store: Store,
+        sinks: Sequence[Sink] = (),
+        *,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.store = store
+        self.sinks = list(sinks)
+        self.clock = clock
+        self.log = get_logger("collectord.poll")
+
+    async def poll(self, rt: SourceRuntime, cadence: Cadence) -> bool:
+        """Poll ``rt`` once for ``cadence``; True when it delivered."""
+        async with rt.lock(cadence):
+            return await self._poll_locked(rt, cadence)
+
+    async def _poll_locked(self, rt: SourceRuntime, cadence: Cadence) -> bool:
+        ctx = PollContext(
+            source=rt.name,
+            plugin=rt.plugin.name,
+            cadence=cadence,
+            options=rt.config.options,
+            graph=rt.graph,
+            catalogue=rt.config.specs,
+            state=rt.status,
+            now=self.clock(),
+            log=self.log.bind(source=rt.name, cadence=cadence),
+        )
+        was_ok = rt.status.per_cadence[cadence].ok
+        started = time.monotonic()
+        try:
+            samples = await asyncio.wait_for(rt.plugin.collect(ctx), rt.poll_timeout(cadence))
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # one failing source must never disturb another
+            reason, message = _describe(exc, rt.poll_timeout(cadence))
+            self.store.record_failure(
+                rt.name,
+                cadence,
+                reason=reason,
+                message=message,
+                duration=time.monotonic() - started,
+            )
+            if was_ok is not False:
+                self.log.warning(
+                    "source failing",
+                    source=rt.name,
+                    plugin=rt.plugin.name,
+                    cadence=cadence,
+                    reason=reason,
+                    error=message,
+                    exc_info=reason == "other",
+                )
+            return False
+        if not isinstance(samples, list | tuple):
+            samples = list(samples)
+        collected_at = self.clock()
+        self.store.record_success(rt.name, cadence, samples, duration=time.monotonic() - started)
+        for sink in self.sinks:
+            sink.write(rt.name, rt.plugin.name, samples, collected_at)
+        if was_ok is False:
+            self.log.info("source recovered", source=rt.name, cadence=cadence)
+        elif was_ok is None:
+            self.log.info("first poll done", source=rt.name, cadence=cadence, samples=len(samples))
+        return True
+
+
+def _describe(exc: BaseException, timeout: float) -> tuple[str, str]:
+    if isinstance(exc, GraphError):
+        return exc.reason, scrub(str(exc))
+    if isinstance(exc, TimeoutError):
+        return "timeout", f"the poll took longer than {timeout:g}s and was stopped"
+    if isinstance(exc, PollError):
+        return exc.reason, scrub(str(exc))
+    return "other", scrub(f"{type(exc).__name__}: {exc}")
+
+
+class PollScheduler:
+    """Schedules every (source, cadence) poll on an :class:`AsyncIOScheduler`."""
+
+    def __init__(
+        self,
+        poller: Poller,
+        runtimes: Iterable[SourceRuntime],
+        *,
+        rng: Callable[[], float] = random.random,
+    ) -> None:
+        self.poller = poller
+        self.runtimes = {rt.name: rt for rt in runtimes}
+        self.rng = rng
+        self.scheduler = AsyncIOScheduler(timezone=UTC)
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self.log = get_logger("collectord.scheduler")
+
+    def start(self) -> None:
+        now = datetime.now(UTC)
+        for rt in self.runtimes.values():
+            rt.status.on_poll_request = self._request_poll
+            sched = rt.config.schedule
+            for cadence in rt.config.cadences():
+                interval = sched.interval(cadence)
+                first = now + timedelta(seconds=sched.jitter * self.rng())
+                self.scheduler.add_job(
+                    self._run,
+                    IntervalTrigger(seconds=interval, jitter=sched.jitter or None, timezone=UTC),
+                    args=(rt.name, cadence),
+                    id=job_id(rt.name, cadence),
+                    name=f"poll {rt.name} ({cadence})",
+                    next_run_time=first,
+                    max_instances=1,
+                    coalesce=True,
+                    misfire_grace_time=max(int(interval / 2), 1),
+                )
+                rt.status.per_cadence[cadence].next_run = first
+        self.scheduler.start()
+
+    async def _run(self, source: str, cadence: Cadence) -> None:
+        rt = self.runtimes[source]
+        task = asyncio.current_task()
+        if task is not None:
+            self._tasks.add(task)
+        try:
+            await self.poller.poll(rt, cadence)
+        finally:
+            if task is not None:
+                self._tasks.discard(task)
+            job = self.scheduler.get_job(job_id(source, cadence))
+            if job is not None:
+                rt.status.per_cadence[cadence].next_run = job.next_run_time
+
+    def _request_poll(self, source: str, cadence: Cadence, when: datetime) -> None:
+        if not self.scheduler.running:
+            return
+        stamp = int(when.timestamp())
+        self.scheduler.add_job(
+            self._run,
+            "date",
+            run_date=max(when, datetime.now(UTC)),
+            args=(source, cadence),
+            id=f"{job_id(source, cadence)}:extra:{stamp}",
+            replace_existing=True,
+            misfire_grace_time=300,
+        )
+
+    async def shutdown(self, grace: float = 10.0) -> None:
+        """Stop scheduling; give running polls ``grace`` seconds, then cancel them."""
+        if self.scheduler.running:
+            self.scheduler.shutdown(wait=False)
+        running = {t for t in self._tasks if not t.done()}
+        if not running:
+            return
+        self.log.info("waiting for running polls", polls=len(running), grace=grace)
+        _done, pending = await asyncio.wait(running, timeout=grace)
+        for task in pending:
+            task.cancel()
+        if pending:
+            await asyncio.wait(pending, timeout=2)
+            self.log.warning("cancelled polls at shutdown", polls=len(pending))

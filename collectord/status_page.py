@@ -1,0 +1,116 @@
+"""The HTML status page served at ``/``: one table row per source, everything escaped."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from html import escape
+
+from collectord.logs import scrub
+from collectord.store import Snapshot, SourceStatus
+
+_STYLE = """
+body { font-family: system-ui, sans-serif; margin: 2em; color: #222; }
+table { border-collapse: collapse; }
+th, td { border: 1px solid #ccc; padding: 0.3em 0.6em; text-align: left; vertical-align: top; }
+th { background: #f3f3f3; }
+.ok { color: #186a18; } .failing { color: #b00020; font-weight: bold; } .pending { color: #8a6d00; }
+ul { margin: 0; padding-left: 1.2em; }
+"""
+
+
+def _utc(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def format_age(seconds: float) -> str:
+    """A short human duration: ``42s``, ``3m 5s``, ``2h 10m``, ``4d 3h``."""
+    s = int(abs(seconds))
+    if s < 60:
+        return f"{s}s"
+    if s < 3600:
+        return f"{s // 60}m {s % 60}s"
+    if s < 86400:
+        return f"{s // 3600}h {s % 3600 // 60}m"
+    return f"{s // 86400}d {s % 86400 // 3600}h"
+
+
+def _when(ts: float, now: float) -> str:
+    """ISO UTC time with its distance from ``now`` (``... (5m 0s ago)`` / ``(in 5m 0s)``)."""
+    delta = now - ts
+    rel = f"{format_age(delta)} ago" if delta >= 0 else f"in {format_age(delta)}"
+    return f"{_utc(ts)} ({rel})"
+
+
+def _lines(items: Iterable[str], empty: str = "—") -> str:
+    """Already-escaped lines as a cell, one ``<div>`` each."""
+    out = "".join(f"<div>{item}</div>" for item in items)
+    return out or escape(empty)
+
+
+def _row(status: SourceStatus, series: int, now: float) -> str:
+    successes, errors, runs = [], [], []
+    for cadence, cs in status.per_cadence.items():
+        c = escape(cadence)
+        if cs.last_success is not None:
+            successes.append(f"{c}: {escape(_when(cs.last_success, now))}")
+        if cs.last_error is not None:
+            reason = escape(cs.last_error_reason or "other")
+            errors.append(f"{c}: {escape(scrub(cs.last_error))} <em>({reason})</em>")
+        if cs.next_run is not None:
+            nr = cs.next_run if cs.next_run.tzinfo else cs.next_run.replace(tzinfo=UTC)
+            runs.append(f"{c}: {escape(_when(nr.timestamp(), now))}")
+    disabled = "".join(
+        f"<li>{escape(metric)}: {escape(reason)}</li>"
+        for metric, reason in sorted(status.disabled.items())
+    )
+    state = escape(status.state)
+    cells = [
+        escape(status.name),
+        escape(status.plugin),
+        f'<span class="{state}">{state}</span>',
+        str(series),
+        _lines(successes, "never"),
+        _lines(errors),
+        _lines(runs),
+        f"<ul>{disabled}</ul>" if disabled else "none",
+    ]
+    return "<tr>" + "".join(f"<td>{cell}</td>" for cell in cells) + "</tr>"
+
+
+def render_status_page(snapshot: Snapshot, *, version: str, ready: bool, now: float) -> str:
+    """The whole page for ``snapshot``; ``now`` (unix time) is used for the ages shown."""
+    headers = (
+        "source",
+        "plugin",
+        "state",
+        "series",
+        "last success",
+        "last error",
+        "next run",
+        "disabled metrics",
+    )
+    rows = "\n".join(_row(s, len(snapshot.samples.get(s.name, ())), now) for s in snapshot.sources)
+    if not rows:
+        rows = f'<tr><td colspan="{len(headers)}">no sources configured</td></tr>'
+    head = "".join(f"<th>{escape(h)}</th>" for h in headers)
+    return f"""<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<title>collectord {escape(version)}</title>
+<style>{_STYLE}</style>
+</head>
+<body>
+<h1>collectord {escape(version)}</h1>
+<p>Page generated {escape(_utc(now))}. Ready: {"yes" if ready else "no"}.
+<a href="metrics">/metrics</a> · <a href="healthz">/healthz</a> · <a href="readyz">/readyz</a></p>
+<table>
+<thead><tr>{head}</tr></thead>
+<tbody>
+{rows}
+</tbody>
+</table>
+</body>
+</html>
+"""

@@ -1,0 +1,254 @@
+"""``facebook_page``: a Facebook Page's fields and the Page insights Meta serves today.
+
+Exposition, for a source ``acme-page`` (values invented)::
+
+    facebook_page_followers_count{source="acme-page",page_id="1234567890"} 10234.0
+    facebook_page_views{source="acme-page",page_id="1234567890",period="day"} 412.0
+    facebook_page_media_view_by_is_from_ads{source="acme-page",page_id="1234567890",period="day",is_from_ads="1"} 25.0
+    facebook_page_actions_post_reactions{source="acme-page",page_id="1234567890",period="day",reaction_type="love"} 3.0
+
+Metrics Meta marks as refreshed several times a day (the starred ones of the reference)
+and the Page fields are ``fast``; the rest are ``daily``. Meta retired the impressions,
+``page_fans*`` and most demographic metrics (graph-api.md 2.4): asking for one fails the
+whole call, so a retired name put into ``metrics`` is found, disabled and reported once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import collectord
+from collectord import (
+    InsightRequest,
+    MetricSpec,
+    Option,
+    PollContext,
+    Sample,
+    SourcePlugin,
+    fetch_insights,
+    parse_entries,
+    samples_from_values,
+)
+
+PREFIX = "facebook_page"
+DAYS = ("day", "week", "days_28")
+
+# Dict-valued metrics: the label their keys go under (DESIGN.md "Metric names").
+DICT_LABELS: Mapping[str, str] = {
+    "page_actions_post_reactions_total": "reaction_type",
+    "page_tab_views_login_top": "tab",
+    "page_tab_views_login_top_unique": "tab",
+    "page_tab_views_logout_top": "tab",
+}
+
+
+def _insight(
+    graph_name: str,
+    cadence: collectord.Cadence,
+    help: str,
+    *,
+    periods: tuple[str, ...] = DAYS,
+    default: bool = True,
+    ms: bool = False,
+    breakdowns: tuple[str, ...] = (),
+) -> MetricSpec:
+    return MetricSpec(
+        graph_name=graph_name,
+        prom_name=collectord.prom_name(PREFIX, graph_name, strip="page_", milliseconds=ms),
+        cadence=cadence,
+        periods=periods,
+        unit="seconds" if ms else "count",
+        help=help,
+        scale=0.001 if ms else 1.0,
+        default=default,
+        breakdowns=breakdowns,
+    )
+
+
+def _field(graph_name: str, help: str) -> MetricSpec:
+    return MetricSpec(
+        graph_name=graph_name,
+        prom_name=f"{PREFIX}_{graph_name}",
+        cadence="fast",
+        help=help,
+        kind="field",
+    )
+
+
+REACTIONS = ("like", "love", "wow", "haha", "sorry", "anger")
+
+CATALOGUE: tuple[MetricSpec, ...] = (
+    _field("followers_count", "People following the Page (current total)."),
+    _field("fan_count", "People who like the Page (current total)."),
+    _insight(
+        "page_media_view",
+        "daily",
+        "Times the Page's content was played or displayed (Views; replaces impressions).",
+        breakdowns=("is_from_ads", "is_from_followers"),
+    ),
+    _insight(
+        "page_total_media_view_unique",
+        "daily",
+        "Unique viewers of the Page's content (replaces impressions_unique / reach).",
+    ),
+    _insight("page_post_engagements", "fast", "Reactions, comments, shares and clicks on posts."),
+    _insight("page_total_actions", "daily", "Clicks on the Page's contact info and CTA button."),
+    _insight("page_views_total", "fast", "Times the Page's profile was viewed."),
+    _insight(
+        "page_follows", "fast", "Lifetime total followers, reported per day.", periods=("day",)
+    ),
+    _insight("page_daily_follows", "fast", "New followers.", periods=("day",)),
+    _insight("page_daily_follows_unique", "fast", "Unique new followers."),
+    _insight("page_daily_unfollows_unique", "fast", "Unique unfollows."),
+    _insight(
+        "page_lifetime_engaged_followers_unique",
+        "fast",
+        "Followers who engaged with the Page.",
+        periods=(),
+        default=False,
+    ),
+    _insight(
+        "page_actions_post_reactions_total",
+        "daily",
+        "Reactions on the Page's posts, by reaction type.",
+        periods=("day",),
+    ),
+    *(
+        _insight(
+            f"page_actions_post_reactions_{r}_total",
+            "fast",
+            f"'{r}' reactions on the Page's posts.",
+            default=False,
+        )
+        for r in REACTIONS
+    ),
+    _insight(
+        "page_fan_adds_by_paid_non_paid_unique",
+        "daily",
+        "New likes, paid and unpaid.",
+        periods=("day",),
+        default=False,
+    ),
+    _insight("page_video_views", "daily", "3-second video views."),
+    *(
+        _insight(f"page_video_views_{k}", "daily", f"3-second video views ({k}).", default=False)
+        for k in ("paid", "organic", "autoplayed", "click_to_play")
+    ),
+    _insight(
+        "page_video_views_by_paid_non_paid", "fast", "Video views, paid and unpaid.", default=False
+    ),
+    _insight(
+        "page_video_views_by_uploaded_hosted",
+        "fast",
+        "Video views by uploaded/hosted.",
+        default=False,
+    ),
+    _insight("page_video_repeat_views", "daily", "Video replays.", default=False),
+    _insight("page_video_complete_views_30s", "daily", "30-second video views.", default=False),
+    _insight(
+        "page_video_view_time", "daily", "Total time videos were viewed.", periods=("day",), ms=True
+    ),
+    _insight(
+        "page_tab_views_login_top",
+        "daily",
+        "Tab views by logged-in people, by tab.",
+        periods=("day", "week"),
+        default=False,
+    ),
+    _insight(
+        "page_tab_views_logout_top",
+        "daily",
+        "Tab views by logged-out people, by tab.",
+        periods=("day",),
+        default=False,
+    ),
+)
+
+PAGE_ID = Option(
+    "page_id",
+    "str",
+    help="The numeric id of the Facebook Page (its token must be a Page token with "
+    "read_insights and pages_read_engagement).",
+)
+
+
+class FacebookPage(SourcePlugin):
+    name = "facebook_page"
+    version = collectord.__version__
+    description = "Facebook Page fields and Page insights"
+    options = (PAGE_ID,)
+    catalogue = CATALOGUE
+
+    def validate(self, options: Mapping[str, Any]) -> list[str]:
+        page_id = str(options.get("page_id") or "")
+        if page_id and not page_id.isdigit():
+            return [f"page_id: {page_id!r} is not a numeric Page id"]
+        return []
+
+    def spec_for(self, graph_name: str) -> MetricSpec | None:
+        # Any name may be asked for: Meta decides, and a rejected one is disabled.
+        return _insight(graph_name, "daily", f"Page insight {graph_name}.", periods=())
+
+    async def collect(self, ctx: PollContext) -> list[Sample]:
+        page_id = str(ctx.options["page_id"])
+        labels = {"page_id": page_id}
+        samples: list[Sample] = []
+
+        fields = ctx.metrics(kind="field")
+        if fields:
+            node = await ctx.graph.get(page_id, {"fields": ",".join(f.graph_name for f in fields)})
+            for spec in fields:
+                value = node.get(spec.graph_name)
+                if isinstance(value, int | float) and not isinstance(value, bool):
+                    samples.append(ctx.sample(spec, value, object_id=page_id, labels=labels))
+
+        insights = ctx.metrics(kind="insight")
+        if not insights:
+            return samples
+        requests = [InsightRequest(page_id, tuple(m.graph_name for m in insights))]
+        for spec in insights:
+            for bd in spec.breakdowns:
+                requests.append(
+                    InsightRequest(page_id, (spec.graph_name,), {"breakdown": bd}, key=f"bd:{bd}")
+                )
+        answers = await fetch_insights(ctx, requests)
+        specs = {m.graph_name: m for m in insights}
+        for ident, answer in answers.items():
+            if isinstance(answer, collectord.GraphError):
+                raise answer  # the Page itself: the poll cannot deliver
+            for entry_values in _by_metric(parse_entries(answer)).items():
+                name, values = entry_values
+                spec = specs.get(name)
+                if spec is None:
+                    continue
+                if spec.periods:
+                    values = [v for v in values if v.period in spec.periods]
+                if ident.startswith("bd:"):
+                    # breakdown rows only; Meta may also echo the total
+                    values = [v for v in values if v.dims]
+                else:
+                    values = [v for v in values if not v.dims]
+                samples.extend(
+                    samples_from_values(
+                        ctx,
+                        spec,
+                        values,
+                        object_id=page_id,
+                        labels=labels,
+                        dict_label=DICT_LABELS.get(name, "key"),
+                    )
+                )
+        return samples
+
+
+def _by_metric(values: Any) -> dict[str, list[Any]]:
+    out: dict[str, list[Any]] = {}
+    for v in values:
+        out.setdefault(v.name, []).append(v)
+    return out
+
+
+@collectord.hookimpl
+def register_source_plugins() -> list[SourcePlugin]:
+    return [FacebookPage()]

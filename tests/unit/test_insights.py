@@ -1,0 +1,243 @@
+"""The shared insights fetcher: culprit isolation, object errors, parsing of Meta's shapes."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from collectord import (
+    AuthError,
+    GraphError,
+    InsightRequest,
+    InvalidRequestError,
+    MetricSpec,
+    ObjectNotFoundError,
+    PollContext,
+    fetch_insights,
+    parse_entries,
+    samples_from_values,
+)
+from collectord.store import Store
+
+
+class MetaLikeGraph:
+    """Answers insights calls like Meta: one invalid metric fails the whole call."""
+
+    version = "v26.0"
+
+    def __init__(self, invalid: set[str], gone: set[str] = frozenset(), auth_broken=False):
+        self.invalid = invalid
+        self.gone = gone
+        self.auth_broken = auth_broken
+        self.calls: list[tuple[str, dict[str, Any]]] = []
+
+    def _answer(self, path: str, params: Mapping[str, Any]) -> dict[str, Any]:
+        self.calls.append((path, dict(params)))
+        if self.auth_broken:
+            raise AuthError("Error validating access token", code=190, subcode=463)
+        obj = path.split("/")[0]
+        if obj in self.gone:
+            raise ObjectNotFoundError("Unsupported get request.", code=100, subcode=33)
+        metrics = params["metric"].split(",")
+        if any(m in self.invalid for m in metrics):
+            raise InvalidRequestError("(#100) The value must be a valid insights metric", code=100)
+        return {
+            "data": [
+                {
+                    "name": m,
+                    "period": "day",
+                    "values": [{"value": 7, "end_time": "2026-11-22T08:00:00+0000"}],
+                }
+                for m in metrics
+            ]
+        }
+
+    async def get(self, path: str, params: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        return self._answer(path, params or {})
+
+    async def get_all(self, path, params=None, *, max_items=None, max_pages=100):
+        raise NotImplementedError
+
+    async def batch(
+        self, requests: Sequence[tuple[str, Mapping[str, Any] | None]]
+    ) -> list[dict[str, Any] | GraphError]:
+        out: list[dict[str, Any] | GraphError] = []
+        for path, params in requests:
+            try:
+                out.append(self._answer(path, params or {}))
+            except GraphError as err:
+                out.append(err)
+        return out
+
+
+def make_ctx(graph: MetaLikeGraph) -> PollContext:
+    store = Store()
+    status = store.register("acme", "test", ("daily",))
+    return PollContext(
+        source="acme",
+        plugin="test",
+        cadence="daily",
+        options={},
+        graph=graph,
+        catalogue=(),
+        state=status,
+        now=datetime.now(UTC),
+    )
+
+
+async def test_invalid_metric_is_isolated_and_disabled_while_others_flow() -> None:
+    metrics = tuple(f"m{i}" for i in range(10))
+    graph = MetaLikeGraph(invalid={"m6"})
+    ctx = make_ctx(graph)
+    result = await fetch_insights(ctx, [InsightRequest("123", metrics)])
+    names = {e["name"] for e in result["123"]}
+    assert names == set(metrics) - {"m6"}
+    assert ctx.state.disabled == {"m6": "invalid_metric"}
+    # the next poll asks only for the good metrics, in one call
+    graph.calls.clear()
+    await fetch_insights(ctx, [InsightRequest("123", metrics)])
+    assert len(graph.calls) == 1
+    assert "m6" not in graph.calls[0][1]["metric"].split(",")
+
+
+async def test_two_culprits_in_a_batch_of_objects() -> None:
+    graph = MetaLikeGraph(invalid={"a", "d"})
+    ctx = make_ctx(graph)
+    reqs = [InsightRequest(obj, ("a", "b", "c", "d")) for obj in ("1", "2", "3")]
+    result = await fetch_insights(ctx, reqs)
+    for obj in ("1", "2", "3"):
+        assert sorted(e["name"] for e in result[obj]) == ["b", "c"]
+    assert set(ctx.state.disabled) == {"a", "d"}
+
+
+async def test_object_error_is_returned_not_raised_and_auth_error_raises() -> None:
+    ctx = make_ctx(MetaLikeGraph(invalid=set(), gone={"2"}))
+    result = await fetch_insights(ctx, [InsightRequest("1", ("a",)), InsightRequest("2", ("a",))])
+    assert isinstance(result["2"], ObjectNotFoundError)
+    assert result["1"][0]["name"] == "a"
+    assert ctx.state.disabled == {}
+
+    with pytest.raises(AuthError):
+        await fetch_insights(
+            make_ctx(MetaLikeGraph(set(), auth_broken=True)), [InsightRequest("1", ("a",))]
+        )
+
+
+def test_parse_all_shapes() -> None:
+    entries = [
+        {
+            "name": "page_media_view",
+            "period": "day",
+            "values": [
+                {"value": 25, "end_time": "2026-11-22T08:00:00+0000", "is_from_ads": "0"},
+                {"value": 4, "end_time": "2026-11-22T08:00:00+0000", "is_from_ads": "1"},
+            ],
+        },
+        {
+            "name": "post_reactions_by_type_total",
+            "period": "lifetime",
+            "values": [{"value": {"like": 41, "love": 3}}],
+        },
+        {
+            "name": "reach",
+            "period": "day",
+            "total_value": {
+                "value": 224,
+                "breakdowns": [
+                    {
+                        "dimension_keys": ["media_product_type"],
+                        "results": [
+                            {"dimension_values": ["POST"], "value": 124},
+                            {"dimension_values": ["REEL"], "value": 100},
+                        ],
+                    }
+                ],
+            },
+        },
+        {
+            "name": "navigation",
+            "period": "lifetime",
+            "values": [{"value": 25}],
+            "total_value": {
+                "value": 25,
+                "breakdowns": [
+                    {
+                        "dimension_keys": ["story_navigation_action_type"],
+                        "results": [{"dimension_values": ["tap_forward"], "value": 19}],
+                    }
+                ],
+            },
+        },
+        {"name": "broken", "values": [{"value": "n/a"}]},
+    ]
+    values = list(parse_entries(entries))
+    flat = [(v.name, v.dims, v.key, v.value) for v in values]
+    assert ("page_media_view", (("is_from_ads", "0"),), None, 25.0) in flat
+    assert ("post_reactions_by_type_total", (), "love", 3.0) in flat
+    assert ("reach", (), None, 224.0) in flat
+    assert ("reach", (("media_product_type", "REEL"),), None, 100.0) in flat
+    # navigation's total appears once (from values), its breakdown row once
+    assert [f for f in flat if f[0] == "navigation"] == [
+        ("navigation", (), None, 25.0),
+        ("navigation", (("story_navigation_action_type", "tap_forward"),), None, 19.0),
+    ]
+    assert not [f for f in flat if f[0] == "broken"], "a non-numeric value is not a zero"
+    assert values[0].end_time == datetime(2026, 11, 22, 8, tzinfo=UTC)
+
+
+def test_samples_named_and_labelled_per_design() -> None:
+    ctx = make_ctx(MetaLikeGraph(set()))
+    spec = MetricSpec("follower_demographics", "instagram_user_follower_demographics", "daily")
+    entries = [
+        {
+            "name": "follower_demographics",
+            "period": "lifetime",
+            "total_value": {
+                "breakdowns": [
+                    {
+                        "dimension_keys": ["timeframe", "age", "gender"],
+                        "results": [{"dimension_values": ["this_month", "25-34", "F"], "value": 7}],
+                    }
+                ]
+            },
+        }
+    ]
+    (sample,) = samples_from_values(
+        ctx, spec, parse_entries(entries), object_id="1784", labels={"ig_user_id": "1784"}
+    )
+    assert sample.metric == "instagram_user_follower_demographics_by_age_gender"
+    assert sample.label_dict == {
+        "ig_user_id": "1784",
+        "period": "lifetime",
+        "timeframe": "this_month",
+        "age": "25-34",
+        "gender": "F",
+    }
+
+    ms = MetricSpec(
+        "post_video_avg_time_watched",
+        "facebook_post_video_avg_time_watched_seconds",
+        "fast",
+        scale=0.001,
+    )
+    (s,) = samples_from_values(
+        ctx,
+        ms,
+        parse_entries(
+            [
+                {
+                    "name": "post_video_avg_time_watched",
+                    "period": "lifetime",
+                    "values": [{"value": 1500}],
+                }
+            ]
+        ),
+        object_id="1_2",
+        labels={},
+        with_period=False,
+    )
+    assert s.value == 1.5
+    assert "period" not in s.label_dict

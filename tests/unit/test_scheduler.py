@@ -1,0 +1,173 @@
+"""Polling and scheduling: outcomes recorded, failures isolated and logged on change only."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from datetime import UTC, datetime
+
+from structlog.testing import capture_logs
+
+from collectord import MetricSpec, PollContext, Sample, SourcePlugin, ThrottledError
+from collectord.config_types import GraphConfig, ScheduleConfig, SourceConfig
+from collectord.scheduler import Poller, PollScheduler, SourceRuntime
+from collectord.store import Store
+
+FAST = MetricSpec("f", "test_f", "fast", kind="field")
+DAILY = MetricSpec("d", "test_d", "daily")
+
+
+class Scripted(SourcePlugin):
+    """Answers each poll from a script of outcomes; records calls."""
+
+    name = "scripted"
+    catalogue = (FAST, DAILY)
+
+    def __init__(self, outcomes: Sequence[object] = ()) -> None:
+        self.outcomes = list(outcomes)
+        self.calls: list[str] = []
+        self.called = asyncio.Event()
+
+    async def collect(self, ctx: PollContext) -> list[Sample]:
+        self.calls.append(ctx.cadence)
+        self.called.set()
+        outcome = self.outcomes.pop(0) if self.outcomes else 1.0
+        if isinstance(outcome, BaseException):
+            raise outcome
+        if outcome == "hang":
+            await asyncio.Event().wait()
+        spec = FAST if ctx.cadence == "fast" else DAILY
+        return [ctx.sample(spec, float(outcome), object_id="o", labels={"obj": "o"})]
+
+
+class RecordingSink:
+    def __init__(self) -> None:
+        self.batches: list[tuple[str, int]] = []
+
+    def write(
+        self, source: str, plugin: str, samples: Sequence[Sample], collected_at: datetime
+    ) -> int:
+        self.batches.append((source, len(samples)))
+        return len(samples)
+
+
+class ObservedPoller(Poller):
+    """A Poller that tells the test each time a poll finished."""
+
+    def __init__(self, store: Store) -> None:
+        super().__init__(store)
+        self.finished: asyncio.Queue[tuple[str, str]] = asyncio.Queue()
+
+    async def poll(self, rt: SourceRuntime, cadence) -> bool:  # type: ignore[no-untyped-def]
+        try:
+            return await super().poll(rt, cadence)
+        finally:
+            self.finished.put_nowait((rt.name, cadence))
+
+    async def wait_for(self, count: int) -> list[tuple[str, str]]:
+        async with asyncio.timeout(10):
+            return [await self.finished.get() for _ in range(count)]
+
+
+def runtime(
+    store: Store, name: str, plugin: SourcePlugin, *, fast: float = 900, timeout=30.0
+) -> SourceRuntime:
+    cfg = SourceConfig(
+        name=name,
+        plugin=plugin.name,
+        access_token=None,
+        metrics=None,
+        schedule=ScheduleConfig(fast_interval=fast, daily_interval=86400, jitter=0),
+        graph=GraphConfig(timeout=timeout),
+        specs=plugin.catalogue,
+    )
+    status = store.register(name, plugin.name, cfg.cadences())
+    return SourceRuntime(cfg, plugin, graph=None, status=status)  # type: ignore[arg-type]
+
+
+async def test_success_failure_recovery_logged_once_each() -> None:
+    store, sink = Store(), RecordingSink()
+    plugin = Scripted(
+        [2.0, ThrottledError("(#4) limit", code=4), ThrottledError("(#4)", code=4), 3.0]
+    )
+    rt = runtime(store, "a", plugin)
+    poller = Poller(store, [sink])
+    with capture_logs() as logs:
+        assert await poller.poll(rt, "fast") is True
+        assert await poller.poll(rt, "fast") is False
+        assert await poller.poll(rt, "fast") is False
+        assert await poller.poll(rt, "fast") is True
+    events = [e["event"] for e in logs if e["log_level"] in ("warning", "info")]
+    assert events.count("source failing") == 1
+    assert events.count("source recovered") == 1
+    st = store.status("a")
+    assert st.errors["throttled"] == 2
+    assert st.per_cadence["fast"].ok is True
+    assert [s.value for s in store.samples("a")] == [3.0]
+    assert sink.batches == [("a", 1), ("a", 1)], "failed polls write nothing"
+
+
+async def test_failed_poll_keeps_last_good_values() -> None:
+    store = Store()
+    rt = runtime(store, "a", Scripted([5.0, RuntimeError("boom")]))
+    poller = Poller(store)
+    await poller.poll(rt, "fast")
+    with capture_logs() as logs:
+        await poller.poll(rt, "fast")
+    assert [s.value for s in store.samples("a")] == [5.0]
+    assert store.status("a").per_cadence["fast"].last_error == "RuntimeError: boom"
+    assert store.status("a").errors["other"] == 1
+    assert logs[0]["reason"] == "other"
+
+
+async def test_timeout_bounds_a_poll() -> None:
+    store = Store()
+    rt = runtime(store, "slow", Scripted(["hang"]), fast=0.05, timeout=0.05)
+    assert await Poller(store).poll(rt, "fast") is False
+    assert store.status("slow").per_cadence["fast"].last_error_reason == "timeout"
+
+
+async def test_scheduler_runs_each_cadence_at_start_and_isolates_sources() -> None:
+    store = Store()
+    bad = Scripted([RuntimeError("down")] * 100)
+    good = Scripted()
+    rts = [runtime(store, "bad", bad, fast=3600), runtime(store, "good", good, fast=3600)]
+    poller = ObservedPoller(store)
+    sched = PollScheduler(poller, rts)
+    sched.start()
+    try:
+        await poller.wait_for(4)
+    finally:
+        await sched.shutdown(grace=1)
+    assert store.ready
+    assert sorted(good.calls) == ["daily", "fast"]
+    assert sorted(bad.calls) == ["daily", "fast"]
+    assert store.status("good").up
+    assert not store.status("bad").up
+    assert store.status("good").per_cadence["fast"].next_run is not None
+
+
+async def test_shutdown_cancels_a_hanging_poll() -> None:
+    store = Store()
+    plugin = Scripted(["hang", "hang"])
+    sched = PollScheduler(Poller(store), [runtime(store, "h", plugin)])
+    sched.start()
+    await asyncio.wait_for(plugin.called.wait(), 10)
+    await sched.shutdown(grace=0.1)
+    assert not sched.scheduler.running
+
+
+async def test_extra_poll_requested_by_plugin_runs() -> None:
+    store = Store()
+    plugin = Scripted()
+    rt = runtime(store, "x", plugin, fast=3600)
+    poller = ObservedPoller(store)
+    sched = PollScheduler(poller, [rt])
+    sched.start()
+    try:
+        await poller.wait_for(2)  # the start-up polls of both cadences
+        rt.status.request_poll("fast", datetime.now(UTC))
+        assert await poller.wait_for(1) == [("x", "fast")]
+    finally:
+        await sched.shutdown(grace=1)
+    assert plugin.calls.count("fast") == 2

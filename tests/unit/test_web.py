@@ -1,0 +1,226 @@
+"""The HTTP server, started for real on loopback and queried with an aiohttp client."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import aiohttp
+import pytest
+from prometheus_client.openmetrics.parser import (
+    text_string_to_metric_families as parse_openmetrics,
+)
+from prometheus_client.parser import text_string_to_metric_families
+
+from collectord.exporter import make_registry
+from collectord.model import Sample, make_labels
+from collectord.stats import GraphStats, SinkStats
+from collectord.status_page import format_age, render_status_page
+from collectord.store import Store
+from collectord.web import make_app, start_server, stop_server
+
+
+@dataclass
+class Server:
+    url: str
+    store: Store
+    alive: list[bool]
+    session: aiohttp.ClientSession
+
+    async def get(self, path: str, **kwargs) -> tuple[int, str, aiohttp.ClientResponse]:
+        async with self.session.get(self.url + path, **kwargs) as resp:
+            return resp.status, await resp.text(), resp
+
+
+def views(value: float) -> Sample:
+    return Sample(
+        metric="facebook_page_views",
+        graph_metric="page_views_total",
+        value=value,
+        labels=make_labels({"page_id": "123", "period": "day"}),
+        object_id="123",
+        cadence="daily",
+        period="day",
+        end_time=datetime(2026, 11, 23, 8, tzinfo=UTC),
+        help="Page views.",
+    )
+
+
+@pytest.fixture
+async def server() -> AsyncIterator[Server]:
+    store = Store()
+    store.register("acme-page", "facebook_page", ("fast", "daily"))
+    store.register("acme-ig", "instagram_user", ("daily",))
+    registry = make_registry(store, GraphStats(), [SinkStats("jsonl")], version="9.8.7")
+    alive = [True]
+    app = make_app(registry=registry, store=store, version="9.8.7", alive=lambda: alive[0])
+    runner, port = await start_server(app, "127.0.0.1", 0)
+    assert port != 0
+    try:
+        async with aiohttp.ClientSession() as session:
+            yield Server(f"http://127.0.0.1:{port}", store, alive, session)
+    finally:
+        await stop_server(runner)
+
+
+async def test_metrics_prometheus_text(server: Server):
+    server.store.record_success("acme-page", "daily", [views(123.0)], duration=0.2)
+    status, body, resp = await server.get("/metrics")
+    assert status == 200
+    assert resp.headers["Content-Type"].startswith("text/plain; version=0.0.4")
+    families = {f.name: f for f in text_string_to_metric_families(body)}
+    page_views = families["facebook_page_views"]
+    assert page_views.type == "gauge"
+    assert [(s.labels, s.value) for s in page_views.samples] == [
+        ({"source": "acme-page", "page_id": "123", "period": "day"}, 123.0)
+    ]
+    assert families["collectord_source_poll_errors"].type == "counter"
+    assert "collectord_build_info" in families
+
+
+async def test_metrics_openmetrics_when_asked(server: Server):
+    server.store.record_success("acme-page", "daily", [views(5.0)], duration=0.2)
+    accept = "application/openmetrics-text; version=1.0.0,text/plain;version=0.0.4;q=0.5"
+    status, body, resp = await server.get("/metrics", headers={"Accept": accept})
+    assert status == 200
+    assert resp.headers["Content-Type"].startswith("application/openmetrics-text")
+    assert body.endswith("# EOF\n")
+    families = {f.name: f for f in parse_openmetrics(body)}
+    assert families["facebook_page_views"].samples[0].value == 5.0
+    errors = families["collectord_source_poll_errors"]
+    assert {s.name for s in errors.samples} == {"collectord_source_poll_errors_total"}
+
+
+async def test_metrics_gzip_when_accepted(server: Server):
+    status, body, resp = await server.get("/metrics", headers={"Accept-Encoding": "gzip"})
+    assert status == 200
+    assert resp.headers.get("Content-Encoding") == "gzip"
+    assert "collectord_build_info" in body  # the client decompressed it
+
+
+async def test_head_requests_answer_without_body(server: Server):
+    for path in ("/metrics", "/healthz", "/readyz", "/"):
+        async with server.session.head(server.url + path) as resp:
+            assert resp.status in (200, 503), path
+            assert await resp.read() == b""
+
+
+async def test_healthz_follows_alive(server: Server):
+    assert (await server.get("/healthz"))[:2] == (200, "ok\n")
+    server.alive[0] = False
+    status, body, _ = await server.get("/healthz")
+    assert status == 503
+    assert "not alive" in body
+
+
+async def test_readyz_flips_after_every_cadence_polled(server: Server):
+    status, body, _ = await server.get("/readyz")
+    assert (status, body) == (503, "not ready: 2 source(s) still on their first poll\n")
+    server.store.record_success("acme-page", "fast", [], duration=0.1)
+    server.store.record_failure(
+        "acme-ig", "daily", reason="auth", message="token expired", duration=0.1
+    )
+    status, body, _ = await server.get("/readyz")
+    assert (status, body) == (503, "not ready: 1 source(s) still on their first poll\n")
+    server.store.record_failure(
+        "acme-page", "daily", reason="timeout", message="timed out", duration=30.0
+    )
+    assert (await server.get("/readyz"))[:2] == (200, "ready\n")
+
+
+async def test_status_page_shows_sources(server: Server):
+    server.store.record_success("acme-page", "fast", [views(1.0)], duration=0.1)
+    server.store.record_failure(
+        "acme-page",
+        "daily",
+        reason="permission",
+        message="(#10) Requires pages_read_engagement",
+        duration=0.1,
+    )
+    server.store.status("acme-page").disabled["page_fans"] = "retired"
+    server.store.status("acme-page").per_cadence["fast"].next_run = datetime(
+        2030, 1, 2, 3, 4, 5, tzinfo=UTC
+    )
+    status, body, resp = await server.get("/")
+    assert status == 200
+    assert resp.content_type == "text/html"
+    assert "collectord 9.8.7" in body
+    assert "acme-page" in body
+    assert "instagram_user" in body
+    assert '<span class="failing">failing</span>' in body
+    assert '<span class="pending">pending</span>' in body  # acme-ig
+    assert "(#10) Requires pages_read_engagement <em>(permission)</em>" in body
+    assert "page_fans: retired" in body
+    assert "fast: 2030-01-02T03:04:05Z (in " in body
+    for link in ("metrics", "healthz", "readyz"):
+        assert f'href="{link}"' in body
+
+
+async def test_status_page_escapes_error_messages(server: Server):
+    server.store.record_failure(
+        "acme-page",
+        "daily",
+        reason="bad_response",
+        message='<script>alert("x")</script>',
+        duration=0.1,
+    )
+    body = (await server.get("/"))[1]
+    assert "<script>" not in body
+    assert "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;" in body
+
+
+async def test_unknown_path_is_404(server: Server):
+    assert (await server.get("/nope"))[0] == 404
+    assert (await server.get("/metrics/extra"))[0] == 404
+
+
+async def test_start_server_reports_a_busy_port():
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        app = make_app(
+            registry=make_registry(Store(), GraphStats(), [], version="1"),
+            store=Store(),
+            version="1",
+            alive=lambda: True,
+        )
+        with pytest.raises(OSError, match=f"cannot listen on 127.0.0.1:{port}"):
+            await start_server(app, "127.0.0.1", port)
+
+
+def test_render_status_page_ages_and_empty_store():
+    store = Store()
+    store.register("s", "facebook_page", ("daily",))
+    store.record_success("s", "daily", [], duration=0.1, at=1_000_000.0)
+    html = render_status_page(store.snapshot(), version="1", ready=True, now=1_000_125.0)
+    assert "daily: 1970-01-12T13:46:40Z (2m 5s ago)" in html
+    assert "Ready: yes" in html
+    empty = render_status_page(Store().snapshot(), version="1", ready=True, now=0.0)
+    assert "no sources configured" in empty
+
+
+@pytest.mark.parametrize(
+    ("seconds", "text"),
+    [(5, "5s"), (65, "1m 5s"), (3 * 3600 + 120, "3h 2m"), (2 * 86400 + 3600, "2d 1h")],
+)
+def test_format_age(seconds: float, text: str):
+    assert format_age(seconds) == text
+
+
+def test_status_page_never_shows_a_token_from_an_error():
+    store = Store()
+    store.register("s", "facebook_page", ("daily",))
+    token = "EAAB" + "x" * 40
+    store.record_failure(
+        "s",
+        "daily",
+        reason="network",
+        message=f"GET https://graph.example/v26.0/me?access_token={token} failed",
+        duration=0.1,
+    )
+    html = render_status_page(store.snapshot(), version="1", ready=True, now=0.0)
+    assert token not in html
+    assert "GET https://graph.example/v26.0/me?access_token=" in html
