@@ -13,6 +13,7 @@ once, exported as ``collectord_metric_disabled``) and keeps the others flowing.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -38,20 +39,28 @@ _OBJECT_SUBCODES = {33, 2108006}
 class InsightRequest:
     """Insights of ``metrics`` for one object. ``key`` identifies the request's answer
     (defaults to ``object_id``); ``params`` are extra query parameters (``period``,
-    ``breakdown``, ``metric_type``, ...)."""
+    ``breakdown``, ``metric_type``, ...). With ``metric_in_path`` the (single) metric goes
+    into the path, ``{object_id}/{edge}/{metric}``, as the App Insights edge wants it."""
 
     object_id: str
     metrics: tuple[str, ...]
     params: Mapping[str, str] = field(default_factory=dict)
     key: str = ""
     edge: str = "insights"
+    metric_in_path: bool = False
 
     @property
     def ident(self) -> str:
         return self.key or self.object_id
 
     def call(self) -> tuple[str, dict[str, str]]:
+        if self.metric_in_path:
+            return f"{self.object_id}/{self.edge}/{self.metrics[0]}", dict(self.params)
         return f"{self.object_id}/{self.edge}", {"metric": ",".join(self.metrics), **self.params}
+
+    def part(self, metrics: tuple[str, ...]) -> InsightRequest:
+        """The same request for a subset of its metrics."""
+        return dataclasses.replace(self, metrics=metrics)
 
 
 def _is_metric_error(err: GraphError) -> bool:
@@ -89,9 +98,9 @@ async def fetch_insights(
     for req in requests:
         results.setdefault(req.ident, [])
         metrics = [m for m in req.metrics if m not in ctx.state.disabled]
-        for i in range(0, len(metrics), CHUNK):
-            part = tuple(metrics[i : i + CHUNK])
-            pending.append(InsightRequest(req.object_id, part, req.params, req.key, req.edge))
+        size = 1 if req.metric_in_path else CHUNK
+        for i in range(0, len(metrics), size):
+            pending.append(req.part(tuple(metrics[i : i + size])))
 
     while pending:
         answers = await _send(ctx, pending)
@@ -115,8 +124,7 @@ async def fetch_insights(
                 ctx.disable_metric(req.metrics[0], _disable_reason(answer))
                 continue
             half = len(req.metrics) // 2
-            for part in (req.metrics[:half], req.metrics[half:]):
-                retry.append(InsightRequest(req.object_id, part, req.params, req.key, req.edge))
+            retry.extend((req.part(req.metrics[:half]), req.part(req.metrics[half:])))
         pending = retry
     return results
 

@@ -1,0 +1,469 @@
+"""The JSONL sink: one JSON record per new value of a series, appended to a rotating file.
+
+The record and its guarantees are a contract (DESIGN.md "JSONL record"):
+
+- one compact JSON object per ``\\n``-terminated UTF-8 line, keys in a fixed order;
+- change-only: a series (metric + labels) gets a record only when its ``end_time`` or its
+  value differs from the last one written, also across a restart, even after ``kill -9``;
+- no torn line: each batch is one ``write()`` of whole lines to an ``O_APPEND`` descriptor;
+  a partial tail left by a crash is moved to ``PATH.partial-<time>`` at start-up;
+- rotation keeps ``backups`` older files as ``PATH.1``, ``PATH.2``, ...
+
+How change-only survives a crash: the in-memory index (series key -> last
+``(end_time, value)``) is saved atomically to ``state_dir/jsonl-index.json`` after every
+batch that wrote something, together with the data file's identity and the byte offset it
+had reached. At start-up the records appended after that offset (or the whole current file,
+when it was rotated or replaced) are replayed into the index, so a crash between the append
+and the index save duplicates nothing. Backups are never read.
+
+A value that is not finite (NaN, infinity) has no JSON number; it is written as ``null``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import json
+import math
+import os
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import structlog
+
+from collectord.config_types import JsonlSinkConfig
+from collectord.model import Sample
+from collectord.stats import SinkStats
+
+#: Name of the index file inside ``state_dir``.
+INDEX_FILE = "jsonl-index.json"
+_INDEX_VERSION = 1
+_BLOCK = 64 * 1024
+_COMPACT = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+_RECORD = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+
+#: What the index remembers of a series: the last ``end_time`` and value written.
+SeriesState = tuple[str | None, float | None]
+
+
+def utcnow() -> datetime:
+    """The current time, timezone-aware UTC."""
+    return datetime.now(UTC)
+
+
+def _utc(dt: datetime) -> datetime:
+    return dt.replace(tzinfo=UTC) if dt.tzinfo is None else dt.astimezone(UTC)
+
+
+def format_collected_at(dt: datetime) -> str:
+    """``2026-11-23T18:00:03.120Z``: UTC, milliseconds (a naive datetime is taken as UTC)."""
+    dt = _utc(dt)
+    return f"{dt:%Y-%m-%dT%H:%M:%S}.{dt.microsecond // 1000:03d}Z"
+
+
+def format_end_time(dt: datetime | None) -> str | None:
+    """``2026-11-23T08:00:00Z`` (UTC, whole seconds), or ``None``."""
+    return None if dt is None else f"{_utc(dt):%Y-%m-%dT%H:%M:%SZ}"
+
+
+def json_value(value: float) -> float | None:
+    """The value as a JSON float; ``None`` (``null``) when it is NaN or infinite."""
+    v = float(value)
+    return v if math.isfinite(v) else None
+
+
+def series_key(metric: str, labels: Mapping[str, str]) -> str:
+    """A stable string naming one series, independent of label order."""
+    return _COMPACT.encode([metric, sorted(labels.items())])
+
+
+def _record(
+    source: str, plugin: str, sample: Sample, stamp: str, end_time: str | None
+) -> dict[str, Any]:
+    return {
+        "collected_at": stamp,
+        "source": source,
+        "plugin": plugin,
+        "metric": sample.metric,
+        "graph_metric": sample.graph_metric,
+        "object_id": sample.object_id,
+        "period": sample.period,
+        "end_time": end_time,
+        "value": json_value(sample.value),
+        "labels": {"source": source, **dict(sample.labels)},
+    }
+
+
+def make_record(source: str, plugin: str, sample: Sample, collected_at: datetime) -> dict[str, Any]:
+    """The JSONL record of one sample, keys in contract order (DESIGN.md "JSONL record")."""
+    stamp = format_collected_at(collected_at)
+    return _record(source, plugin, sample, stamp, format_end_time(sample.end_time))
+
+
+def encode_record(record: Mapping[str, Any]) -> str:
+    """One record as a compact JSON line, without the trailing newline."""
+    return _RECORD.encode(record)
+
+
+def record_line(source: str, plugin: str, sample: Sample, collected_at: datetime) -> str:
+    """The record of one sample as a complete line (``\n``-terminated), as the sink writes it."""
+    return encode_record(make_record(source, plugin, sample, collected_at)) + "\n"
+
+
+class JsonlSink:
+    """Appends a record for every sample whose series got a new value (see module doc).
+
+    ``write()`` never raises for I/O problems: records it could not write are counted in
+    ``stats.errors``, left out of the index (so the next poll that sends them writes them),
+    and the failure is logged once when it starts and once when it ends. All methods are
+    synchronous and meant to be called from one thread (the event loop).
+    """
+
+    def __init__(
+        self,
+        config: JsonlSinkConfig,
+        state_dir: Path,
+        *,
+        log: Any = None,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self.config = config
+        self.path = Path(config.path)
+        self.index_path = Path(state_dir) / INDEX_FILE
+        self.stats = SinkStats("jsonl")
+        self._log = log if log is not None else structlog.get_logger("collectord.jsonl")
+        self._clock = clock
+        self._index: dict[str, SeriesState] = {}
+        self._fd: int | None = None
+        self._ident: tuple[int, int] | None = None  # (st_dev, st_ino) of the open file
+        self._size = 0  # bytes in the open file
+        self._opened = False
+        self._failing = False
+        self._failed_records = 0
+        self._index_failing = False
+        self._dirty = False
+
+    # -- lifecycle ------------------------------------------------------------------------
+
+    def open(self) -> None:
+        """Load the index, repair a torn last line, replay records the index has not seen."""
+        if self._opened:
+            return
+        self._opened = True
+        saved = self._load_index()
+        replayed = 0
+        try:
+            self._repair_tail()
+            start = 0
+            if saved is not None:
+                self._index, ident, offset = saved
+                start = self._replay_start(ident, offset)
+            replayed = self._replay(start)
+        except OSError as exc:
+            self._log.warning("jsonl_replay_failed", path=str(self.path), error=str(exc))
+        try:
+            self._ensure_file()
+        except OSError as exc:
+            self._on_failure(exc, 0)
+        if replayed:
+            self._save_index()
+
+    def close(self) -> None:
+        """Save the index if it changed and close the data file."""
+        if self._dirty:
+            self._save_index()
+        self._close_fd()
+        self._opened = False
+
+    def __enter__(self) -> JsonlSink:
+        self.open()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- writing --------------------------------------------------------------------------
+
+    def write(
+        self, source: str, plugin: str, samples: Sequence[Sample], collected_at: datetime
+    ) -> int:
+        """Append a record for each sample whose series got a new value; return how many."""
+        if not self._opened:
+            self.open()
+        stamp = format_collected_at(collected_at)
+        pending: dict[str, SeriesState] = {}
+        lines: list[tuple[str, SeriesState, bytes]] = []
+        end_times: dict[datetime | None, str | None] = {None: None}
+        for sample in samples:
+            if sample.end_time not in end_times:
+                end_times[sample.end_time] = format_end_time(sample.end_time)
+            end_time = end_times[sample.end_time]
+            key = series_key(sample.metric, {"source": source, **dict(sample.labels)})
+            state: SeriesState = (end_time, json_value(sample.value))
+            last = pending[key] if key in pending else self._index.get(key)
+            if last == state:
+                continue
+            pending[key] = state
+            record = _record(source, plugin, sample, stamp, end_time)
+            lines.append((key, state, (encode_record(record) + "\n").encode("utf-8")))
+        if not lines:
+            return 0
+
+        written = 0
+        for chunk in self._chunks(lines):
+            try:
+                self._append(b"".join(line for _, _, line in chunk))
+            except OSError as exc:
+                self._close_fd()  # reopen (and repair) on the next write
+                self._on_failure(exc, len(lines) - written)
+                break
+            for key, state, _ in chunk:
+                self._index[key] = state
+            written += len(chunk)
+            self._dirty = True
+        if written:
+            self.stats.records += written
+            self._save_index()
+        if written == len(lines):
+            self._on_success()
+        return written
+
+    def _chunks(
+        self, lines: list[tuple[str, SeriesState, bytes]]
+    ) -> Iterator[list[tuple[str, SeriesState, bytes]]]:
+        """The batch as one chunk, or split at line boundaries when it exceeds max_bytes."""
+        chunk: list[tuple[str, SeriesState, bytes]] = []
+        size = 0
+        for item in lines:
+            if chunk and size + len(item[2]) > self.config.max_bytes:
+                yield chunk
+                chunk, size = [], 0
+            chunk.append(item)
+            size += len(item[2])
+        yield chunk
+
+    def _append(self, data: bytes) -> None:
+        """Append whole lines in one write, rotating first if they would not fit."""
+        self._ensure_file()
+        if self._size > 0 and self._size + len(data) > self.config.max_bytes:
+            self._rotate()
+            self._ensure_file()
+        assert self._fd is not None
+        start = self._size
+        view = memoryview(data)
+        try:
+            while view:
+                n = os.write(self._fd, view)
+                if n <= 0:
+                    raise OSError(errno.EIO, "short write", str(self.path))
+                view = view[n:]
+        except OSError:
+            try:  # take a partial write back so no torn line stays in the file
+                os.ftruncate(self._fd, start)
+            except OSError:
+                self._close_fd()  # the repair at the next open removes it
+            raise
+        self._size = start + len(data)
+
+    def _ensure_file(self) -> None:
+        """Hold an append descriptor on the file now at PATH (reopen if moved or removed)."""
+        if self._fd is not None:
+            try:
+                st = os.stat(self.path)
+            except FileNotFoundError:
+                st = None
+            if st is not None and (st.st_dev, st.st_ino) == self._ident:
+                self._size = os.fstat(self._fd).st_size
+                return
+            self._close_fd()
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._repair_tail()
+        flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_CLOEXEC", 0)
+        fd = os.open(self.path, flags, 0o644)
+        st = os.fstat(fd)
+        self._fd, self._ident, self._size = fd, (st.st_dev, st.st_ino), st.st_size
+
+    def _close_fd(self) -> None:
+        if self._fd is not None:
+            with contextlib.suppress(OSError):
+                os.close(self._fd)
+            self._fd = None
+
+    def _backup(self, n: int) -> Path:
+        return self.path.with_name(f"{self.path.name}.{n}")
+
+    def _rotate(self) -> None:
+        """PATH -> PATH.1 -> ... -> PATH.<backups>; the oldest is dropped."""
+        # The index covers the whole file being rotated away: tell a restart to replay the
+        # new file from its start, whatever its inode turns out to be.
+        self._save_index(whole_file=True)
+        self._close_fd()
+        self._ident, self._size = None, 0
+        backups = max(self.config.backups, 0)
+        if backups == 0:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self.path)
+        else:
+            extra = backups + 1
+            while self._backup(extra).is_file():  # left over from a larger `backups`
+                self._backup(extra).unlink()
+                extra += 1
+            for n in range(backups - 1, 0, -1):
+                if self._backup(n).exists():
+                    os.replace(self._backup(n), self._backup(n + 1))
+            os.replace(self.path, self._backup(1))
+        self._log.info("jsonl_rotated", path=str(self.path), backups=backups)
+
+    def _on_failure(self, exc: OSError, records: int) -> None:
+        self.stats.errors += records
+        self._failed_records += records
+        if not self._failing:
+            self._failing = True
+            self._log.warning(
+                "jsonl_write_failed", path=str(self.path), error=str(exc), records=records
+            )
+
+    def _on_success(self) -> None:
+        if self._failing:
+            self._failing = False
+            self._log.info(
+                "jsonl_write_recovered", path=str(self.path), failed_records=self._failed_records
+            )
+            self._failed_records = 0
+
+    # -- crash safety ---------------------------------------------------------------------
+
+    def _repair_tail(self) -> None:
+        """Move a partial last line (a crash mid-write) to PATH.partial-<time>, cut it off."""
+        try:
+            f = open(self.path, "r+b")  # noqa: SIM115 - closed below
+        except FileNotFoundError:
+            return
+        with f:
+            end = f.seek(0, os.SEEK_END)
+            if end == 0:
+                return
+            f.seek(end - 1)
+            if f.read(1) == b"\n":
+                return
+            keep = _after_last_newline(f, end)
+            f.seek(keep)
+            tail = f.read()
+            partial = self._partial_path()
+            partial.write_bytes(tail)
+            f.truncate(keep)
+        self._log.warning(
+            "jsonl_torn_line_repaired", path=str(self.path), saved_to=str(partial), bytes=len(tail)
+        )
+
+    def _partial_path(self) -> Path:
+        base = f"{self.path.name}.partial-{_utc(self._clock()):%Y%m%dT%H%M%SZ}"
+        candidate, n = self.path.with_name(base), 1
+        while candidate.exists():
+            candidate, n = self.path.with_name(f"{base}-{n}"), n + 1
+        return candidate
+
+    def _replay_start(self, ident: tuple[int, int] | None, offset: int) -> int:
+        """Where the records the index has not seen begin in the current file."""
+        try:
+            st = os.stat(self.path)
+        except FileNotFoundError:
+            return 0
+        same = ident is not None and ident == (st.st_dev, st.st_ino) and st.st_size >= offset
+        return offset if same else 0
+
+    def _replay(self, offset: int) -> int:
+        """Feed the records from ``offset`` to the end of the data file into the index."""
+        try:
+            f = open(self.path, "rb")  # noqa: SIM115 - closed below
+        except FileNotFoundError:
+            return 0
+        count = bad = 0
+        with f:
+            f.seek(offset)
+            for line in f:
+                try:
+                    rec = json.loads(line)
+                    key = series_key(rec["metric"], rec["labels"])
+                    value = rec["value"]
+                    state = (rec["end_time"], None if value is None else float(value))
+                except (ValueError, KeyError, TypeError, AttributeError):
+                    bad += 1
+                    continue
+                self._index[key] = state
+                count += 1
+        if bad:
+            self._log.warning("jsonl_unreadable_lines", path=str(self.path), lines=bad)
+        return count
+
+    def _load_index(self) -> tuple[dict[str, SeriesState], tuple[int, int] | None, int] | None:
+        """The saved index, file identity and offset; ``None`` when it must be rebuilt."""
+        try:
+            raw = self.index_path.read_bytes()
+        except FileNotFoundError:
+            if self.path.is_file() and self.path.stat().st_size > 0:
+                self._log.warning(
+                    "jsonl_index_missing", index=str(self.index_path), path=str(self.path)
+                )
+            return None
+        except OSError as exc:
+            self._log.warning("jsonl_index_unreadable", index=str(self.index_path), error=str(exc))
+            return None
+        try:
+            doc = json.loads(raw)
+            if doc["version"] != _INDEX_VERSION:
+                raise ValueError(f"unknown version {doc['version']!r}")
+            if doc["path"] != os.path.abspath(self.path):
+                self._log.info("jsonl_index_other_path", index=str(self.index_path))
+                return None
+            series = {
+                str(k): (v[0], None if v[1] is None else float(v[1]))
+                for k, v in doc["series"].items()
+            }
+            ident = None if doc["file"] is None else (int(doc["file"][0]), int(doc["file"][1]))
+            return series, ident, int(doc["offset"])
+        except (ValueError, KeyError, TypeError, IndexError, AttributeError) as exc:
+            self._log.warning("jsonl_index_corrupt", index=str(self.index_path), error=str(exc))
+            return None
+
+    def _save_index(self, *, whole_file: bool = False) -> None:
+        """Write the index atomically (temp file + rename); log once if that fails."""
+        doc = {
+            "version": _INDEX_VERSION,
+            "path": os.path.abspath(self.path),
+            "file": None if whole_file or self._ident is None else list(self._ident),
+            "offset": 0 if whole_file else self._size,
+            "series": self._index,
+        }
+        tmp = self.index_path.with_name(self.index_path.name + ".tmp")
+        try:
+            self.index_path.parent.mkdir(parents=True, exist_ok=True)
+            tmp.write_text(_COMPACT.encode(doc), encoding="utf-8")
+            os.replace(tmp, self.index_path)
+        except OSError as exc:
+            if not self._index_failing:
+                self._index_failing = True
+                self._log.warning(
+                    "jsonl_index_save_failed", index=str(self.index_path), error=str(exc)
+                )
+            return
+        if self._index_failing:
+            self._index_failing = False
+            self._log.info("jsonl_index_save_recovered", index=str(self.index_path))
+        self._dirty = False
+
+
+def _after_last_newline(f: Any, end: int) -> int:
+    """Offset just past the last ``\\n`` before ``end`` in binary file ``f`` (0 if none)."""
+    pos = end
+    while pos > 0:
+        start = max(0, pos - _BLOCK)
+        f.seek(start)
+        block = f.read(pos - start)
+        i = block.rfind(b"\n")
+        if i >= 0:
+            return start + i + 1
+        pos = start
+    return 0
