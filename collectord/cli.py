@@ -13,14 +13,17 @@ import json
 import os
 import signal
 import sys
-import tomllib
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import TextIO
 
 from collectord import __version__
-from collectord.config import load_config, resolve_config_path
+from collectord.config import (
+    format_duration,
+    load_config,
+    read_plugin_dirs,
+    resolve_config_path,
+)
 from collectord.config_types import Config
 from collectord.errors import ConfigError
 from collectord.logs import configure_logging, get_logger
@@ -87,8 +90,16 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "simulate":
         return _simulate(args.listen)
     path = resolve_config_path(getattr(args, "config", None), os.environ)
+    demo = getattr(args, "demo", False)
     try:
-        loaded = load_source_plugins(peek_plugin_dirs(path))
+        dirs = read_plugin_dirs(path, environ=os.environ, demo=demo)
+    except ConfigError as exc:
+        if args.command != "plugins":  # `plugins` works without a config file
+            _problems(exc.problems)
+            return EXIT_INVALID
+        dirs = ()
+    try:
+        loaded = load_source_plugins(dirs)
     except PluginLoadError as exc:
         _problems(exc.problems)
         return EXIT_INVALID
@@ -96,7 +107,7 @@ def _dispatch(args: argparse.Namespace) -> int:
         _print_plugins(loaded, args.format, sys.stdout)
         return EXIT_OK
     try:
-        config = load_config(path, plugin_map(loaded), demo=getattr(args, "demo", False))
+        config = load_config(path, plugin_map(loaded), demo=demo)
     except ConfigError as exc:
         _problems(exc.problems)
         return EXIT_INVALID
@@ -115,20 +126,6 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "once":
         return _once(config, loaded, args)
     raise AssertionError(args.command)
-
-
-def peek_plugin_dirs(path: Path) -> list[Path]:
-    """``[collector] plugin_dirs`` of the config, read before the config is validated (the
-    validation needs the plugins). Anything unreadable here is left to :func:`load_config`
-    to report."""
-    try:
-        with path.open("rb") as fh:
-            dirs = tomllib.load(fh).get("collector", {}).get("plugin_dirs", [])
-    except (OSError, tomllib.TOMLDecodeError, AttributeError):
-        return []
-    if not isinstance(dirs, list):
-        return []
-    return [path.parent / d for d in dirs if isinstance(d, str)]
 
 
 def _problems(lines: Sequence[str]) -> None:
@@ -169,22 +166,15 @@ def _print_plugins(loaded: Mapping[str, LoadedPlugin], fmt: str, out: TextIO) ->
             )
 
 
-def _fmt_duration(seconds: float) -> str:
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        if seconds >= size and seconds % size == 0:
-            return f"{int(seconds // size)}{unit}"
-    return f"{seconds:g}s"
-
-
 def _print_check(config: Config, out: TextIO) -> None:
     out.write(f"{config.path}: valid, {len(config.sources)} source(s)\n")
     for src in config.sources:
         out.write(f'source "{src.name}" (plugin {src.plugin})\n')
         for cadence in src.cadences():
             n = sum(1 for s in src.specs if s.cadence == cadence)
-            every = _fmt_duration(src.schedule.interval(cadence))
+            every = format_duration(src.schedule.interval(cadence))
             out.write(
-                f"  {cadence:<5} every {every}, jitter {_fmt_duration(src.schedule.jitter)}: "
+                f"  {cadence:<5} every {every}, jitter {format_duration(src.schedule.jitter)}: "
                 f"{n} metric(s)\n"
             )
     if config.jsonl is not None:

@@ -1,0 +1,411 @@
+"""Read and check ``collector.toml`` (DESIGN.md "Config file (TOML)") into a :class:`Config`.
+
+:func:`load_config` reports every problem of a file at once, in one
+:class:`~collectord.errors.ConfigError` whose ``problems`` are lines of the form
+``{file}: {table}: {key}: {what is wrong}``. The key-by-key mechanics (``${VAR}``,
+``X_file``, types, unknown keys) live in :mod:`collectord.config_reader`.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import re
+import tomllib
+from collections.abc import Mapping
+from dataclasses import replace
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any, Final
+from urllib.parse import urlsplit
+
+from collectord.config_plugin import read_options, read_token, resolve_metrics, validate_options
+from collectord.config_reader import INVALID, MISSING, Context, Kind, Table, suggestion, type_name
+from collectord.config_types import (
+    CollectorConfig,
+    Config,
+    GraphConfig,
+    JsonlSinkConfig,
+    ScheduleConfig,
+    SourceConfig,
+)
+from collectord.durations import format_duration, parse_duration
+from collectord.errors import ConfigError
+from collectord.plugin import SourcePlugin
+from collectord.secret import Secret
+
+__all__ = [
+    "format_duration",
+    "load_config",
+    "parse_duration",
+    "read_plugin_dirs",
+    "resolve_config_path",
+]
+
+DEFAULT_CONFIG: Final = "collector.toml"
+CONFIG_ENV: Final = "COLLECTORD_CONFIG"
+
+_TABLES: Final = ("collector", "graph", "schedule", "source", "sink")
+_SINKS: Final = ("jsonl",)
+_LOG_LEVELS: Final = ("debug", "info", "warning", "error")
+_LOG_FORMATS: Final = ("console", "json")
+_GRAPH_KEYS: Final = (
+    "base_url",
+    "version",
+    "app_id",
+    "app_secret",
+    "timeout",
+    "max_concurrency",
+    "usage_ceiling",
+)
+_SCHEDULE_KEYS: Final = ("fast_interval", "daily_interval", "jitter")
+_COLLECTOR_KEYS: Final = ("listen", "log_level", "log_format", "state_dir", "plugin_dirs")
+_SOURCE_NAME = re.compile(r"[A-Za-z0-9_.-]+")
+_VERSION = re.compile(r"v\d+\.\d+")
+#: Below these, an interval polls more often than Meta refreshes (a warning, not an error).
+_FAST_FLOOR: Final = 15 * 60.0
+_DAILY_FLOOR: Final = 3600.0
+
+
+def resolve_config_path(cli_value: str | None, environ: Mapping[str, str] | None = None) -> Path:
+    """The config file to read: ``-c FILE``, else ``$COLLECTORD_CONFIG``, else
+    ``./collector.toml``."""
+    env = os.environ if environ is None else environ
+    return Path(cli_value or env.get(CONFIG_ENV) or DEFAULT_CONFIG)
+
+
+def load_config(
+    path: Path,
+    plugins: Mapping[str, SourcePlugin],
+    *,
+    environ: Mapping[str, str] | None = None,
+    demo: bool = False,
+) -> Config:
+    """Read ``path``, check it against collectord's tables and the ``plugins``' own keys.
+
+    ``environ`` (default ``os.environ``) resolves ``${VAR}``. Under ``demo`` an unset
+    variable is no error: the value is treated as not set, and a required key left unset
+    that way is accepted (the daemon substitutes the simulator's values). Raises
+    :class:`ConfigError` listing every problem found.
+    """
+    path = Path(path)
+    data = _parse(path)
+    ctx = _context(path, environ, demo)
+    for key, value in data.items():
+        if key not in _TABLES:
+            _unknown_top_level(ctx, key, value)
+    collector = _read_collector(_table(ctx, data, "collector", "[collector]"))
+    graph_table = _table(ctx, data, "graph", "[graph]")
+    graph = _read_graph(graph_table, GraphConfig())
+    graph_table.finish()
+    schedule_table = _table(ctx, data, "schedule", "[schedule]")
+    schedule = _read_schedule(schedule_table, ScheduleConfig())
+    schedule_table.finish()
+    sources = _read_sources(ctx, data.get("source"), plugins, graph, schedule)
+    jsonl = _read_sink(ctx, data.get("sink"))
+    if ctx.problems:
+        raise ConfigError(ctx.problems)
+    return Config(
+        path=path,
+        collector=collector,
+        graph=graph,
+        schedule=schedule,
+        sources=tuple(sources),
+        jsonl=jsonl,
+        warnings=tuple(ctx.warnings),
+    )
+
+
+def read_plugin_dirs(
+    path: Path, *, environ: Mapping[str, str] | None = None, demo: bool = False
+) -> tuple[Path, ...]:
+    """``[collector] plugin_dirs`` alone, read before the plugins are loaded (which
+    :func:`load_config` needs). A wrong value gives ``()`` here: :func:`load_config`
+    reports it. Raises :class:`ConfigError` for a file that cannot be read or parsed."""
+    path = Path(path)
+    data = _parse(path)
+    ctx = _context(path, environ, demo)
+    dirs = _table(ctx, data, "collector", "[collector]").take("plugin_dirs", "path_list")
+    return dirs if isinstance(dirs, tuple) and not ctx.problems else ()
+
+
+def _context(path: Path, environ: Mapping[str, str] | None, demo: bool) -> Context:
+    return Context(
+        file=str(path),
+        base_dir=path.expanduser().absolute().parent,
+        environ=os.environ if environ is None else environ,
+        demo=demo,
+    )
+
+
+def _parse(path: Path) -> dict[str, Any]:
+    """The TOML document, or a one-line :class:`ConfigError` naming the file."""
+    try:
+        raw = path.expanduser().read_bytes()
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        hint = f" (choose the file with -c FILE or ${CONFIG_ENV})"
+        raise ConfigError([f"{path}: cannot read the config file: {reason}{hint}"]) from None
+    try:
+        return tomllib.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise ConfigError([f"{path}: not UTF-8 text"]) from None
+    except tomllib.TOMLDecodeError as exc:
+        message = str(exc)
+        where = re.search(r"\s*\(at line (\d+), column (\d+)\)$", message)
+        if where:
+            message = message[: where.start()]
+            location = f"line {where.group(1)}, column {where.group(2)}: "
+        else:
+            location = ""
+        raise ConfigError([f"{path}: {location}invalid TOML: {message}"]) from None
+
+
+def _unknown_top_level(ctx: Context, key: str, value: Any) -> None:
+    if isinstance(value, dict | list):
+        brackets = "[[{}]]" if isinstance(value, list) else "[{}]"
+        hint = suggestion(key, _TABLES, fmt=f"'{brackets}'")
+        ctx.problem(None, brackets.format(key), f"unknown table{hint}")
+        return
+    for table, keys in (
+        ("collector", _COLLECTOR_KEYS),
+        ("graph", _GRAPH_KEYS),
+        ("schedule", _SCHEDULE_KEYS),
+    ):
+        if key in keys:
+            ctx.problem(None, key, f"unknown top-level key (it belongs in the [{table}] table)")
+            return
+    ctx.problem(None, key, "unknown top-level key")
+
+
+def _table(ctx: Context, data: Mapping[str, Any], key: str, label: str) -> Table:
+    """The sub-table ``data[key]`` (empty when absent or not a table)."""
+    value = data.get(key, {})
+    if not isinstance(value, dict):
+        ctx.problem(label, None, f"expected a table, got {type_name(value)}")
+        value = {}
+    return Table(ctx, label, value)
+
+
+def _choice(table: Table, key: str, choices: tuple[str, ...]) -> Any:
+    value = table.take(key, "str")
+    if not isinstance(value, str):
+        return value
+    if value.lower() not in choices:
+        listed = ", ".join(choices)
+        table.problem(key, f"expected one of {listed}, got {value!r}{suggestion(value, choices)}")
+        return INVALID
+    return value.lower()
+
+
+def _positive(table: Table, key: str, kind: Kind, *, allow_zero: bool = False) -> Any:
+    value = table.take(key, kind)
+    if isinstance(value, int | float) and (value < 0 or (value == 0 and not allow_zero)):
+        table.problem(key, "must not be negative" if allow_zero else "must be positive")
+        return INVALID
+    return value
+
+
+def _set(values: dict[str, Any], key: str, value: Any) -> None:
+    if value is not MISSING and value is not INVALID:
+        values[key] = value
+
+
+def _read_collector(table: Table) -> CollectorConfig:
+    values: dict[str, Any] = {"state_dir": table.ctx.path(".collectord")}
+    listen = table.take("listen", "str")
+    if isinstance(listen, str):
+        try:
+            values["listen_host"], values["listen_port"] = _parse_listen(listen)
+        except ValueError as exc:
+            table.problem("listen", str(exc))
+    _set(values, "log_level", _choice(table, "log_level", _LOG_LEVELS))
+    _set(values, "log_format", _choice(table, "log_format", _LOG_FORMATS))
+    _set(values, "state_dir", table.take("state_dir", "path"))
+    _set(values, "plugin_dirs", table.take("plugin_dirs", "path_list"))
+    table.finish()
+    return CollectorConfig(**values)
+
+
+def _parse_listen(text: str) -> tuple[str, int]:
+    form = 'expected HOST:PORT such as "127.0.0.1:9464" or "[::1]:9464"'
+    match = re.fullmatch(r"\[(?P<v6>[^\]]+)\]:(?P<port>\d+)|(?P<host>[^:\[\]]+):(?P<p>\d+)", text)
+    if not match:
+        raise ValueError(f"{form}, got {text!r}")
+    host = match.group("v6") or match.group("host")
+    port = int(match.group("port") or match.group("p"))
+    if match.group("v6"):
+        try:
+            ipaddress.IPv6Address(host)
+        except ValueError:
+            raise ValueError(f"{form}: {host!r} is not an IPv6 address") from None
+    if not 1 <= port <= 65535:
+        raise ValueError(f"port must be between 1 and 65535, got {port}")
+    return host, port
+
+
+def _read_graph(table: Table, base: GraphConfig) -> GraphConfig:
+    """``base`` with the keys set in ``table`` replaced (``[graph]`` or ``[source.graph]``)."""
+    values: dict[str, Any] = {}
+    base_url = table.take("base_url", "str")
+    if isinstance(base_url, str):
+        parts = urlsplit(base_url)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            table.problem("base_url", f"expected an http:// or https:// URL, got {base_url!r}")
+        else:
+            values["base_url"] = base_url.rstrip("/")
+    version = table.take("version", "str")
+    if isinstance(version, str):
+        if _VERSION.fullmatch(version):
+            values["version"] = version
+        else:
+            table.problem(
+                "version", f'expected a Graph API version such as "v26.0", got {version!r}'
+            )
+    app_id = table.take("app_id", "str")
+    if isinstance(app_id, str):
+        if app_id.isdigit() and app_id.isascii():
+            values["app_id"] = app_id
+        else:
+            table.problem("app_id", "expected the app's numeric id as a string of digits")
+    app_secret = table.take("app_secret", "str", secret=True)
+    if isinstance(app_secret, Secret) and not app_secret:
+        table.problem("app_secret", "is empty")
+    else:
+        _set(values, "app_secret", app_secret)
+    _set(values, "timeout", _positive(table, "timeout", "duration"))
+    concurrency = table.take("max_concurrency", "int")
+    if isinstance(concurrency, int) and concurrency < 1:
+        table.problem("max_concurrency", f"must be at least 1, got {concurrency}")
+    else:
+        _set(values, "max_concurrency", concurrency)
+    ceiling = table.take("usage_ceiling", "float")
+    if isinstance(ceiling, float) and not 0 < ceiling <= 1:
+        table.problem("usage_ceiling", f"must be above 0 and at most 1, got {ceiling}")
+    else:
+        _set(values, "usage_ceiling", ceiling)
+    return replace(base, **values)
+
+
+def _read_schedule(table: Table, base: ScheduleConfig) -> ScheduleConfig:
+    """``base`` with the interval keys set in ``table`` replaced; warns about short ones."""
+    values: dict[str, Any] = {}
+    for key in _SCHEDULE_KEYS:
+        _set(values, key, _positive(table, key, "duration", allow_zero=key == "jitter"))
+    for key, floor, how_often in (
+        ("fast_interval", _FAST_FLOOR, "about every 15 minutes"),
+        ("daily_interval", _DAILY_FLOOR, "once a day"),
+    ):
+        if key in values and values[key] < floor:
+            table.ctx.warn(
+                table.label,
+                key,
+                f"{format_duration(values[key])} is shorter than Meta refreshes these metrics "
+                f"({how_often}); polling more often reads the same values",
+            )
+    return replace(base, **values)
+
+
+def _read_sources(
+    ctx: Context,
+    raw: Any,
+    plugins: Mapping[str, SourcePlugin],
+    graph: GraphConfig,
+    schedule: ScheduleConfig,
+) -> list[SourceConfig]:
+    if raw is None:
+        ctx.warn(None, None, "no [[source]] table: nothing will be collected")
+        return []
+    if not isinstance(raw, list):
+        ctx.problem("[[source]]", None, f"expected an array of tables, got {type_name(raw)}")
+        return []
+    names: dict[str, str] = {}
+    sources = []
+    for index, item in enumerate(raw, 1):
+        label = f"source #{index}"
+        if not isinstance(item, dict):
+            ctx.problem(label, None, f"expected a table, got {type_name(item)}")
+            continue
+        source = _read_source(Table(ctx, label, item), plugins, graph, schedule, names)
+        if source is not None:
+            sources.append(source)
+    return sources
+
+
+def _read_source(
+    table: Table,
+    plugins: Mapping[str, SourcePlugin],
+    graph: GraphConfig,
+    schedule: ScheduleConfig,
+    names: dict[str, str],
+) -> SourceConfig | None:
+    """One ``[[source]]`` table; ``names`` maps the names seen so far to their tables."""
+    name = table.take("name", "str", required=True)
+    if isinstance(name, str):
+        if not _SOURCE_NAME.fullmatch(name):
+            what = "is empty" if not name else "may hold only letters, digits, '_', '.' and '-'"
+            table.problem("name", what)
+        elif name in names:
+            table.problem("name", f"duplicate source name {name!r} (also {names[name]})")
+        else:
+            names[name] = table.label = f'source "{name}"'
+    plugin_name = table.take("plugin", "str", required=True)
+    plugin = plugins.get(plugin_name) if isinstance(plugin_name, str) else None
+    if isinstance(plugin_name, str) and plugin is None:
+        hint = suggestion(plugin_name, sorted(plugins))
+        if not hint:
+            hint = f" (loaded plugins: {', '.join(sorted(plugins)) or 'none'})"
+        table.problem("plugin", f"unknown plugin {plugin_name!r}{hint}")
+
+    table.accept("graph")
+    source_graph = graph
+    sub = table.data.get("graph")
+    if isinstance(sub, dict):
+        graph_table = Table(table.ctx, f"{table.label} [graph]", sub)
+        source_graph = _read_graph(graph_table, graph)
+        graph_table.finish()
+    elif sub is not None:
+        table.problem("graph", f"expected a table [source.graph], got {type_name(sub)}")
+    source_schedule = _read_schedule(table, schedule)
+    token = read_token(table, plugin, source_graph)
+    metrics = table.take("metrics", "str_list")
+    options, complete = read_options(table, plugin) if plugin is not None else ({}, False)
+    table.finish(strict=plugin is not None)
+    if plugin is None or not isinstance(name, str) or not isinstance(plugin_name, str):
+        return None
+    specs = resolve_metrics(table, plugin, metrics)
+    if complete:
+        validate_options(table, plugin, options)
+    return SourceConfig(
+        name=name,
+        plugin=plugin_name,
+        access_token=token,
+        metrics=tuple(dict.fromkeys(metrics)) if isinstance(metrics, tuple) else None,
+        schedule=source_schedule,
+        graph=source_graph,
+        options=MappingProxyType(options),
+        specs=specs,
+    )
+
+
+def _read_sink(ctx: Context, raw: Any) -> JsonlSinkConfig | None:
+    """``[sink.jsonl]``, if present (the only sink so far)."""
+    if raw is None:
+        return None
+    if not isinstance(raw, dict):
+        ctx.problem("[sink]", None, f"expected a table, got {type_name(raw)}")
+        return None
+    for key in raw:
+        if key not in _SINKS:
+            ctx.problem("[sink]", key, f"unknown sink{suggestion(key, _SINKS)}")
+    if "jsonl" not in raw:
+        return None
+    table = _table(ctx, raw, "jsonl", "[sink.jsonl]")
+    values: dict[str, Any] = {}
+    path = table.take("path", "path", required=True)
+    _set(values, "max_bytes", _positive(table, "max_bytes", "int"))
+    _set(values, "backups", _positive(table, "backups", "int", allow_zero=True))
+    table.finish()
+    if not isinstance(path, Path):
+        return None
+    return JsonlSinkConfig(path=path, **values)

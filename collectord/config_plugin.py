@@ -1,0 +1,162 @@
+"""Checking a ``[[source]]`` table against its plugin: token, metrics and the plugin's keys.
+
+Part of the config loader (:mod:`collectord.config`); problems go to the source's
+:class:`~collectord.config_reader.Table`.
+"""
+
+from __future__ import annotations
+
+from types import MappingProxyType
+from typing import Any, Final
+
+from collectord.config_reader import INVALID, MISSING, Kind, Table, suggestion
+from collectord.config_types import GraphConfig
+from collectord.durations import format_duration, parse_duration
+from collectord.model import MetricSpec, Option
+from collectord.plugin import SourcePlugin
+from collectord.secret import Secret
+
+#: Keys of a ``[[source]]`` table that belong to the host, never to the plugin.
+HOST_KEYS: Final = (
+    "name",
+    "plugin",
+    "access_token",
+    "metrics",
+    "graph",
+    "fast_interval",
+    "daily_interval",
+    "jitter",
+)
+
+
+def read_token(table: Table, plugin: SourcePlugin | None, graph: GraphConfig) -> Secret | None:
+    """The source's token: its own, else the plugin's default (the app token), else none
+    (accepted only under ``--demo``, which replaces every token)."""
+    token = table.take("access_token", "str", secret=True)
+    if isinstance(token, Secret):
+        if not token:
+            table.problem("access_token", "is empty")
+        return token
+    if token is INVALID or plugin is None:
+        return None
+    default = plugin.default_access_token(graph.app_id, graph.app_secret)
+    if default:
+        return Secret(default)
+    if not table.ctx.demo:  # under --demo the daemon gives every source the simulator's token
+        table.problem(
+            "access_token", "missing required key (set access_token or access_token_file)"
+        )
+    return None
+
+
+def resolve_metrics(table: Table, plugin: SourcePlugin, metrics: Any) -> tuple[MetricSpec, ...]:
+    """The specs a source collects: the listed ones in catalogue order (then the ones the
+    plugin builds on request), or the plugin's default set."""
+    if not isinstance(metrics, tuple):
+        return tuple(spec for spec in plugin.catalogue if spec.default)
+    if not metrics:
+        table.problem("metrics", "is empty (leave it out for the plugin's default set)")
+    known = {spec.graph_name: spec for spec in plugin.catalogue}
+    by_prom_name = {spec.prom_name: spec.graph_name for spec in plugin.catalogue}
+    chosen: set[str] = set()
+    extra: dict[str, MetricSpec] = {}
+    for metric in metrics:
+        if metric in known:
+            chosen.add(metric)
+            continue
+        spec = plugin.spec_for(metric)
+        if spec is not None:
+            extra.setdefault(spec.graph_name, spec)
+        elif metric in by_prom_name:
+            table.problem(
+                "metrics",
+                f"unknown metric {metric!r}: list metrics by their Graph API name "
+                f"(did you mean {by_prom_name[metric]!r}?)",
+            )
+        else:
+            hint = suggestion(metric, known)
+            table.problem("metrics", f"unknown metric {metric!r} for plugin {plugin.name!r}{hint}")
+    listed = tuple(spec for spec in plugin.catalogue if spec.graph_name in chosen)
+    return listed + tuple(spec for name, spec in extra.items() if name not in chosen)
+
+
+def read_options(table: Table, plugin: SourcePlugin) -> tuple[dict[str, Any], bool]:
+    """The plugin's own keys, checked and with defaults filled in, and whether all are
+    there and right (``validate`` is skipped otherwise, also when ``--demo`` left a
+    required one unset)."""
+    options: dict[str, Any] = {}
+    complete = True
+    for option in plugin.options:
+        if option.name in HOST_KEYS:
+            continue
+        kind: Kind = option.type
+        value = table.take(option.name, kind, secret=option.secret, required=option.required)
+        if value is MISSING and option.name in table.unresolved:
+            complete = False
+            if option.type == "str":
+                options[option.name] = Secret("") if option.secret else ""
+            continue
+        if value is MISSING:
+            complete = complete and not option.required
+            value = _default(table, option)
+        elif value is not INVALID:
+            value = _check_option(table, option, value)
+        if value is INVALID:
+            complete = False
+        elif value is not MISSING:
+            options[option.name] = value
+    return options, complete
+
+
+def validate_options(table: Table, plugin: SourcePlugin, options: dict[str, Any]) -> None:
+    """Add the plugin's cross-key problems under the source's table."""
+    try:
+        problems = plugin.validate(MappingProxyType(options))
+    except Exception as exc:  # a plugin bug must not become a traceback at start-up
+        problems = [f"plugin {plugin.name!r} failed checking its keys ({type(exc).__name__})"]
+    for problem in problems:
+        table.problem(None, problem)
+
+
+def _default(table: Table, option: Option) -> Any:
+    default = option.default
+    if option.required or default is None:
+        return MISSING if option.required else None
+    if option.type == "duration" and isinstance(default, str):
+        try:
+            return parse_duration(default)
+        except ValueError:
+            table.problem(option.name, f"the plugin's default {default!r} is not a duration")
+            return INVALID
+    if option.type == "str_list" and isinstance(default, list | tuple):
+        return tuple(default)
+    if option.secret and isinstance(default, str):
+        return Secret(default)
+    return default
+
+
+def _check_option(table: Table, option: Option, value: Any) -> Any:
+    """Apply ``choices``, ``minimum`` and non-emptiness to a value of the right type."""
+    key = option.name
+    plain = value.reveal() if isinstance(value, Secret) else value
+    if option.required and option.type == "str" and not plain:
+        table.problem(key, "is empty")
+        return INVALID
+    if option.choices is not None:
+        items = plain if option.type == "str_list" else (plain,)
+        wrong = [item for item in items if item not in option.choices]
+        if wrong:
+            listed = ", ".join(repr(choice) for choice in option.choices)
+            got = "" if option.secret else f", got {wrong[0]!r}"
+            hint = suggestion(str(wrong[0]), map(str, option.choices)) if not option.secret else ""
+            table.problem(key, f"expected one of {listed}{got}{hint}")
+            return INVALID
+    if option.type in ("int", "float", "duration"):
+        if option.minimum is not None and value < option.minimum:
+            limit = format_duration(option.minimum) if option.type == "duration" else option.minimum
+            table.problem(key, f"must be at least {limit}")
+            return INVALID
+        if option.minimum is None and option.type == "duration" and value <= 0:
+            table.problem(key, "must be positive")
+            return INVALID
+    return value

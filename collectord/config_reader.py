@@ -1,0 +1,288 @@
+"""Reading one TOML table of ``collector.toml``, key by key, collecting problems.
+
+This is the generic half of the config loader (``config.py`` knows collectord's tables):
+``${VAR}`` interpolation, ``X_file`` indirection, type checks with messages that name the
+types, and unknown keys with the nearest valid one. Nothing here raises on a bad value: a
+problem line is recorded and the caller gets :data:`INVALID`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import difflib
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Final, Literal
+
+from collectord.durations import DURATION_FORM, parse_duration
+from collectord.secret import Secret
+
+Kind = Literal["str", "int", "float", "bool", "duration", "str_list", "path", "path_list"]
+
+
+class _Marker:
+    def __init__(self, name: str) -> None:
+        self._name = name
+
+    def __repr__(self) -> str:
+        return self._name
+
+
+#: The key is not set (or, under ``--demo``, set through an environment variable that is not).
+MISSING: Final[Any] = _Marker("MISSING")
+#: The key is set but wrong; the problem has been recorded.
+INVALID: Final[Any] = _Marker("INVALID")
+
+_REFERENCE = re.compile(r"\$\$|\$\{(?P<name>[^}]*)\}|\$\{")
+_VARIABLE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+@dataclass
+class Context:
+    """What every table of one config file shares: where problems and warnings go."""
+
+    file: str
+    base_dir: Path
+    environ: Mapping[str, str]
+    demo: bool = False
+    problems: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    def line(self, table: str | None, key: str | None, what: str) -> str:
+        """``{file}: {table}: {key}: {what}``, leaving out the parts that are ``None``."""
+        return ": ".join(part for part in (self.file, table, key, what) if part is not None)
+
+    def problem(self, table: str | None, key: str | None, what: str) -> None:
+        self.problems.append(self.line(table, key, what))
+
+    def warn(self, table: str | None, key: str | None, what: str) -> None:
+        self.warnings.append(self.line(table, key, what))
+
+    def path(self, text: str) -> Path:
+        """``text`` as a path, ``~`` expanded, relative to the config file's directory."""
+        return self.base_dir / Path(text).expanduser()
+
+
+def type_name(value: object) -> str:
+    """How a TOML value's type is named in messages: ``a string``, ``an integer``, ..."""
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int):
+        return "an integer"
+    if isinstance(value, float):
+        return "a float"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "an array"
+    if isinstance(value, dict):
+        return "a table"
+    if isinstance(value, dt.date | dt.time):
+        return "a date/time"
+    return type(value).__name__
+
+
+def suggestion(word: str, candidates: Iterable[str], *, fmt: str = "'{}'") -> str:
+    """`` (did you mean 'x'?)`` for the nearest candidate, or an empty string."""
+    close = difflib.get_close_matches(word, list(candidates), n=1, cutoff=0.6)
+    return f" (did you mean {fmt.format(close[0])}?)" if close else ""
+
+
+class Table:
+    """One TOML table being read. Call :meth:`take` per known key, then :meth:`finish`."""
+
+    def __init__(self, ctx: Context, label: str, data: Mapping[str, Any]) -> None:
+        self.ctx = ctx
+        self.label = label
+        self.data = data
+        #: Keys this table accepts (filled by :meth:`take` and :meth:`accept`).
+        self.known: set[str] = set()
+        #: Keys whose value used an unset variable under ``--demo`` (treated as not set).
+        self.unresolved: set[str] = set()
+
+    def problem(self, key: str | None, what: str) -> None:
+        self.ctx.problem(self.label, key, what)
+
+    def accept(self, *keys: str) -> None:
+        """Declare keys that are read some other way (sub-tables), so they are not unknown."""
+        self.known.update(keys)
+
+    def given(self, key: str) -> bool:
+        """Whether ``key`` or ``key_file`` is present."""
+        return key in self.data or f"{key}_file" in self.data
+
+    def take(self, key: str, kind: Kind, *, secret: bool = False, required: bool = False) -> Any:
+        """The value of ``key`` (or of the file ``key_file`` names) checked as ``kind``.
+
+        Returns the converted value (a :class:`Secret` when ``secret``), :data:`MISSING`
+        or :data:`INVALID`. A required key left unset by an unset variable under
+        ``--demo`` is not a problem (see :attr:`unresolved`).
+        """
+        file_key = f"{key}_file"
+        self.known.update((key, file_key))
+        if key in self.data and file_key in self.data:
+            self.problem(key, f"set either {key} or {file_key}, not both")
+            return INVALID
+        from_file = file_key in self.data
+        if from_file:
+            value = self._read_file(key, file_key)
+        elif key in self.data:
+            value = self._expand(key, key, self.data[key])
+        else:
+            value = MISSING
+        if value is MISSING:
+            if required and key not in self.unresolved:
+                self.problem(key, "missing required key")
+            return value
+        if value is INVALID:
+            return value
+        try:
+            converted = self._convert(value, kind, from_file=from_file, secret=secret)
+        except ValueError as exc:
+            self.problem(file_key if from_file else key, str(exc))
+            return INVALID
+        return Secret(converted) if secret and isinstance(converted, str) else converted
+
+    def finish(self, *, strict: bool = True) -> None:
+        """Report every key that was not declared (only when ``strict``)."""
+        if not strict:
+            return
+        for key in self.data:
+            if key not in self.known:
+                self.problem(key, "unknown key" + suggestion(key, sorted(self.known)))
+
+    # -- the steps of take() ----------------------------------------------------------
+
+    def _read_file(self, key: str, file_key: str) -> Any:
+        where = self._expand(key, file_key, self.data[file_key])
+        if where is MISSING or where is INVALID:
+            return where
+        if not isinstance(where, str) or not where:
+            got = type_name(where) if not isinstance(where, str) else "an empty string"
+            self.problem(file_key, f"expected the path of a file, got {got}")
+            return INVALID
+        path = self.ctx.path(where)
+        try:
+            text = path.read_text(encoding="utf-8")
+        except OSError as exc:
+            self.problem(file_key, f"cannot read {path}: {exc.strerror or type(exc).__name__}")
+            return INVALID
+        except UnicodeDecodeError:
+            self.problem(file_key, f"cannot read {path}: not UTF-8 text")
+            return INVALID
+        return text.strip()
+
+    def _expand(self, key: str, report_key: str, value: Any) -> Any:
+        """Replace ``${VAR}`` in a string, or in the strings of an array."""
+        if isinstance(value, str):
+            return self._interpolate(key, report_key, value)
+        if isinstance(value, list):
+            items = []
+            for item in value:
+                expanded = (
+                    self._interpolate(key, report_key, item) if isinstance(item, str) else item
+                )
+                if expanded is INVALID:
+                    return INVALID
+                if expanded is not MISSING:
+                    items.append(expanded)
+            return items
+        return value
+
+    def _interpolate(self, key: str, report_key: str, text: str) -> Any:
+        missing: list[str] = []
+        bad: list[str] = []
+
+        def replace(match: re.Match[str]) -> str:
+            if match.group(0) == "$$":
+                return "$"
+            name = match.group("name")
+            if name is None:
+                bad.append("'${' without a closing '}' (write $$ for a literal $)")
+            elif not _VARIABLE_NAME.fullmatch(name):
+                bad.append(f"'${{{name}}}' is not a valid environment variable name")
+            elif name in self.ctx.environ:
+                return self.ctx.environ[name]
+            else:
+                missing.append(name)
+            return ""
+
+        result = _REFERENCE.sub(replace, text)
+        if bad:
+            self.problem(report_key, bad[0])
+            return INVALID
+        if missing:
+            if self.ctx.demo:
+                self.unresolved.add(key)
+                return MISSING
+            names = ", ".join(dict.fromkeys(missing))
+            plural = "s" if len(set(missing)) > 1 else ""
+            verb = "are" if plural else "is"
+            self.problem(report_key, f"environment variable{plural} {names} {verb} not set")
+            return INVALID
+        return result
+
+    def _convert(self, value: Any, kind: Kind, *, from_file: bool, secret: bool) -> Any:
+        if from_file:
+            value = _from_text(value, kind)
+        if kind in ("str", "path"):
+            if not isinstance(value, str):
+                hint = ""
+                if isinstance(value, int | float) and not isinstance(value, bool) and not secret:
+                    hint = f' (write it in quotes: "{value}")'
+                raise ValueError(f"expected a string, got {type_name(value)}{hint}")
+            if kind == "path":
+                if not value:
+                    raise ValueError("expected a path, got an empty string")
+                return self.ctx.path(value)
+            return value
+        if kind == "int":
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise ValueError(f"expected an integer, got {type_name(value)}")
+            return value
+        if kind == "float":
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise ValueError(f"expected a number, got {type_name(value)}")
+            return float(value)
+        if kind == "bool":
+            if not isinstance(value, bool):
+                raise ValueError(f"expected a boolean (true or false), got {type_name(value)}")
+            return value
+        if kind == "duration":
+            if not isinstance(value, str):
+                raise ValueError(f"expected {DURATION_FORM}, got {type_name(value)}")
+            return parse_duration(value)
+        # str_list, path_list
+        if not isinstance(value, list):
+            raise ValueError(f"expected an array of strings, got {type_name(value)}")
+        for position, item in enumerate(value, 1):
+            if not isinstance(item, str):
+                raise ValueError(
+                    f"expected an array of strings, item {position} is {type_name(item)}"
+                )
+        if kind == "path_list":
+            return tuple(self.ctx.path(item) for item in value if item)
+        return tuple(value)
+
+
+def _from_text(text: str, kind: Kind) -> Any:
+    """Turn the contents of an ``X_file`` into the TOML-like value ``kind`` expects."""
+    if kind == "int":
+        try:
+            return int(text)
+        except ValueError:
+            raise ValueError("expected an integer in the file") from None
+    if kind == "float":
+        try:
+            return float(text)
+        except ValueError:
+            raise ValueError("expected a number in the file") from None
+    if kind == "bool":
+        if text.lower() not in ("true", "false"):
+            raise ValueError("expected true or false in the file")
+        return text.lower() == "true"
+    if kind in ("str_list", "path_list"):
+        return [line.strip() for line in text.splitlines() if line.strip()]
+    return text
