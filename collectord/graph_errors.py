@@ -8,10 +8,8 @@
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Iterable, Mapping
 from typing import Any
-from urllib.parse import quote
 
 from collectord.errors import (
     AuthError,
@@ -23,7 +21,7 @@ from collectord.errors import (
     ServerError,
     ThrottledError,
 )
-from collectord.secret import MASK, Secret
+from collectord.secret import Secret, scrub
 from collectord.usage import header_value, regain_seconds
 
 #: Rate-limit codes (graph-api.md 7.3): Meta says stop calling once one is seen.
@@ -47,44 +45,6 @@ BUC_TYPES: Mapping[int, str] = {
     80005: "leadgen",
     80006: "messenger",
 }
-
-#: Query or form parameters whose values are secrets.
-SECRET_PARAMS: tuple[str, ...] = (
-    "access_token",
-    "appsecret_proof",
-    "client_secret",
-    "fb_exchange_token",
-    "input_token",
-)
-_PARAM_RE = re.compile(
-    r"(?i)\b(" + "|".join(SECRET_PARAMS) + r")(=|%3D)([^&\s\"'#<>]+)",
-)
-_JSON_RE = re.compile(r"(?i)([\"'](?:" + "|".join(SECRET_PARAMS) + r")[\"']\s*:\s*[\"'])([^\"']+)")
-#: Literal secrets shorter than this are not searched for (they would mangle the text).
-_MIN_LITERAL = 4
-
-
-def scrub(text: str, secrets: Iterable[str | Secret | None] = ()) -> str:
-    """Mask secret parameter values and the given literal secrets in ``text``.
-
-    Masks the values of ``access_token``, ``appsecret_proof``, ``client_secret``,
-    ``fb_exchange_token`` and ``input_token`` in URLs, form bodies and JSON, then every
-    occurrence of each secret in ``secrets`` (also URL-encoded).
-
-    >>> scrub("https://h/v1/me?fields=id&access_token=EAAB123&after=x")
-    'https://h/v1/me?fields=id&access_token=**********&after=x'
-    """
-    out = _PARAM_RE.sub(lambda m: f"{m.group(1)}{m.group(2)}{MASK}", text)
-    out = _JSON_RE.sub(lambda m: f"{m.group(1)}{MASK}", out)
-    for secret in secrets:
-        value = secret.reveal() if isinstance(secret, Secret) else secret
-        if not value or len(value) < _MIN_LITERAL:
-            continue
-        out = out.replace(value, MASK)
-        quoted = quote(value, safe="")
-        if quoted != value:
-            out = out.replace(quoted, MASK)
-    return out
 
 
 def _as_int(value: Any) -> int | None:

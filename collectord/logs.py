@@ -17,24 +17,13 @@ from typing import Any, Literal, TextIO
 import structlog
 from structlog.typing import EventDict, Processor
 
-from collectord.secret import MASK, Secret
+from collectord.secret import MASK, Secret, scrub
 
 LogFormat = Literal["console", "json"]
 
 _SECRET_KEY = re.compile(r"token|secret|password|passwd|proof|authorization", re.IGNORECASE)
-_SECRET_PARAM = re.compile(
-    r"(?P<key>access_token|appsecret_proof|client_secret|fb_exchange_token|input_token)"
-    r"(?P<sep>=|%3D|\"\s*:\s*\")(?P<value>[^&\s\"']+)",
-    re.IGNORECASE,
-)
-# Meta tokens start with "EAA" and are long; mask them wherever they appear.
-_BARE_TOKEN = re.compile(r"\bEAA[A-Za-z0-9]{20,}")
 
-
-def scrub(text: str) -> str:
-    """Mask token-like parameter values and bare Meta tokens inside ``text``."""
-    text = _SECRET_PARAM.sub(lambda m: f"{m['key']}{m['sep']}{MASK}", text)
-    return _BARE_TOKEN.sub(MASK, text)
+__all__ = ["configure_logging", "get_logger", "redact", "scrub"]
 
 
 def _redact_value(key: str, value: Any) -> Any:
