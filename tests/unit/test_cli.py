@@ -1,0 +1,126 @@
+"""The command line in-process: exit codes, error output, the plugin listing."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from collectord.cli import main
+
+VALID = """
+[collector]
+listen = "127.0.0.1:9464"
+
+[[source]]
+name = "acme-page"
+plugin = "facebook_page"
+access_token = "${TOKEN}"
+page_id = "1234567890"
+"""
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "collector.toml"
+    path.write_text(text)
+    return path
+
+
+def test_check_valid_prints_schedule(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TOKEN", "EAAtesttokenvalue1234567890")
+    assert main(["check", "-c", str(write(tmp_path, VALID))]) == 0
+    out = capsys.readouterr().out
+    assert 'source "acme-page" (plugin facebook_page)' in out
+    assert "fast  every 15m" in out
+    assert "EAAtest" not in out
+
+
+def test_invalid_config_exits_2_with_one_line_per_problem_and_no_traceback(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("TOKEN", raising=False)
+    bad = VALID.replace('page_id = "1234567890"', 'page_idd = "1"') + "\n[graph]\ntimeout = 30\n"
+    assert main(["check", "-c", str(write(tmp_path, bad))]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    lines = err.strip().splitlines()
+    assert any("page_idd" in line and "did you mean 'page_id'" in line for line in lines)
+    assert any("[graph]" in line and "timeout" in line for line in lines)
+    assert any("TOKEN" in line for line in lines)
+    assert all(line.startswith(str(tmp_path / "collector.toml")) for line in lines)
+
+
+def test_config_from_environment_variable(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TOKEN", "x")
+    monkeypatch.setenv("COLLECTORD_CONFIG", str(write(tmp_path, VALID)))
+    assert main(["check"]) == 0
+
+
+def test_missing_config_file_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["check", "-c", str(tmp_path / "nope.toml")]) == 2
+    assert "nope.toml" in capsys.readouterr().err
+
+
+def test_plugins_json_has_exactly_the_documented_fields(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)  # no collector.toml here: `plugins` still works
+    assert main(["plugins", "--format", "json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    page = next(p for p in doc["plugins"] if p["name"] == "facebook_page")
+    assert set(page) == {"name", "version", "origin", "metrics"}
+    assert page["origin"] == "built-in"
+    views = next(m for m in page["metrics"] if m["graph_name"] == "page_views_total")
+    assert views == {
+        "graph_name": "page_views_total",
+        "prometheus_name": "facebook_page_views",
+        "cadence": "fast",
+        "periods": ["day", "week", "days_28"],
+        "unit": "count",
+    }
+
+
+def test_plugin_dirs_are_loaded(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    plugins = tmp_path / "my-plugins"
+    plugins.mkdir()
+    (plugins / "weather.py").write_text(
+        "import collectord\n"
+        "class Weather(collectord.SourcePlugin):\n"
+        "    name = 'weather'\n"
+        "    catalogue = (collectord.MetricSpec('temp', 'weather_temp', 'fast', kind='field'),)\n"
+        "    async def collect(self, ctx):\n"
+        "        return []\n"
+        "@collectord.hookimpl\n"
+        "def register_source_plugins():\n"
+        "    return [Weather()]\n"
+    )
+    cfg = write(
+        tmp_path,
+        '[collector]\nplugin_dirs = ["my-plugins"]\n'
+        '[[source]]\nname = "w"\nplugin = "weather"\naccess_token = "t"\n',
+    )
+    assert main(["check", "-c", str(cfg)]) == 0
+    monkeypatch.chdir(tmp_path)
+    assert main(["plugins"]) == 0
+    out = capsys.readouterr().out
+    assert f"weather 0 ({plugins / 'weather.py'})" in out
+
+
+def test_misspelt_hook_in_a_plugin_is_a_start_up_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    plugins = tmp_path / "p"
+    plugins.mkdir()
+    (plugins / "typo.py").write_text(
+        "import collectord\n@collectord.hookimpl\ndef register_source_plugin():\n    return []\n"
+    )
+    cfg = write(tmp_path, '[collector]\nplugin_dirs = ["p"]\n')
+    assert main(["check", "-c", str(cfg)]) == 2
+    assert "register_source_plugin" in capsys.readouterr().err
