@@ -1,0 +1,494 @@
+"""instagram_media: the media window, per-product-type metric sets, skipped objects, stories
+and their final snapshot, and what a cycle costs, against a fake that answers like Meta
+(graph-api.md 6, 8, 11)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from collectord_plugins.instagram_media import InstagramMedia
+
+from collectord import (
+    GraphError,
+    InvalidRequestError,
+    ObjectNotFoundError,
+    PermissionDeniedError,
+    PollContext,
+    Sample,
+    ServerError,
+)
+from collectord.store import SourceStatus, Store
+
+IG = "17841400000000001"
+NOW = datetime(2026, 11, 23, 18, 0, tzinfo=UTC)
+
+# Meta's matrix (graph-api.md 6.2): which metrics each product type answers.
+BOTH = {
+    "views",
+    "reach",
+    "total_interactions",
+    "shares",
+    "reposts",
+    "facebook_views",
+    "total_views",
+}
+VALID = {
+    "FEED": BOTH
+    | {"likes", "comments", "saved", "total_likes", "total_comments", "follows"}
+    | {"profile_visits", "profile_activity", "impressions"},
+    "REELS": BOTH
+    | {"likes", "comments", "saved", "total_likes", "total_comments"}
+    | {"ig_reels_avg_watch_time", "ig_reels_video_view_total_time", "reels_skip_rate"}
+    | {"crossposted_views"},
+    "STORY": BOTH
+    | {"follows", "profile_visits", "profile_activity", "impressions", "replies"}
+    | {"navigation", "link_clicks"},
+}
+BREAKDOWNS = {"navigation": "story_navigation_action_type", "profile_activity": "action_type"}
+NAVIGATION = {"tap_forward": 19, "tap_back": 4, "tap_exit": 1, "swipe_forward": 1}
+
+
+@dataclass
+class Media:
+    id: str
+    created: datetime
+    product: str = "FEED"
+    media_type: str = "IMAGE"
+    pre_conversion: bool = False
+    gone: bool = False  # deleted after it was listed
+    viewers: int = 100
+    empty: bool = False  # Meta has no data yet
+
+
+@dataclass
+class FakeInstagram:
+    """An IG account's ``/media``, ``/stories`` and media ``/insights`` as Meta serves them."""
+
+    media: list[Media] = field(default_factory=list)
+    stories: list[Media] = field(default_factory=list)
+    empty_page_after: int | None = 1  # serve an empty page carrying `next` after page N
+    permission_denied: bool = False
+    version: str = "v26.0"
+    http_requests: int = 0
+    batch_calls: int = 0
+    list_calls: list[tuple[str, dict[str, str]]] = field(default_factory=list)
+    insight_calls: list[tuple[str, dict[str, str]]] = field(default_factory=list)
+
+    def by_id(self) -> dict[str, Media]:
+        return {m.id: m for m in [*self.media, *self.stories]}
+
+    # -- insights ---------------------------------------------------------------------------
+    def insights(self, path: str, params: Mapping[str, Any]) -> dict[str, Any]:
+        p = {k: str(v) for k, v in params.items()}
+        self.insight_calls.append((path, p))
+        object_id, edge = path.split("/")
+        assert edge == "insights"
+        m = self.by_id().get(object_id)
+        if m is None or m.gone:
+            raise ObjectNotFoundError(
+                f"Unsupported get request. Object with ID '{object_id}' does not exist",
+                code=100,
+                subcode=33,
+            )
+        if self.permission_denied:
+            raise PermissionDeniedError(
+                "(#10) Application does not have permission for this action", code=10
+            )
+        if m.pre_conversion:
+            raise InvalidRequestError("Invalid parameter", code=100, subcode=2108006)
+        names = p["metric"].split(",")
+        for name in names:
+            if name not in VALID[m.product]:
+                raise InvalidRequestError(
+                    f"(#100) The Media Insights API does not support the {name} metric for "
+                    "this media product type.",
+                    code=100,
+                )
+            if name == "impressions" and m.created >= datetime(2024, 7, 2, tzinfo=UTC):
+                raise InvalidRequestError("(#100) impressions: media after 2024-07-02", code=100)
+        if p.get("breakdown") and any(BREAKDOWNS.get(n) != p["breakdown"] for n in names):
+            raise ServerError("An unknown error has occurred.", code=1)
+        if m.product == "STORY" and m.viewers < 5:
+            raise PermissionDeniedError(
+                "(#10) Not enough viewers for the media to show insights", code=10
+            )
+        if m.empty:
+            return {"data": []}
+        data = []
+        for name in names:
+            value = (
+                7412 if name == "ig_reels_avg_watch_time" else 25 if name == "navigation" else 40
+            )
+            entry: dict[str, Any] = {
+                "name": name,
+                "period": "lifetime",
+                "values": [{"value": value}],
+                "id": f"{object_id}/insights/{name}/lifetime",
+            }
+            if p.get("breakdown"):
+                entry["total_value"] = {
+                    "value": value,
+                    "breakdowns": [
+                        {
+                            "dimension_keys": [p["breakdown"]],
+                            "results": [
+                                {"dimension_values": [k], "value": v} for k, v in NAVIGATION.items()
+                            ],
+                        }
+                    ],
+                }
+            data.append(entry)
+        return {"data": data}
+
+    # -- lists ------------------------------------------------------------------------------
+    def item(self, m: Media) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "id": m.id,
+            "media_type": m.media_type,
+            "media_product_type": m.product,
+            "timestamp": m.created.strftime("%Y-%m-%dT%H:%M:%S+0000"),
+        }
+        if m.product != "STORY":
+            out.update(like_count=int(m.id[-3:]), comments_count=3)
+        return out
+
+    def pages(self, path: str, params: Mapping[str, Any]) -> list[list[dict[str, Any]]]:
+        """Meta's cursor pages (newest first, ``limit`` capped at 100), one empty page with
+        ``next`` among them; ``since`` is not applied (the plugin checks the age itself)."""
+        node, edge = path.split("/")
+        assert node == IG
+        limit = min(int(params.get("limit", 25)), 100)
+        source = self.media if edge == "media" else self.stories
+        items = [self.item(m) for m in sorted(source, key=lambda m: m.created, reverse=True)]
+        pages = [items[i : i + limit] for i in range(0, len(items), limit)] or [[]]
+        if self.empty_page_after is not None and len(pages) > self.empty_page_after:
+            pages.insert(self.empty_page_after, [])
+        return pages
+
+    # -- SourceGraph ------------------------------------------------------------------------
+    async def get(self, path: str, params: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        self.http_requests += 1
+        return self.insights(path, params or {})
+
+    async def get_all(
+        self,
+        path: str,
+        params: Mapping[str, Any] | None = None,
+        *,
+        max_items: int | None = None,
+        max_pages: int = 100,
+    ) -> list[dict[str, Any]]:
+        """What the Graph client does: follow ``next`` (also past empty pages) until it is
+        missing or ``max_items`` items were read; one HTTP request per page."""
+        got: list[dict[str, Any]] = []
+        for page in self.pages(path, params or {})[:max_pages]:
+            self.http_requests += 1
+            self.list_calls.append((path, {k: str(v) for k, v in (params or {}).items()}))
+            got.extend(page)
+            if max_items is not None and len(got) >= max_items:
+                return got[:max_items]
+        return got
+
+    async def batch(
+        self, requests: Sequence[tuple[str, Mapping[str, Any] | None]]
+    ) -> list[dict[str, Any] | GraphError]:
+        calls = -(-len(requests) // 50)
+        self.http_requests += calls
+        self.batch_calls += calls
+        out: list[dict[str, Any] | GraphError] = []
+        for path, params in requests:
+            try:
+                out.append(self.insights(path, params or {}))
+            except GraphError as err:
+                out.append(err)
+        return out
+
+
+PLUGIN = InstagramMedia()
+DEFAULTS = tuple(s for s in PLUGIN.catalogue if s.default)
+
+
+class Poller:
+    """Runs polls of one source like the host does, recording requested extra polls."""
+
+    def __init__(self, graph: FakeInstagram, metrics: Sequence[str] | None = None, **opts: Any):
+        self.graph = graph
+        self.status: SourceStatus = Store().register("acme-ig", PLUGIN.name, ("fast",))
+        self.extra_polls: list[datetime] = []
+        self.status.on_poll_request = lambda _src, _cad, when: self.extra_polls.append(when)
+        self.specs = (
+            DEFAULTS
+            if metrics is None
+            else tuple(s for s in PLUGIN.catalogue if s.graph_name in metrics)
+        )
+        self.options = {
+            "ig_user_id": IG,
+            "max_age": 30 * 86400.0,
+            "max_media": 200,
+            "include_stories": True,
+        } | opts
+
+    def ctx(self, now: datetime = NOW, cadence: str = "fast") -> PollContext:
+        return PollContext(
+            source="acme-ig",
+            plugin=PLUGIN.name,
+            cadence=cadence,  # type: ignore[arg-type]
+            options=self.options,
+            graph=self.graph,
+            catalogue=self.specs,
+            state=self.status,
+            now=now,
+        )
+
+    async def poll(self, now: datetime = NOW) -> list[Sample]:
+        return await PLUGIN.collect(self.ctx(now))
+
+    @property
+    def skipped(self) -> int:
+        return self.status.errors["skipped_object"]
+
+
+def media_id(i: int) -> str:
+    return f"18{i:016d}"
+
+
+def story_id(i: int) -> str:
+    return f"179{i:015d}"
+
+
+def metric_sets(graph: FakeInstagram) -> dict[str, set[str]]:
+    return {
+        path.split("/")[0]: set(p["metric"].split(","))
+        for path, p in graph.insight_calls
+        if "breakdown" not in p
+    }
+
+
+def of(samples: Sequence[Sample], metric: str, object_id: str | None = None) -> list[Sample]:
+    return [
+        s for s in samples if s.metric == metric and (object_id is None or s.object_id == object_id)
+    ]
+
+
+async def test_names_labels_and_values_of_posts_and_reels() -> None:
+    graph = FakeInstagram(
+        media=[
+            Media(media_id(1), NOW - timedelta(days=1), "FEED", "IMAGE"),
+            Media(media_id(2), NOW - timedelta(days=2), "REELS", "VIDEO"),
+        ]
+    )
+    samples = await Poller(graph).poll()
+    (views,) = of(samples, "instagram_media_views", media_id(2))
+    assert views.label_dict == {
+        "ig_user_id": IG,
+        "media_id": media_id(2),
+        "media_type": "VIDEO",
+        "media_product_type": "REELS",
+    }
+    assert views.value == 40.0
+    assert views.cadence == "fast"
+    assert views.period == "lifetime"
+    (watch,) = of(samples, "instagram_media_ig_reels_avg_watch_time_seconds")
+    assert watch.value == pytest.approx(7.412), "milliseconds become seconds"
+    (likes,) = of(samples, "instagram_media_like_count", media_id(1))
+    assert likes.value == 1.0
+    assert likes.label_dict["media_product_type"] == "FEED"
+    assert all("period" not in s.label_dict for s in samples)
+    assert all(s.cadence == "fast" for s in samples)
+
+
+async def test_only_metrics_valid_for_the_product_type_are_requested() -> None:
+    graph = FakeInstagram(
+        media=[
+            Media(media_id(1), NOW - timedelta(days=1), "FEED", "CAROUSEL_ALBUM"),
+            Media(media_id(2), NOW - timedelta(days=1), "REELS", "VIDEO"),
+            Media(media_id(3), NOW - timedelta(days=1), "FEED", "VIDEO"),
+        ],
+        stories=[Media(story_id(1), NOW - timedelta(hours=2), "STORY")],
+    )
+    poller = Poller(graph)
+    await poller.poll()
+    assert poller.status.disabled == {}, "no call failed for a product-type mismatch"
+    sets = metric_sets(graph)
+    feed = {"views", "reach", "total_interactions", "likes", "comments", "saved", "shares"}
+    feed |= {"reposts", "follows", "profile_visits"}
+    assert sets[media_id(1)] == sets[media_id(3)] == feed, "media_type does not change the set"
+    reels = (feed - {"follows", "profile_visits"}) | {
+        "ig_reels_avg_watch_time",
+        "ig_reels_video_view_total_time",
+    }
+    assert sets[media_id(2)] == reels
+    assert sets[story_id(1)] == {
+        "views",
+        "reach",
+        "replies",
+        "shares",
+        "total_interactions",
+        "follows",
+        "profile_visits",
+        "navigation",
+    }
+    listed = graph.list_calls[0][1]["fields"].split(",")
+    assert "children" not in listed, "carousel children are never read or queried"
+
+
+async def test_impressions_only_for_media_from_before_july_2024() -> None:
+    graph = FakeInstagram(
+        media=[
+            Media(media_id(1), datetime(2024, 6, 30, tzinfo=UTC)),
+            Media(media_id(2), datetime(2024, 7, 3, tzinfo=UTC)),
+        ]
+    )
+    poller = Poller(graph, metrics=["impressions", "views"], max_age=1000 * 86400.0)
+    samples = await poller.poll()
+    assert poller.status.disabled == {}
+    assert metric_sets(graph) == {media_id(1): {"impressions", "views"}, media_id(2): {"views"}}
+    assert [s.object_id for s in of(samples, "instagram_media_impressions")] == [media_id(1)]
+
+
+async def test_expected_object_errors_are_skipped_and_counted() -> None:
+    graph = FakeInstagram(
+        media=[
+            Media(media_id(1), NOW - timedelta(days=1)),
+            Media(media_id(2), NOW - timedelta(days=2), pre_conversion=True),
+            Media(media_id(3), NOW - timedelta(days=3), gone=True),
+            Media(media_id(4), NOW - timedelta(days=4), empty=True),
+        ],
+        stories=[
+            Media(story_id(1), NOW - timedelta(hours=1), "STORY", viewers=3),
+            Media(story_id(2), NOW - timedelta(hours=2), "STORY"),
+        ],
+    )
+    poller = Poller(graph)
+    samples = await poller.poll()
+    assert poller.skipped == 3, "pre-conversion media, the quiet story, the vanished media"
+    assert poller.status.disabled == {}
+    insight_objects = {s.object_id for s in samples if s.metric.endswith("_views")}
+    assert insight_objects == {media_id(1), story_id(2)}, "empty data is no data, no error"
+    assert of(samples, "instagram_media_like_count", media_id(2)), "its fields still flow"
+
+    # pre-conversion media is permanent: not asked again, still counted
+    graph.insight_calls.clear()
+    await poller.poll()
+    assert media_id(2) not in metric_sets(graph)
+    assert poller.skipped == 6
+
+
+async def test_permission_missing_for_every_object_fails_the_poll() -> None:
+    graph = FakeInstagram(
+        media=[Media(media_id(i), NOW - timedelta(days=i)) for i in range(1, 4)],
+        permission_denied=True,
+    )
+    with pytest.raises(PermissionDeniedError):
+        await Poller(graph).poll()
+
+
+async def test_story_navigation_total_and_breakdown_in_separate_families() -> None:
+    graph = FakeInstagram(stories=[Media(story_id(1), NOW - timedelta(hours=3), "STORY")])
+    samples = await Poller(graph).poll()
+    (total,) = of(samples, "instagram_story_navigation")
+    assert total.value == 25.0
+    assert total.label_dict == {"ig_user_id": IG, "media_id": story_id(1)}
+    rows = of(samples, "instagram_story_navigation_by_story_navigation_action_type")
+    assert {s.label_dict["story_navigation_action_type"]: s.value for s in rows} == {
+        k: float(v) for k, v in NAVIGATION.items()
+    }
+    assert sum(s.value for s in rows) == total.value
+    assert all(
+        set(s.label_dict) == {"ig_user_id", "media_id"} for s in samples if "_by_" not in s.metric
+    )
+    bd_calls = [p for _, p in graph.insight_calls if "breakdown" in p]
+    assert bd_calls == [{"metric": "navigation", "breakdown": "story_navigation_action_type"}]
+
+
+async def test_final_snapshot_is_requested_once_per_story_before_expiry() -> None:
+    early = NOW - timedelta(hours=20)
+    graph = FakeInstagram(
+        stories=[
+            Media(story_id(1), early, "STORY"),
+            Media(story_id(2), early + timedelta(minutes=2), "STORY"),  # same burst
+            Media(story_id(3), NOW - timedelta(hours=2), "STORY"),
+            Media(story_id(4), NOW - timedelta(hours=23, minutes=58), "STORY"),  # too late
+        ]
+    )
+    poller = Poller(graph)
+    await poller.poll()
+    lead = timedelta(hours=24) - timedelta(minutes=5)
+    assert sorted(poller.extra_polls) == [early + lead, NOW - timedelta(hours=2) + lead]
+    await poller.poll(NOW + timedelta(minutes=15))
+    assert len(poller.extra_polls) == 2, "asked once per story, not once per poll"
+
+
+async def test_expired_story_leaves_metrics_and_memory() -> None:
+    graph = FakeInstagram(stories=[Media(story_id(1), NOW - timedelta(hours=20), "STORY")])
+    poller = Poller(graph)
+    assert of(await poller.poll(), "instagram_story_views")
+    graph.stories = []  # 24 h later Meta no longer lists it
+    samples = await poller.poll(NOW + timedelta(hours=5))
+    assert not [s for s in samples if s.metric.startswith("instagram_story_")]
+    assert poller.status.memory["final_snapshot_at"] == {}
+
+
+async def test_stories_can_be_left_out() -> None:
+    graph = FakeInstagram(stories=[Media(story_id(1), NOW - timedelta(hours=1), "STORY")])
+    samples = await Poller(graph, include_stories=False).poll()
+    assert samples == []
+    assert graph.list_calls == [(f"{IG}/media", graph.list_calls[0][1])]
+
+
+async def test_media_window_by_age_and_count() -> None:
+    graph = FakeInstagram(
+        media=[Media(media_id(i), NOW - timedelta(days=i, hours=1)) for i in range(40)]
+    )
+    poller = Poller(graph, max_age=10 * 86400.0)
+    samples = await poller.poll()
+    assert {s.object_id for s in samples} == {media_id(i) for i in range(10)}
+    assert set(metric_sets(graph)) == {media_id(i) for i in range(10)}, "old media not asked"
+
+    graph.insight_calls.clear()
+    samples = await Poller(graph, max_media=5).poll()
+    assert {s.object_id for s in samples} == {media_id(i) for i in range(5)}, "the newest 5"
+    assert all(int(p["limit"]) <= 100 for _, p in graph.list_calls)
+
+
+async def test_a_cycle_costs_the_list_pages_plus_one_batch_per_50_media() -> None:
+    graph = FakeInstagram(
+        media=[Media(media_id(i), NOW - timedelta(hours=i + 1)) for i in range(500)],
+        stories=[Media(story_id(i), NOW - timedelta(hours=i + 1), "STORY") for i in range(5)],
+    )
+    poller = Poller(graph, max_media=500)
+    samples = await poller.poll()
+    assert {s.object_id for s in of(samples, "instagram_media_reach")} == {
+        media_id(i) for i in range(500)
+    }, "every page was read, the empty one with `next` included"
+    media_pages = sum(1 for path, _ in graph.list_calls if path.endswith("/media"))
+    assert media_pages == 5 + 1  # 500 / 100, plus Meta's empty page
+    # 500 media + 5 stories x (plain + navigation breakdown) = 510 elements
+    assert len(graph.insight_calls) == 510
+    assert graph.batch_calls == 11
+    assert graph.http_requests == media_pages + 1 + 11
+
+
+async def test_daily_poll_does_nothing() -> None:
+    graph = FakeInstagram(media=[Media(media_id(1), NOW - timedelta(days=1))])
+    poller = Poller(graph)
+    assert await PLUGIN.collect(poller.ctx(cadence="daily")) == []
+    assert graph.http_requests == 0
+
+
+def test_catalogue_and_validation() -> None:
+    assert {s.cadence for s in PLUGIN.catalogue} == {"fast"}
+    assert all(
+        len({*s.group} & {"FEED", "REELS", "STORY"}) == len(s.group) for s in PLUGIN.catalogue
+    )
+    for product, valid in VALID.items():
+        names = {s.graph_name for s in PLUGIN.catalogue if product in s.group}
+        assert names <= valid, f"{product}: {names - valid} would fail Meta's call"
+    story = {s.prom_name for s in PLUGIN.catalogue if s.group == ("STORY",)}
+    assert all(n.startswith("instagram_story_") for n in story)
+    assert PLUGIN.validate({"ig_user_id": "abc"})
+    assert PLUGIN.validate({"ig_user_id": IG}) == []

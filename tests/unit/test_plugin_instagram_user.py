@@ -1,0 +1,354 @@
+"""instagram_user: names, labels, values and the calls it makes, against a fake that answers
+like Meta's ``/{ig-user-id}/insights`` (graph-api.md 5)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from collectord_plugins.instagram_user import InstagramUser, build_requests
+
+from collectord import (
+    GraphError,
+    InvalidRequestError,
+    PollContext,
+    Sample,
+    ServerError,
+)
+from collectord.store import Store
+
+IG = "17841400000000001"
+NOW = datetime(2026, 11, 23, 18, 0, tzinfo=UTC)
+
+# Meta's 2026 rules (graph-api.md 5.2): how each metric may be asked for, and breakdowns.
+TOTAL_ONLY = {
+    "views": {"media_product_type", "follower_type"},
+    "accounts_engaged": set(),
+    "total_interactions": {"media_product_type"},
+    "likes": {"media_product_type"},
+    "comments": {"media_product_type"},
+    "saves": {"media_product_type"},
+    "shares": {"media_product_type"},
+    "replies": set(),
+    "reposts": set(),
+    "profile_links_taps": {"contact_button_type"},
+    "follows_and_unfollows": {"follow_type"},
+    "profile_views": set(),
+}
+BOTH = {"reach": {"media_product_type", "follow_type"}}
+SERIES_ONLY = {"follower_count": "day", "online_followers": "lifetime"}
+DEMOGRAPHIC = {"follower_demographics", "engaged_audience_demographics"}
+GATED = {"follower_count", "online_followers", "follows_and_unfollows", *DEMOGRAPHIC}
+BREAKDOWN_VALUES = {
+    "media_product_type": ["POST", "REEL", "STORY"],
+    "follow_type": ["FOLLOWER", "NON_FOLLOWER"],
+    "contact_button_type": ["CALL", "EMAIL"],
+    "follower_type": ["FOLLOWER", "NON_FOLLOWER"],
+    "age": ["18-24", "25-34"],
+    "gender": ["F", "M"],
+    "city": ["Berlin, Berlin"],
+    "country": ["DE", "US"],
+}
+
+
+def bad(message: str) -> InvalidRequestError:
+    return InvalidRequestError(message, code=100)
+
+
+class FakeInstagramUser:
+    """An IG account as Meta serves it: one wrong metric fails the whole call."""
+
+    version = "v26.0"
+
+    def __init__(self, *, followers: int = 12000) -> None:
+        self.followers = followers
+        self.calls: list[tuple[str, dict[str, str]]] = []
+        self.http_requests = 0
+
+    # -- answers --------------------------------------------------------------------------
+    def answer(self, path: str, params: Mapping[str, Any]) -> dict[str, Any]:
+        params = {k: str(v) for k, v in params.items()}
+        self.calls.append((path, params))
+        if path == IG:
+            names = params["fields"].split(",")
+            counts = {"followers_count": self.followers, "follows_count": 381, "media_count": 77}
+            return {n: counts[n] for n in names if n in counts} | {"id": IG}
+        assert path == f"{IG}/insights", path
+        return self.insights(params)
+
+    def insights(self, p: dict[str, str]) -> dict[str, Any]:
+        names = p["metric"].split(",")
+        for n in names:
+            known = n in TOTAL_ONLY or n in BOTH or n in SERIES_ONLY or n in DEMOGRAPHIC
+            if not known:
+                raise bad("(#100) metric[0] must be one of the following values: reach, ...")
+        metric_type = p.get("metric_type")
+        if metric_type == "total_value":
+            if wrong := [n for n in names if n in SERIES_ONLY]:
+                raise bad(f"(#100) The following metrics ({', '.join(wrong)}) should be ...")
+        elif wrong := [n for n in names if n in TOTAL_ONLY or n in DEMOGRAPHIC]:
+            raise bad(
+                f"(#100) The following metrics ({', '.join(wrong)}) should be specified "
+                "with parameter metric_type=total_value"
+            )
+        for n in names:
+            period = SERIES_ONLY.get(n) or ("lifetime" if n in DEMOGRAPHIC else "day")
+            if p.get("period") and p["period"] != period:
+                raise bad(f"(#100) The metric {n} does not support the period {p['period']}")
+        if "since" in p and int(p["until"]) - int(p["since"]) > 30 * 86400:
+            raise bad("(#100) There cannot be more than 30 days between since and until")
+        dims = p["breakdown"].split(",") if p.get("breakdown") else []
+        if dims and metric_type == "total_value":
+            for n in names:
+                allowed = TOTAL_ONLY.get(n) or BOTH.get(n) or set()
+                if n in DEMOGRAPHIC:
+                    allowed = {"age", "gender", "city", "country"}
+                if not set(dims) <= allowed:
+                    raise ServerError("An unknown error has occurred.", code=1)
+        data = []
+        for n in names:
+            if n in DEMOGRAPHIC and not (p.get("timeframe") and dims):
+                raise bad("(#100) The parameter timeframe is required")
+            if n in GATED and self.followers < 100:
+                continue  # small accounts: no data
+            data.append(self.entry(n, p, dims if metric_type == "total_value" else []))
+        return {"data": data, "paging": {"previous": "https://x/p", "next": "https://x/n"}}
+
+    def entry(self, name: str, p: dict[str, str], dims: list[str]) -> dict[str, Any]:
+        if p.get("metric_type") != "total_value":
+            ends = ["2026-11-22T08:00:00+0000", "2026-11-23T08:00:00+0000"]
+            if name == "online_followers":
+                vals: list[Any] = [{"0": 10 + i, "18": 200 + i} for i in range(2)]
+            else:
+                vals = [100 + i for i in range(2)]
+            return {
+                "name": name,
+                "period": SERIES_ONLY.get(name, "day"),
+                "values": [{"value": v, "end_time": e} for v, e in zip(vals, ends, strict=True)],
+            }
+        block: dict[str, Any] = {}
+        keys, prefix = list(dims), []
+        if name in DEMOGRAPHIC:
+            keys, prefix = ["timeframe", *dims], [p["timeframe"].upper()]
+        else:
+            block["value"] = 500
+        if dims:
+            combos: list[list[str]] = [[]]
+            for d in dims:
+                combos = [[*c, v] for c in combos for v in BREAKDOWN_VALUES[d]]
+            block["breakdowns"] = [
+                {
+                    "dimension_keys": keys,
+                    "results": [
+                        {"dimension_values": [*prefix, *c], "value": 10 * (i + 1)}
+                        for i, c in enumerate(combos)
+                    ],
+                }
+            ]
+        period = "lifetime" if name in DEMOGRAPHIC else "day"
+        return {"name": name, "period": period, "total_value": block}
+
+    # -- SourceGraph ----------------------------------------------------------------------
+    async def get(self, path: str, params: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        self.http_requests += 1
+        return self.answer(path, params or {})
+
+    async def get_all(self, path, params=None, *, max_items=None, max_pages=100):
+        raise AssertionError("instagram_user lists nothing")
+
+    async def batch(
+        self, requests: Sequence[tuple[str, Mapping[str, Any] | None]]
+    ) -> list[dict[str, Any] | GraphError]:
+        self.http_requests += -(-len(requests) // 50)
+        out: list[dict[str, Any] | GraphError] = []
+        for path, params in requests:
+            try:
+                out.append(self.answer(path, params or {}))
+            except GraphError as err:
+                out.append(err)
+        return out
+
+
+PLUGIN = InstagramUser()
+
+
+def make_ctx(
+    graph: FakeInstagramUser, cadence: str, *, metrics: Sequence[str] | None = None
+) -> PollContext:
+    if metrics is None:
+        specs = tuple(s for s in PLUGIN.catalogue if s.default)
+    else:
+        known = {s.graph_name: s for s in PLUGIN.catalogue}
+        specs = tuple(known.get(m) or PLUGIN.spec_for(m) for m in metrics)  # type: ignore[misc]
+    status = Store().register("acme-ig", PLUGIN.name, ("fast", "daily"))
+    return PollContext(
+        source="acme-ig",
+        plugin=PLUGIN.name,
+        cadence=cadence,  # type: ignore[arg-type]
+        options={"ig_user_id": IG},
+        graph=graph,
+        catalogue=specs,
+        state=status,
+        now=NOW,
+    )
+
+
+def series(samples: Sequence[Sample], metric: str) -> list[Sample]:
+    return [s for s in samples if s.metric == metric]
+
+
+async def test_fast_poll_reads_the_counts_in_one_call() -> None:
+    graph = FakeInstagramUser()
+    samples = await PLUGIN.collect(make_ctx(graph, "fast"))
+    assert graph.http_requests == 1
+    assert {s.metric: s.value for s in samples} == {
+        "instagram_user_followers_count": 12000.0,
+        "instagram_user_follows_count": 381.0,
+        "instagram_user_media_count": 77.0,
+    }
+    assert all(s.label_dict == {"ig_user_id": IG} and s.cadence == "fast" for s in samples)
+
+
+async def test_daily_poll_names_labels_and_values() -> None:
+    graph = FakeInstagramUser()
+    ctx = make_ctx(graph, "daily")
+    samples = await PLUGIN.collect(ctx)
+
+    assert ctx.state.disabled == {}, "every default metric is asked for the way Meta wants"
+    assert all(s.cadence == "daily" for s in samples)
+    assert not series(samples, "instagram_user_followers_count"), "fields are fast only"
+
+    (views,) = series(samples, "instagram_user_views")
+    assert views.label_dict == {"ig_user_id": IG, "period": "day"}
+    assert views.value == 500.0
+    by_type = series(samples, "instagram_user_views_by_media_product_type")
+    assert {s.label_dict["media_product_type"]: s.value for s in by_type} == {
+        "POST": 10.0,
+        "REEL": 20.0,
+        "STORY": 30.0,
+    }
+
+    # reach: the plain family is the time series (with end_time), breakdowns apart
+    reach = series(samples, "instagram_user_reach")
+    assert [(s.value, s.end_time) for s in reach] == [
+        (100.0, datetime(2026, 11, 22, 8, tzinfo=UTC)),
+        (101.0, datetime(2026, 11, 23, 8, tzinfo=UTC)),
+    ]
+    assert all(s.label_dict == {"ig_user_id": IG, "period": "day"} for s in reach)
+    follow = series(samples, "instagram_user_reach_by_follow_type")
+    assert {s.label_dict["follow_type"] for s in follow} == {"FOLLOWER", "NON_FOLLOWER"}
+    assert series(samples, "instagram_user_reach_by_media_product_type")
+    taps = series(samples, "instagram_user_profile_links_taps_by_contact_button_type")
+    assert {s.label_dict["contact_button_type"] for s in taps} == {"CALL", "EMAIL"}
+
+    demo = series(samples, "instagram_user_follower_demographics_by_age_gender")
+    assert len(demo) == 2 * 4, "both timeframes, every age x gender row"
+    first = next(s for s in demo if s.label_dict["timeframe"] == "this_month")
+    assert first.label_dict == {
+        "ig_user_id": IG,
+        "period": "lifetime",
+        "timeframe": "this_month",
+        "age": "18-24",
+        "gender": "F",
+    }
+    assert {s.label_dict["timeframe"] for s in demo} == {"this_week", "this_month"}
+    for dim in ("city", "country"):
+        for name in ("follower_demographics", "engaged_audience_demographics"):
+            assert series(samples, f"instagram_user_{name}_by_{dim}")
+    assert not series(samples, "instagram_user_follower_demographics"), "no total family"
+
+    online = series(samples, "instagram_user_online_followers")
+    assert {
+        (s.label_dict["hour"], s.value) for s in online if s.end_time == NOW.replace(hour=8)
+    } == {
+        ("0", 11.0),
+        ("18", 201.0),
+    }
+    assert all(s.label_dict["period"] == "lifetime" for s in online)
+
+    # a total never shares a family with its own breakdown
+    for s in samples:
+        assert not (set(s.label_dict) & {"media_product_type", "follow_type"}) or "_by_" in s.metric
+
+
+async def test_daily_poll_calls_meta_as_it_demands() -> None:
+    graph = FakeInstagramUser()
+    await PLUGIN.collect(make_ctx(graph, "daily"))
+    assert graph.http_requests == 1, "every insights call of a daily poll fits one batch"
+    for _path, params in graph.calls:
+        if "breakdown" in params:
+            assert "," not in params["metric"], "one metric per breakdown call"
+            assert params["metric_type"] == "total_value"
+        if "since" in params:
+            assert int(params["until"]) - int(params["since"]) <= 30 * 86400
+    demo_calls = [p for _, p in graph.calls if p["metric"] == "follower_demographics"]
+    assert sorted((p["timeframe"], p["breakdown"]) for p in demo_calls) == [
+        ("this_month", "age,gender"),
+        ("this_month", "city"),
+        ("this_month", "country"),
+        ("this_week", "age,gender"),
+        ("this_week", "city"),
+        ("this_week", "country"),
+    ]
+    series_calls = [p for _, p in graph.calls if p.get("metric_type") == "time_series"]
+    assert sorted(p["metric"] for p in series_calls) == ["online_followers", "reach"]
+
+
+async def test_small_account_gets_no_data_and_no_error() -> None:
+    graph = FakeInstagramUser(followers=60)
+    ctx = make_ctx(graph, "daily")
+    samples = await PLUGIN.collect(ctx)
+    assert ctx.state.disabled == {}
+    assert ctx.state.errors == {}
+    assert not [s for s in samples if "demographics" in s.metric]
+    assert not series(samples, "instagram_user_online_followers")
+    assert series(samples, "instagram_user_views"), "ungated metrics still flow"
+
+
+async def test_retired_metric_is_disabled_and_the_rest_flow() -> None:
+    graph = FakeInstagramUser()
+    ctx = make_ctx(graph, "daily", metrics=["impressions", "views", "accounts_engaged"])
+    samples = await PLUGIN.collect(ctx)
+    assert ctx.state.disabled == {"impressions": "invalid_metric"}
+    assert {s.metric for s in samples} >= {
+        "instagram_user_views",
+        "instagram_user_accounts_engaged",
+    }
+    graph.calls.clear()
+    await PLUGIN.collect(ctx)
+    assert all("impressions" not in p.get("metric", "") for _, p in graph.calls)
+
+
+async def test_a_failing_account_fails_the_poll() -> None:
+    class Gone(FakeInstagramUser):
+        def answer(self, path: str, params: Mapping[str, Any]) -> dict[str, Any]:
+            raise InvalidRequestError("Unsupported get request.", code=100, subcode=33)
+
+    with pytest.raises(GraphError):
+        await PLUGIN.collect(make_ctx(Gone(), "daily"))
+
+
+def test_catalogue_cadences_and_validation() -> None:
+    cadences = {s.graph_name: s.cadence for s in PLUGIN.catalogue}
+    assert {n for n, c in cadences.items() if c == "fast"} == {
+        "followers_count",
+        "follows_count",
+        "media_count",
+    }
+    retired = {"impressions", "audience_city", "audience_gender_age", "website_clicks"}
+    assert not retired & set(cadences)
+    assert PLUGIN.validate({"ig_user_id": "northwind"})
+    assert PLUGIN.validate({"ig_user_id": IG}) == []
+    spec = PLUGIN.spec_for("some_new_metric")
+    assert spec is not None
+    assert spec.prom_name == "instagram_user_some_new_metric"
+
+
+def test_the_window_of_time_series_is_short() -> None:
+    ctx = make_ctx(FakeInstagramUser(), "daily")
+    reqs = build_requests(ctx, IG, ctx.metrics(kind="insight"))
+    windows = [int(r.params["until"]) - int(r.params["since"]) for r in reqs if "since" in r.params]
+    assert windows
+    assert max(windows) <= timedelta(days=30).total_seconds()
