@@ -19,7 +19,7 @@ from typing import Any
 import aiohttp
 
 from collectord import __version__
-from collectord.config_types import Config, SourceConfig
+from collectord.config_types import Config, ScheduleConfig, SourceConfig
 from collectord.exporter import make_registry
 from collectord.graph import GraphClient
 from collectord.jsonl import JsonlSink
@@ -38,10 +38,14 @@ SHUTDOWN_GRACE = 10.0
 log = get_logger("collectord")
 
 DEMO_ID_KEYS = ("page_id", "ig_user_id", "app_id")
+#: Under --demo the first polls are spread over at most this many seconds, so that a
+#: newcomer sees metrics at once.
+DEMO_MAX_JITTER = 2.0
 
 
 def apply_demo(config: Config, world: Any, base_url: str) -> Config:
-    """Point every source at the simulator: its URL, its tokens, ids it knows."""
+    """Point every source at the simulator: its URL, its tokens, ids it knows; and keep the
+    jitter short so the first values show up within seconds."""
     ids = world.demo_ids()
     graph = dataclasses.replace(
         config.graph,
@@ -64,9 +68,16 @@ def apply_demo(config: Config, world: Any, base_url: str) -> Config:
                 access_token=Secret(world.demo_token(src.plugin)),
                 options=options,
                 graph=src_graph,
+                schedule=_short_jitter(src.schedule),
             )
         )
-    return dataclasses.replace(config, graph=graph, sources=tuple(sources))
+    return dataclasses.replace(
+        config, graph=graph, schedule=_short_jitter(config.schedule), sources=tuple(sources)
+    )
+
+
+def _short_jitter(schedule: ScheduleConfig) -> ScheduleConfig:
+    return dataclasses.replace(schedule, jitter=min(schedule.jitter, DEMO_MAX_JITTER))
 
 
 class Collector:
