@@ -1,0 +1,393 @@
+"""``facebook_app``: a Facebook app's active-user counts and its App Insights metrics.
+
+Exposition, for a source ``acme-app`` (values invented)::
+
+    facebook_app_daily_active_users{source="acme-app",app_id="4321"} 1520.0
+    facebook_app_api_calls{source="acme-app",app_id="4321",period="daily"} 98211.0
+    facebook_app_api_avg_request_time_seconds{source="acme-app",app_id="4321",period="daily"} 0.182
+    facebook_app_api_calls_by_client{source="acme-app",app_id="4321",period="daily",client="android"} 51200.0
+
+The App Insights edge takes the metric in the path:
+``GET {app_id}/app_insights/{metric}?period=daily&breakdowns[0]=client&aggregateBy=COUNT``
+``&since=..&until=..`` (seeds/002). One request per metric, sent as batch requests (50 per
+HTTP request). ``period``, ``breakdowns`` and ``aggregate_by`` are the source's and apply to
+every metric; the ``period`` label is the requested period. With ``breakdowns`` the series go
+to ``facebook_app_<metric>_by_<breakdowns joined by _>``, one label per breakdown. Custom app
+events are asked for as ``metrics = ["app_event:<event name>"]`` (``event_name=``), exported
+as ``facebook_app_app_event_<event name>``.
+
+**Meta retired Facebook Analytics in 2021** (graph-api.md 4), and with it most of this edge.
+A metric that Meta answers as invalid or unsupported (code 100, 2500, or "does not support
+this operation") is disabled for the source: reported once in the log, exported as
+``collectord_metric_disabled{metric,reason}``, never requested again by this process, and
+never a failed poll by itself. The app node's active-user fields (``daily_active_users``,
+``weekly_active_users``, ``monthly_active_users``, strings in Meta's answer) are read on the
+fast cadence; the insights are daily.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import collectord
+from collectord import (
+    GraphError,
+    InsightRequest,
+    InvalidRequestError,
+    MetricSpec,
+    ObjectNotFoundError,
+    Option,
+    PollContext,
+    Sample,
+    Secret,
+    SourcePlugin,
+    breakdown_name,
+    fetch_insights,
+    parse_entries,
+    parse_time,
+)
+
+PREFIX = "facebook_app"
+EDGE = "app_insights"
+#: ``metrics = ["app_event:<name>"]`` reads the custom app event ``<name>``.
+APP_EVENT = "app_event"
+
+PERIODS = ("mins_15", "hourly", "daily", "weekly", "days_28", "monthly", "lifetime", "range")
+AGGREGATIONS = (
+    *("COUNT", "USERS", "TOPK", "SUM", "USD_SUM", "UNKNOWN_USERS"),
+    *("SCORE", "MEDIAN_VALUE", "DAU", "WAU", "MAU"),
+)
+BREAKDOWNS = (
+    *("age", "gender", "auth_state", "client", "country", "locale", "action_type"),
+    *("destination", "object_type", "sponsored", "acquisition_source"),
+    *("acquisition_source_l1", "acquisition_source_l2", "acquisition_source_l3"),
+    *("ref", "label_cohort", *(f"app_event_parameter{i}" for i in range(1, 11))),
+    *("short_version_code", "ui_element", "sdk_version", "device_model", "device_os"),
+    *("app_name", "app_version"),
+)
+
+#: How far back each period is read (``lifetime`` takes no range; ``range`` sums this span).
+LOOKBACK: Mapping[str, timedelta] = {
+    "mins_15": timedelta(hours=2),
+    "hourly": timedelta(days=1),
+    **dict.fromkeys(("daily", "weekly", "days_28", "monthly"), timedelta(days=3)),
+    "range": timedelta(days=28),
+}
+#: The step between data points. A row's ``time`` starts its step: the Pacific midnight
+#: starting the day for daily-style periods, whose weekly, 28-day and monthly values are
+#: rolling windows ending with that day.
+STEP: Mapping[str, timedelta] = {
+    "mins_15": timedelta(minutes=15),
+    "hourly": timedelta(hours=1),
+    **dict.fromkeys(("daily", "weekly", "days_28", "monthly"), timedelta(days=1)),
+}
+
+_HR = ("daily", "hourly", "range")
+_R = ("daily", "range")
+# The seed's metrics (seeds/002): (name, periods, in the default set, unit, help);
+# unit "ms" is Meta's milliseconds, exported in seconds.
+_INSIGHTS: tuple[tuple[str, tuple[str, ...], bool, str, str], ...] = (
+    ("api_calls", _R, True, "count", "API calls from the app."),
+    ("api_errors", _R, True, "count", "API errors from the app."),
+    ("api_avg_request_time", _R, True, "ms", "Average time of the app's API requests."),
+    ("api_calls_by_method", ("daily",), False, "count", "Sampled API calls, by method."),
+    ("api_errors_by_method", ("daily",), False, "count", "Sampled API errors, by method."),
+    ("api_error_rate_by_method", ("daily",), False, "ratio", "Errors per request, by method."),
+    ("app_blocks", _R, False, "count", "Blocks of the app."),
+    ("app_center_initial_permission_grants", _HR, False, "count", "App Center accepts."),
+    ("app_center_initial_permission_requests", _HR, False, "count", "App Center impressions."),
+    *(
+        (f"app_notification_{k}", _HR, False, "count", f"App-to-user notifications: {k}.")
+        for k in ("clicks", "hides", "impressions", "sends", "spam_reports", "total_accepts")
+    ),
+    ("app_notification_unhides", _HR, False, "count", "Notifications unhidden."),
+    ("app_notification_hide_rate", _HR, False, "ratio", "Notifications hidden per 10k."),
+    ("app_notification_spam_rate", _HR, False, "ratio", "Notifications marked spam per 10k."),
+    *(
+        (f"facebook_features_{k}_active_users", ("daily",), True, "count", f"{k} active users.")
+        for k in ("daily", "weekly", "monthly")
+    ),
+    ("facebook_login_total_users", ("lifetime",), False, "count", "Total accepts of the app."),
+    ("initial_permission_grants", _R, True, "count", "Accepts from all sources."),
+    *(
+        (f"login_dialog_{k}_permission_{w}", _HR, False, "count", f"Login dialog: {k} {w}.")
+        for k in ("initial", "additional", "publish")
+        for w in ("grants", "requests")
+    ),
+    ("mobile_referral_installs", _HR, True, "count", "New mobile installs from referrals."),
+    ("mobile_referrals", _HR, False, "count", "App launches from Facebook on mobile."),
+    ("total_referrals", _HR, True, "count", "App launches from Facebook."),
+    ("payments_daily_chargebacks", _R, False, "currency", "Chargeback amount."),
+    ("payments_daily_refunds", _R, False, "currency", "Refund amount."),
+    ("payments_daily_spend", _R, False, "currency", "Spend amount."),
+    ("permission_revocations", _HR, True, "count", "Users who removed the app's permissions."),
+    ("request_accepts", _R, False, "count", "Requests accepted by friends."),
+    ("request_blocks", _HR, False, "count", "Requests blocked."),
+    ("request_impressions", _R, False, "count", "Requests seen."),
+    ("request_sends", _HR, False, "count", "Requests sent to friends."),
+    ("request_spam_rate", _HR, False, "ratio", "Requests marked spam per 10k."),
+    *(
+        (f"story_{k}", _HR, False, "count", f"Open Graph stories: {k}.")
+        for k in ("clicks", "comments", "impressions", "likes", "publishes")
+    ),
+    ("story_spam_rate", _HR, False, "ratio", "Open Graph story spam reports per 10k."),
+    *(
+        (f"structured_request_{k}", _R, False, "count", f"Structured requests: {k}.")
+        for k in ("accepts", "impressions", "sends")
+    ),
+)
+
+
+def _insight(
+    graph_name: str,
+    periods: tuple[str, ...],
+    help: str,
+    *,
+    default: bool = False,
+    unit: str = "count",
+) -> MetricSpec:
+    ms = unit == "ms"
+    return MetricSpec(
+        graph_name=graph_name,
+        prom_name=collectord.prom_name(PREFIX, graph_name, milliseconds=ms),
+        cadence="daily",
+        periods=periods,
+        unit="seconds" if ms else unit,
+        help=help,
+        scale=0.001 if ms else 1.0,
+        default=default,
+    )
+
+
+def _field(graph_name: str, help: str) -> MetricSpec:
+    return MetricSpec(graph_name, f"{PREFIX}_{graph_name}", "fast", help=help, kind="field")
+
+
+CATALOGUE: tuple[MetricSpec, ...] = (
+    _field("daily_active_users", "Daily active users (the app node's field)."),
+    _field("weekly_active_users", "Weekly active users (the app node's field)."),
+    _field("monthly_active_users", "Monthly active users (the app node's field)."),
+    *(_insight(n, p, h, default=d, unit=u) for n, p, d, u, h in _INSIGHTS),
+)
+
+OPTIONS: tuple[Option, ...] = (
+    Option("app_id", "str", help="The numeric id of the app whose insights are read."),
+    Option("period", "str", default="daily", choices=PERIODS, help="Period of every metric."),
+    Option("breakdowns", "str_list", default=(), choices=BREAKDOWNS, help="breakdowns[n]."),
+    Option("aggregate_by", "str", default=None, choices=AGGREGATIONS, help="aggregateBy."),
+)
+
+
+class FacebookApp(SourcePlugin):
+    name = "facebook_app"
+    version = collectord.__version__
+    description = "Facebook app active users and App Insights (retired by Meta in 2021)"
+    options = OPTIONS
+    catalogue = CATALOGUE
+
+    def validate(self, options: Mapping[str, Any]) -> list[str]:
+        problems: list[str] = []
+        app_id = str(options.get("app_id") or "")
+        if app_id and not app_id.isdigit():
+            problems.append(f"app_id: {app_id!r} is not a numeric app id")
+        breakdowns = tuple(options.get("breakdowns") or ())
+        aggregate = options.get("aggregate_by")
+        if aggregate == "TOPK" and not breakdowns:
+            problems.append("aggregate_by: 'TOPK' ranks combinations of breakdowns; set breakdowns")
+        level = [b for b in breakdowns if b.startswith("acquisition_source_l")]
+        if level and aggregate != "COUNT":
+            problems.append(f"breakdowns: {level[0]!r} is only valid with aggregate_by = 'COUNT'")
+        if ("age" in breakdowns) != ("gender" in breakdowns):
+            problems.append("breakdowns: 'age' and 'gender' must be used together")
+        return problems
+
+    def spec_for(self, graph_name: str) -> MetricSpec | None:
+        if graph_name == APP_EVENT:
+            return None  # needs an event name: app_event:<name>
+        if graph_name.startswith(f"{APP_EVENT}:"):
+            event = graph_name.partition(":")[2]
+            return _insight(graph_name, PERIODS, f"App event {event!r}.") if event else None
+        # Any other name may be asked for: Meta decides, and a rejected one is disabled.
+        return _insight(graph_name, (), f"App insight {graph_name}.")
+
+    def default_access_token(self, app_id: str | None, app_secret: Secret | None) -> str | None:
+        """The app token ``app_id|app_secret`` when ``[graph]`` sets both."""
+        secret = app_secret.reveal() if isinstance(app_secret, Secret) else app_secret
+        if app_id and secret:
+            return f"{app_id}|{secret}"
+        return None
+
+    async def collect(self, ctx: PollContext) -> list[Sample]:
+        app_id = str(ctx.options["app_id"])
+        samples: list[Sample] = []
+        fields = ctx.metrics(kind="field")
+        if fields:
+            samples.extend(await _field_samples(ctx, app_id, fields))
+        insights = ctx.metrics(kind="insight")
+        if insights:
+            samples.extend(await _insight_samples(ctx, app_id, insights))
+        return samples
+
+
+async def _field_samples(
+    ctx: PollContext, app_id: str, fields: Sequence[MetricSpec]
+) -> list[Sample]:
+    """The app node's fields. A field Meta rejects is disabled and the others read."""
+    names = [f.graph_name for f in fields]
+    try:
+        node = await ctx.graph.get(app_id, {"fields": ",".join(names)})
+    except InvalidRequestError as err:
+        if isinstance(err, ObjectNotFoundError):
+            raise  # the app itself
+        node = {}
+        for name in names:  # find the culprit: one request per field, once
+            try:
+                node.update(await ctx.graph.get(app_id, {"fields": name}))
+            except InvalidRequestError as one:
+                if isinstance(one, ObjectNotFoundError):
+                    raise
+                ctx.disable_metric(name, _reason(one))
+    out: list[Sample] = []
+    for spec in fields:
+        value = _number(node.get(spec.graph_name))
+        if value is not None:
+            out.append(ctx.sample(spec, value, object_id=app_id, labels={"app_id": app_id}))
+    return out
+
+
+def _request(ctx: PollContext, app_id: str, spec: MetricSpec) -> InsightRequest:
+    period = str(ctx.options["period"])
+    params: dict[str, str] = {"period": period}
+    for i, bd in enumerate(ctx.options.get("breakdowns") or ()):
+        params[f"breakdowns[{i}]"] = bd
+    if ctx.options.get("aggregate_by"):
+        params["aggregateBy"] = str(ctx.options["aggregate_by"])
+    if period in LOOKBACK:
+        params["since"] = str(int((ctx.now - LOOKBACK[period]).timestamp()))
+        params["until"] = str(int(ctx.now.timestamp()))
+    metric, _, event = spec.graph_name.partition(":")
+    if event:
+        params["event_name"] = event
+    return InsightRequest(
+        app_id, (metric,), params, key=spec.graph_name, edge=EDGE, metric_in_path=True
+    )
+
+
+async def _insight_samples(
+    ctx: PollContext, app_id: str, insights: Sequence[MetricSpec]
+) -> list[Sample]:
+    requests = [_request(ctx, app_id, spec) for spec in insights]
+    answers = await fetch_insights(ctx, requests)
+    period = str(ctx.options["period"])
+    breakdowns = tuple(ctx.options.get("breakdowns") or ())
+    out: list[Sample] = []
+    for spec, req in zip(insights, requests, strict=True):
+        answer = answers.get(req.ident, [])
+        if isinstance(answer, GraphError):
+            if not isinstance(answer, InvalidRequestError):
+                raise answer  # e.g. a permission error: the token cannot read this app
+            # "does not support this operation" (100/33): the retired edge
+            ctx.disable_metric(req.metrics[0], "unsupported")
+            continue
+        for row in parse_app_rows(answer, period):
+            labels = {"app_id": app_id, "period": period}
+            metric = spec.prom_name
+            if row.dims:
+                dims = dict(row.dims)
+                names = list(breakdowns) or list(dims)
+                metric = breakdown_name(spec.prom_name, ",".join(names))
+                labels.update({n: dims.get(n, "") for n in names})
+            if row.key is not None:
+                labels["key"] = row.key
+            out.append(
+                ctx.sample(
+                    spec,
+                    row.value,
+                    object_id=app_id,
+                    labels=labels,
+                    period=period,
+                    end_time=row.end_time,
+                    metric=metric,
+                )
+            )
+    return out
+
+
+@dataclass(frozen=True)
+class AppRow:
+    """One number of an App Insights answer: its breakdown values or dict key, and the end
+    of the interval it covers (None when unknown)."""
+
+    value: float
+    end_time: datetime | None
+    dims: tuple[tuple[str, str], ...] = ()
+    key: str | None = None
+
+
+def parse_app_rows(entries: Sequence[Mapping[str, Any]], period: str) -> Iterator[AppRow]:
+    """Flatten the ``data`` of an App Insights answer.
+
+    The edge answers rows ``{"time": "2026-11-22T08:00:00+0000", "value": "132",
+    "breakdowns": {"client": "android"}}`` (values often strings; ``time`` starts the
+    interval); entries in the ``/insights`` shape (``name``, ``values``) are read as such.
+    Non-numeric values are skipped, never turned into zeros.
+    """
+    for entry in entries:
+        if not isinstance(entry, Mapping):
+            continue
+        if "values" in entry or "total_value" in entry:
+            for v in parse_entries([entry]):
+                yield AppRow(v.value, v.end_time, v.dims, v.key)
+            continue
+        end_time = _interval_end(parse_time(entry.get("time")), period)
+        raw = entry.get("breakdowns")
+        dims = (
+            tuple((str(k), str(v)) for k, v in raw.items() if v is not None)
+            if isinstance(raw, Mapping)
+            else ()
+        )
+        value = entry.get("value")
+        if isinstance(value, Mapping):
+            for key, sub in value.items():
+                num = _number(sub)
+                if num is not None:
+                    yield AppRow(num, end_time, dims, str(key))
+            continue
+        num = _number(value)
+        if num is not None:
+            yield AppRow(num, end_time, dims)
+
+
+def _interval_end(start: datetime | None, period: str) -> datetime | None:
+    """The end of the step a row's ``time`` starts (None for ``lifetime`` and ``range``)."""
+    if start is None or period not in STEP:
+        return None
+    return start + STEP[period]
+
+
+def _number(value: Any) -> float | None:
+    """Meta's number, also when it comes as a string (``"1520"``)."""
+    if isinstance(value, bool) or value is None:
+        return None
+    if isinstance(value, int | float):
+        return float(value)
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            return None
+    return None
+
+
+def _reason(err: GraphError) -> str:
+    text = err.message.lower()
+    unsupported = ("not supported", "does not support", "unsupported", "nonexisting")
+    return "unsupported" if any(t in text for t in unsupported) else "invalid_metric"
+
+
+@collectord.hookimpl
+def register_source_plugins() -> list[SourcePlugin]:
+    return [FacebookApp()]
