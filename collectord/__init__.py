@@ -28,6 +28,7 @@ from collectord.hookspecs import hookimpl
 from collectord.insights import (
     InsightRequest,
     InsightValue,
+    breakdown_key,
     fetch_insights,
     parse_entries,
     parse_time,
@@ -82,6 +83,7 @@ __all__ = [
     "ThrottledError",
     "TransientError",
     "__version__",
+    "breakdown_key",
     "breakdown_name",
     "fetch_insights",
     "hookimpl",

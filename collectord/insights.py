@@ -40,7 +40,10 @@ class InsightRequest:
     """Insights of ``metrics`` for one object. ``key`` identifies the request's answer
     (defaults to ``object_id``); ``params`` are extra query parameters (``period``,
     ``breakdown``, ``metric_type``, ...). With ``metric_in_path`` the (single) metric goes
-    into the path, ``{object_id}/{edge}/{metric}``, as the App Insights edge wants it."""
+    into the path, ``{object_id}/{edge}/{metric}``, as the App Insights edge wants it.
+    ``disable_as`` is the name a rejected single-metric request is disabled under (default:
+    the metric): a breakdown request uses :func:`breakdown_key` so that Meta refusing the
+    breakdown does not cost the plain metric."""
 
     object_id: str
     metrics: tuple[str, ...]
@@ -48,6 +51,7 @@ class InsightRequest:
     key: str = ""
     edge: str = "insights"
     metric_in_path: bool = False
+    disable_as: str = ""
 
     @property
     def ident(self) -> str:
@@ -61,6 +65,11 @@ class InsightRequest:
     def part(self, metrics: tuple[str, ...]) -> InsightRequest:
         """The same request for a subset of its metrics."""
         return dataclasses.replace(self, metrics=metrics)
+
+
+def breakdown_key(metric: str, breakdown: str) -> str:
+    """The name a breakdown request is disabled under: ``page_media_view:is_from_ads``."""
+    return f"{metric}:{breakdown}"
 
 
 def _is_metric_error(err: GraphError) -> bool:
@@ -97,6 +106,8 @@ async def fetch_insights(
     pending: list[InsightRequest] = []
     for req in requests:
         results.setdefault(req.ident, [])
+        if req.disable_as and req.disable_as in ctx.state.disabled:
+            continue
         metrics = [m for m in req.metrics if m not in ctx.state.disabled]
         size = 1 if req.metric_in_path else CHUNK
         for i in range(0, len(metrics), size):
@@ -121,7 +132,7 @@ async def fetch_insights(
                 results[req.ident] = answer
                 continue
             if len(req.metrics) == 1:
-                ctx.disable_metric(req.metrics[0], _disable_reason(answer))
+                ctx.disable_metric(req.disable_as or req.metrics[0], _disable_reason(answer))
                 continue
             half = len(req.metrics) // 2
             retry.extend((req.part(req.metrics[:half]), req.part(req.metrics[half:])))

@@ -26,6 +26,7 @@ from collectord import (
     PollContext,
     Sample,
     SourcePlugin,
+    breakdown_key,
     fetch_insights,
     parse_entries,
     samples_from_values,
@@ -210,7 +211,13 @@ class FacebookPage(SourcePlugin):
         for spec in insights:
             for bd in spec.breakdowns:
                 requests.append(
-                    InsightRequest(page_id, (spec.graph_name,), {"breakdown": bd}, key=f"bd:{bd}")
+                    InsightRequest(
+                        page_id,
+                        (spec.graph_name,),
+                        {"breakdown": bd},
+                        key=f"bd:{bd}",
+                        disable_as=breakdown_key(spec.graph_name, bd),
+                    )
                 )
         answers = await fetch_insights(ctx, requests)
         specs = {m.graph_name: m for m in insights}

@@ -53,6 +53,7 @@ from collectord import (
     Sample,
     ServerError,
     SourcePlugin,
+    breakdown_key,
     fetch_insights,
     parse_entries,
     parse_time,
@@ -404,6 +405,7 @@ def _breakdown_requests(
             (spec.graph_name,),
             {"period": "lifetime", "breakdown": bd},
             key=f"{post_id}|{bd}",
+            disable_as=breakdown_key(spec.graph_name, bd),
         )
         for spec in insights
         for bd in spec.breakdowns

@@ -16,6 +16,7 @@ from collectord import (
     MetricSpec,
     ObjectNotFoundError,
     PollContext,
+    breakdown_key,
     fetch_insights,
     parse_entries,
     samples_from_values,
@@ -241,3 +242,28 @@ def test_samples_named_and_labelled_per_design() -> None:
     )
     assert s.value == 1.5
     assert "period" not in s.label_dict
+
+
+async def test_rejected_breakdown_does_not_cost_the_plain_metric() -> None:
+    class NoBreakdowns(MetaLikeGraph):
+        def _answer(self, path: str, params: Mapping[str, Any]) -> dict[str, Any]:
+            if "breakdown" in params:
+                self.calls.append((path, dict(params)))
+                raise InvalidRequestError("(#100) breakdown is not supported", code=100)
+            return super()._answer(path, params)
+
+    graph = NoBreakdowns(invalid=set())
+    ctx = make_ctx(graph)
+    key = breakdown_key("page_media_view", "is_from_ads")
+    reqs = [
+        InsightRequest("1", ("page_media_view",)),
+        InsightRequest(
+            "1", ("page_media_view",), {"breakdown": "is_from_ads"}, key="bd", disable_as=key
+        ),
+    ]
+    result = await fetch_insights(ctx, reqs)
+    assert [e["name"] for e in result["1"]] == ["page_media_view"]
+    assert ctx.state.disabled == {key: "unsupported"}
+    graph.calls.clear()
+    await fetch_insights(ctx, reqs)
+    assert len(graph.calls) == 1, "the disabled breakdown is not asked for again"
