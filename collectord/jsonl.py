@@ -39,13 +39,28 @@ from collectord.stats import SinkStats
 
 #: Name of the index file inside ``state_dir``.
 INDEX_FILE = "jsonl-index.json"
-_INDEX_VERSION = 1
+_INDEX_VERSION = 2
 _BLOCK = 64 * 1024
 _COMPACT = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
 _RECORD = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False)
 
-#: What the index remembers of a series: the last ``end_time`` and value written.
-SeriesState = tuple[str | None, float | None]
+#: What the index remembers of a series: the value last written for each of its newest
+#: ``end_time`` values (``None`` for values without one). Meta answers several days at
+#: once (a daily metric's last two days), and each day's value is recorded once.
+SeriesState = dict[str | None, float | None]
+#: End times remembered per series; Meta's windows are a few days at most.
+KEEP_END_TIMES = 8
+
+
+def _remember(state: SeriesState | None, end_time: str | None, value: float | None) -> SeriesState:
+    """``state`` plus ``end_time -> value``, keeping the newest :data:`KEEP_END_TIMES`."""
+    new = dict(state or {})
+    new[end_time] = value
+    if len(new) > KEEP_END_TIMES:
+        dated = sorted((k for k in new if k is not None), reverse=True)
+        for old in dated[KEEP_END_TIMES - (None in new) :]:
+            del new[old]
+    return new
 
 
 def utcnow() -> datetime:
@@ -201,11 +216,11 @@ class JsonlSink:
                 end_times[sample.end_time] = format_end_time(sample.end_time)
             end_time = end_times[sample.end_time]
             key = series_key(sample.metric, {"source": source, **dict(sample.labels)})
-            state: SeriesState = (end_time, json_value(sample.value))
-            last = pending[key] if key in pending else self._index.get(key)
-            if last == state:
+            value = json_value(sample.value)
+            known = pending[key] if key in pending else self._index.get(key)
+            if known is not None and end_time in known and known[end_time] == value:
                 continue
-            pending[key] = state
+            state = pending[key] = _remember(known, end_time, value)
             record = _record(source, plugin, sample, stamp, end_time)
             lines.append((key, state, (encode_record(record) + "\n").encode("utf-8")))
         if not lines:
@@ -388,11 +403,12 @@ class JsonlSink:
                     rec = json.loads(line)
                     key = series_key(rec["metric"], rec["labels"])
                     value = rec["value"]
-                    state = (rec["end_time"], None if value is None else float(value))
+                    end_time = rec["end_time"]
+                    value = None if value is None else float(value)
                 except (ValueError, KeyError, TypeError, AttributeError):
                     bad += 1
                     continue
-                self._index[key] = state
+                self._index[key] = _remember(self._index.get(key), end_time, value)
                 count += 1
         if bad:
             self._log.warning("jsonl_unreadable_lines", path=str(self.path), lines=bad)
@@ -419,7 +435,10 @@ class JsonlSink:
                 self._log.info("jsonl_index_other_path", index=str(self.index_path))
                 return None
             series = {
-                str(k): (v[0], None if v[1] is None else float(v[1]))
+                str(k): {
+                    (None if e == "" else str(e)): (None if x is None else float(x))
+                    for e, x in v.items()
+                }
                 for k, v in doc["series"].items()
             }
             ident = None if doc["file"] is None else (int(doc["file"][0]), int(doc["file"][1]))
@@ -435,7 +454,11 @@ class JsonlSink:
             "path": os.path.abspath(self.path),
             "file": None if whole_file or self._ident is None else list(self._ident),
             "offset": 0 if whole_file else self._size,
-            "series": self._index,
+            # JSON keys are strings: a value without end_time is stored under "".
+            "series": {
+                k: {("" if e is None else e): x for e, x in v.items()}
+                for k, v in self._index.items()
+            },
         }
         tmp = self.index_path.with_name(self.index_path.name + ".tmp")
         try:

@@ -164,6 +164,37 @@ def test_new_end_time_or_changed_value_writes_a_record(data_path: Path, state_di
     ]
 
 
+def test_several_days_of_one_series_are_each_recorded_once(
+    data_path: Path, state_dir: Path
+) -> None:
+    """Meta answers a daily metric's last two days in one call; polling again repeats them."""
+    yesterday, today = page_views(5, DAY - timedelta(days=1)), page_views(7, DAY)
+    sink = make_sink(data_path, state_dir)
+    assert write(sink, yesterday, today) == 2
+    assert write(sink, yesterday, today) == 0
+    sink.close()
+    again = make_sink(data_path, state_dir)
+    assert write(again, yesterday, today) == 0
+    # Meta revises yesterday: that one value is recorded again
+    assert write(again, page_views(6, DAY - timedelta(days=1)), today) == 1
+    assert [(r["end_time"], r["value"]) for r in read_records(data_path)] == [
+        ("2026-11-22T08:00:00Z", 5.0),
+        ("2026-11-23T08:00:00Z", 7.0),
+        ("2026-11-22T08:00:00Z", 6.0),
+    ]
+
+
+def test_index_keeps_only_the_newest_days_of_a_series(data_path: Path, state_dir: Path) -> None:
+    sink = make_sink(data_path, state_dir)
+    for day in range(20):
+        write(sink, page_views(1, DAY + timedelta(days=day)))
+    sink.close()
+    index = json.loads((state_dir / INDEX_FILE).read_text())
+    (days,) = index["series"].values()
+    assert len(days) == 8
+    assert max(days) == "2026-12-12T08:00:00Z"
+
+
 def test_series_are_told_apart_by_labels_and_source(data_path: Path, state_dir: Path) -> None:
     sink = make_sink(data_path, state_dir)
     assert write(sink, page_views(5, page="1"), page_views(5, page="2")) == 2
