@@ -1,0 +1,226 @@
+"""The daemon end to end on a Facebook Page: a real process, the simulator, real HTTP."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import sys
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from collectord.simulator import Simulator
+from collectord.simulator.base import pacific_midnight_on_or_before
+
+pytestmark = pytest.mark.integration
+
+
+def page_config(sim: Simulator, tmp_path: Path, *, metrics: str = "", extra: str = "") -> str:
+    world = sim.world
+    return f"""
+[collector]
+listen = "127.0.0.1:@PORT@"
+state_dir = "state"
+
+[graph]
+base_url = "{sim.url}"
+version = "v26.0"
+app_id = "{world.app_id}"
+app_secret = "{world.app_secret}"
+timeout = "5s"
+
+[schedule]
+fast_interval = "1h"
+daily_interval = "1h"
+jitter = "0s"
+
+[[source]]
+name = "acme-page"
+plugin = "facebook_page"
+access_token = "{world.demo_token("facebook_page")}"
+page_id = "{world.first_page.id}"
+{metrics}
+
+[sink.jsonl]
+path = "{tmp_path / "samples.jsonl"}"
+{extra}
+"""
+
+
+async def test_page_metrics_match_what_the_simulator_served(
+    simulator: Simulator, start_daemon: Any, tmp_path: Path, frozen_now: datetime
+) -> None:
+    world = simulator.world
+    page_id = world.first_page.id
+    daemon = await start_daemon(page_config(simulator, tmp_path))
+    await daemon.wait_ready()
+    scrape = await daemon.scrape()
+    labels = {"source": "acme-page", "page_id": page_id}
+
+    assert scrape.value("facebook_page_followers_count", **labels) == world.page_field(
+        page_id, "followers_count"
+    )
+    assert scrape.value("facebook_page_fan_count", **labels) == world.page_field(
+        page_id, "fan_count"
+    )
+
+    newest = pacific_midnight_on_or_before(frozen_now)
+    for graph_name, prom in [
+        ("page_views_total", "facebook_page_views"),
+        ("page_post_engagements", "facebook_page_post_engagements"),
+        ("page_media_view", "facebook_page_media_view"),
+    ]:
+        for period in ("day", "week", "days_28"):
+            expected = world.page_insight(page_id, graph_name, period, newest)
+            assert scrape.value(prom, period=period, **labels) == expected, (prom, period)
+    split = world.page_insight(page_id, "page_media_view", "day", newest, breakdown="is_from_ads")
+    for flag, expected in split.items():
+        assert (
+            scrape.value(
+                "facebook_page_media_view_by_is_from_ads", period="day", is_from_ads=flag, **labels
+            )
+            == expected
+        )
+    reactions = world.page_insight(page_id, "page_actions_post_reactions_total", "day", newest)
+    for kind, expected in reactions.items():
+        assert (
+            scrape.value("facebook_page_actions_post_reactions", reaction_type=kind, **labels)
+            == expected
+        )
+    # milliseconds become seconds
+    view_ms = world.page_insight(page_id, "page_video_view_time", "day", newest)
+    assert scrape.value(
+        "facebook_page_video_view_time_seconds", period="day", **labels
+    ) == pytest.approx(view_ms / 1000)
+
+    # self-metrics
+    assert scrape.value("collectord_source_up", source="acme-page", plugin="facebook_page") == 1
+    assert scrape.value(
+        "collectord_source_newest_end_time_seconds", source="acme-page", cadence="daily"
+    ) == (newest.timestamp())
+    # Page tokens from long-lived user tokens never expire: debug_token says expires_at 0.
+    # The token check runs beside the first polls, so it may land a moment after /readyz.
+    scrape = await daemon.wait_for_value(
+        "collectord_token_expiry_timestamp_seconds", source="acme-page"
+    )
+    assert scrape.value("collectord_token_expiry_timestamp_seconds", source="acme-page") == 0
+    assert scrape.value("collectord_graph_requests_total", code="200") >= 2
+    assert world.demo_token("facebook_page") not in (await daemon.get("/metrics"))[1]
+
+    status, page = await daemon.get("/")
+    assert status == 200
+    assert "acme-page" in page
+
+    assert await daemon.stop() == 0
+    events = daemon.log_events()
+    assert any(e.get("event") == "stopped" for e in events)
+    assert world.demo_token("facebook_page") not in daemon.logs()
+
+    # The JSONL sink holds one record per series value, with the documented fields.
+    records = [json.loads(line) for line in (tmp_path / "samples.jsonl").read_text().splitlines()]
+    views = [r for r in records if r["graph_metric"] == "page_views_total" and r["period"] == "day"]
+    previous = pacific_midnight_on_or_before(newest - timedelta(seconds=1))
+    assert sorted(r["end_time"] for r in views) == [
+        previous.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        newest.strftime("%Y-%m-%dT%H:%M:%SZ"),
+    ], "Meta's last two days, each recorded once"
+    latest = max(views, key=lambda r: r["end_time"])
+    assert latest == {
+        "collected_at": latest["collected_at"],
+        "source": "acme-page",
+        "plugin": "facebook_page",
+        "metric": "facebook_page_views",
+        "graph_metric": "page_views_total",
+        "object_id": page_id,
+        "period": "day",
+        "end_time": newest.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "value": float(world.page_insight(page_id, "page_views_total", "day", newest)),
+        "labels": {"source": "acme-page", "page_id": page_id, "period": "day"},
+    }
+
+
+async def test_restart_writes_no_duplicate_records(
+    simulator: Simulator, start_daemon: Any, tmp_path: Path
+) -> None:
+    config = page_config(simulator, tmp_path)
+    first = await start_daemon(config)
+    await first.wait_ready()
+    assert await first.stop(signal.SIGKILL) == -signal.SIGKILL
+    jsonl = tmp_path / "samples.jsonl"
+    lines_before = jsonl.read_text().splitlines()
+    assert lines_before
+
+    second = await start_daemon(config)
+    await second.wait_ready()
+    assert await second.stop() == 0
+    assert jsonl.read_text().splitlines() == lines_before, "unchanged values are not re-recorded"
+
+
+async def test_retired_metric_is_disabled_while_the_others_flow(
+    simulator: Simulator, start_daemon: Any, tmp_path: Path
+) -> None:
+    metrics = 'metrics = ["page_views_total", "page_impressions", "page_post_engagements"]'
+    daemon = await start_daemon(page_config(simulator, tmp_path, metrics=metrics))
+    await daemon.wait_ready()
+    scrape = await daemon.scrape()
+    assert (
+        scrape.value("collectord_metric_disabled", source="acme-page", metric="page_impressions")
+        == 1
+    )
+    assert scrape.value("facebook_page_views", period="day") is not None
+    assert scrape.value("facebook_page_post_engagements", period="week") is not None
+    assert scrape.value("collectord_source_up", source="acme-page") == 1
+    assert not [n for n in scrape.names() if "impressions" in n and not n.startswith("collectord")]
+    assert await daemon.stop() == 0
+    warnings = [e for e in daemon.log_events() if e.get("event") == "metric disabled"]
+    assert [w["metric"] for w in warnings] == ["page_impressions"], "reported once"
+
+
+async def test_invalid_config_exits_2_naming_the_key(start_daemon: Any) -> None:
+    daemon = await start_daemon(
+        '[collector]\nlisten = "127.0.0.1:@PORT@"\n[schedule]\nfast_intervall = "15m"\n'
+    )
+    assert await asyncio.wait_for(daemon.proc.wait(), 20) == 2
+    out = daemon.logs()
+    assert "fast_intervall" in out
+    assert "did you mean 'fast_interval'" in out
+    assert "Traceback" not in out
+
+
+async def test_failing_source_recovers_and_keeps_last_values(
+    simulator: Simulator, start_daemon: Any, tmp_path: Path
+) -> None:
+    """A token error fails the poll (values stay, up=0); the daemon itself stays healthy."""
+    config = page_config(simulator, tmp_path).replace(
+        'fast_interval = "1h"', 'fast_interval = "1s"'
+    )
+    daemon = await start_daemon(config)
+    await daemon.wait_ready()
+    good = await daemon.scrape()
+    followers = good.value("facebook_page_followers_count")
+    simulator.faults.token_error(subcode=463)
+    bad = await daemon.wait_for_value("collectord_source_up", 0, source="acme-page")
+    assert bad.value("facebook_page_followers_count") == followers
+    assert bad.value("collectord_source_poll_errors_total", source="acme-page", reason="auth") >= 1
+    assert (await daemon.get("/healthz"))[0] == 200
+    simulator.faults.clear()
+    await daemon.wait_for_value("collectord_source_up", 1, source="acme-page")
+    assert await daemon.stop() == 0
+    events = [e["event"] for e in daemon.log_events()]
+    assert events.count("source failing") == 1
+    assert events.count("source recovered") == 1
+
+
+def test_python_dash_m_works() -> None:
+    import subprocess
+
+    out = subprocess.run(
+        [sys.executable, "-m", "collectord", "--version"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert out.stdout.startswith("collectord ")
