@@ -1,0 +1,345 @@
+"""The simulated world: Pages and their posts, the app, tokens, the clock, Instagram.
+
+A :class:`World` is deterministic for a given ``seed`` and clock. Its public methods are
+the ground truth tests compare the simulator's answers (and collectord's metrics) with.
+
+Demo identities (all obviously fake):
+
+- Pages ``105000000000001``, ``105000000000002``, ... (``page_count`` of them); Page
+  tokens ``DEMO-PAGE-TOKEN-not-a-real-token`` (first Page), ``DEMO-PAGE-TOKEN-2-...``.
+- The user ``100000000000001`` with the long-lived token
+  ``DEMO-USER-TOKEN-not-a-real-token`` (manages every Page), a short-lived token
+  ``DEMO-SHORT-LIVED-USER-TOKEN-not-a-real-token`` (for the ``oauth/access_token``
+  exchange), and an already expired ``DEMO-EXPIRED-USER-TOKEN-not-a-real-token``.
+- A system user token ``DEMO-SYSTEM-USER-TOKEN-not-a-real-token`` (every Page).
+- The app ``900000000000001`` with secret ``DEMO-APP-SECRET-not-a-real-secret``; its app
+  token is ``900000000000001|DEMO-APP-SECRET-not-a-real-secret``.
+- The Instagram professional account linked to the first Page: the first of
+  ``world.instagram.user_ids`` (the Instagram world is asked to use
+  :data:`DEFAULT_IG_USER_ID`, ``17841400000000001``). Other Pages have none.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from collectord.simulator import page_metrics
+from collectord.simulator.app_metrics import app_field_value, point_value
+from collectord.simulator.base import TokenInfo, TokenKind, quantize, unit_hash
+from collectord.simulator.page import page_field_value
+from collectord.simulator.post_metrics import post_value
+
+DEFAULT_IG_USER_ID = "17841400000000001"
+FIRST_PAGE_ID = 105000000000001
+APP_ID = "900000000000001"
+APP_SECRET = "DEMO-APP-SECRET-not-a-real-secret"
+APP_NAME = "Collectord Demo App"
+USER_ID = "100000000000001"
+SYSTEM_USER_ID = "100000000000777"
+USER_TOKEN = "DEMO-USER-TOKEN-not-a-real-token"
+SHORT_USER_TOKEN = "DEMO-SHORT-LIVED-USER-TOKEN-not-a-real-token"
+EXPIRED_USER_TOKEN = "DEMO-EXPIRED-USER-TOKEN-not-a-real-token"
+SYSTEM_USER_TOKEN = "DEMO-SYSTEM-USER-TOKEN-not-a-real-token"
+SCOPES = (
+    "pages_show_list",
+    "pages_read_engagement",
+    "pages_read_user_content",
+    "read_insights",
+    "instagram_basic",
+    "instagram_manage_insights",
+)
+_PAGE_NAMES = (
+    ("Demo Coffee Roasters", "Coffee shop"),
+    ("Demo Bike Repair", "Bicycle repair service"),
+    ("Demo Book Club", "Community organization"),
+    ("Demo Bakery", "Bakery"),
+)
+_MESSAGES = (
+    "Fresh batch just out of the roaster.",
+    "Our weekend hours are changing, details inside.",
+    "Meet the team behind the counter.",
+    "Behind the scenes: how we pick our beans.",
+    "Thank you for 10 years with us!",
+    "New seasonal menu starts Monday.",
+)
+_STATUS_TYPES = ("added_photos", "mobile_status_update", "added_video", "shared_story")
+
+
+@dataclass(frozen=True)
+class PageInfo:
+    """A simulated Page."""
+
+    id: str
+    name: str
+    category: str
+    username: str
+    token: str
+    ig_user_id: str | None
+
+
+@dataclass(frozen=True)
+class Post:
+    """A simulated Page post (``id`` is ``{page_id}_{number}``)."""
+
+    id: str
+    page_id: str
+    number: int
+    created_time: datetime
+    message: str | None
+    status_type: str
+
+    @property
+    def is_video(self) -> bool:
+        return self.status_type == "added_video"
+
+    @property
+    def permalink_url(self) -> str:
+        return f"https://www.facebook.com/{self.page_id}/posts/{self.number}"
+
+
+def _real_clock() -> datetime:
+    return datetime.now(UTC)
+
+
+class World:
+    """Everything the simulator knows; deterministic for a given ``seed`` and ``clock``.
+
+    ``clock`` returns an aware UTC datetime (default: real time). Values are stable
+    within ``value_step`` seconds. ``require_proof`` demands ``appsecret_proof`` on
+    every call; ``call_budget`` calls per ``usage_window`` seconds and per scope (app,
+    user, Page, Instagram account) make the usage headers reach 100%;
+    ``app_insights_retired`` makes ``app_insights`` answer as the retired edge does;
+    ``empty_page`` serves the second page of ``/posts`` empty (with a ``next``).
+    ``proof_clock`` is the clock ``appsecret_time`` is checked against (default: real
+    time, the clock clients compute it from).
+    """
+
+    def __init__(
+        self,
+        *,
+        seed: int = 1,
+        clock: Callable[[], datetime] | None = None,
+        n_posts: int = 30,
+        n_media: int = 40,
+        n_stories: int = 4,
+        page_count: int = 1,
+        value_step: float = 60.0,
+        require_proof: bool = False,
+        call_budget: int = 100_000,
+        usage_window: float = 3600.0,
+        app_insights_retired: bool = False,
+        empty_page: bool = True,
+        proof_clock: Callable[[], datetime] | None = None,
+    ) -> None:
+        if page_count < 1:
+            raise ValueError("page_count must be at least 1")
+        self.seed = seed
+        self.clock = clock or _real_clock
+        self.proof_clock = proof_clock or _real_clock
+        self.value_step = value_step
+        self.require_proof = require_proof
+        self.call_budget = call_budget
+        self.usage_window = usage_window
+        self.app_insights_retired = app_insights_retired
+        self.empty_page = empty_page
+        self.epoch = quantize(self.now(), 3600)
+        self.growth_epoch = self.epoch - timedelta(days=400)
+        self.app_id = APP_ID
+        self.app_secret = APP_SECRET
+        self.app_name = APP_NAME
+        self.user_id = USER_ID
+        self.instagram: Any = self._make_instagram(n_media, n_stories)
+        ig_id = self.instagram.user_ids[0] if self.instagram else None
+        self.pages = self._make_pages(page_count, ig_id)
+        self._posts = {pid: self._make_posts(pid, n_posts) for pid in self.pages}
+        self.deleted_posts: set[str] = set()
+        self.tokens: dict[str, TokenInfo] = {}
+        self.revoked: dict[str, int] = {}
+        self._issued = 0
+        self._make_tokens()
+
+    # -- construction ------------------------------------------------------------------
+
+    def _make_instagram(self, n_media: int, n_stories: int) -> Any:
+        try:
+            from collectord.simulator.instagram_world import InstagramWorld
+        except ImportError:
+            return None
+        return InstagramWorld(
+            seed=self.seed,
+            epoch=self.epoch,
+            page_id=str(FIRST_PAGE_ID),
+            n_media=n_media,
+            n_stories=n_stories,
+            clock=self.clock,
+            value_step=self.value_step,
+            empty_pages=self.empty_page,
+        )
+
+    def _make_pages(self, page_count: int, ig_user_id: str | None) -> dict[str, PageInfo]:
+        pages = {}
+        for i in range(page_count):
+            name, category = _PAGE_NAMES[i % len(_PAGE_NAMES)]
+            name = name if i < len(_PAGE_NAMES) else f"{name} {i + 1}"
+            page_id = str(FIRST_PAGE_ID + i)
+            suffix = "" if i == 0 else f"{i + 1}-"
+            token = f"DEMO-PAGE-TOKEN-{suffix}not-a-real-token"
+            username = "demo" + "".join(name.split()[1:]).lower()
+            linked = ig_user_id if i == 0 else None
+            pages[page_id] = PageInfo(page_id, name, category, username, token, linked)
+        return pages
+
+    def _make_posts(self, page_id: str, n_posts: int) -> list[Post]:
+        posts = []
+        created = self.epoch - timedelta(hours=2)
+        for number in range(n_posts, 0, -1):
+            h = unit_hash(self.seed, page_id, number)
+            created -= timedelta(seconds=round((4 + 40 * h) * 3600))
+            msg = None if number % 7 == 0 else _MESSAGES[number % len(_MESSAGES)]
+            kind = _STATUS_TYPES[int(unit_hash(self.seed, page_id, number, "type") * 4)]
+            post_id = f"{page_id}_{1000000000 + number}"
+            posts.append(Post(post_id, page_id, 1000000000 + number, created, msg, kind))
+        return posts  # newest first
+
+    def _make_tokens(self) -> None:
+        self.issued_at = int((self.epoch - timedelta(days=1)).timestamp())
+        long_lived = int((self.epoch + timedelta(days=60)).timestamp())
+        short = int((self.epoch + timedelta(hours=2)).timestamp())
+        self.add_token(self._user_token(USER_TOKEN, expires_at=long_lived))
+        self.add_token(self._user_token(SHORT_USER_TOKEN, expires_at=short))
+        self.add_token(self._user_token(EXPIRED_USER_TOKEN, expires_at=self.issued_at))
+        for page in self.pages.values():
+            self.add_token(self._user_token(page.token, kind="PAGE", page_id=page.id))
+        self.add_token(
+            TokenInfo(SYSTEM_USER_TOKEN, "SYSTEM_USER", self.app_id, SYSTEM_USER_ID, scopes=SCOPES)
+        )
+        self.add_token(TokenInfo(self.app_token, "APP", self.app_id))
+
+    def _user_token(self, token: str, kind: TokenKind = "USER", **kw: Any) -> TokenInfo:
+        return TokenInfo(token, kind, self.app_id, self.user_id, scopes=SCOPES, **kw)
+
+    # -- clock -------------------------------------------------------------------------
+
+    def now(self) -> datetime:
+        """The world clock (aware UTC)."""
+        return self.clock().astimezone(UTC)
+
+    def now_q(self) -> datetime:
+        """The world clock rounded down to ``value_step``: values are stable within it."""
+        return quantize(self.now(), self.value_step)
+
+    # -- tokens ------------------------------------------------------------------------
+
+    @property
+    def app_token(self) -> str:
+        return f"{self.app_id}|{self.app_secret}"
+
+    def add_token(self, info: TokenInfo) -> None:
+        """Make ``info.token`` known (tests add tokens with special scopes or expiry)."""
+        self.tokens[info.token] = info
+
+    def revoke_token(self, token: str, subcode: int = 460) -> None:
+        """From now on ``token`` answers 190 with ``subcode`` (460 password changed, 492
+        lost Page role, 458 app removed, ...)."""
+        self.revoked[token] = subcode
+
+    def issue_user_token(self, seconds: int) -> TokenInfo:
+        """A new user token valid for ``seconds`` (the result of a token exchange)."""
+        self._issued += 1
+        expires = int(self.now().timestamp()) + seconds
+        token = f"DEMO-LONG-LIVED-USER-TOKEN-{self._issued}-not-a-real-token"
+        info = self._user_token(token, expires_at=expires)
+        self.add_token(info)
+        return info
+
+    # -- objects -----------------------------------------------------------------------
+
+    def posts(self, page_id: str) -> list[Post]:
+        """The Page's posts, newest first, without deleted ones."""
+        return [p for p in self._posts.get(page_id, []) if p.id not in self.deleted_posts]
+
+    def post(self, post_id: str) -> Post | None:
+        """The post with ``post_id``, or ``None`` when unknown or deleted."""
+        page_id = post_id.partition("_")[0]
+        return next((p for p in self.posts(page_id) if p.id == post_id), None)
+
+    def delete_post(self, post_id: str) -> None:
+        """Delete a post: it leaves the lists and answers 100/33 from then on."""
+        self.deleted_posts.add(post_id)
+
+    # -- ground truth ------------------------------------------------------------------
+
+    def page_field(self, page_id: str, name: str) -> Any:
+        """A Page node field as the simulator answers it now (``followers_count``, ...)."""
+        return page_field_value(self, self.pages[page_id], name)
+
+    def page_insight(
+        self,
+        page_id: str,
+        metric: str,
+        period: str,
+        end_time: datetime,
+        *,
+        breakdown: str | None = None,
+    ) -> Any:
+        """A Page insight value at ``end_time`` (int, float or dict; ``None`` = no data).
+
+        With ``breakdown`` (``is_from_ads``/``is_from_followers``) a dict ``{"0": .., "1": ..}``.
+        """
+        value = page_metrics.page_value(self, page_id, metric, period, end_time)
+        if breakdown and isinstance(value, int):
+            return page_metrics.split_value(self, page_id, metric, breakdown, value, end_time)
+        return value
+
+    def post_insight(
+        self, post_id: str, metric: str, period: str = "lifetime", end_time: datetime | None = None
+    ) -> Any:
+        """A post insight value (lifetime by default; ``None`` = left out)."""
+        post = self.post(post_id)
+        if post is None:
+            raise KeyError(post_id)
+        return post_value(self, post, metric, period, end_time)
+
+    def app_field(self, app_id: str, name: str) -> Any:
+        """An app node field as the simulator answers it now."""
+        return app_field_value(self, name)
+
+    def app_insight(self, app_id: str, metric: str, period: str, time: datetime, **kw: Any) -> Any:
+        """The value of one app insights data point (number); keyword arguments:
+        ``breakdowns`` (dict of breakdown → value), ``aggregate_by``, ``until`` (for
+        ``range``). See :func:`collectord.simulator.app_insights.point_value`."""
+        return point_value(self, metric, period, time, **kw)
+
+    # -- demo --------------------------------------------------------------------------
+
+    @property
+    def first_page(self) -> PageInfo:
+        return next(iter(self.pages.values()))
+
+    def demo_ids(self) -> dict[str, str]:
+        """The ids ``--demo`` points sources at."""
+        ig = self.first_page.ig_user_id or DEFAULT_IG_USER_ID
+        return {"page_id": self.first_page.id, "ig_user_id": ig, "app_id": self.app_id}
+
+    def known_ids(self, kind: str) -> set[str]:
+        """The ids the simulator knows, for ``kind`` in page_id|ig_user_id|app_id."""
+        if kind == "page_id":
+            return set(self.pages)
+        if kind == "ig_user_id":
+            return set(self.instagram.user_ids) if self.instagram else set()
+        if kind == "app_id":
+            return {self.app_id}
+        raise ValueError(f"unknown id kind {kind!r}")
+
+    def demo_token(self, plugin_name: str) -> str:
+        """The token ``--demo`` gives a source of ``plugin_name``: a Page token for
+        ``facebook_page``/``facebook_post``, the app token for ``facebook_app``, else
+        (Instagram and third-party plugins) the user token."""
+        if plugin_name in ("facebook_page", "facebook_post"):
+            return self.first_page.token
+        if plugin_name == "facebook_app":
+            return self.app_token
+        return USER_TOKEN
