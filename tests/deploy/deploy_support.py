@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+import os
 import shutil
 import subprocess
 import sys
@@ -71,12 +72,20 @@ _TOOL_PACKAGES = {
 }
 
 
+#: Tools that ``.ci/run`` installs: with ``COLLECTORD_REQUIRE_TOOLS=1`` (set by ``.ci/run``)
+#: a missing one fails the test instead of skipping it, so CI can never pass by skipping.
+_CI_TOOLS = frozenset({"promtool", "prometheus", "systemd-analyze"})
+
+
 def require_tool(name: str) -> str:
     """Return the path of the executable ``name``, or skip the test saying what installs it."""
     path = shutil.which(name)
     if path is None:
         package = _TOOL_PACKAGES.get(name, name)
-        pytest.skip(f"{name} is not installed (Debian package {package!r}; CI installs it)")
+        reason = f"{name} is not installed (Debian package {package!r}; CI installs it)"
+        if name in _CI_TOOLS and os.environ.get("COLLECTORD_REQUIRE_TOOLS") == "1":
+            pytest.fail(reason)
+        pytest.skip(reason)
     return path
 
 
