@@ -9,8 +9,8 @@ run every expression through ``promtool`` as well.
 from __future__ import annotations
 
 import json
-import re
 import os
+import re
 import shutil
 import subprocess
 import sys
