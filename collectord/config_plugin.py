@@ -43,9 +43,10 @@ def read_token(table: Table, plugin: SourcePlugin | None, graph: GraphConfig) ->
     if default:
         return Secret(default)
     if not table.ctx.demo:  # under --demo the daemon gives every source the simulator's token
-        table.problem(
-            "access_token", "missing required key (set access_token or access_token_file)"
-        )
+        hint = "set access_token or access_token_file"
+        if type(plugin).default_access_token is not SourcePlugin.default_access_token:
+            hint += ", or [graph] app_id and app_secret for the app token"
+        table.problem("access_token", f"missing required key ({hint})")
     return None
 
 

@@ -524,7 +524,8 @@ def test_app_plugin_without_app_credentials_needs_a_token(tmp_path: Path) -> Non
     found = problems(tmp_path, '[[source]]\nname = "app"\nplugin = "fake_app"\napp_id = "1"\n')
     assert found == [
         f'{file_of(tmp_path)}: source "app": access_token: missing required key'
-        " (set access_token or access_token_file)"
+        " (set access_token or access_token_file, or [graph] app_id and app_secret for the"
+        " app token)"
     ]
 
 
