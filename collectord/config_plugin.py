@@ -90,11 +90,11 @@ def read_options(table: Table, plugin: SourcePlugin) -> tuple[dict[str, Any], bo
     for option in plugin.options:
         if option.name in HOST_KEYS:
             continue
-        kind: Kind = option.type
+        kind: Kind = "str" if option.type == "id" else option.type
         value = table.take(option.name, kind, secret=option.secret, required=option.required)
         if value is MISSING and option.name in table.unresolved:
             complete = False
-            if option.type == "str":
+            if option.type in ("str", "id"):
                 options[option.name] = Secret("") if option.secret else ""
             continue
         if value is MISSING:
@@ -140,8 +140,12 @@ def _check_option(table: Table, option: Option, value: Any) -> Any:
     """Apply ``choices``, ``minimum`` and non-emptiness to a value of the right type."""
     key = option.name
     plain = value.reveal() if isinstance(value, Secret) else value
-    if option.required and option.type == "str" and not plain:
+    if option.required and option.type in ("str", "id") and not plain:
         table.problem(key, "is empty")
+        return INVALID
+    if option.type == "id" and plain and not str(plain).isdigit():
+        shown = "" if option.secret else f", got {plain!r}"
+        table.problem(key, f"expected a numeric id{shown}")
         return INVALID
     if option.choices is not None:
         items = plain if option.type == "str_list" else (plain,)

@@ -16,7 +16,7 @@ Cadence = Literal["fast", "daily"]
 CADENCES: tuple[Cadence, ...] = get_args(Cadence)
 
 MetricKind = Literal["insight", "field"]
-OptionType = Literal["str", "int", "float", "bool", "duration", "str_list"]
+OptionType = Literal["str", "id", "int", "float", "bool", "duration", "str_list"]
 
 #: Reasons a poll error or a skipped object is counted under
 #: (``collectord_source_poll_errors_total{reason}``).
@@ -103,6 +103,28 @@ class MetricSpec:
         if self.cadence not in CADENCES:
             raise ValueError(f"cadence must be one of {CADENCES}, not {self.cadence!r}")
 
+    @classmethod
+    def field(
+        cls,
+        prefix: str,
+        graph_name: str,
+        help: str,
+        *,
+        name: str | None = None,
+        cadence: Cadence = "fast",
+        default: bool = True,
+    ) -> MetricSpec:
+        """A node field (``followers_count``) exported as ``{prefix}_{name or graph_name}``;
+        fields are current counts, ``fast`` by default (DESIGN.md "Cadence")."""
+        return cls(
+            graph_name=graph_name,
+            prom_name=f"{prefix}_{sanitize(name or graph_name)}",
+            cadence=cadence,
+            help=help,
+            kind="field",
+            default=default,
+        )
+
 
 class _Required:
     def __repr__(self) -> str:
@@ -117,8 +139,9 @@ REQUIRED: Any = _Required()
 class Option:
     """A config key a plugin accepts in its ``[[source]]`` table.
 
-    ``type`` decides how the value is checked and converted: ``duration`` values become
-    seconds (float), ``str_list`` a tuple of strings. ``secret`` values are held as
+    ``type`` decides how the value is checked and converted: ``id`` is a numeric Graph API
+    object id (digits, kept as a string), ``duration`` values become seconds (float),
+    ``str_list`` a tuple of strings. ``secret`` values are held as
     :class:`collectord.Secret`. ``choices`` restricts the accepted values; ``minimum``
     bounds numbers and durations from below.
     """

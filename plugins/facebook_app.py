@@ -162,19 +162,17 @@ def _insight(
     )
 
 
-def _field(graph_name: str, help: str) -> MetricSpec:
-    return MetricSpec(graph_name, f"{PREFIX}_{graph_name}", "fast", help=help, kind="field")
-
-
 CATALOGUE: tuple[MetricSpec, ...] = (
-    _field("daily_active_users", "Daily active users (the app node's field)."),
-    _field("weekly_active_users", "Weekly active users (the app node's field)."),
-    _field("monthly_active_users", "Monthly active users (the app node's field)."),
+    MetricSpec.field(PREFIX, "daily_active_users", "Daily active users (the app node's field)."),
+    MetricSpec.field(PREFIX, "weekly_active_users", "Weekly active users (the app node's field)."),
+    MetricSpec.field(
+        PREFIX, "monthly_active_users", "Monthly active users (the app node's field)."
+    ),
     *(_insight(n, p, h, default=d, unit=u) for n, p, d, u, h in _INSIGHTS),
 )
 
 OPTIONS: tuple[Option, ...] = (
-    Option("app_id", "str", help="The numeric id of the app whose insights are read."),
+    Option("app_id", "id", help="The numeric id of the app whose insights are read."),
     Option("period", "str", default="daily", choices=PERIODS, help="Period of every metric."),
     Option("breakdowns", "str_list", default=(), choices=BREAKDOWNS, help="breakdowns[n]."),
     Option("aggregate_by", "str", default=None, choices=AGGREGATIONS, help="aggregateBy."),
@@ -190,9 +188,6 @@ class FacebookApp(SourcePlugin):
 
     def validate(self, options: Mapping[str, Any]) -> list[str]:
         problems: list[str] = []
-        app_id = str(options.get("app_id") or "")
-        if app_id and not app_id.isdigit():
-            problems.append(f"app_id: {app_id!r} is not a numeric app id")
         breakdowns = tuple(options.get("breakdowns") or ())
         aggregate = options.get("aggregate_by")
         if aggregate == "TOPK" and not breakdowns:

@@ -67,21 +67,11 @@ def _insight(
     )
 
 
-def _field(graph_name: str, help: str) -> MetricSpec:
-    return MetricSpec(
-        graph_name=graph_name,
-        prom_name=f"{PREFIX}_{graph_name}",
-        cadence="fast",
-        help=help,
-        kind="field",
-    )
-
-
 REACTIONS = ("like", "love", "wow", "haha", "sorry", "anger")
 
 CATALOGUE: tuple[MetricSpec, ...] = (
-    _field("followers_count", "People following the Page (current total)."),
-    _field("fan_count", "People who like the Page (current total)."),
+    MetricSpec.field(PREFIX, "followers_count", "People following the Page (current total)."),
+    MetricSpec.field(PREFIX, "fan_count", "People who like the Page (current total)."),
     _insight(
         "page_media_view",
         "daily",
@@ -168,7 +158,7 @@ CATALOGUE: tuple[MetricSpec, ...] = (
 
 PAGE_ID = Option(
     "page_id",
-    "str",
+    "id",
     help="The numeric id of the Facebook Page (its token must be a Page token with "
     "read_insights and pages_read_engagement).",
 )
@@ -180,12 +170,6 @@ class FacebookPage(SourcePlugin):
     description = "Facebook Page fields and Page insights"
     options = (PAGE_ID,)
     catalogue = CATALOGUE
-
-    def validate(self, options: Mapping[str, Any]) -> list[str]:
-        page_id = str(options.get("page_id") or "")
-        if page_id and not page_id.isdigit():
-            return [f"page_id: {page_id!r} is not a numeric Page id"]
-        return []
 
     def spec_for(self, graph_name: str) -> MetricSpec | None:
         # Any name may be asked for: Meta decides, and a rejected one is disabled.

@@ -112,17 +112,6 @@ def _insight(
     )
 
 
-def _field(graph_name: str, help: str, *, default: bool) -> MetricSpec:
-    return MetricSpec(
-        graph_name=graph_name,
-        prom_name=f"{PREFIX}_{graph_name}_count",
-        cadence="fast",
-        help=help,
-        kind="field",
-        default=default,
-    )
-
-
 # Lifetime post insights Meta serves today (graph-api.md 3.1), none of the retired ones:
 # (Meta name, cadence, in the default set, unit, help). Starred metrics are fast.
 _INSIGHTS: tuple[tuple[str, collectord.Cadence, bool, str, str], ...] = (
@@ -178,9 +167,27 @@ _INSIGHTS: tuple[tuple[str, collectord.Cadence, bool, str, str], ...] = (
 )
 
 CATALOGUE: tuple[MetricSpec, ...] = (
-    _field("shares", "Times the post was shared (0 when Meta lists no shares).", default=True),
-    _field("comments", "Comments (Meta's approximate summary count).", default=False),
-    _field("reactions", "Reactions (Meta's summary count).", default=False),
+    MetricSpec.field(
+        PREFIX,
+        "shares",
+        name="shares_count",
+        help="Times the post was shared (0 when Meta lists no shares).",
+        default=True,
+    ),
+    MetricSpec.field(
+        PREFIX,
+        "comments",
+        name="comments_count",
+        help="Comments (Meta's approximate summary count).",
+        default=False,
+    ),
+    MetricSpec.field(
+        PREFIX,
+        "reactions",
+        name="reactions_count",
+        help="Reactions (Meta's summary count).",
+        default=False,
+    ),
     _insight(
         "post_media_view",
         "daily",
@@ -194,7 +201,7 @@ CATALOGUE: tuple[MetricSpec, ...] = (
 OPTIONS: tuple[Option, ...] = (
     Option(
         "page_id",
-        "str",
+        "id",
         help="The numeric id of the Facebook Page whose posts are read (its token must be a "
         "Page token with read_insights and pages_read_engagement).",
     ),
@@ -220,12 +227,6 @@ class FacebookPost(SourcePlugin):
     description = "Lifetime insights and shares of a Facebook Page's recent posts"
     options = OPTIONS
     catalogue = CATALOGUE
-
-    def validate(self, options: Mapping[str, Any]) -> list[str]:
-        page_id = str(options.get("page_id") or "")
-        if page_id and not page_id.isdigit():
-            return [f"page_id: {page_id!r} is not a numeric Page id"]
-        return []
 
     def spec_for(self, graph_name: str) -> MetricSpec | None:
         # Any name may be asked for: Meta decides, and a rejected one is disabled.

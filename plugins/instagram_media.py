@@ -119,19 +119,11 @@ def _story(
     )
 
 
-def _field(graph_name: str, help: str) -> MetricSpec:
-    return MetricSpec(
-        graph_name=graph_name,
-        prom_name=f"{MEDIA_PREFIX}_{graph_name}",
-        cadence="fast",
-        help=help,
-        kind="field",
-    )
-
-
 CATALOGUE: tuple[MetricSpec, ...] = (
-    _field("like_count", "Likes of the media (organic; left out when likes are hidden)."),
-    _field("comments_count", "Comments on the media (organic)."),
+    MetricSpec.field(
+        MEDIA_PREFIX, "like_count", "Likes of the media (organic; left out when likes are hidden)."
+    ),
+    MetricSpec.field(MEDIA_PREFIX, "comments_count", "Comments on the media (organic)."),
     _media("views", "Times the media was played or displayed (replaces impressions, plays)."),
     _media("reach", "Accounts that saw the media (estimated)."),
     _media("total_interactions", "Likes, comments, saves and shares (organic)."),
@@ -209,7 +201,7 @@ CATALOGUE: tuple[MetricSpec, ...] = (
 OPTIONS: tuple[Option, ...] = (
     Option(
         "ig_user_id",
-        "str",
+        "id",
         help="The Instagram professional account's id (1784...); the token needs "
         "instagram_basic and instagram_manage_insights.",
     ),
@@ -236,12 +228,6 @@ class InstagramMedia(SourcePlugin):
     description = "Instagram media (posts, reels) and story insights"
     options = OPTIONS
     catalogue = CATALOGUE
-
-    def validate(self, options: Mapping[str, Any]) -> list[str]:
-        ig_user_id = str(options.get("ig_user_id") or "")
-        if ig_user_id and not ig_user_id.isdigit():
-            return [f"ig_user_id: {ig_user_id!r} is not a numeric Instagram account id"]
-        return []
 
     def spec_for(self, graph_name: str) -> MetricSpec | None:
         # Any media metric may be asked for (for posts and reels): Meta decides, and a

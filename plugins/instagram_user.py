@@ -35,7 +35,6 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterable, Mapping
 from datetime import timedelta
-from typing import Any
 
 import collectord
 from collectord import (
@@ -93,20 +92,10 @@ def _insight(
     )
 
 
-def _field(graph_name: str, help: str) -> MetricSpec:
-    return MetricSpec(
-        graph_name=graph_name,
-        prom_name=f"{PREFIX}_{graph_name}",
-        cadence="fast",
-        help=help,
-        kind="field",
-    )
-
-
 CATALOGUE: tuple[MetricSpec, ...] = (
-    _field("followers_count", "Accounts following the account (current total)."),
-    _field("follows_count", "Accounts the account follows (current total)."),
-    _field("media_count", "Media the account has published (current total)."),
+    MetricSpec.field(PREFIX, "followers_count", "Accounts following the account (current total)."),
+    MetricSpec.field(PREFIX, "follows_count", "Accounts the account follows (current total)."),
+    MetricSpec.field(PREFIX, "media_count", "Media the account has published (current total)."),
     _insight(
         "views",
         "Times the account's content was played or displayed (replaces impressions).",
@@ -176,7 +165,7 @@ CATALOGUE: tuple[MetricSpec, ...] = (
 
 IG_USER_ID = Option(
     "ig_user_id",
-    "str",
+    "id",
     help="The Instagram professional account's id (instagram_business_account.id of its "
     "Page, 1784...); the token needs instagram_basic and instagram_manage_insights.",
 )
@@ -196,12 +185,6 @@ class InstagramUser(SourcePlugin):
     description = "Instagram account fields, account insights and audience demographics"
     options = (IG_USER_ID,)
     catalogue = CATALOGUE
-
-    def validate(self, options: Mapping[str, Any]) -> list[str]:
-        ig_user_id = str(options.get("ig_user_id") or "")
-        if ig_user_id and not ig_user_id.isdigit():
-            return [f"ig_user_id: {ig_user_id!r} is not a numeric Instagram account id"]
-        return []
 
     def spec_for(self, graph_name: str) -> MetricSpec | None:
         # Any name may be asked for (as total_value, Meta's rule for nearly every metric):

@@ -53,6 +53,12 @@ def test_invalid_config_exits_2_with_one_line_per_problem_and_no_traceback(
     assert all(line.startswith(str(tmp_path / "collector.toml")) for line in lines)
 
 
+def test_object_ids_must_be_numeric(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    cfg = write(tmp_path, VALID.replace('"1234567890"', '"acme"').replace("${TOKEN}", "t"))
+    assert main(["check", "-c", str(cfg)]) == 2
+    assert "page_id: expected a numeric id, got 'acme'" in capsys.readouterr().err
+
+
 def test_config_from_environment_variable(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
