@@ -85,7 +85,9 @@ def _is_object_error(err: GraphError) -> bool:
 
 def _disable_reason(err: GraphError) -> str:
     text = err.message.lower()
-    if "not supported" in text or "does not support" in text or "unsupported" in text:
+    if any(w in text for w in ("not supported", "no longer supported", "does not support")) or (
+        "unsupported" in text
+    ):
         return "unsupported"
     return "invalid_metric"
 

@@ -8,7 +8,6 @@ import hmac
 import json
 import re
 from collections.abc import AsyncIterator, Iterator
-from types import SimpleNamespace
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -16,6 +15,7 @@ import aiohttp
 import pytest
 from aiohttp import test_utils, web
 from aioresponses import CallbackResult, aioresponses
+from graph_mocks import CompatResponse, Mocked
 from structlog.testing import capture_logs
 from yarl import URL
 
@@ -95,23 +95,6 @@ class Calls:
 
     def form(self, index: int) -> dict[str, str]:
         return dict(self.seen[index][1]["data"])
-
-
-class CompatResponse(aiohttp.ClientResponse):
-    """aioresponses 0.7.9 builds responses without the ``stream_writer`` that aiohttp 3.14
-    requires (pnuckowski/aioresponses#289); supply a finished one."""
-
-    def __init__(self, method: str, url: URL, **kwargs: Any) -> None:
-        kwargs.setdefault("stream_writer", SimpleNamespace(output_size=0))
-        super().__init__(method, url, **kwargs)
-
-
-class Mocked(aioresponses):
-    """aioresponses whose mocked answers are :class:`CompatResponse` objects."""
-
-    def add(self, url: Any, method: str = "GET", **kwargs: Any) -> None:  # type: ignore[override]
-        kwargs["response_class"] = kwargs.get("response_class") or CompatResponse
-        super().add(url, method, **kwargs)
 
 
 @pytest.fixture

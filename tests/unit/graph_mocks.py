@@ -1,0 +1,97 @@
+"""aioresponses for collectord's tests: the aiohttp 3.14 shim, and a small Meta double.
+
+aioresponses 0.7.9 builds responses without the ``stream_writer`` that aiohttp 3.14
+requires (pnuckowski/aioresponses#289); :class:`Mocked` supplies a finished one.
+:class:`MetaDouble` answers plain GETs and batch POSTs from one handler function, so a
+plugin can be driven through the real :class:`~collectord.graph.GraphClient`.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Mapping
+from types import SimpleNamespace
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+
+import aiohttp
+from aioresponses import CallbackResult, aioresponses
+from yarl import URL
+
+BASE = "https://graph.test"
+VERSION = "v26.0"
+
+
+class CompatResponse(aiohttp.ClientResponse):
+    def __init__(self, method: str, url: URL, **kwargs: Any) -> None:
+        kwargs.setdefault("stream_writer", SimpleNamespace(output_size=0))
+        super().__init__(method, url, **kwargs)
+
+
+class Mocked(aioresponses):
+    """aioresponses whose mocked answers are :class:`CompatResponse` objects."""
+
+    def add(self, url: Any, method: str = "GET", **kwargs: Any) -> None:  # type: ignore[override]
+        kwargs["response_class"] = kwargs.get("response_class") or CompatResponse
+        super().add(url, method, **kwargs)
+
+
+def envelope(code: int, message: str, **extra: Any) -> dict[str, Any]:
+    """Meta's error envelope (graph-api.md 9.1)."""
+    return {
+        "error": {
+            "message": message,
+            "type": "OAuthException",
+            "code": code,
+            "fbtrace_id": "AK5w64sspf_nMUi",
+            **extra,
+        }
+    }
+
+
+#: What a handler returns: (HTTP status, JSON body).
+Answer = tuple[int, Any]
+Handler = Callable[[str, dict[str, str]], Answer]
+
+
+class MetaDouble:
+    """Routes ``GET {BASE}/{VERSION}/{path}`` and batch elements to ``handler(path, params)``.
+
+    ``calls`` lists every Graph call (a batch element counts as one); ``http`` counts HTTP
+    requests. Batch answers follow graph-api.md 8: a JSON array, string bodies, outer 200.
+    """
+
+    def __init__(self, mocked: aioresponses, handler: Handler) -> None:
+        self.handler = handler
+        self.calls: list[tuple[str, dict[str, str]]] = []
+        self.http = 0
+        prefix = re.escape(f"{BASE}/{VERSION}/")
+        mocked.get(re.compile(rf"^{prefix}.*"), callback=self._get, repeat=True)
+        mocked.post(re.compile(rf"^{prefix}(\?.*)?$"), callback=self._batch, repeat=True)
+
+    def _call(self, relative: str) -> Answer:
+        parts = urlsplit(relative)
+        params = {
+            k: v
+            for k, v in parse_qsl(parts.query)
+            if k not in ("access_token", "appsecret_proof", "appsecret_time")
+        }
+        path = parts.path.strip("/")
+        self.calls.append((path, params))
+        return self.handler(path, params)
+
+    def _get(self, url: URL, **_: Any) -> CallbackResult:
+        self.http += 1
+        relative = str(url).split(f"/{VERSION}/", 1)[1]
+        status, body = self._call(relative)
+        return CallbackResult(status=status, payload=body, response_class=CompatResponse)
+
+    def _batch(self, url: URL, **kwargs: Any) -> CallbackResult:
+        self.http += 1
+        form: Mapping[str, str] = kwargs["data"]
+        out = []
+        for element in json.loads(form["batch"]):
+            status, body = self._call(element["relative_url"])
+            out.append({"code": status, "body": json.dumps(body)})
+        return CallbackResult(status=200, payload=out, response_class=CompatResponse)

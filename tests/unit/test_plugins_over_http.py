@@ -1,0 +1,233 @@
+"""Plugin edge cases through the real Graph client, against Meta's answers mocked with
+aioresponses: the error envelopes travel the whole way (HTTP, batch element decoding,
+classification, the insights fetcher, the plugin, the poller)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import aiohttp
+import pytest
+from graph_mocks import BASE, Answer, MetaDouble, Mocked, envelope
+
+from collectord.config import load_config
+from collectord.graph import GraphClient
+from collectord.plugins import load_source_plugins, plugin_map
+from collectord.scheduler import Poller, SourceRuntime
+from collectord.stats import GraphStats
+from collectord.store import Store
+
+NOW = datetime.now(UTC).replace(microsecond=0)
+PAGE = "1234567890"
+IG = "17841400000000001"
+
+
+def fb_time(dt: datetime) -> str:
+    return dt.strftime("%Y-%m-%dT%H:%M:%S+0000")
+
+
+@pytest.fixture
+def mocked() -> Iterator[Mocked]:
+    with Mocked() as m:
+        yield m
+
+
+@pytest.fixture
+async def session() -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession() as s:
+        yield s
+
+
+async def poll(
+    session: aiohttp.ClientSession, tmp_path: Path, source_toml: str, cadence: str
+) -> tuple[bool, Store, SourceRuntime]:
+    """Load a one-source config, then poll it once at ``cadence`` as the daemon does."""
+    cfg = tmp_path / "collector.toml"
+    cfg.write_text(f'[graph]\nbase_url = "{BASE}"\n\n[[source]]\nname = "s"\n{source_toml}')
+    config = load_config(cfg, plugin_map(load_source_plugins()))
+    (src,) = config.sources
+    client = GraphClient(session, config.graph, stats=GraphStats(), sleep=_no_sleep)
+    store = Store()
+    status = store.register(src.name, src.plugin, src.cadences())
+    plugins = plugin_map(load_source_plugins())
+    rt = SourceRuntime(src, plugins[src.plugin], client.bind(src.access_token), status)
+    ok = await Poller(store).poll(rt, cadence)  # type: ignore[arg-type]
+    return ok, store, rt
+
+
+async def _no_sleep(_: float) -> None:
+    return None
+
+
+def names(store: Store) -> set[str]:
+    return {s.metric for s in store.samples("s")}
+
+
+async def test_page_retired_metric_found_by_splitting_and_disabled(
+    mocked: Mocked, session: aiohttp.ClientSession, tmp_path: Path
+) -> None:
+    def meta(path: str, params: dict[str, str]) -> Answer:
+        metrics = params["metric"].split(",")
+        if "page_impressions" in metrics:
+            return 400, envelope(100, "(#100) The value must be a valid insights metric")
+        end = fb_time(NOW.replace(hour=8, minute=0, second=0))
+        return 200, {
+            "data": [
+                {"name": m, "period": "day", "values": [{"value": 7, "end_time": end}]}
+                for m in metrics
+            ]
+        }
+
+    double = MetaDouble(mocked, meta)
+    ok, store, rt = await poll(
+        session,
+        tmp_path,
+        'plugin = "facebook_page"\naccess_token = "t"\n'
+        f'page_id = "{PAGE}"\n'
+        'metrics = ["page_views_total", "page_impressions", "page_total_actions"]\n',
+        "daily",
+    )
+    assert ok
+    assert rt.status.disabled == {"page_impressions": "invalid_metric"}
+    assert names(store) == {"facebook_page_total_actions"}  # views is fast, not this poll
+    assert all(s.value == 7 for s in store.samples("s"))
+    before = len(double.calls)
+    assert await Poller(store).poll(rt, "daily")
+    assert len(double.calls) - before == 1, "the culprit is not asked for again"
+
+
+async def test_media_object_errors_in_a_batch_are_skipped_not_failures(
+    mocked: Mocked, session: aiohttp.ClientSession, tmp_path: Path
+) -> None:
+    media = [
+        {"id": "m_ok", "media_type": "IMAGE", "media_product_type": "FEED"},
+        {"id": "m_old", "media_type": "IMAGE", "media_product_type": "FEED"},
+        {"id": "m_gone", "media_type": "VIDEO", "media_product_type": "REELS"},
+    ]
+    for i, m in enumerate(media):
+        m.update(timestamp=fb_time(NOW - timedelta(hours=i + 1)), like_count=3, comments_count=1)
+
+    def meta(path: str, params: dict[str, str]) -> Answer:
+        if path == f"{IG}/media":
+            return 200, {"data": media, "paging": {"cursors": {"after": "x"}}}
+        if path == f"{IG}/stories":
+            return 200, {"data": [{"id": "st_few", "timestamp": fb_time(NOW)}]}
+        obj = path.split("/")[0]
+        if obj == "m_old":
+            return 400, envelope(
+                100,
+                "Invalid parameter",
+                error_subcode=2108006,
+                error_user_title="Media posted before business account conversion",
+                is_transient=False,
+            )
+        if obj == "m_gone":
+            return 400, envelope(100, "Unsupported get request.", error_subcode=33)
+        if obj == "st_few":
+            return 400, envelope(10, "(#10) Not enough viewers for the media to show insights")
+        return 200, {
+            "data": [
+                {"name": m, "period": "lifetime", "values": [{"value": 5}]}
+                for m in params["metric"].split(",")
+            ]
+        }
+
+    MetaDouble(mocked, meta)
+    ok, store, rt = await poll(
+        session,
+        tmp_path,
+        f'plugin = "instagram_media"\naccess_token = "t"\nig_user_id = "{IG}"\n',
+        "fast",
+    )
+    assert ok
+    assert rt.status.errors["skipped_object"] == 3
+    assert rt.status.disabled == {}, "object errors never disable a metric"
+    media_ids = {
+        s.label_dict.get("media_id") for s in store.samples("s") if s.graph_metric == "reach"
+    }
+    assert media_ids == {"m_ok"}
+    likes = {s.label_dict["media_id"] for s in store.samples("s") if s.graph_metric == "like_count"}
+    assert likes == {"m_ok", "m_old", "m_gone"}, "fields come from the list"
+
+
+async def test_throttled_batch_element_fails_the_poll(
+    mocked: Mocked, session: aiohttp.ClientSession, tmp_path: Path
+) -> None:
+    def meta(path: str, params: dict[str, str]) -> Answer:
+        if path == f"{IG}/media":
+            return 200, {
+                "data": [
+                    {
+                        "id": "m1",
+                        "media_type": "IMAGE",
+                        "media_product_type": "FEED",
+                        "timestamp": fb_time(NOW),
+                    }
+                ]
+            }
+        if path == f"{IG}/stories":
+            return 200, {"data": []}
+        return 400, envelope(
+            80002, "(#80002) There have been too many calls to this Instagram account."
+        )
+
+    MetaDouble(mocked, meta)
+    ok, _store, rt = await poll(
+        session,
+        tmp_path,
+        f'plugin = "instagram_media"\naccess_token = "t"\nig_user_id = "{IG}"\n',
+        "fast",
+    )
+    assert not ok
+    assert rt.status.per_cadence["fast"].last_error_reason == "throttled"
+    assert rt.status.errors["throttled"] == 1
+
+
+async def test_app_retired_edge_disables_each_metric_once_and_fields_flow(
+    mocked: Mocked, session: aiohttp.ClientSession, tmp_path: Path
+) -> None:
+    def meta(path: str, params: dict[str, str]) -> Answer:
+        if path == "4321":
+            return 200, {"id": "4321", "daily_active_users": "120", "weekly_active_users": "700"}
+        return 400, envelope(100, "(#100) The metric is no longer supported")
+
+    double = MetaDouble(mocked, meta)
+    toml = 'plugin = "facebook_app"\naccess_token = "4321|secret"\napp_id = "4321"\n'
+    ok, store, rt = await poll(session, tmp_path, toml, "daily")
+    assert ok, "a retired edge is not a failed poll"
+    assert rt.status.disabled
+    assert set(rt.status.disabled.values()) == {"unsupported"}
+    calls = len(double.calls)
+    assert await Poller(store).poll(rt, "daily")
+    assert len(double.calls) == calls, "no error storm: nothing is asked for again"
+    assert await Poller(store).poll(rt, "fast")
+    assert {s.metric: s.value for s in store.samples("s")} == {
+        "facebook_app_daily_active_users": 120.0,
+        "facebook_app_weekly_active_users": 700.0,
+    }
+
+
+async def test_token_never_reaches_the_error_or_the_status(
+    mocked: Mocked, session: aiohttp.ClientSession, tmp_path: Path
+) -> None:
+    token = "EAAGm0PX4ZCpsBAKZCZCZBZBsecrettoken0123"
+
+    def meta(path: str, params: dict[str, str]) -> Answer:
+        return 400, envelope(
+            190, f"Error validating access token: token {token} has expired", error_subcode=463
+        )
+
+    MetaDouble(mocked, meta)
+    ok, _store, rt = await poll(
+        session,
+        tmp_path,
+        f'plugin = "facebook_page"\naccess_token = "{token}"\npage_id = "{PAGE}"\n',
+        "fast",
+    )
+    assert not ok
+    error = rt.status.per_cadence["fast"].last_error or ""
+    assert rt.status.per_cadence["fast"].last_error_reason == "auth"
+    assert "expired" in error
+    assert token not in error
