@@ -38,6 +38,9 @@ from collectord.simulator.instagram_user_values import AccountValues
 MAIN_ACCOUNT_ID = "17841400000000001"
 SMALL_ACCOUNT_ID = "17841400000000002"
 STORY_LIFETIME = timedelta(hours=24)
+#: Positions of stories placed with :meth:`InstagramWorld.add_story` start here, far from
+#: the regular ones (four a day from the epoch).
+EXTRA_STORY_BASE = 400_000_000
 
 
 def _accounts(small_account: bool) -> tuple[IgAccount, ...]:
@@ -102,6 +105,7 @@ class InstagramWorld:
             Timeline(seed, a.index, self.epoch, n_media) for a in self._accounts.values()
         ]
         self._media_cache: dict[tuple[int, int], IgMedia] = {}
+        self._extra_stories: dict[tuple[int, int], IgMedia] = {}
 
     # -- objects ------------------------------------------------------------------------------
 
@@ -172,8 +176,26 @@ class InstagramWorld:
 
     def story_media(self, acct: int, k: int) -> IgMedia:
         """Story number ``k`` of account ``acct`` (k = 0 is the first of the epoch's last day)."""
+        extra = self._extra_stories.get((acct, k))
+        if extra is not None:
+            return extra
         jitter = 0.2 + 0.6 * unit_hash(self.seed, acct, "story-at", k)
         created = self.epoch - STORY_LIFETIME + self._story_interval() * (k + jitter)
+        quiet = unit_hash(self.seed, acct, "story-quiet", k) < 0.25
+        return self._story(acct, k, created, quiet=quiet)
+
+    def add_story(self, ig_user_id: str, created_at: datetime, *, quiet: bool = False) -> str:
+        """Place one more story on the account, posted at ``created_at`` (aware), and return
+        its id. It is listed and answers like the others while it lives (24 hours from
+        ``created_at``); ``quiet`` makes it one seen by fewer than 5 accounts. For tests
+        that need a story at a chosen time, such as one about to expire."""
+        acct = self.account(ig_user_id).index
+        k = EXTRA_STORY_BASE + sum(1 for a, _ in self._extra_stories if a == acct)
+        story = self._story(acct, k, created_at.astimezone(UTC), quiet=quiet)
+        self._extra_stories[(acct, k)] = story
+        return story.id
+
+    def _story(self, acct: int, k: int, created: datetime, *, quiet: bool) -> IgMedia:
         video = unit_hash(self.seed, acct, "story-kind", k) < 0.4
         return IgMedia(
             id=self.ids.story(acct, k),
@@ -188,18 +210,18 @@ class InstagramWorld:
             boost=0.0,
             caption=None,
             shortcode=shortcode_for(self.seed, "story", acct, k),
-            quiet=unit_hash(self.seed, acct, "story-quiet", k) < 0.25,
+            quiet=quiet,
             has_link=unit_hash(self.seed, acct, "story-link", k) < 0.3,
         )
 
     def live_stories(self, acct: int, now: datetime) -> list[IgMedia]:
         """Stories created in ``(now - 24h, now]``, newest first."""
-        if self.n_stories <= 0:
-            return []
-        interval = self._story_interval()
-        first = math.floor((now - self.epoch) / interval) - 1
-        last = math.floor((now - self.epoch + STORY_LIFETIME) / interval) + 1
-        found = [self.story_media(acct, k) for k in range(first, last + 1)]
+        found = [s for (a, _), s in self._extra_stories.items() if a == acct]
+        if self.n_stories > 0:
+            interval = self._story_interval()
+            first = math.floor((now - self.epoch) / interval) - 1
+            last = math.floor((now - self.epoch + STORY_LIFETIME) / interval) + 1
+            found += [self.story_media(acct, k) for k in range(first, last + 1)]
         live = [s for s in found if now - STORY_LIFETIME < s.created_at <= now]
         return sorted(live, key=lambda s: s.created_at, reverse=True)
 
@@ -218,7 +240,7 @@ class InstagramWorld:
         if acct >= len(self._timelines):
             return None
         if kind == "story":
-            if self.n_stories <= 0:
+            if self.n_stories <= 0 and (acct, k) not in self._extra_stories:
                 return None
             story = self.story_media(acct, k)
             return story if story.created_at <= now else None

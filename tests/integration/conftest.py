@@ -25,6 +25,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from collectord.simulator import Simulator, World
 from collectord.simulator.base import quantize
+from collectord.simulator.router import CallResult
 
 #: How long a daemon may take to become ready before a test gives up.
 READY_TIMEOUT = 20.0
@@ -63,6 +64,18 @@ class Scrape:
 
     def series(self, name: str) -> list[dict[str, str]]:
         return [lab for n, lab, _ in self.samples if n == name]
+
+    def matching(self, name: str, **labels: str) -> list[tuple[dict[str, str], float]]:
+        """Every sample of ``name`` whose labels include ``labels``: (labels, value)."""
+        return [
+            (lab, v)
+            for n, lab, v in self.samples
+            if n == name and all(lab.get(k) == val for k, val in labels.items())
+        ]
+
+    def with_label(self, key: str, value: str) -> set[str]:
+        """Names of the families that have a sample with label ``key=value``."""
+        return {n for n, lab, _ in self.samples if lab.get(key) == value}
 
 
 @dataclass
@@ -107,6 +120,19 @@ class Daemon:
             found[:] = [scrape]
             got = scrape.value(name, **labels)
             return got is not None and (value is None or got == value)
+
+        await wait_until(check, within)
+        return found[0]
+
+    async def wait_for(self, predicate: Callable[[Scrape], bool], within: float = 15.0) -> Scrape:
+        """Scrape until ``predicate(scrape)`` holds; returns that scrape (for a series
+        that must appear, disappear or reach a count)."""
+        found: list[Scrape] = []
+
+        async def check() -> bool:
+            scrape = await self.scrape()
+            found[:] = [scrape]
+            return predicate(scrape)
 
         await wait_until(check, within)
         return found[0]
@@ -197,3 +223,108 @@ async def start_daemon(tmp_path: Path) -> AsyncIterator[Callable[..., Any]]:
                 d.proc.kill()
                 await d.proc.wait()
         await session.close()
+
+
+@pytest.fixture
+async def live_simulator() -> AsyncIterator[Simulator]:
+    """A simulator whose clock is real time (for stories that expire during a test); its
+    values move every second (``value_step=1``), so objects come and go on time."""
+    sim = Simulator(World(value_step=1.0))
+    await sim.start()
+    try:
+        yield sim
+    finally:
+        await sim.stop()
+
+
+@pytest.fixture
+def make_config(tmp_path: Path) -> Callable[..., str]:
+    """``make_config(sim, sources, fast="1h", daily="1h")``: a config for ``start_daemon``
+    with ``[collector]``, ``[graph]`` (the simulator, its app), ``[schedule]`` (no jitter),
+    the ``[[source]]`` tables in ``sources`` and the JSONL sink at ``tmp_path/samples.jsonl``."""
+
+    def make(sim: Simulator, sources: str, *, fast: str = "1h", daily: str = "1h") -> str:
+        world = sim.world
+        return f"""
+[collector]
+listen = "127.0.0.1:@PORT@"
+state_dir = "state"
+
+[graph]
+base_url = "{sim.url}"
+version = "v26.0"
+app_id = "{world.app_id}"
+app_secret = "{world.app_secret}"
+timeout = "5s"
+
+[schedule]
+fast_interval = "{fast}"
+daily_interval = "{daily}"
+jitter = "0s"
+
+{sources}
+
+[sink.jsonl]
+path = "{tmp_path / "samples.jsonl"}"
+"""
+
+    return make
+
+
+@dataclass
+class TappedCall:
+    """One Graph call the simulator answered (a batch element counts as one call)."""
+
+    method: str
+    path: str
+    params: dict[str, str]
+    status: int
+    body: Any
+
+
+@dataclass
+class RouterTap:
+    """Every Graph call a simulator answers, in order, with its answer.
+
+    ``after(call)``, when set, runs right after each call was answered and before the
+    answer is sent: a test can change the world between two calls of one poll.
+    """
+
+    calls: list[TappedCall] = field(default_factory=list)
+    after: Callable[[TappedCall], None] | None = None
+
+    def matching(self, path_part: str) -> list[TappedCall]:
+        return [c for c in self.calls if path_part in c.path]
+
+
+@pytest.fixture
+def tap(monkeypatch: pytest.MonkeyPatch) -> Callable[[Simulator], RouterTap]:
+    """``tap(sim)`` starts recording the calls ``sim`` answers (until the test ends)."""
+
+    def install(sim: Simulator) -> RouterTap:
+        recorder = RouterTap()
+        original = sim.router.call
+
+        def call(method: str, path: str, params: dict[str, str], **kw: Any) -> CallResult:
+            result = original(method, path, params, **kw)
+            entry = TappedCall(method, path, dict(params), result.status, result.body)
+            recorder.calls.append(entry)
+            if recorder.after is not None:
+                recorder.after(entry)
+            return result
+
+        monkeypatch.setattr(sim.router, "call", call)
+        return recorder
+
+    return install
+
+
+def read_jsonl(path: Path) -> list[dict[str, Any]]:
+    """The records of a JSONL sink file (each line must be one JSON object)."""
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+@pytest.fixture
+def jsonl_records(tmp_path: Path) -> Callable[[], list[dict[str, Any]]]:
+    """``jsonl_records()``: the records written so far to ``tmp_path/samples.jsonl``."""
+    return lambda: read_jsonl(tmp_path / "samples.jsonl")

@@ -694,6 +694,33 @@ def test_stories_expire_after_24_hours_and_new_ones_come(world: InstagramWorld) 
     assert len(world.stories(MAIN, NOW + timedelta(days=9))) >= 10
 
 
+def test_add_story_places_a_story_at_a_chosen_time(world: InstagramWorld) -> None:
+    expiring = world.add_story(MAIN, NOW - timedelta(hours=24) + timedelta(seconds=5))
+    quiet = world.add_story(MAIN, NOW - timedelta(hours=3), quiet=True)
+    future = world.add_story(MAIN, NOW + timedelta(minutes=5))
+    assert len({expiring, quiet, future}) == 3
+    listed = [s["id"] for s in call(world, MAIN, "stories")["data"]]
+    assert listed == [s["id"] for s in world.stories(MAIN, NOW)]
+    assert expiring == listed[-1], "the oldest live story comes last"
+    assert quiet in listed
+    assert future not in listed
+
+    data = call(world, expiring, "insights", metric="reach,views")["data"]
+    got = {d["name"]: d["values"][0]["value"] for d in data}
+    assert got == {m: world.story_insight(expiring, m, NOW) for m in ("reach", "views")}
+    assert got["reach"] >= 5
+    assert fail(world, quiet, "insights", metric="reach").code == 10
+    assert (fail(world, future, "insights", metric="reach").code) == 100
+
+    later = NOW + timedelta(seconds=5)  # 24 hours after it was posted: expired
+    assert expiring not in {s["id"] for s in call(world, MAIN, "stories", now=later)["data"]}
+    err = fail(world, expiring, "insights", metric="reach", now=later)
+    assert (err.code, err.subcode) == (100, 33)
+    assert make_world().stories(MAIN, NOW) == [
+        s for s in world.stories(MAIN, NOW) if s["id"] not in (expiring, quiet)
+    ], "the regular stories are unchanged"
+
+
 # -- values over time ------------------------------------------------------------------------------
 
 
