@@ -1,6 +1,6 @@
 """What one full collection cycle costs in Graph API requests (run by hand, prints a table).
 
-    /tmp/venv/bin/python tests/bench/bench_cycle.py [--posts N] [--media N] [--stories N]
+    .venv/bin/python tests/bench/bench_cycle.py [--posts N] [--media N] [--stories N]
 
 Starts the built-in simulator on loopback with one Page of ``--posts`` posts, linked to one
 Instagram account with ``--media`` media (and its live stories), then polls every cadence of

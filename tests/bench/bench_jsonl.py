@@ -1,6 +1,6 @@
 """How fast the JSONL sink writes and skips records (run by hand, prints records/s).
 
-    /tmp/venv/bin/python tests/bench/bench_jsonl.py [--series N] [--batches N]
+    .venv/bin/python tests/bench/bench_jsonl.py [--series N] [--batches N]
 
 Each batch is one poll of N series: the first batch writes every record, "changed" batches
 write every record again with new values, "unchanged" batches write nothing (the common
@@ -24,13 +24,15 @@ def batch(series: int, value: float) -> list[Sample]:
     end = datetime(2026, 11, 23, 8, tzinfo=UTC)
     return [
         Sample(
-            metric="facebook_post_impressions",
-            graph_metric="post_impressions",
+            metric="facebook_post_media_view",
+            graph_metric="post_media_view",
             value=value + n,
-            labels=make_labels({"page_id": "1234567890", "post_id": f"123_{n}", "period": "day"}),
+            labels=make_labels(
+                {"page_id": "1234567890", "post_id": f"123_{n}", "period": "lifetime"}
+            ),
             object_id=f"123_{n}",
             cadence="daily",
-            period="day",
+            period="lifetime",
             end_time=end,
         )
         for n in range(series)
