@@ -33,6 +33,7 @@ from collectord.insights import (
     parse_entries,
     parse_time,
     samples_from_values,
+    scoped_key,
 )
 from collectord.model import (
     CADENCES,
@@ -93,4 +94,5 @@ __all__ = [
     "prom_name",
     "samples_from_values",
     "sanitize",
+    "scoped_key",
 ]

@@ -29,7 +29,9 @@ THROTTLE_CODES: frozenset[int] = frozenset({4, 17, 32, 341, 368, 613, *range(800
 #: Throttles of the whole app rather than of one token's budget.
 APP_THROTTLE_CODES: frozenset[int] = frozenset({4, 341})
 AUTH_CODES: frozenset[int] = frozenset({190, 102, 104})
-PERMISSION_CODES: frozenset[int] = frozenset({3, 10, *range(200, 300)})
+#: 3000 and 3003 are App Insights' "not owned by the querying app" and "requires app admin
+#: privileges" (seeds/002).
+PERMISSION_CODES: frozenset[int] = frozenset({3, 10, 3000, 3003, *range(200, 300)})
 INVALID_CODES: frozenset[int] = frozenset({100, 2500, 3001})
 SERVER_CODES: frozenset[int] = frozenset({1, 2})
 #: Code 100 with this subcode: the object does not exist or cannot be loaded.

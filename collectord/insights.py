@@ -4,7 +4,17 @@ Meta fails a whole insights call when one metric in it is invalid (retired, unkn
 unsupported for the object). :func:`fetch_insights` sends many requests at once (as batch
 requests), and when one fails that way it splits the metric list in halves until it has
 found the culprit, disables that metric for the source (``ctx.disable_metric``: logged
-once, exported as ``collectord_metric_disabled``) and keeps the others flowing.
+once, exported as ``collectord_metric_disabled``) and keeps the others flowing. A request's
+``scope`` narrows that to one kind of object (``STORY/shares``, ``FEED/IMAGE/shares``) where
+Meta's metric sets differ between kinds that share metric names.
+
+Meta answers a breakdown that a metric does not support with code 1, "An unknown error has
+occurred" (graph-api.md 5.3, 6.3), which is otherwise a transient failure. A breakdown
+request that still fails that way after the client's retries, while other requests of the
+same fetch succeed, is left out of that poll (the poll does not fail); when it fails so in
+two polls in a row, the breakdown is disabled (``unsupported_breakdown``), so a passing
+fault of Meta's never costs it for good. When nothing succeeds, Meta is down and the error
+is raised.
 
 :func:`parse_entries` turns the ``data`` entries of an answer, in any of Meta's shapes
 (``values`` time series, flattened breakdown flags such as ``is_from_ads``, dict values,
@@ -24,6 +34,7 @@ from collectord.errors import (
     InvalidRequestError,
     ObjectNotFoundError,
     PermissionDeniedError,
+    ServerError,
 )
 from collectord.model import MetricSpec, Sample, breakdown_name
 from collectord.plugin import PollContext
@@ -33,6 +44,10 @@ CHUNK = 25
 
 # Error subcodes of code 100 that are about the object, not the metric list.
 _OBJECT_SUBCODES = {33, 2108006}
+#: Meta's "An unknown error has occurred", its answer to an unsupported breakdown.
+_UNKNOWN_ERROR_CODE = 1
+#: ``ctx.memory`` key: breakdown requests whose last answer was that error.
+_UNKNOWN_BREAKDOWNS = "insights.unknown_error_breakdowns"
 
 
 @dataclass(frozen=True)
@@ -42,8 +57,10 @@ class InsightRequest:
     ``breakdown``, ``metric_type``, ...). With ``metric_in_path`` the (single) metric goes
     into the path, ``{object_id}/{edge}/{metric}``, as the App Insights edge wants it.
     ``disable_as`` is the name a rejected single-metric request is disabled under (default:
-    the metric): a breakdown request uses :func:`breakdown_key` so that Meta refusing the
-    breakdown does not cost the plain metric."""
+    the metric, within ``scope``): a breakdown request uses :func:`breakdown_key` so that
+    Meta refusing the breakdown does not cost the plain metric. ``scope`` (default: none)
+    keeps a rejection to one kind of object: metric ``m`` is disabled as ``{scope}/{m}``
+    (:func:`scoped_key`), and only requests of the same scope stop asking for it."""
 
     object_id: str
     metrics: tuple[str, ...]
@@ -52,10 +69,22 @@ class InsightRequest:
     edge: str = "insights"
     metric_in_path: bool = False
     disable_as: str = ""
+    scope: str = ""
 
     @property
     def ident(self) -> str:
         return self.key or self.object_id
+
+    @property
+    def has_breakdown(self) -> bool:
+        """True for a request of a breakdown (``breakdown=``, ``breakdowns[n]=``)."""
+        return any(k == "breakdown" or k.startswith("breakdowns[") for k in self.params)
+
+    def disable_key(self, metric: str) -> str:
+        """The name ``metric`` of this request is disabled under."""
+        if self.disable_as and len(self.metrics) == 1:
+            return self.disable_as
+        return scoped_key(self.scope, metric)
 
     def call(self) -> tuple[str, dict[str, str]]:
         if self.metric_in_path:
@@ -72,6 +101,12 @@ def breakdown_key(metric: str, breakdown: str) -> str:
     return f"{metric}:{breakdown}"
 
 
+def scoped_key(scope: str, name: str) -> str:
+    """``name`` (a metric or a :func:`breakdown_key`) disabled for one kind of object only:
+    ``STORY/shares``; without a scope, ``name`` itself."""
+    return f"{scope}/{name}" if scope else name
+
+
 def _is_metric_error(err: GraphError) -> bool:
     return isinstance(err, InvalidRequestError) and not (
         isinstance(err, ObjectNotFoundError) or err.subcode in _OBJECT_SUBCODES
@@ -81,6 +116,10 @@ def _is_metric_error(err: GraphError) -> bool:
 def _is_object_error(err: GraphError) -> bool:
     """Errors about one object (gone, pre-conversion media, a story under five viewers)."""
     return isinstance(err, InvalidRequestError | PermissionDeniedError)
+
+
+def _is_unknown_error(err: GraphError) -> bool:
+    return isinstance(err, ServerError) and err.code == _UNKNOWN_ERROR_CODE
 
 
 def _disable_reason(err: GraphError) -> str:
@@ -104,17 +143,21 @@ async def fetch_insights(
     Requests are chunked to :data:`CHUNK` metrics and sent as batch requests (50 per HTTP
     request). A single request goes out as a plain GET.
     """
+    disabled = ctx.state.disabled
     results: dict[str, list[dict[str, Any]] | GraphError] = {}
     pending: list[InsightRequest] = []
     for req in requests:
         results.setdefault(req.ident, [])
-        if req.disable_as and req.disable_as in ctx.state.disabled:
+        if req.disable_as and req.disable_as in disabled:
             continue
-        metrics = [m for m in req.metrics if m not in ctx.state.disabled]
+        metrics = [m for m in req.metrics if scoped_key(req.scope, m) not in disabled]
         size = 1 if req.metric_in_path else CHUNK
         for i in range(0, len(metrics), size):
             pending.append(req.part(tuple(metrics[i : i + size])))
 
+    answered = False  # did any request of this fetch succeed?
+    unknown: list[tuple[InsightRequest, GraphError]] = []
+    suspects: set[str] = ctx.memory.setdefault(_UNKNOWN_BREAKDOWNS, set())
     while pending:
         answers = await _send(ctx, pending)
         retry: list[InsightRequest] = []
@@ -123,10 +166,15 @@ async def fetch_insights(
             if isinstance(current, GraphError):
                 continue  # the object already failed; ignore the other parts
             if not isinstance(answer, GraphError):
+                answered = True
+                suspects.discard(req.disable_key(req.metrics[0]))
                 data = answer.get("data")
                 if not isinstance(data, list):
                     data = []
                 results[req.ident] = [*(current or []), *data]
+                continue
+            if req.has_breakdown and len(req.metrics) == 1 and _is_unknown_error(answer):
+                unknown.append((req, answer))
                 continue
             if not _is_metric_error(answer):
                 if not _is_object_error(answer):
@@ -134,25 +182,34 @@ async def fetch_insights(
                 results[req.ident] = answer
                 continue
             if len(req.metrics) == 1:
-                ctx.disable_metric(req.disable_as or req.metrics[0], _disable_reason(answer))
+                ctx.disable_metric(req.disable_key(req.metrics[0]), _disable_reason(answer))
                 continue
             half = len(req.metrics) // 2
             retry.extend((req.part(req.metrics[:half]), req.part(req.metrics[half:])))
         pending = retry
+    if unknown and not answered:
+        raise unknown[0][1]  # nothing answered: Meta is failing, not the breakdown
+    for req, _err in unknown:
+        key = req.disable_key(req.metrics[0])
+        if key in suspects:
+            suspects.discard(key)
+            ctx.disable_metric(key, "unsupported_breakdown")
+        else:
+            suspects.add(key)  # left out of this poll; disabled if the next one fails too
     return results
 
 
 async def _send(
     ctx: PollContext, requests: Sequence[InsightRequest]
 ) -> list[dict[str, Any] | GraphError]:
+    """One answer per request: its body or its error (a single request is a plain GET;
+    the caller decides which errors end the fetch)."""
     if len(requests) == 1:
         path, params = requests[0].call()
         try:
             return [await ctx.graph.get(path, params)]
         except GraphError as err:
-            if _is_object_error(err):
-                return [err]
-            raise
+            return [err]
     return await ctx.graph.batch([r.call() for r in requests])
 
 

@@ -90,7 +90,10 @@ class PollContext:
 
     ``options`` holds the plugin's own keys, validated and with defaults filled in
     (durations in seconds). ``memory`` is a dict the plugin may keep state in between
-    polls of the same source (it lives as long as the process).
+    polls of the same source (it lives as long as the process). ``requested`` is True for
+    an extra poll the plugin asked for with :meth:`poll_again_at` (not a scheduled one):
+    such a poll may refresh only what it was asked for, and hand back the rest of the
+    cadence's samples unchanged from its last poll.
     """
 
     source: str
@@ -102,6 +105,7 @@ class PollContext:
     state: SourceState
     now: datetime
     log: Any = None
+    requested: bool = False
 
     @property
     def memory(self) -> dict[str, Any]:
@@ -142,7 +146,8 @@ class PollContext:
 
     def poll_again_at(self, when: datetime) -> None:
         """Ask for one extra poll of this cadence at ``when`` (for example just before a
-        story expires). The regular schedule is not changed."""
+        story expires); it comes with ``requested`` set. The regular schedule is not
+        changed."""
         self.state.request_poll(self.cadence, when)
 
     def sample(

@@ -78,12 +78,13 @@ class Poller:
         self.clock = clock
         self.log = get_logger("collectord.poll")
 
-    async def poll(self, rt: SourceRuntime, cadence: Cadence) -> bool:
-        """Poll ``rt`` once for ``cadence``; True when it delivered."""
+    async def poll(self, rt: SourceRuntime, cadence: Cadence, *, requested: bool = False) -> bool:
+        """Poll ``rt`` once for ``cadence``; True when it delivered. ``requested`` marks an
+        extra poll a plugin asked for (``PollContext.poll_again_at``)."""
         async with rt.lock(cadence):
-            return await self._poll_locked(rt, cadence)
+            return await self._poll_locked(rt, cadence, requested)
 
-    async def _poll_locked(self, rt: SourceRuntime, cadence: Cadence) -> bool:
+    async def _poll_locked(self, rt: SourceRuntime, cadence: Cadence, requested: bool) -> bool:
         ctx = PollContext(
             source=rt.name,
             plugin=rt.plugin.name,
@@ -94,6 +95,7 @@ class Poller:
             state=rt.status,
             now=self.clock(),
             log=self.log.bind(source=rt.name, cadence=cadence),
+            requested=requested,
         )
         was_ok = rt.status.per_cadence[cadence].ok
         started = time.monotonic()
@@ -183,13 +185,13 @@ class PollScheduler:
                 rt.status.per_cadence[cadence].next_run = first
         self.scheduler.start()
 
-    async def _run(self, source: str, cadence: Cadence) -> None:
+    async def _run(self, source: str, cadence: Cadence, requested: bool = False) -> None:
         rt = self.runtimes[source]
         task = asyncio.current_task()
         if task is not None:
             self._tasks.add(task)
         try:
-            await self.poller.poll(rt, cadence)
+            await self.poller.poll(rt, cadence, requested=requested)
         finally:
             if task is not None:
                 self._tasks.discard(task)
@@ -205,7 +207,7 @@ class PollScheduler:
             self._run,
             "date",
             run_date=max(when, datetime.now(UTC)),
-            args=(source, cadence),
+            args=(source, cadence, True),
             id=f"{job_id(source, cadence)}:extra:{stamp}",
             replace_existing=True,
             misfire_grace_time=300,

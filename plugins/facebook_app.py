@@ -221,10 +221,24 @@ class FacebookApp(SourcePlugin):
         fields = ctx.metrics(kind="field")
         if fields:
             samples.extend(await _field_samples(ctx, app_id, fields))
-        insights = ctx.metrics(kind="insight")
+        insights = _offering_period(ctx, ctx.metrics(kind="insight"))
         if insights:
             samples.extend(await _insight_samples(ctx, app_id, insights))
         return samples
+
+
+def _offering_period(ctx: PollContext, insights: Sequence[MetricSpec]) -> list[MetricSpec]:
+    """The metrics that offer the source's ``period`` (seeds/002 lists each metric's
+    periods); the others are disabled without asking Meta. A metric the catalogue does not
+    know (``periods`` empty) is asked for, and Meta decides."""
+    period = str(ctx.options["period"])
+    offered: list[MetricSpec] = []
+    for spec in insights:
+        if spec.periods and period not in spec.periods:
+            ctx.disable_metric(spec.graph_name, "unsupported_period")
+        else:
+            offered.append(spec)
+    return offered
 
 
 async def _field_samples(
@@ -267,7 +281,13 @@ def _request(ctx: PollContext, app_id: str, spec: MetricSpec) -> InsightRequest:
     if event:
         params["event_name"] = event
     return InsightRequest(
-        app_id, (metric,), params, key=spec.graph_name, edge=EDGE, metric_in_path=True
+        app_id,
+        (metric,),
+        params,
+        key=spec.graph_name,
+        edge=EDGE,
+        metric_in_path=True,
+        disable_as=spec.graph_name,  # app_event:<name>, one event at a time
     )
 
 
@@ -285,7 +305,7 @@ async def _insight_samples(
             if not isinstance(answer, InvalidRequestError):
                 raise answer  # e.g. a permission error: the token cannot read this app
             # "does not support this operation" (100/33): the retired edge
-            ctx.disable_metric(req.metrics[0], "unsupported")
+            ctx.disable_metric(spec.graph_name, "unsupported")
             continue
         for row in parse_app_rows(answer, period):
             labels = {"app_id": app_id, "period": period}

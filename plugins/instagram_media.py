@@ -23,8 +23,14 @@ Expected per-object answers are skipped and counted, never failures of the poll:
 posted before the business conversion (code 100, subcode 2108006; remembered and not asked
 again), stories seen by fewer than 5 accounts (code 10), objects that vanished (100/33).
 A story lives 24 hours: one extra poll is requested a few minutes before it expires so
-that its final values reach the JSONL sink; once expired it is no longer listed and its
-series leave ``/metrics``. Media older than ``max_age`` leave the same way.
+that its final values reach the JSONL sink. That poll reads the stories only and hands
+back the media's samples of the last poll as they were, so no media is asked for more
+often than the fast cadence. Once expired a story is no longer listed and its series leave
+``/metrics``. Media older than ``max_age`` leave the same way.
+
+Media and stories share metric names, and Meta's metric sets differ between kinds of
+media, so a metric Meta rejects is disabled for one kind only: ``STORY/shares`` for
+stories, ``FEED/IMAGE/shares`` for feed images (``{media_product_type}/{media_type}``).
 
 Meta replaced ``impressions``, ``plays``, ``video_views`` and the ``carousel_album_*``
 metrics with ``views``; ``impressions`` still answers for media created before 2024-07-02
@@ -50,10 +56,12 @@ from collectord import (
     PollContext,
     Sample,
     SourcePlugin,
+    breakdown_key,
     fetch_insights,
     parse_entries,
     parse_time,
     samples_from_values,
+    scoped_key,
 )
 
 MEDIA_PREFIX = "instagram_media"
@@ -78,6 +86,7 @@ PAGE_LIMIT = 100
 # Keys of ctx.memory.
 _FINAL = "final_snapshot_at"  # story id -> planned extra poll (ISO text)
 _NO_INSIGHTS = "pre_conversion_media"  # media id -> "2108006": not asked again
+_MEDIA_SAMPLES = "media_samples"  # the media's samples of the last full poll
 
 
 def _media(
@@ -222,6 +231,11 @@ class _Target:
     story: bool
 
 
+def media_scope(product_type: str, media_type: str) -> str:
+    """The kind of media a rejected metric is disabled for: ``FEED/IMAGE``."""
+    return f"{product_type}/{media_type}"
+
+
 class InstagramMedia(SourcePlugin):
     name = "instagram_media"
     version = collectord.__version__
@@ -236,25 +250,14 @@ class InstagramMedia(SourcePlugin):
 
     async def collect(self, ctx: PollContext) -> list[Sample]:
         ig_user_id = str(ctx.options["ig_user_id"])
-        samples: list[Sample] = []
         targets: dict[str, _Target] = {}
         requests: list[InsightRequest] = []
 
-        fields = ctx.metrics(kind="field")
-        by_product = {p: ctx.metrics(kind="insight", group=p) for p in MEDIA_PRODUCTS}
-        if fields or any(by_product.values()):
-            for item in await list_media(ctx, ig_user_id):
-                labels = _media_labels(ig_user_id, item)
-                media_id = labels["media_id"]
-                for spec in fields:
-                    value = item.get(spec.graph_name)
-                    if isinstance(value, int | float) and not isinstance(value, bool):
-                        samples.append(ctx.sample(spec, value, object_id=media_id, labels=labels))
-                specs = _media_specs(by_product.get(labels["media_product_type"], ()), item)
-                if media_id in ctx.memory.get(_NO_INSIGHTS, ()):
-                    ctx.skip(media_id, "pre_conversion")
-                elif specs:
-                    _add(requests, targets, media_id, labels, specs, story=False)
+        # An extra poll before a story expires reads the stories only.
+        cached: list[Sample] | None = ctx.memory.get(_MEDIA_SAMPLES) if ctx.requested else None
+        fields: list[Sample] = []
+        if cached is None:
+            fields = await _media_requests(ctx, ig_user_id, requests, targets)
 
         story_specs = ctx.metrics(kind="insight", group=STORY)
         if ctx.options.get("include_stories", True) and story_specs:
@@ -266,12 +269,47 @@ class InstagramMedia(SourcePlugin):
                 story_id = str(story.get("id") or "")
                 if story_id:
                     labels = {"ig_user_id": ig_user_id, "media_id": story_id}
-                    _add(requests, targets, story_id, labels, story_specs, story=True)
+                    _add(requests, targets, story_id, labels, story_specs, STORY)
 
+        insights: list[Sample] = []
         if requests:
             answers = await fetch_insights(ctx, requests)
-            samples.extend(_read_answers(ctx, answers, targets))
+            insights = _read_answers(ctx, answers, targets)
+        story_samples = [s for s in insights if s.metric.startswith(f"{STORY_PREFIX}_")]
+        if cached is None:
+            media = [s for s in insights if not s.metric.startswith(f"{STORY_PREFIX}_")]
+            cached = [*fields, *media]
+            ctx.memory[_MEDIA_SAMPLES] = cached
+        return [*cached, *story_samples]
+
+
+async def _media_requests(
+    ctx: PollContext,
+    ig_user_id: str,
+    requests: list[InsightRequest],
+    targets: dict[str, _Target],
+) -> list[Sample]:
+    """List the media window; add each media's insight requests to ``requests`` and
+    return the samples of the fields that came with the list."""
+    samples: list[Sample] = []
+    fields = ctx.metrics(kind="field")
+    by_product = {p: ctx.metrics(kind="insight", group=p) for p in MEDIA_PRODUCTS}
+    if not fields and not any(by_product.values()):
         return samples
+    for item in await list_media(ctx, ig_user_id):
+        labels = _media_labels(ig_user_id, item)
+        media_id = labels["media_id"]
+        for spec in fields:
+            value = item.get(spec.graph_name)
+            if isinstance(value, int | float) and not isinstance(value, bool):
+                samples.append(ctx.sample(spec, value, object_id=media_id, labels=labels))
+        scope = media_scope(labels["media_product_type"], labels["media_type"])
+        specs = _media_specs(by_product.get(labels["media_product_type"], ()), item)
+        if media_id in ctx.memory.get(_NO_INSIGHTS, ()):
+            ctx.skip(media_id, "pre_conversion")
+        elif specs:
+            _add(requests, targets, media_id, labels, specs, scope)
+    return samples
 
 
 async def list_media(ctx: PollContext, ig_user_id: str) -> list[dict[str, Any]]:
@@ -360,17 +398,28 @@ def _add(
     object_id: str,
     labels: Mapping[str, str],
     specs: Sequence[MetricSpec],
-    *,
-    story: bool,
+    scope: str,
 ) -> None:
-    """One request for the object's metric set, and one per metric and breakdown."""
+    """One request for the object's metric set, and one per metric and breakdown, all in
+    ``scope`` (what Meta rejects is disabled for objects of that kind only)."""
+    story = scope == STORY
     by_name = {s.graph_name: s for s in specs}
-    requests.append(InsightRequest(object_id, tuple(by_name)))
+    requests.append(InsightRequest(object_id, tuple(by_name), scope=scope))
     targets[object_id] = _Target(object_id, labels, by_name, breakdown=False, story=story)
     for spec in specs:
         for bd in spec.breakdowns:
             key = f"{object_id}|{spec.graph_name}|{bd}"
-            requests.append(InsightRequest(object_id, (spec.graph_name,), {"breakdown": bd}, key))
+            disable_as = scoped_key(scope, breakdown_key(spec.graph_name, bd))
+            requests.append(
+                InsightRequest(
+                    object_id,
+                    (spec.graph_name,),
+                    {"breakdown": bd},
+                    key,
+                    scope=scope,
+                    disable_as=disable_as,
+                )
+            )
             targets[key] = _Target(object_id, labels, by_name, breakdown=True, story=story)
 
 

@@ -45,6 +45,7 @@ from collectord import (
     PollContext,
     Sample,
     SourcePlugin,
+    breakdown_key,
     fetch_insights,
     parse_entries,
     samples_from_values,
@@ -244,13 +245,13 @@ def build_requests(
                         "breakdown": bd,
                     }
                     key = f"demo|{spec.graph_name}|{timeframe}|{bd}"
-                    extra.append(InsightRequest(ig_user_id, (spec.graph_name,), params, key=key))
+                    extra.append(_breakdown_request(ig_user_id, spec, bd, params, key))
             continue
         plain.setdefault((mode, period), []).append(spec.graph_name)
         for bd in spec.breakdowns:
             params = {"period": period, "metric_type": "total_value", "breakdown": bd}
             key = f"bd|{spec.graph_name}|{bd}"
-            extra.append(InsightRequest(ig_user_id, (spec.graph_name,), params, key=key))
+            extra.append(_breakdown_request(ig_user_id, spec, bd, params, key))
     requests: list[InsightRequest] = []
     for (mode, period), names in plain.items():
         params = {"period": period, "metric_type": mode}
@@ -260,6 +261,20 @@ def build_requests(
             InsightRequest(ig_user_id, tuple(names), params, key=f"plain|{mode}|{period}")
         )
     return requests + extra
+
+
+def _breakdown_request(
+    ig_user_id: str, spec: MetricSpec, breakdown: str, params: dict[str, str], key: str
+) -> InsightRequest:
+    """A request of one metric by one breakdown; Meta refusing the breakdown disables it
+    alone (``reach:follow_type``), never the plain metric."""
+    return InsightRequest(
+        ig_user_id,
+        (spec.graph_name,),
+        params,
+        key=key,
+        disable_as=breakdown_key(spec.graph_name, breakdown),
+    )
 
 
 def _samples(

@@ -26,10 +26,12 @@ class Scripted(SourcePlugin):
     def __init__(self, outcomes: Sequence[object] = ()) -> None:
         self.outcomes = list(outcomes)
         self.calls: list[str] = []
+        self.requested: list[bool] = []
         self.called = asyncio.Event()
 
     async def collect(self, ctx: PollContext) -> list[Sample]:
         self.calls.append(ctx.cadence)
+        self.requested.append(ctx.requested)
         self.called.set()
         outcome = self.outcomes.pop(0) if self.outcomes else 1.0
         if isinstance(outcome, BaseException):
@@ -58,9 +60,9 @@ class ObservedPoller(Poller):
         super().__init__(store)
         self.finished: asyncio.Queue[tuple[str, str]] = asyncio.Queue()
 
-    async def poll(self, rt: SourceRuntime, cadence) -> bool:  # type: ignore[no-untyped-def]
+    async def poll(self, rt: SourceRuntime, cadence, *, requested: bool = False) -> bool:  # type: ignore[no-untyped-def]
         try:
-            return await super().poll(rt, cadence)
+            return await super().poll(rt, cadence, requested=requested)
         finally:
             self.finished.put_nowait((rt.name, cadence))
 
@@ -171,3 +173,6 @@ async def test_extra_poll_requested_by_plugin_runs() -> None:
     finally:
         await sched.shutdown(grace=1)
     assert plugin.calls.count("fast") == 2
+    # the plugin is told which poll it asked for; the scheduled ones are not marked
+    assert list(zip(plugin.calls, plugin.requested, strict=True))[-1] == ("fast", True)
+    assert plugin.requested.count(True) == 1
