@@ -187,7 +187,7 @@ async def run(config: Config, plugins: Mapping[str, SourcePlugin], *, demo: bool
             except OSError as exc:
                 log.error("cannot listen", listen=f"{host}:{port}", error=str(exc))
                 return 1
-            tokens = TokenWatcher(col.client, col.runtimes, col.config.graph)
+            tokens = TokenWatcher(col.client, col.runtimes)
             try:
                 scheduler.start()
                 tokens.start(scheduler.scheduler)

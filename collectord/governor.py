@@ -88,8 +88,9 @@ class RateGovernor:
 
     # -- asking --------------------------------------------------------------------------
 
-    def check(self, budget: str) -> float:
-        """Seconds to wait before a request under ``budget`` (0 for none).
+    def check(self, budget: str, *, ceiling: float | None = None) -> float:
+        """Seconds to wait before a request under ``budget`` (0 for none); ``ceiling``
+        replaces the governor's own for this request (a source's ``usage_ceiling``).
 
         Raises :class:`ThrottledError` while a throttle with a known end is active.
         """
@@ -109,11 +110,11 @@ class RateGovernor:
             del self._blocked[key]
             if self._log is not None:
                 self._log.info("graph api throttle over", budget="app" if key == APP else "token")
-        return self._usage_delay(budget, now)
+        return self._usage_delay(budget, now, self.ceiling if ceiling is None else ceiling)
 
-    async def admit(self, budget: str) -> None:
+    async def admit(self, budget: str, *, ceiling: float | None = None) -> None:
         """Wait as :meth:`check` says (raising like it), using the injected sleep."""
-        delay = self.check(budget)
+        delay = self.check(budget, ceiling=ceiling)
         if delay > 0:
             await self._sleep(delay)
 
@@ -127,16 +128,16 @@ class RateGovernor:
                     best = (key, usage_key, ratio)
         return best
 
-    def _usage_delay(self, budget: str, now: float) -> float:
+    def _usage_delay(self, budget: str, now: float, ceiling: float) -> float:
         hottest = self._hottest(budget, now)
-        if hottest is None or hottest[2] < self.ceiling:
+        if hottest is None or hottest[2] < ceiling:
             if self._slowing & {APP, budget} and self._log is not None:
-                self._log.info("graph api usage back under the ceiling", ceiling=self.ceiling)
+                self._log.info("graph api usage back under the ceiling", ceiling=ceiling)
             self._slowing -= {APP, budget}
             return 0.0
         key, (scope, object_id, kind), ratio = hottest
-        span = 1.0 - self.ceiling
-        share = 1.0 if span <= 0 else min(1.0, (ratio - self.ceiling) / span)
+        span = 1.0 - ceiling
+        share = 1.0 if span <= 0 else min(1.0, (ratio - ceiling) / span)
         delay = min(self._max_delay, self._min_delay + (self._max_delay - self._min_delay) * share)
         if key not in self._slowing:
             self._slowing.add(key)
@@ -147,7 +148,7 @@ class RateGovernor:
                     id=object_id,
                     kind=kind,
                     ratio=ratio,
-                    ceiling=self.ceiling,
+                    ceiling=ceiling,
                     delay=round(delay, 1),
                 )
         return delay

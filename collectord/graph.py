@@ -13,6 +13,7 @@ the :class:`~collectord.governor.RateGovernor`, and raises the typed errors of
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import hmac
 import json
@@ -110,13 +111,15 @@ def _chunks(items: Sequence[int], size: int) -> Iterator[Sequence[int]]:
 
 @dataclass(frozen=True)
 class _Binding:
-    """What one source's requests are made with."""
+    """What one source's requests are made with. ``limit`` caps the source's own requests
+    in flight when its ``[source.graph] max_concurrency`` is below the process-wide one."""
 
     token: Secret | None
     graph: GraphConfig
     source: str | None
     budget: str
     extra_secrets: tuple[Secret, ...] = ()
+    limit: asyncio.Semaphore | None = None
 
     def secrets(self) -> tuple[Secret | None, ...]:
         return (self.token, self.graph.app_secret, *self.extra_secrets)
@@ -125,7 +128,10 @@ class _Binding:
 class GraphClient:
     """The process-wide Graph API client (the caller owns ``session``).
 
-    At most ``config.max_concurrency`` requests are in flight across all bound sources.
+    At most ``config.max_concurrency`` requests are in flight across all bound sources; a
+    source bound with its own ``[source.graph]`` settings also keeps to its own
+    ``max_concurrency``, ``usage_ceiling``, ``timeout``, ``version``, ``base_url`` and app
+    (``app_id``/``app_secret``: appsecret_proof, usage headers, ``debug_token``).
     Transient failures are retried ``max_retries`` times after
     ``min(backoff_cap, backoff_base * 2**attempt) * rng()`` seconds. ``sleep``, ``clock``
     and ``rng`` are injectable for tests.
@@ -168,18 +174,26 @@ class GraphClient:
         """The :class:`~collectord.plugin.SourceGraph` of one source: its token and its
         ``[graph]`` settings (``graph``, default the client's)."""
         secret = Secret(token) if token is not None else None
-        binding = _Binding(secret or None, graph or self.config, source, _budget(secret))
+        graph = graph or self.config
+        limit = None
+        if graph.max_concurrency < self.config.max_concurrency:
+            limit = asyncio.Semaphore(max(1, graph.max_concurrency))
+        binding = _Binding(secret or None, graph, source, _budget(secret), limit=limit)
         return BoundGraph(self, binding)
 
-    async def debug_token(self, input_token: Secret | str) -> dict[str, Any]:
-        """``GET /debug_token`` with the app token ``app_id|app_secret``; returns ``data``."""
-        app_id, app_secret = self.config.app_id, self.config.app_secret
+    async def debug_token(
+        self, input_token: Secret | str, *, graph: GraphConfig | None = None
+    ) -> dict[str, Any]:
+        """``GET /debug_token`` with the app token ``app_id|app_secret`` of ``graph``
+        (default the client's settings); returns ``data``."""
+        graph = graph or self.config
+        app_id, app_secret = graph.app_id, graph.app_secret
         if not app_id or not app_secret:
             raise GraphError("debug_token needs [graph] app_id and app_secret")
         app_token = Secret(f"{app_id}|{app_secret.reveal()}")
         inspected = Secret(input_token)
         binding = _Binding(
-            app_token, self.config, "debug_token", _budget(app_token), extra_secrets=(inspected,)
+            app_token, graph, "debug_token", _budget(app_token), extra_secrets=(inspected,)
         )
         body = await BoundGraph(self, binding).get("debug_token", {"input_token": inspected})
         data = body.get("data")
@@ -243,7 +257,7 @@ class GraphClient:
         form: Mapping[str, str] | None,
         attempt: int,
     ) -> Any:
-        await self.governor.admit(binding.budget)
+        await self.governor.admit(binding.budget, ceiling=binding.graph.usage_ceiling)
         auth = self._auth(binding)
         query = dict(params or {}) if form is not None else {**(params or {}), **auth}
         data = {**form, **auth} if form is not None else None
@@ -254,6 +268,7 @@ class GraphClient:
         started = time.perf_counter()
         try:
             async with (
+                binding.limit or contextlib.nullcontext(),
                 self._semaphore,
                 self._session.request(
                     method,
@@ -284,7 +299,7 @@ class GraphClient:
             raise NetworkError(f"{where}: {detail}", http_status=status) from None
         self._log_request(binding, where, status, started, attempt)
 
-        readings = parse_usage(headers, app_id=self.config.app_id or "", log=self.log)
+        readings = parse_usage(headers, app_id=binding.graph.app_id or "", log=self.log)
         for reading in readings:
             self.stats.usage[reading.key] = reading.ratio
         self.governor.observe_usage(binding.budget, readings)

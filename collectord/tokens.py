@@ -1,7 +1,8 @@
 """Token expiry, read with ``debug_token`` when the app's id and secret are configured.
 
-Fills ``collectord_token_expiry_timestamp_seconds{source}`` (0 = never expires). Without
-app credentials the expiry cannot be known and the series is absent. Checked at start-up
+Fills ``collectord_token_expiry_timestamp_seconds{source}`` (0 = never expires). Each
+source's token is inspected with its own app (``[graph]``, or its ``[source.graph]``).
+Without app credentials the expiry cannot be known and the series is absent. Checked at start-up
 and then twice a day; a failed check is logged once per source, never fails a poll.
 """
 
@@ -22,10 +23,10 @@ log = get_logger("collectord.tokens")
 
 
 class TokenWatcher:
-    def __init__(self, client: Any, runtimes: Sequence[SourceRuntime], graph: GraphConfig) -> None:
+    def __init__(self, client: Any, runtimes: Sequence[SourceRuntime]) -> None:
         self.client = client
-        self.runtimes = runtimes
-        self.enabled = bool(graph.app_id and graph.app_secret)
+        self.runtimes = [rt for rt in runtimes if _has_app(rt.config.graph)]
+        self.enabled = bool(self.runtimes)
         self._failing: set[str] = set()
 
     def start(self, scheduler: Any) -> None:
@@ -50,7 +51,7 @@ class TokenWatcher:
             if not token:
                 continue
             try:
-                data = await self.client.debug_token(token)
+                data = await self.client.debug_token(token, graph=rt.config.graph)
             except GraphError as exc:
                 if rt.name not in self._failing:
                     self._failing.add(rt.name)
@@ -62,3 +63,7 @@ class TokenWatcher:
             expires = data.get("expires_at")
             if isinstance(expires, int | float):
                 rt.status.token_expiry = float(expires)
+
+
+def _has_app(graph: GraphConfig) -> bool:
+    return bool(graph.app_id and graph.app_secret)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hashlib
 import hmac
 import json
@@ -708,6 +709,71 @@ async def test_requests_in_flight_are_capped(mocked: aioresponses, make_client: 
     gate.set()
     await asyncio.gather(*tasks)
     assert state["max"] == 2
+
+
+async def test_a_source_keeps_to_its_own_max_concurrency(
+    mocked: aioresponses, make_client: Any
+) -> None:
+    gate = asyncio.Event()
+    in_flight = {"narrow": 0, "wide": 0}
+
+    def slow(name: str) -> Any:
+        async def callback(url: URL, **kwargs: Any) -> None:
+            in_flight[name] += 1
+            await gate.wait()
+
+        return callback
+
+    mocked.get(pattern("narrow"), payload={}, callback=slow("narrow"), repeat=True)
+    mocked.get(pattern("wide"), payload={}, callback=slow("wide"), repeat=True)
+    client = make_client(max_concurrency=4)
+    narrow = client.bind(TOKEN, graph=dataclasses.replace(client.config, max_concurrency=1))
+    wide = client.bind(OTHER_TOKEN)
+    tasks = [asyncio.create_task(narrow.get("narrow")) for _ in range(3)]
+    tasks += [asyncio.create_task(wide.get("wide")) for _ in range(5)]
+    for _ in range(50):  # let every task run as far as it can
+        await asyncio.sleep(0)
+
+    # the narrow source has one request out; the process-wide cap of 4 holds the rest
+    assert in_flight == {"narrow": 1, "wide": 3}
+    gate.set()
+    await asyncio.gather(*tasks)
+
+
+async def test_a_source_keeps_to_its_own_usage_ceiling(
+    mocked: aioresponses, make_client: Any, sleeps: Sleeps
+) -> None:
+    hot = {"X-Page-Usage": '{"call_count": 70, "total_cputime": 10, "total_time": 10}'}
+    mocked.get(pattern("me"), payload={}, headers=hot, repeat=True)
+    client = make_client(usage_ceiling=0.9)
+    relaxed = client.bind(TOKEN)
+    careful = client.bind(OTHER_TOKEN, graph=dataclasses.replace(client.config, usage_ceiling=0.5))
+
+    await relaxed.get("me")
+    await relaxed.get("me")  # 70 % is under its 90 %: no wait
+    assert sleeps.delays == []
+    await careful.get("me")
+    await careful.get("me")  # 70 % is over its 50 %
+    assert sleeps.delays == [pytest.approx(1.0 + 59.0 * 0.4)]
+
+
+async def test_a_source_with_its_own_app_is_signed_and_inspected_with_it(
+    mocked: aioresponses, make_client: Any
+) -> None:
+    calls = Calls()
+    usage = {"X-App-Usage": '{"call_count": 12, "total_cputime": 1, "total_time": 1}'}
+    mocked.get(pattern("me"), payload={}, headers=usage, callback=calls)
+    data = {"type": "USER", "expires_at": 1_790_000_000, "is_valid": True}
+    mocked.get(pattern("debug_token"), payload={"data": data}, callback=calls)
+    client = make_client()
+    other_app = dataclasses.replace(client.config, app_id="777", app_secret=Secret("other-secret"))
+
+    await client.bind(TOKEN, graph=other_app).get("me")
+    assert await client.debug_token(TOKEN, graph=other_app) == data
+
+    assert calls.query(0)["appsecret_proof"] == appsecret_proof(TOKEN, "other-secret", NOW)[0]
+    assert client.stats.usage[("app", "777", "call_count")] == pytest.approx(0.12)
+    assert calls.query(1)["access_token"] == "777|other-secret"
 
 
 # -- secrets -----------------------------------------------------------------------------
