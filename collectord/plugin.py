@@ -81,6 +81,8 @@ class SourceState(Protocol):
 
     def count_skip(self, reason: str) -> None: ...
 
+    def count_disabled(self, metric: str) -> None: ...
+
     def request_poll(self, cadence: Cadence, when: datetime) -> None: ...
 
 
@@ -129,9 +131,11 @@ class PollContext:
 
     def disable_metric(self, graph_name: str, reason: str) -> None:
         """Stop requesting ``graph_name`` for this source; it shows in
-        ``collectord_metric_disabled`` and is logged once by the host."""
+        ``collectord_metric_disabled``, is logged once by the host and counted once in
+        ``collectord_source_poll_errors_total{reason="invalid_metric"}``."""
         if graph_name not in self.state.disabled:
             self.state.disabled[graph_name] = reason
+            self.state.count_disabled(graph_name)
             if self.log is not None:
                 self.log.warning(
                     "metric disabled", source=self.source, metric=graph_name, reason=reason

@@ -122,15 +122,23 @@ def _import_path(path: Path) -> ModuleType:
 
 
 def load_source_plugins(plugin_dirs: Iterable[Path] = ()) -> dict[str, LoadedPlugin]:
-    """Every source plugin by name. Raises :class:`PluginLoadError` on duplicates or objects
-    that are not :class:`~collectord.SourcePlugin` instances."""
+    """Every source plugin by name. Raises :class:`PluginLoadError` on duplicates, objects
+    that are not :class:`~collectord.SourcePlugin` instances, and a
+    ``register_source_plugins`` that raises."""
     pm, origins = get_plugin_manager(plugin_dirs)
     loaded: dict[str, LoadedPlugin] = {}
     problems: list[str] = []
     for impl in pm.hook.register_source_plugins.get_hookimpls():
         origin = origins.get(impl.plugin, impl.plugin_name)
-        result = impl.function()
-        for plugin in result or ():
+        try:
+            result = list(impl.function() or ())
+        except Exception as exc:  # a broken plugin is a clear start-up error, not a traceback
+            problems.append(
+                f"plugin module {impl.plugin_name!r} ({origin}): register_source_plugins "
+                f"failed: {type(exc).__name__}: {exc}"
+            )
+            continue
+        for plugin in result:
             if not isinstance(plugin, SourcePlugin):
                 problems.append(
                     f"plugin module {impl.plugin_name!r} ({origin}): register_source_plugins "

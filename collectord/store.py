@@ -81,6 +81,9 @@ class SourceStatus:
     def count_skip(self, reason: str) -> None:
         self.errors["skipped_object"] += 1
 
+    def count_disabled(self, metric: str) -> None:
+        self.errors["invalid_metric"] += 1
+
     def request_poll(self, cadence: Cadence, when: datetime) -> None:
         if self.on_poll_request is not None:
             self.on_poll_request(self.name, cadence, when)

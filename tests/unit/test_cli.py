@@ -130,3 +130,21 @@ def test_misspelt_hook_in_a_plugin_is_a_start_up_error(
     cfg = write(tmp_path, '[collector]\nplugin_dirs = ["p"]\n')
     assert main(["check", "-c", str(cfg)]) == 2
     assert "register_source_plugin" in capsys.readouterr().err
+
+
+def test_a_plugin_that_fails_to_register_is_a_start_up_error_without_traceback(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    plugins = tmp_path / "p"
+    plugins.mkdir()
+    (plugins / "broken.py").write_text(
+        "import collectord\n"
+        "@collectord.hookimpl\n"
+        "def register_source_plugins():\n"
+        "    raise RuntimeError('needs a licence key')\n"
+    )
+    cfg = write(tmp_path, '[collector]\nplugin_dirs = ["p"]\n')
+    assert main(["check", "-c", str(cfg)]) == 2
+    err = capsys.readouterr().err
+    assert "register_source_plugins failed: RuntimeError: needs a licence key" in err
+    assert "Traceback" not in err

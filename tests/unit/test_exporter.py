@@ -11,6 +11,7 @@ from structlog.testing import capture_logs
 
 from collectord.exporter import HELP_SUFFIX, make_registry
 from collectord.model import ERROR_REASONS, Sample, make_labels
+from collectord.plugin import PollContext
 from collectord.stats import GraphStats, SinkStats
 from collectord.store import DURATION_BUCKETS, Store
 
@@ -316,6 +317,32 @@ def test_disabled_metrics(store, registry):
         == 1
     )
     assert len(family(registry, name).samples) == 2
+
+
+def test_a_metric_disabled_by_a_plugin_is_exported_and_counted_once(store, registry):
+    status = store.status("acme-page")
+    ctx = PollContext(
+        source="acme-page",
+        plugin="facebook_page",
+        cadence="daily",
+        options={},
+        graph=None,  # type: ignore[arg-type]
+        catalogue=(),
+        state=status,
+        now=datetime(2026, 11, 23, tzinfo=UTC),
+    )
+    for _poll in range(3):  # Meta rejects it on every poll until it is no longer asked
+        ctx.disable_metric("page_impressions", "invalid_metric")
+    ids = {"source": "acme-page", "plugin": "facebook_page"}
+    errors = "collectord_source_poll_errors_total"
+    assert registry.get_sample_value(errors, {**ids, "reason": "invalid_metric"}) == 1
+    assert (
+        registry.get_sample_value(
+            "collectord_metric_disabled",
+            {"source": "acme-page", "metric": "page_impressions", "reason": "invalid_metric"},
+        )
+        == 1
+    )
 
 
 def test_graph_token_and_sink_metrics(store, graph_stats, sinks, registry):
