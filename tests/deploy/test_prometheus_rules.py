@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -83,13 +84,62 @@ def test_every_alert_has_a_firing_and_a_quiet_case() -> None:
     assert alerts - quiet == set(), "alerts never shown quiet"
 
 
+def _sample_series(labels: str) -> tuple[str, dict[str, str]]:
+    """Name and labels of an ``exp_samples`` entry's ``labels``: 'name{a="1",b="2"}'."""
+    name, _, rest = labels.partition("{")
+    return name.strip(), dict(_LABEL_PAIR.findall(rest))
+
+
+_LABEL_PAIR = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)\s*=\s*"((?:[^"\\]|\\.)*)"')
+
+
+def _recording_rules() -> list[dict[str, Any]]:
+    return [rule for rule in iter_rules() if "record" in rule]
+
+
 def test_every_recording_rule_has_its_value_checked() -> None:
-    checked: set[str] = set()
+    """Each recording rule (a record name plus its static labels: one per platform) shows
+    up with a value in some case: an expected sample of that name carrying those labels."""
+    expected: list[tuple[str, dict[str, str]]] = []
     for test in _rule_tests():
         for case in test.get("promql_expr_test", []):
-            if case.get("exp_samples"):
-                checked |= metric_names(case["expr"])
-    assert recorded_names() - checked == set()
+            for sample in case.get("exp_samples") or []:
+                expected.append(_sample_series(sample["labels"]))
+    unchecked = [
+        (rule["record"], rule.get("labels", {}))
+        for rule in _recording_rules()
+        if not any(
+            name == rule["record"] and labels.items() >= rule.get("labels", {}).items()
+            for name, labels in expected
+        )
+    ]
+    assert unchecked == []
+
+
+def test_every_recording_rule_has_a_case_without_series() -> None:
+    """Each recorded name that reads series is also shown recording nothing (too little
+    history, a zero divisor, no daily data), so a rule that records where it should not
+    fails a case. The settings are constants (`vector(0.5)`): they read nothing and always
+    have their one series, so they have no such case."""
+    empty: set[str] = set()
+    for test in _rule_tests():
+        for case in test.get("promql_expr_test", []):
+            if not case.get("exp_samples"):
+                empty |= metric_names(case["expr"])
+    reading = {rule["record"] for rule in _recording_rules() if metric_names(rule["expr"])}
+    assert reading, "no recording rule reads a series"
+    assert reading - empty == set(), "recorded names never shown without series"
+
+
+def test_recording_rule_case_reader() -> None:
+    assert _sample_series('a:b:c{source="x",page_id="1",note="say \\"hi\\""}') == (
+        "a:b:c",
+        {"source": "x", "page_id": "1", "note": 'say \\"hi\\"'},
+    )
+    assert _sample_series("collectord:follower_loss_share") == (
+        "collectord:follower_loss_share",
+        {},
+    )
 
 
 def test_engagement_drop_is_silent_on_stale_data() -> None:
