@@ -8,6 +8,7 @@ run every expression through ``promtool`` as well.
 
 from __future__ import annotations
 
+import inspect
 import json
 import os
 import re
@@ -63,18 +64,48 @@ SELF_METRICS_WITHOUT_SOURCE: frozenset[str] = frozenset(
     }
 )
 
+#: Seconds ``PollScheduler.shutdown`` (collectord/scheduler.py) waits for the polls it
+#: cancelled: a literal ``2`` there, not a named constant, so mirrored here.
+SCHEDULER_CANCEL_WAIT = 2.0
+
+
+def daemon_shutdown_bound() -> float:
+    """The longest ``collectord run`` takes from SIGTERM to exit, in seconds.
+
+    ``run`` gives running polls ``daemon.SHUTDOWN_GRACE``, then waits up to
+    ``SCHEDULER_CANCEL_WAIT`` for the ones it cancelled, then stops the HTTP server, which
+    lets requests in flight run for up to ``web.SHUTDOWN_TIMEOUT``. A supervisor's stop
+    timeout must exceed the sum, or it kills the daemon in the middle of a clean shutdown.
+    """
+    from collectord import scheduler
+    from collectord.daemon import SHUTDOWN_GRACE
+    from collectord.web import SHUTDOWN_TIMEOUT
+
+    # Keep the mirror honest: read the wait out of PollScheduler.shutdown itself.
+    source = inspect.getsource(scheduler.PollScheduler.shutdown)
+    found = re.search(r"asyncio\.wait\(\s*pending\s*,\s*timeout\s*=\s*([\w.]+)\s*\)", source)
+    if found is None:
+        pytest.fail("PollScheduler.shutdown no longer waits `asyncio.wait(pending, timeout=...)`")
+    wait = found.group(1)
+    actual = float(wait) if wait[0].isdigit() else float(getattr(scheduler, wait))
+    assert actual == SCHEDULER_CANCEL_WAIT, (
+        f"PollScheduler.shutdown waits {wait}: update the mirror"
+    )
+    return SHUTDOWN_GRACE + SCHEDULER_CANCEL_WAIT + SHUTDOWN_TIMEOUT
+
+
 #: Which Debian package brings each external tool (for skip reasons).
 _TOOL_PACKAGES = {
     "promtool": "prometheus",
     "prometheus": "prometheus",
     "systemd-analyze": "systemd",
-    "kubectl": "kubectl",
+    "kubectl": "kubernetes-client",
 }
 
 
 #: Tools that ``.ci/run`` installs: with ``COLLECTORD_REQUIRE_TOOLS=1`` (set by ``.ci/run``)
 #: a missing one fails the test instead of skipping it, so CI can never pass by skipping.
-_CI_TOOLS = frozenset({"promtool", "prometheus", "systemd-analyze"})
+_CI_TOOLS = frozenset({"promtool", "prometheus", "systemd-analyze", "kubectl"})
 
 
 def require_tool(name: str) -> str:
@@ -272,9 +303,12 @@ def metric_names(expr: str) -> set[str]:
 
 @dataclass(frozen=True)
 class ExportedNames:
-    """The names collectord exports: its plugins' metrics and its self-metrics."""
+    """The names collectord exports: its plugins' metrics, the breakdown families they
+    really produce, and its self-metrics."""
 
     plugin_metrics: frozenset[str]
+    #: ``<metric>_by_<dimensions>`` names seen in an exposition of every shipped source.
+    breakdown_families: frozenset[str] = frozenset()
 
     def explains(self, name: str) -> bool:
         """Whether ``name`` is a series collectord exposes."""
@@ -283,8 +317,9 @@ class ExportedNames:
         for histogram in SELF_HISTOGRAMS:
             if name in (f"{histogram}_bucket", f"{histogram}_sum", f"{histogram}_count"):
                 return True
-        # Breakdown families: `<name>_by_<dimensions>` (DESIGN.md "Metric names").
-        return any(name.startswith(f"{metric}_by_") for metric in self.plugin_metrics)
+        # Breakdown families (DESIGN.md "Metric names"): only those a plugin produces, so
+        # a misspelt dimension (`..._by_is_from_adz`) is refused.
+        return name in self.breakdown_families
 
 
 def _prometheus_names(document: Any) -> Iterator[str]:
@@ -299,27 +334,65 @@ def _prometheus_names(document: Any) -> Iterator[str]:
             yield from _prometheus_names(item)
 
 
-def exported_names(cwd: Path) -> ExportedNames:
-    """Ask ``collectord plugins --format json`` which metrics the installed plugins export.
+#: The metric name of a sample line of the text exposition format.
+_SAMPLE_NAME = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{|\s)")
 
-    Fails the calling test (it does not skip) when the command does not work: the deploy
-    files must be checked against what collectord really exports.
-    """
-    args = [sys.executable, "-m", "collectord", "plugins", "--format", "json"]
-    done = subprocess.run(args, cwd=cwd, capture_output=True, text=True, timeout=60, check=False)
+
+def exposition_names(text: str) -> frozenset[str]:
+    """The metric names of the samples in a Prometheus text exposition."""
+    return frozenset(
+        match.group(1)
+        for line in text.splitlines()
+        if not line.startswith("#") and (match := _SAMPLE_NAME.match(line))
+    )
+
+
+def _collectord(args: list[str], cwd: Path) -> str:
+    """Run the venv's ``collectord`` (the console script beside the test's Python) with
+    ``args``; its stdout. Fails the calling test when it exits non-zero."""
+    script = Path(sys.executable).parent / "collectord"
+    if not script.is_file():
+        pytest.fail(f"no collectord console script at {script}: pip install -e '.[test]'")
+    done = subprocess.run(
+        [str(script), *args], cwd=cwd, capture_output=True, text=True, timeout=120, check=False
+    )
     if done.returncode != 0:
         pytest.fail(
-            f"`collectord plugins --format json` exited {done.returncode}: "
+            f"`collectord {' '.join(args)}` exited {done.returncode}: "
             f"{(done.stderr or done.stdout).strip()[-2000:]}"
         )
+    return done.stdout
+
+
+def exported_names(cwd: Path) -> ExportedNames:
+    """What collectord exports, asked of collectord itself (run in ``cwd``).
+
+    ``collectord plugins --format json`` lists the plugins' metrics. It names no breakdowns
+    (DESIGN.md fixes its fields), so the breakdown families are read from what the plugins
+    really produce: ``collectord once --demo --format prom`` with the shipped collector.toml,
+    which polls every example source from the built-in simulator.
+
+    Fails the calling test (it does not skip) when either command does not work: the deploy
+    files must be checked against what collectord really exports.
+    """
+    listing = _collectord(["plugins", "--format", "json"], cwd)
     try:
-        document = json.loads(done.stdout)
+        document = json.loads(listing)
     except json.JSONDecodeError as exc:
         pytest.fail(f"`collectord plugins --format json` printed no JSON document: {exc}")
     names = frozenset(_prometheus_names(document))
     if not names:
         pytest.fail("`collectord plugins --format json` lists no metric with a prometheus_name")
-    return ExportedNames(plugin_metrics=names)
+    config = REPO / "collector.toml"
+    exposition = _collectord(["once", "--demo", "--format", "prom", "-c", str(config)], cwd)
+    breakdowns = frozenset(
+        name
+        for name in exposition_names(exposition)
+        if any(name.startswith(f"{metric}_by_") for metric in names)
+    )
+    if not breakdowns:
+        pytest.fail("`collectord once --demo` with collector.toml exposed no breakdown family")
+    return ExportedNames(plugin_metrics=names, breakdown_families=breakdowns)
 
 
 def unknown_names(

@@ -14,6 +14,7 @@ from deploy_support import (
     DASHBOARD,
     SELF_METRICS_WITHOUT_SOURCE,
     exported_names,
+    exposition_names,
     metric_names,
     promtool_check_exprs,
     recorded_names,
@@ -182,3 +183,22 @@ def test_promtool_query_check_rejects_a_broken_query(tmp_path: Path) -> None:
     status, output = promtool_check_exprs(promtool, {"broken": "sum by (source (x)"}, tmp_path)
     assert status != 0
     assert "parse error" in output
+
+
+def test_a_misspelt_breakdown_name_is_refused(tmp_path: Path) -> None:
+    """Breakdown families are checked against what the plugins produce, not any `_by_`."""
+    exported = exported_names(tmp_path)
+    assert exported.explains("facebook_page_media_view")
+    assert exported.explains("facebook_page_media_view_by_is_from_ads")
+    misspelt = {
+        "facebook_page_media_view_by_is_from_adz",
+        "facebook_page_media_view_by_",
+        "instagram_user_reach_by_follow_types",
+    }
+    used = {"facebook_page_media_view_by_is_from_ads", *misspelt}
+    assert unknown_names(used, exported) == misspelt
+
+
+def test_exposition_names_reads_sample_lines_only() -> None:
+    text = '# HELP a_by_x A.\n# TYPE a_by_x gauge\na_by_x{x="1",source="s"} 1.0\nb 2\n\n'
+    assert exposition_names(text) == {"a_by_x", "b"}

@@ -14,7 +14,15 @@ from typing import Any
 import kubernetes_validate
 import pytest
 import yaml
-from deploy_support import DEPLOY, RULES_FILE, load_yaml, load_yaml_all, require_tool, run_tool
+from deploy_support import (
+    DEPLOY,
+    RULES_FILE,
+    daemon_shutdown_bound,
+    load_yaml,
+    load_yaml_all,
+    require_tool,
+    run_tool,
+)
 
 K8S = DEPLOY / "kubernetes"
 #: The Kubernetes version the core objects are validated against.
@@ -132,7 +140,7 @@ def test_deployment_runs_one_poller_at_a_time() -> None:
     assert spec["replicas"] == 1
     assert spec["strategy"] == {"type": "Recreate"}
     pod = spec["template"]["spec"]
-    assert pod["terminationGracePeriodSeconds"] > 10  # the daemon's own shutdown
+    assert pod["terminationGracePeriodSeconds"] > daemon_shutdown_bound()
 
 
 def test_deployment_probes_health_and_readiness_on_the_metrics_port() -> None:

@@ -13,7 +13,7 @@ import tomllib
 from pathlib import Path
 
 import pytest
-from deploy_support import DEPLOY, require_tool, run_tool
+from deploy_support import DEPLOY, daemon_shutdown_bound, require_tool, run_tool
 
 SYSTEMD = DEPLOY / "systemd"
 UNIT = SYSTEMD / "collectord.service"
@@ -112,7 +112,7 @@ def test_restarts_on_failure_and_outwaits_the_daemon_shutdown() -> None:
     assert service["RestartPreventExitStatus"] == ["2"]  # invalid config
     (timeout,) = service["TimeoutStopSec"]
     seconds = int(timeout.removesuffix("s"))
-    assert seconds > 10  # collectord finishes or cancels its jobs within about 10 s
+    assert seconds > daemon_shutdown_bound()
 
 
 def test_tokens_come_from_an_environment_file_or_credentials() -> None:
