@@ -49,6 +49,43 @@ ig_user_id = "{sim.world.instagram.user_ids[0]}"
 """
 
 
+StoryValues = dict[tuple[str, str | None], float]
+
+
+def last_served_story_values(recorder: Any, story: str) -> StoryValues:
+    """The story's values in the last insights answers the simulator served:
+    (family, navigation action or None) -> value, for every story metric."""
+    served = [c for c in recorder.matching(f"/{story}/insights") if c.status == 200]
+    plain = [c for c in served if "breakdown" not in c.params]
+    split = [c for c in served if c.params.get("breakdown") == "story_navigation_action_type"]
+    assert plain
+    assert split
+    final: StoryValues = {
+        (f"instagram_story_{e['name']}", None): float(e["values"][0]["value"])
+        for e in plain[-1].body["data"]
+    }
+    (nav,) = split[-1].body["data"]
+    for row in nav["total_value"]["breakdowns"][0]["results"]:
+        final[(NAVIGATION_BY, row["dimension_values"][0])] = float(row["value"])
+    assert {name for name, _ in final} == {
+        *(f"instagram_story_{m}" for m in STORY_METRICS),
+        NAVIGATION_BY,
+    }
+    return final
+
+
+def newest_records(
+    records: list[dict[str, Any]], story: str
+) -> dict[tuple[str, str | None], dict[str, Any]]:
+    """The newest JSONL record of each of the story's series."""
+    newest: dict[tuple[str, str | None], dict[str, Any]] = {}
+    for record in records:
+        if record["object_id"] == story:
+            action = record["labels"].get("story_navigation_action_type")
+            newest[(record["metric"], action)] = record
+    return newest
+
+
 def exposed(scrape: Any, source: str, media_id: str) -> Series:
     """Every series ``/metrics`` has for one media or story: (family, labels) -> value."""
     return {
@@ -224,33 +261,65 @@ async def test_story_final_snapshot_lands_in_jsonl_and_series_leave_after_expiry
     assert gone.matching("instagram_story_views", source="stories"), "the other stories stay"
     assert await daemon.stop() == 0
 
-    # What the simulator served in the last poll before the story expired...
-    served = [c for c in recorder.matching(f"/{story}/insights") if c.status == 200]
-    plain = [c for c in served if "breakdown" not in c.params]
-    split = [c for c in served if c.params.get("breakdown") == "story_navigation_action_type"]
-    assert plain
-    assert split
-    final: dict[tuple[str, str | None], float] = {
-        (f"instagram_story_{e['name']}", None): float(e["values"][0]["value"])
-        for e in plain[-1].body["data"]
-    }
-    (nav,) = split[-1].body["data"]
-    for row in nav["total_value"]["breakdowns"][0]["results"]:
-        final[(NAVIGATION_BY, row["dimension_values"][0])] = float(row["value"])
-    assert {name for name, _ in final} == {
-        *(f"instagram_story_{m}" for m in STORY_METRICS),
-        NAVIGATION_BY,
-    }
-
-    # ... is the newest value of each of its series in the JSONL file.
-    newest: dict[tuple[str, str | None], dict[str, Any]] = {}
-    for record in jsonl_records():
-        if record["object_id"] == story:
-            action = record["labels"].get("story_navigation_action_type")
-            newest[(record["metric"], action)] = record
+    # What the simulator served in the last poll before the story expired is the newest
+    # value of each of its series in the JSONL file.
+    final = last_served_story_values(recorder, story)
+    newest = newest_records(jsonl_records(), story)
     assert {key: r["value"] for key, r in newest.items()} == final
     base = {"source": "stories", "ig_user_id": user, "media_id": story}
     for (_, action), record in newest.items():
         extra = {"story_navigation_action_type": action} if action else {}
         assert record["labels"] == {**base, **extra}
         assert record["plugin"] == "instagram_media"
+
+
+async def test_extra_poll_before_a_story_expires_reads_stories_only(
+    live_simulator: Simulator,
+    start_daemon: Any,
+    make_config: Callable[..., str],
+    tap: Callable[[Simulator], Any],
+    jsonl_records: Callable[[], list[dict[str, Any]]],
+) -> None:
+    sim = live_simulator
+    ig = sim.world.instagram
+    user = ig.user_ids[0]
+    # Its final snapshot is due 5 minutes before it expires: 3 seconds after start-up, long
+    # before the next regular poll (fast_interval = 1h).
+    story = ig.add_story(user, sim.world.now() - timedelta(hours=24, minutes=-5, seconds=-3))
+    recorder = tap(sim)
+    config = make_config(sim, media_source(sim, "slow", max_media=3), fast="1h")
+    daemon = await start_daemon(config)
+    await daemon.wait_ready()
+    first = await daemon.scrape()
+    media_families = {
+        n
+        for n, lab, _ in first.samples
+        if n.startswith("instagram_media_") and lab.get("source") == "slow"
+    }
+    assert media_families
+
+    def fast_polls(scrape: Any) -> float:
+        count = scrape.value(
+            "collectord_source_poll_duration_seconds_count", source="slow", cadence="fast"
+        )
+        return count or 0.0
+
+    later = await daemon.wait_for(lambda s: fast_polls(s) >= 2)
+    assert await daemon.stop() == 0
+
+    # The extra poll listed the stories again and read their insights, but not the media.
+    assert len(recorder.matching(f"/{user}/stories")) == 2
+    assert len(recorder.matching(f"/{user}/media")) == 1
+    media_ids = {lab["media_id"] for lab in first.series("instagram_media_views")}
+    assert media_ids
+    for media_id in media_ids:
+        assert len(recorder.matching(f"/{media_id}/insights")) == 1, media_id
+    assert len([c for c in recorder.matching(f"/{story}/insights") if c.status == 200]) >= 4
+
+    # The media's series stay as they were; the story's values as the extra poll read them
+    # are the newest in the JSONL file (its final snapshot).
+    for name in media_families:
+        assert later.matching(name, source="slow") == first.matching(name, source="slow")
+    final = last_served_story_values(recorder, story)
+    newest = newest_records(jsonl_records(), story)
+    assert {key: r["value"] for key, r in newest.items()} == final
