@@ -35,12 +35,18 @@ from collectord import (
 PREFIX = "facebook_page"
 DAYS = ("day", "week", "days_28")
 
-# Dict-valued metrics: the label their keys go under (DESIGN.md "Metric names").
+UPLOADED_60S = "page_uploaded_views_60s_excludes_shorter_unique_count_by_is_60s_returning_viewer"
+AD_BREAK = "page_daily_video_ad_break_{}_by_crosspost_status"
+
+# Dict-valued metrics: the label their keys go under (DESIGN.md "Metric names"); where
+# Meta's name says what the keys are (``..._by_crosspost_status``), the label is that.
 DICT_LABELS: Mapping[str, str] = {
     "page_actions_post_reactions_total": "reaction_type",
     "page_tab_views_login_top": "tab",
     "page_tab_views_login_top_unique": "tab",
     "page_tab_views_logout_top": "tab",
+    UPLOADED_60S: "is_60s_returning_viewer",
+    **{AD_BREAK.format(x): "crosspost_status" for x in ("ad_impressions", "cpm", "earnings")},
 }
 
 
@@ -52,6 +58,7 @@ def _insight(
     periods: tuple[str, ...] = DAYS,
     default: bool = True,
     ms: bool = False,
+    unit: str = "count",
     breakdowns: tuple[str, ...] = (),
 ) -> MetricSpec:
     return MetricSpec(
@@ -59,7 +66,7 @@ def _insight(
         prom_name=collectord.prom_name(PREFIX, graph_name, strip="page_", milliseconds=ms),
         cadence=cadence,
         periods=periods,
-        unit="seconds" if ms else "count",
+        unit="seconds" if ms else unit,
         help=help,
         scale=0.001 if ms else 1.0,
         default=default,
@@ -137,8 +144,40 @@ CATALOGUE: tuple[MetricSpec, ...] = (
     ),
     _insight("page_video_repeat_views", "daily", "Video replays.", default=False),
     _insight("page_video_complete_views_30s", "daily", "30-second video views.", default=False),
+    *(
+        _insight(
+            f"page_video_complete_views_30s_{k}",
+            "daily",
+            f"30-second video views ({k.replace('_', ' ')}).",
+            default=False,
+        )
+        for k in ("paid", "organic", "autoplayed", "click_to_play", "unique", "repeat_views")
+    ),
     _insight(
         "page_video_view_time", "daily", "Total time videos were viewed.", periods=("day",), ms=True
+    ),
+    # Meta lists no periods for the uploaded-video metrics: whatever it answers is kept.
+    _insight(
+        "page_uploaded_views_15s_count",
+        "fast",
+        "15-second views of videos uploaded to the Page.",
+        periods=(),
+        default=False,
+    ),
+    _insight(
+        "page_uploaded_3s_to_15s_views_rate",
+        "fast",
+        "Share of 3-second views of uploaded videos that reached 15 seconds.",
+        periods=(),
+        default=False,
+        unit="ratio",
+    ),
+    _insight(
+        UPLOADED_60S,
+        "fast",
+        "Unique 60-second viewers of uploaded videos, new and returning.",
+        periods=(),
+        default=False,
     ),
     _insight(
         "page_tab_views_login_top",
@@ -148,10 +187,67 @@ CATALOGUE: tuple[MetricSpec, ...] = (
         default=False,
     ),
     _insight(
+        "page_tab_views_login_top_unique",
+        "daily",
+        "Logged-in people viewing the Page's tabs, by tab.",
+        periods=("day", "week"),
+        default=False,
+    ),
+    _insight(
         "page_tab_views_logout_top",
         "daily",
         "Tab views by logged-out people, by tab.",
         periods=("day",),
+        default=False,
+    ),
+    # Ad breaks and monetisation are off by default: most Pages are not monetised, and Meta
+    # then leaves these metrics out of its answer (no series, only a wasted request). A
+    # monetised Page lists them in ``metrics``.
+    _insight(
+        AD_BREAK.format("ad_impressions"),
+        "daily",
+        "Ad-break ad impressions, on the Page's own and on crossposted videos.",
+        periods=("day",),
+        default=False,
+    ),
+    _insight(
+        AD_BREAK.format("cpm"),
+        "daily",
+        "Ad-break CPM (earnings per 1000 ad impressions), own and crossposted videos.",
+        periods=("day",),
+        default=False,
+        unit="currency",
+    ),
+    _insight(
+        AD_BREAK.format("earnings"),
+        "daily",
+        "Ad-break earnings, on the Page's own and on crossposted videos.",
+        periods=("day",),
+        default=False,
+        unit="currency",
+    ),
+    _insight(
+        "content_monetization_earnings",
+        "daily",
+        "Earnings from Content Monetization.",
+        default=False,
+        unit="currency",
+        breakdowns=("earning_source",),
+    ),
+    _insight(
+        "monetization_approximate_earnings",
+        "daily",
+        "Approximate earnings from every monetisation tool.",
+        periods=(*DAYS, "month"),
+        default=False,
+        unit="currency",
+        breakdowns=("monetization_tool",),
+    ),
+    _insight(
+        "creator_monetization_qualified_views",
+        "daily",
+        "Views that qualify for creator monetisation.",
+        periods=("day", "lifetime"),
         default=False,
     ),
 )

@@ -10,7 +10,8 @@ and the ``/insights/{metric}[/{period}]`` forms: without ``period`` each metric 
 once per period it supports; a metric that does not support the requested period is
 left out, as is a metric without data; one unknown or retired metric fails the whole
 call. ``breakdown=is_from_ads`` (or ``is_from_followers``) on ``page_media_view`` puts
-each day twice in ``values``, with the flag as a string ``"0"``/``"1"``.
+each day twice in ``values``, with the flag as a string ``"0"``/``"1"``; the monetisation
+breakdowns (``earning_source``, ``monetization_tool``) put it once per key.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from collectord.simulator.page_metrics import (
     ALL_PERIODS,
     PAGE_METRICS,
     followers_total,
+    is_monetised,
     over_range,
     page_value,
     split_value,
@@ -219,8 +221,8 @@ def _entry(
     world: World, page_id: str, name: str, period: str, window: Window, breakdowns: list[str]
 ) -> dict[str, Any] | None:
     metric = PAGE_METRICS[name]
-    if metric.kind == "nodata":
-        return None
+    if metric.monetised and not is_monetised(world, page_id):
+        return None  # no data: Meta leaves the metric out
     values: list[dict[str, Any]] = []
     if period == "total_over_range":
         total = over_range(world, page_id, name, window.end_times)
@@ -234,7 +236,7 @@ def _entry(
         for end in window.end_times:
             value = page_value(world, page_id, name, period, end)
             stamp = fb_time(end)
-            if not usable or not isinstance(value, int):
+            if not usable or not isinstance(value, int | float):
                 values.append({"value": value, "end_time": stamp})
                 continue
             for b in usable:

@@ -1,12 +1,19 @@
 """The Page insights catalogue (graph-api.md 2.3) and the values the simulator gives them.
 
 Every metric that still works in 2026 is here with its periods. Kinds of value:
-``int`` (a daily count; ``week``/``days_28`` are rolling sums ending at ``end_time``,
-smaller for ``*_unique`` metrics), ``dict`` (keys → counts, zero keys left out),
-``followers`` (a lifetime total reported per day), ``ratio`` (a float), ``nodata``
-(a monetisation or ad-break metric of a Page that is not monetised: left out of the
-answer, as Meta leaves out metrics without data). Anything else, retired metrics
+``int`` (a daily count; ``week``/``days_28``/``month`` are rolling sums ending at
+``end_time``, smaller for ``*_unique`` metrics; ``lifetime`` a running total), ``money``
+(the same for an amount of money, a float with two decimals), ``dict`` (keys → counts or,
+with ``money``, amounts; zero keys left out), ``cpm`` (ad-break CPM per key, consistent
+with the ad-break impressions and earnings), ``followers`` (a lifetime total reported per
+day), ``ratio`` (a float). Monetisation and ad-break metrics (``monetised``) have data
+only on a monetised Page, the first one (the demo Page); on the others they are left out
+of the answer, as Meta leaves out metrics without data. Anything else, retired metrics
 included (:data:`RETIRED_PAGE_METRICS`), is invalid.
+
+Meta documents no example for the monetisation breakdowns: ``earning_source`` and
+``monetization_tool`` are served like ``is_from_ads`` (each day once per key, the key as a
+string next to the value) and their keys are invented.
 """
 
 from __future__ import annotations
@@ -21,7 +28,7 @@ from collectord.simulator.series import GROWTH_PER_DAY, rolling, share, weights
 if TYPE_CHECKING:
     from collectord.simulator.world import World
 
-Kind = Literal["int", "dict", "followers", "ratio", "nodata"]
+Kind = Literal["int", "money", "dict", "cpm", "followers", "ratio"]
 DWM = ("day", "week", "days_28")
 ALL_PERIODS = ("day", "week", "days_28", "month", "lifetime", "total_over_range")
 PERIOD_PREFIX = {
@@ -35,6 +42,14 @@ PERIOD_PREFIX = {
 ROLLING_DAYS = {"day": 1, "week": 7, "days_28": 28, "month": 30}
 REACTIONS = ("like", "love", "wow", "haha", "sorry", "anger")
 TABS = ("timeline", "photos", "about", "videos", "reviews", "community")
+CROSSPOST = ("owned", "crossposted")
+#: Keys of the breakdowns that are not a ``"0"``/``"1"`` flag (invented: see above).
+BREAKDOWN_KEYS: dict[str, tuple[str, ...]] = {
+    "earning_source": ("ads_on_reels", "in_stream_ads", "performance_bonus"),
+    "monetization_tool": ("in_stream_ads", "ads_on_reels", "stars", "subscriptions"),
+}
+#: ``lifetime`` of an ``int`` metric: the last 90 days plus this many typical days before.
+LIFETIME_HISTORY_DAYS = 600
 
 
 @dataclass(frozen=True)
@@ -48,6 +63,8 @@ class PageMetric:
     keys: tuple[str, ...] = ()
     of: str = ""  # dict keys are the values of metric f"{of}{key}_total"
     breakdowns: tuple[str, ...] = ()
+    money: bool = False  # amounts of money (floats with two decimals), not counts
+    monetised: bool = False  # data only on a monetised Page
 
     @property
     def unique(self) -> bool:
@@ -110,18 +127,48 @@ _CATALOGUE: list[PageMetric] = [
     _m("page_tab_views_login_top", ("day", "week"), 40, kind="dict", keys=TABS),
     _m("page_tab_views_login_top_unique", ("day", "week"), 30, kind="dict", keys=TABS),
     _m("page_tab_views_logout_top", ("day",), 25, kind="dict", keys=TABS),
-    *(
-        _m(f"page_daily_video_ad_break_{x}_by_crosspost_status", ("day",), kind="nodata")
-        for x in ("ad_impressions", "cpm", "earnings")
+    _m(
+        "page_daily_video_ad_break_ad_impressions_by_crosspost_status",
+        ("day",),
+        2200,
+        kind="dict",
+        keys=CROSSPOST,
+        monetised=True,
     ),
-    _m("content_monetization_earnings", kind="nodata", breakdowns=("earning_source",)),
+    _m(
+        "page_daily_video_ad_break_cpm_by_crosspost_status",
+        ("day",),
+        kind="cpm",
+        keys=CROSSPOST,
+        money=True,
+        monetised=True,
+    ),
+    _m(
+        "page_daily_video_ad_break_earnings_by_crosspost_status",
+        ("day",),
+        kind="cpm",
+        keys=CROSSPOST,
+        money=True,
+        monetised=True,
+    ),
+    _m(
+        "content_monetization_earnings",
+        base=6.5,
+        kind="money",
+        money=True,
+        monetised=True,
+        breakdowns=("earning_source",),
+    ),
     _m(
         "monetization_approximate_earnings",
         (*DWM, "month"),
-        kind="nodata",
+        9.0,
+        kind="money",
+        money=True,
+        monetised=True,
         breakdowns=("monetization_tool",),
     ),
-    _m("creator_monetization_qualified_views", ("day", "lifetime"), kind="nodata"),
+    _m("creator_monetization_qualified_views", ("day", "lifetime"), 850, monetised=True),
 ]
 
 PAGE_METRICS: dict[str, PageMetric] = {m.name: m for m in _CATALOGUE}
@@ -161,6 +208,30 @@ def followers_total(world: World, page_id: str, at: datetime) -> int:
     return round(growing(base, at, per_day=GROWTH_PER_DAY / 2, epoch=world.growth_epoch))
 
 
+def is_monetised(world: World, page_id: str) -> bool:
+    """Whether the Page earns money (ad breaks, content monetisation): the first one."""
+    return page_id == world.first_page.id
+
+
+def _sum(
+    world: World,
+    page_id: str,
+    metric: PageMetric,
+    period: str,
+    end: datetime,
+    base: float,
+    *key: object,
+) -> float:
+    series = (page_id, metric.name, *key)
+    if period == "lifetime":
+        return rolling(world, series, base, end, 90) + LIFETIME_HISTORY_DAYS * base
+    days = ROLLING_DAYS[period]
+    total = rolling(world, series, base, end, days)
+    if metric.unique and days > 1:
+        total *= 0.75 if days <= 7 else 0.55
+    return total
+
+
 def _count(
     world: World,
     page_id: str,
@@ -169,12 +240,21 @@ def _count(
     end: datetime,
     base: float,
     *key: object,
-) -> int:
-    days = ROLLING_DAYS[period]
-    total = rolling(world, (page_id, metric.name, *key), base, end, days)
-    if metric.unique and days > 1:
-        total *= 0.75 if days <= 7 else 0.55
-    return round(total)
+) -> int | float:
+    total = _sum(world, page_id, metric, period, end, base, *key)
+    return round(total, 2) if metric.money else round(total)
+
+
+def _ad_break(world: World, page_id: str, name: str, end: datetime) -> dict[str, float]:
+    """Ad-break CPM or earnings per crosspost status, from the ad-break impressions."""
+    impressions = page_value(
+        world, page_id, "page_daily_video_ad_break_ad_impressions_by_crosspost_status", "day", end
+    )
+    out: dict[str, float] = {}
+    for key, count in (impressions or {}).items():
+        cpm = round(2.0 + 6.0 * unit_hash(world.seed, page_id, "cpm", key, end.date()), 2)
+        out[key] = cpm if "_cpm_" in name else round(count * cpm / 1000, 2)
+    return out
 
 
 def page_value(
@@ -182,8 +262,10 @@ def page_value(
 ) -> int | float | dict[str, int] | None:
     """The value of ``name`` for ``period`` at ``end_time`` ``end``; ``None`` = no data."""
     metric = PAGE_METRICS[name]
-    if metric.kind == "nodata":
+    if metric.monetised and not is_monetised(world, page_id):
         return None
+    if metric.kind == "cpm":
+        return _ad_break(world, page_id, name, end)
     if metric.kind == "followers":
         total = followers_total(world, page_id, end)
         return total if name == "page_follows" else round(total * 0.31)
@@ -201,22 +283,34 @@ def page_value(
                 k: _count(world, page_id, metric, period, end, metric.base * w[k], k)
                 for k in metric.keys
             }
-        return {k: v for k, v in values.items() if isinstance(v, int) and v > 0}
+        return {
+            k: v
+            for k, v in values.items()
+            if isinstance(v, int | float) and not isinstance(v, bool) and v > 0
+        }
     return _count(world, page_id, metric, period, end, metric.base)
 
 
 def split_value(
-    world: World, page_id: str, name: str, breakdown: str, total: int, end: datetime
-) -> dict[str, int]:
-    """``total`` split by a flag breakdown (``is_from_ads``): ``{"0": ..., "1": ...}``."""
-    flagged = round(total * share(world, page_id, name, breakdown, end.date()))
-    return {"0": total - flagged, "1": flagged}
+    world: World, page_id: str, name: str, breakdown: str, total: float, end: datetime
+) -> dict[str, Any]:
+    """``total`` split by a breakdown: ``{"0": ..., "1": ...}`` for a flag
+    (``is_from_ads``), else one part per key of :data:`BREAKDOWN_KEYS` (amounts of money
+    to the cent); the parts add up to ``total``."""
+    keys = BREAKDOWN_KEYS.get(breakdown)
+    if keys is None:
+        flagged = round(total * share(world, page_id, name, breakdown, end.date()))
+        return {"0": total - flagged, "1": flagged}
+    w = weights(world, (page_id, name, breakdown, end.date()), keys)
+    parts = {k: round(total * w[k], 2) for k in keys[:-1]}
+    parts[keys[-1]] = round(total - sum(parts.values()), 2)
+    return parts
 
 
 def over_range(world: World, page_id: str, name: str, ends: tuple[datetime, ...]) -> int | None:
     """``total_over_range``: the sum of the daily values (less for unique metrics)."""
     metric = PAGE_METRICS[name]
-    if metric.kind != "int" or "day" not in metric.periods or not ends:
+    if metric.kind != "int" or metric.monetised or "day" not in metric.periods or not ends:
         return None
     total = sum(_count(world, page_id, metric, "day", end, metric.base) for end in ends)
     return round(total * (0.7 if metric.unique else 1.0))

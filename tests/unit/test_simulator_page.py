@@ -11,10 +11,16 @@ import aiohttp
 import pytest
 
 from collectord.simulator import Simulator, World
-from collectord.simulator.page_metrics import RETIRED_PAGE_METRICS
+from collectord.simulator.page_metrics import (
+    BREAKDOWN_KEYS,
+    PAGE_METRICS,
+    RETIRED_PAGE_METRICS,
+    split_value,
+)
 
 SUMMER = datetime(2026, 7, 15, 18, 0, tzinfo=UTC)  # PDT: Pacific midnight is 07:00 UTC
 WINTER = datetime(2026, 1, 15, 18, 0, tzinfo=UTC)  # PST: Pacific midnight is 08:00 UTC
+MONETISATION = tuple(name for name, metric in PAGE_METRICS.items() if metric.monetised)
 
 
 def parse(stamp: str) -> datetime:
@@ -274,13 +280,21 @@ async def test_metric_and_period_in_the_path(http, sim) -> None:
     assert [(e["name"], e["period"]) for e in body["data"]] == [("page_views_total", "week")]
 
 
-async def test_metrics_without_data_or_the_period_are_left_out(http, sim) -> None:
-    _, body = await insights(
-        http, sim, metric="page_views_total,content_monetization_earnings", period="day"
-    )
-    assert [e["name"] for e in body["data"]] == ["page_views_total"]
-    _, body = await insights(http, sim, metric="page_follows", period="week")
-    assert body["data"] == []
+async def test_metrics_without_data_or_the_period_are_left_out(http) -> None:
+    sim = Simulator(World(clock=lambda: SUMMER, page_count=2))
+    await sim.start()
+    try:
+        other = list(sim.world.pages.values())[1]  # not monetised: no earnings, no ad breaks
+        url = f"{sim.url}/v26.0/{other.id}/insights"
+        metrics = ",".join(["page_views_total", *MONETISATION])
+        _, body = await get(http, url, access_token=other.token, metric=metrics)
+        assert {e["name"] for e in body["data"]} == {"page_views_total"}
+        _, body = await get(
+            http, url, access_token=other.token, metric="page_follows", period="week"
+        )
+        assert body["data"] == []
+    finally:
+        await sim.stop()
 
 
 async def test_total_over_range_sums_the_days(http, sim) -> None:
@@ -315,3 +329,82 @@ async def test_date_preset_last_7d(http, sim) -> None:
     ends = [parse(v["end_time"]) for v in body["data"][0]["values"]]
     assert len(ends) == 7
     assert ends[-1] == datetime(2026, 7, 15, 7, 0, tzinfo=UTC)
+
+
+# -- monetisation and ad breaks (the first Page is monetised) ---------------------------
+
+
+def test_every_monetisation_and_ad_break_metric_of_the_reference_is_served() -> None:
+    assert set(MONETISATION) == {
+        "page_daily_video_ad_break_ad_impressions_by_crosspost_status",
+        "page_daily_video_ad_break_cpm_by_crosspost_status",
+        "page_daily_video_ad_break_earnings_by_crosspost_status",
+        "content_monetization_earnings",
+        "monetization_approximate_earnings",
+        "creator_monetization_qualified_views",
+    }
+
+
+async def test_ad_breaks_by_crosspost_status_are_consistent(http, sim) -> None:
+    metrics = ",".join(
+        f"page_daily_video_ad_break_{x}_by_crosspost_status"
+        for x in ("ad_impressions", "cpm", "earnings")
+    )
+    status, body = await insights(http, sim, metric=metrics)
+    assert status == 200
+    by_name = {e["name"]: e for e in body["data"]}
+    assert [e["period"] for e in body["data"]] == ["day", "day", "day"]
+    impressions, cpm, earnings = (
+        by_name[f"page_daily_video_ad_break_{x}_by_crosspost_status"]["values"]
+        for x in ("ad_impressions", "cpm", "earnings")
+    )
+    for imp, price, earned in zip(impressions, cpm, earnings, strict=True):
+        assert set(imp["value"]) == set(price["value"]) == set(earned["value"])
+        assert set(imp["value"]) <= {"owned", "crossposted"}
+        for key, count in imp["value"].items():
+            assert isinstance(count, int)
+            assert count > 0
+            assert 2.0 <= price["value"][key] <= 8.0
+            assert earned["value"][key] == pytest.approx(
+                count * price["value"][key] / 1000, abs=0.01
+            )
+
+
+async def test_earnings_are_amounts_that_grow_with_the_period(http, sim) -> None:
+    status, body = await insights(http, sim, metric="monetization_approximate_earnings")
+    assert status == 200
+    newest = {e["period"]: e["values"][-1]["value"] for e in body["data"]}
+    assert list(newest) == ["day", "week", "days_28", "month"]
+    assert all(isinstance(v, float) for v in newest.values())
+    assert 0 < newest["day"] < newest["week"] < newest["days_28"] < newest["month"]
+    assert all(round(v, 2) == v for v in newest.values()), "to the cent"
+
+
+@pytest.mark.parametrize(
+    ("metric", "breakdown"),
+    [
+        ("content_monetization_earnings", "earning_source"),
+        ("monetization_approximate_earnings", "monetization_tool"),
+    ],
+)
+async def test_earnings_breakdowns_split_the_total(http, sim, metric, breakdown) -> None:
+    page = sim.world.first_page
+    _, plain = await insights(http, sim, metric=metric, period="day")
+    status, body = await insights(http, sim, metric=metric, period="day", breakdown=breakdown)
+    assert status == 200
+    values = body["data"][0]["values"]
+    for day in plain["data"][0]["values"]:
+        parts = {v[breakdown]: v["value"] for v in values if v["end_time"] == day["end_time"]}
+        assert set(parts) == set(BREAKDOWN_KEYS[breakdown])
+        assert sum(parts.values()) == pytest.approx(day["value"], abs=0.005)
+        assert parts == split_value(
+            sim.world, page.id, metric, breakdown, day["value"], parse(day["end_time"])
+        )
+
+
+async def test_qualified_views_per_day_and_lifetime(http, sim) -> None:
+    status, body = await insights(http, sim, metric="creator_monetization_qualified_views")
+    assert status == 200
+    newest = {e["period"]: e["values"][-1]["value"] for e in body["data"]}
+    assert list(newest) == ["day", "lifetime"]
+    assert 0 < newest["day"] < newest["lifetime"]

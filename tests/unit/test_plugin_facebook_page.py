@@ -1,0 +1,210 @@
+"""The facebook_page plugin: its catalogue against Meta's list of live Page metrics
+(graph-api.md 2.3 and 2.4), and what ``collectord once --demo`` shows for them."""
+
+from __future__ import annotations
+
+import fnmatch
+from pathlib import Path
+
+import pytest
+from collectord_plugins.facebook_page import CATALOGUE
+
+from collectord.cli import main
+
+BY_NAME = {spec.graph_name: spec for spec in CATALOGUE}
+DWM = ("day", "week", "days_28")
+NONE_LISTED = ()  # Meta lists no period: the plugin keeps whatever Meta answers
+
+#: graph-api.md 2.3: every Page metric that still works, its cadence (starred = fast) and
+#: its periods.
+LIVE: dict[str, tuple[str, tuple[str, ...]]] = {
+    "page_media_view": ("daily", DWM),
+    "page_total_media_view_unique": ("daily", DWM),
+    "page_post_engagements": ("fast", DWM),
+    "page_total_actions": ("daily", DWM),
+    "page_views_total": ("fast", DWM),
+    "page_follows": ("fast", ("day",)),
+    "page_daily_follows": ("fast", ("day",)),
+    "page_daily_follows_unique": ("fast", DWM),
+    "page_daily_unfollows_unique": ("fast", DWM),
+    "page_lifetime_engaged_followers_unique": ("fast", NONE_LISTED),
+    "page_fan_adds_by_paid_non_paid_unique": ("daily", ("day",)),
+    **{
+        f"page_actions_post_reactions_{r}_total": ("fast", DWM)
+        for r in ("like", "love", "wow", "haha", "sorry", "anger")
+    },
+    "page_actions_post_reactions_total": ("daily", ("day",)),
+    "page_video_views": ("daily", DWM),
+    **{
+        f"page_video_views_{k}": ("daily", DWM)
+        for k in ("paid", "organic", "autoplayed", "click_to_play")
+    },
+    "page_video_views_by_paid_non_paid": ("fast", DWM),
+    "page_video_views_by_uploaded_hosted": ("fast", DWM),
+    "page_video_repeat_views": ("daily", DWM),
+    **{
+        f"page_video_complete_views_30s{k}": ("daily", DWM)
+        for k in (
+            "",
+            "_paid",
+            "_organic",
+            "_autoplayed",
+            "_click_to_play",
+            "_unique",
+            "_repeat_views",
+        )
+    },
+    "page_video_view_time": ("daily", ("day",)),
+    "page_uploaded_views_15s_count": ("fast", NONE_LISTED),
+    "page_uploaded_3s_to_15s_views_rate": ("fast", NONE_LISTED),
+    "page_uploaded_views_60s_excludes_shorter_unique_count_by_is_60s_returning_viewer": (
+        "fast",
+        NONE_LISTED,
+    ),
+    "page_tab_views_login_top": ("daily", ("day", "week")),
+    "page_tab_views_login_top_unique": ("daily", ("day", "week")),
+    "page_tab_views_logout_top": ("daily", ("day",)),
+    **{
+        f"page_daily_video_ad_break_{x}_by_crosspost_status": ("daily", ("day",))
+        for x in ("ad_impressions", "cpm", "earnings")
+    },
+    "content_monetization_earnings": ("daily", DWM),
+    "monetization_approximate_earnings": ("daily", (*DWM, "month")),
+    "creator_monetization_qualified_views": ("daily", ("day", "lifetime")),
+}
+
+#: graph-api.md 2.4: names and name patterns Meta retired (they fail the whole call).
+RETIRED = (
+    "page_impressions*",
+    "page_posts_impressions*",
+    "page_posts_served_impressions_organic_unique",
+    "page_fans",
+    "page_fans_*",
+    "page_fan_adds",
+    "page_fan_adds_unique",
+    "page_fan_removes*",
+    "page_engaged_users",
+    "page_consumptions*",
+    "page_content_activity*",
+    "page_cta_clicks_*",
+    "page_call_phone_clicks_*",
+    "page_get_directions_clicks_*",
+    "page_follows_city",
+    "page_follows_country",
+    "page_follows_gender_age",
+    "page_follows_locale",
+    "page_places_checkin_*",
+    "page_negative_feedback*",
+    "page_video_views_10s*",
+    "page_video_views_unique",
+)
+
+MONETISATION = {
+    "content_monetization_earnings",
+    "monetization_approximate_earnings",
+    "creator_monetization_qualified_views",
+    *(
+        f"page_daily_video_ad_break_{x}_by_crosspost_status"
+        for x in ("ad_impressions", "cpm", "earnings")
+    ),
+}
+
+
+# -- the catalogue ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", sorted(LIVE))
+def test_every_live_metric_is_in_the_catalogue_with_its_cadence_and_periods(name: str) -> None:
+    cadence, periods = LIVE[name]
+    spec = BY_NAME.get(name)
+    assert spec is not None, f"{name} missing from the catalogue"
+    assert (spec.cadence, spec.periods) == (cadence, periods)
+
+
+def test_the_catalogue_holds_only_live_metrics_and_the_page_fields() -> None:
+    insights = {s.graph_name for s in CATALOGUE if s.kind == "insight"}
+    fields = {s.graph_name for s in CATALOGUE if s.kind == "field"}
+    assert insights == set(LIVE)
+    assert fields == {"followers_count", "fan_count"}
+    assert all(BY_NAME[f].cadence == "fast" for f in fields)
+
+
+def test_no_retired_metric_is_in_the_catalogue() -> None:
+    retired = [s.graph_name for s in CATALOGUE for p in RETIRED if fnmatch.fnmatch(s.graph_name, p)]
+    assert retired == []
+
+
+def test_units_names_and_labels_follow_the_design() -> None:
+    view_time = BY_NAME["page_video_view_time"]
+    assert (view_time.prom_name, view_time.unit, view_time.scale) == (
+        "facebook_page_video_view_time_seconds",
+        "seconds",
+        0.001,
+    )
+    assert BY_NAME["page_views_total"].prom_name == "facebook_page_views"
+    assert BY_NAME["content_monetization_earnings"].prom_name == (
+        "facebook_page_content_monetization_earnings"
+    )
+    assert BY_NAME["page_uploaded_3s_to_15s_views_rate"].unit == "ratio"
+    for name in (
+        "content_monetization_earnings",
+        "monetization_approximate_earnings",
+        "page_daily_video_ad_break_cpm_by_crosspost_status",
+        "page_daily_video_ad_break_earnings_by_crosspost_status",
+    ):
+        assert BY_NAME[name].unit == "currency", name
+    assert BY_NAME["content_monetization_earnings"].breakdowns == ("earning_source",)
+    assert BY_NAME["monetization_approximate_earnings"].breakdowns == ("monetization_tool",)
+    assert BY_NAME["page_media_view"].breakdowns == ("is_from_ads", "is_from_followers")
+
+
+def test_the_default_set_leaves_out_monetisation_and_ad_breaks() -> None:
+    default = {s.graph_name for s in CATALOGUE if s.default}
+    assert not default & MONETISATION
+    assert {"page_media_view", "page_views_total", "page_follows", "followers_count"} <= default
+    assert "page_uploaded_views_15s_count" not in default
+
+
+# -- what a user sees -------------------------------------------------------------------
+
+
+def test_once_demo_shows_the_metrics_listed(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    listed = [
+        "page_uploaded_views_15s_count",
+        "page_uploaded_views_60s_excludes_shorter_unique_count_by_is_60s_returning_viewer",
+        "page_tab_views_login_top_unique",
+        "page_video_complete_views_30s_unique",
+        "page_daily_video_ad_break_earnings_by_crosspost_status",
+        "content_monetization_earnings",
+        "monetization_approximate_earnings",
+        "creator_monetization_qualified_views",
+    ]
+    cfg = tmp_path / "collector.toml"
+    cfg.write_text(
+        '[[source]]\nname = "acme-page"\nplugin = "facebook_page"\n'
+        'access_token = "${ACME_PAGE_TOKEN}"\npage_id = "1234567890"\n'
+        f"metrics = {listed!r}\n".replace("'", '"'),
+        encoding="utf-8",
+    )
+    assert main(["once", "--demo", "-c", str(cfg), "--source", "acme-page"]) == 0
+    lines = [line for line in capsys.readouterr().out.splitlines() if not line.startswith("#")]
+    families = {line.split("{")[0] for line in lines}
+    assert families == {
+        "facebook_page_uploaded_views_15s_count",
+        "facebook_page_uploaded_views_60s_excludes_shorter_unique_count_by_is_60s_returning_viewer",
+        "facebook_page_tab_views_login_top_unique",
+        "facebook_page_video_complete_views_30s_unique",
+        "facebook_page_daily_video_ad_break_earnings_by_crosspost_status",
+        "facebook_page_content_monetization_earnings",
+        "facebook_page_content_monetization_earnings_by_earning_source",
+        "facebook_page_monetization_approximate_earnings",
+        "facebook_page_monetization_approximate_earnings_by_monetization_tool",
+        "facebook_page_creator_monetization_qualified_views",
+    }
+    ad_break = [line for line in lines if "ad_break_earnings" in line]
+    assert {'crosspost_status="owned"' in line for line in ad_break} == {True, False}
+    assert any('is_60s_returning_viewer="true"' in line for line in lines)
+    assert any('period="month"' in line for line in lines if "approximate_earnings{" in line)
+    assert any('period="lifetime"' in line for line in lines if "qualified_views" in line)
