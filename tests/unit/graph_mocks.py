@@ -3,7 +3,8 @@
 aioresponses 0.7.9 builds responses without the ``stream_writer`` that aiohttp 3.14
 requires (pnuckowski/aioresponses#289); :class:`Mocked` supplies a finished one.
 :class:`MetaDouble` answers plain GETs and batch POSTs from one handler function, so a
-plugin can be driven through the real :class:`~collectord.graph.GraphClient`.
+plugin can be driven through the real :class:`~collectord.graph.GraphClient`;
+:class:`OneSource` loads a one-source config and polls it as the daemon's poller does.
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable, Mapping
+from datetime import datetime
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
@@ -18,6 +21,14 @@ from urllib.parse import parse_qsl, urlsplit
 import aiohttp
 from aioresponses import CallbackResult, aioresponses
 from yarl import URL
+
+from collectord.config import load_config
+from collectord.graph import GraphClient
+from collectord.model import Sample
+from collectord.plugins import load_source_plugins, plugin_map
+from collectord.scheduler import Poller, SourceRuntime
+from collectord.stats import GraphStats
+from collectord.store import SourceStatus, Store
 
 BASE = "https://graph.test"
 VERSION = "v26.0"
@@ -95,3 +106,49 @@ class MetaDouble:
             status, body = self._call(element["relative_url"])
             out.append({"code": status, "body": json.dumps(body)})
         return CallbackResult(status=200, payload=out, response_class=CompatResponse)
+
+
+def fb_time(dt: datetime) -> str:
+    """A timestamp as Meta writes it: ``2026-11-22T08:00:00+0000``."""
+    return dt.strftime("%Y-%m-%dT%H:%M:%S+0000")
+
+
+async def _no_sleep(_: float) -> None:
+    return None
+
+
+class OneSource:
+    """The source ``s`` of a one-source config (``source_toml`` is the body of its
+    ``[[source]]`` table), polled through the real Graph client against ``BASE``, with a
+    fresh store; backoff sleeps are skipped."""
+
+    def __init__(self, session: aiohttp.ClientSession, tmp_path: Path, source_toml: str) -> None:
+        cfg = tmp_path / "collector.toml"
+        cfg.write_text(f'[graph]\nbase_url = "{BASE}"\n\n[[source]]\nname = "s"\n{source_toml}')
+        plugins = plugin_map(load_source_plugins())
+        config = load_config(cfg, plugins)
+        (src,) = config.sources
+        self.client = GraphClient(session, config.graph, stats=GraphStats(), sleep=_no_sleep)
+        self.store = Store()
+        self.status: SourceStatus = self.store.register(src.name, src.plugin, src.cadences())
+        self.runtime = SourceRuntime(
+            src, plugins[src.plugin], self.client.bind(src.access_token), self.status
+        )
+
+    async def poll(self, cadence: str, *, requested: bool = False) -> bool:
+        """One poll of ``cadence``, as the scheduler runs it; True when it delivered."""
+        return await Poller(self.store).poll(
+            self.runtime,
+            cadence,  # type: ignore[arg-type]
+            requested=requested,
+        )
+
+    def samples(self) -> tuple[Sample, ...]:
+        """What ``/metrics`` shows for the source now."""
+        return self.store.samples("s")
+
+    def series(self, metric: str) -> list[Sample]:
+        return [s for s in self.samples() if s.metric == metric]
+
+    def reason(self, cadence: str) -> str | None:
+        return self.status.per_cadence[cadence].last_error_reason

@@ -165,6 +165,22 @@ CASES: list[tuple[str, int, dict[str, Any] | None, type[GraphError]]] = [
     ),
     ("outage", 503, err(2, "Service temporarily unavailable", is_transient=True), ServerError),
     ("unknown transient", 400, err(9007, "Something odd", is_transient=True), ServerError),
+    (
+        "app not owned",
+        400,
+        err(
+            3000,
+            "(#3000) Reading insights of a Page, business, app, domain or event source group "
+            "not owned by the querying user or application",
+        ),
+        PermissionDeniedError,
+    ),
+    (
+        "app admin required",
+        400,
+        err(3003, "(#3003) Requires app admin privileges"),
+        PermissionDeniedError,
+    ),
     ("duplicate post", 400, err(506, "Duplicate status message"), GraphError),
     ("5xx without envelope", 502, {"message": "proxy"}, ServerError),
     ("5xx without code", 500, err(None, "internal"), ServerError),
@@ -192,6 +208,9 @@ def test_reasons_match_the_metric_labels() -> None:
     assert classify_error(err(80001, "x"), 400).reason == "throttled"
     assert classify_error(err(190, "x"), 400).reason == "auth"
     assert classify_error(err(10, "x"), 403).reason == "permission"
+    assert classify_error(err(3000, "x"), 400).reason == "permission"
+    assert classify_error(err(3003, "x"), 400).reason == "permission"
+    assert not classify_error(err(3003, "x"), 400).retryable, "no retry storm on a denial"
     assert classify_error(err(100, "x"), 400).reason == "invalid_metric"
     assert classify_error(err(100, "x", error_subcode=33), 400).reason == "skipped_object"
     assert classify_error(err(2, "x"), 500).reason == "server"

@@ -16,12 +16,14 @@ from collectord import (
     MetricSpec,
     ObjectNotFoundError,
     PollContext,
+    ServerError,
     breakdown_key,
     fetch_insights,
     parse_entries,
     samples_from_values,
+    scoped_key,
 )
-from collectord.store import Store
+from collectord.store import SourceStatus, Store
 
 
 class MetaLikeGraph:
@@ -74,9 +76,10 @@ class MetaLikeGraph:
         return out
 
 
-def make_ctx(graph: MetaLikeGraph) -> PollContext:
-    store = Store()
-    status = store.register("acme", "test", ("daily",))
+def make_ctx(graph: MetaLikeGraph, status: SourceStatus | None = None) -> PollContext:
+    """A poll's context; pass the same ``status`` to poll the same source again."""
+    if status is None:
+        status = Store().register("acme", "test", ("daily",))
     return PollContext(
         source="acme",
         plugin="test",
@@ -267,3 +270,164 @@ async def test_rejected_breakdown_does_not_cost_the_plain_metric() -> None:
     graph.calls.clear()
     await fetch_insights(ctx, reqs)
     assert len(graph.calls) == 1, "the disabled breakdown is not asked for again"
+
+
+class KindAwareGraph(MetaLikeGraph):
+    """Meta as it treats kinds of objects: ``rejects[object]`` are metrics refused for that
+    object ("not supported for this media type"); a breakdown named in ``unknown`` answers
+    code 1 "An unknown error has occurred"; ``down`` makes every call answer that way."""
+
+    def __init__(
+        self,
+        rejects: Mapping[str, set[str]] | None = None,
+        unknown: set[str] | None = None,
+    ) -> None:
+        super().__init__(invalid=set())
+        self.rejects = dict(rejects or {})
+        self.unknown = set(unknown or ())
+        self.down = False
+
+    def _answer(self, path: str, params: Mapping[str, Any]) -> dict[str, Any]:
+        obj = path.split("/")[0]
+        metrics = params["metric"].split(",")
+        if self.down or params.get("breakdown") in self.unknown:
+            self.calls.append((path, dict(params)))
+            raise ServerError("An unknown error has occurred.", code=1)
+        refused = [m for m in metrics if m in self.rejects.get(obj, set())]
+        if refused:
+            self.calls.append((path, dict(params)))
+            raise InvalidRequestError(
+                f"(#100) The metric {refused[0]} is not supported for this media type", code=100
+            )
+        return super()._answer(path, params)
+
+    def asked(self, obj: str, *, breakdown: str | None = None) -> list[set[str]]:
+        """The metric lists asked of ``obj`` (plain calls, or those of one breakdown)."""
+        return [
+            set(p["metric"].split(","))
+            for path, p in self.calls
+            if path.split("/")[0] == obj and p.get("breakdown") == breakdown
+        ]
+
+
+def test_scoped_key_names_the_kind_of_object() -> None:
+    assert scoped_key("", "shares") == "shares"
+    assert scoped_key("FEED/IMAGE", "shares") == "FEED/IMAGE/shares"
+    key = breakdown_key("navigation", "story_navigation_action_type")
+    assert scoped_key("STORY", key) == "STORY/navigation:story_navigation_action_type"
+
+
+def scoped_requests() -> list[InsightRequest]:
+    metrics = ("reach", "shares", "saved")
+    return [
+        InsightRequest("img1", metrics, scope="FEED/IMAGE"),
+        InsightRequest("img2", metrics, scope="FEED/IMAGE"),
+        InsightRequest("reel1", metrics, scope="REELS/VIDEO"),
+        InsightRequest("story1", ("reach", "shares"), scope="STORY"),
+        InsightRequest("page", ("reach", "shares")),
+    ]
+
+
+async def test_rejection_in_a_scoped_request_disables_the_metric_for_that_scope_only() -> None:
+    graph = KindAwareGraph(rejects={"img1": {"shares"}})
+    status = Store().register("acme", "test", ("daily",))
+    result = await fetch_insights(make_ctx(graph, status), scoped_requests())
+    assert status.disabled == {"FEED/IMAGE/shares": "unsupported"}
+    assert sorted(e["name"] for e in result["img1"]) == ["reach", "saved"]
+    assert sorted(e["name"] for e in result["img2"]) == ["reach", "saved", "shares"]
+    assert sorted(e["name"] for e in result["story1"]) == ["reach", "shares"]
+
+    graph.calls.clear()
+    result = await fetch_insights(make_ctx(graph, status), scoped_requests())
+    assert graph.asked("img1") == [{"reach", "saved"}], "one call, without the culprit"
+    assert graph.asked("img2") == [{"reach", "saved"}], "the same kind stops asking"
+    assert graph.asked("reel1") == [{"reach", "shares", "saved"}]
+    assert graph.asked("story1") == [{"reach", "shares"}]
+    assert graph.asked("page") == [{"reach", "shares"}], "an unscoped request keeps it too"
+    assert status.disabled == {"FEED/IMAGE/shares": "unsupported"}
+
+
+async def test_unscoped_rejection_is_disabled_under_the_bare_name() -> None:
+    graph = KindAwareGraph(rejects={"page": {"shares"}})
+    ctx = make_ctx(graph)
+    await fetch_insights(ctx, [InsightRequest("page", ("reach", "shares"))])
+    assert ctx.state.disabled == {"shares": "unsupported"}
+
+
+def breakdown_requests(scope: str = "") -> list[InsightRequest]:
+    """A plain request and one single-metric breakdown request of object ``1``."""
+    key = scoped_key(scope, breakdown_key("reach", "follow_type"))
+    return [
+        InsightRequest("1", ("reach", "views"), scope=scope),
+        InsightRequest(
+            "1", ("reach",), {"breakdown": "follow_type"}, key="bd", disable_as=key, scope=scope
+        ),
+    ]
+
+
+async def test_unknown_error_on_a_breakdown_is_left_out_then_disabled_on_the_second_poll() -> None:
+    graph = KindAwareGraph(unknown={"follow_type"})
+    status = Store().register("acme", "test", ("daily",))
+
+    first = await fetch_insights(make_ctx(graph, status), breakdown_requests())
+    assert first["bd"] == [], "the breakdown is missing from this poll"
+    assert sorted(e["name"] for e in first["1"]) == ["reach", "views"], "the rest came"
+    assert status.disabled == {}, "one failure may be Meta's passing fault"
+
+    second = await fetch_insights(make_ctx(graph, status), breakdown_requests())
+    assert second["bd"] == []
+    assert status.disabled == {"reach:follow_type": "unsupported_breakdown"}
+    assert "reach" not in status.disabled, "the plain metric is not disabled"
+
+    graph.calls.clear()
+    third = await fetch_insights(make_ctx(graph, status), breakdown_requests())
+    assert graph.asked("1", breakdown="follow_type") == [], "no longer asked for"
+    assert sorted(e["name"] for e in third["1"]) == ["reach", "views"]
+
+
+async def test_unknown_error_of_a_scoped_breakdown_is_disabled_in_its_scope() -> None:
+    graph = KindAwareGraph(unknown={"follow_type"})
+    status = Store().register("acme", "test", ("daily",))
+    for _ in range(2):
+        await fetch_insights(make_ctx(graph, status), breakdown_requests("STORY"))
+    assert status.disabled == {"STORY/reach:follow_type": "unsupported_breakdown"}
+
+
+async def test_unknown_error_that_passes_disables_nothing() -> None:
+    graph = KindAwareGraph(unknown={"follow_type"})
+    status = Store().register("acme", "test", ("daily",))
+    await fetch_insights(make_ctx(graph, status), breakdown_requests())
+    graph.unknown.clear()  # Meta recovered
+    answered = await fetch_insights(make_ctx(graph, status), breakdown_requests())
+    assert [e["name"] for e in answered["bd"]] == ["reach"]
+    graph.unknown.add("follow_type")  # fails again once: the count started over
+    await fetch_insights(make_ctx(graph, status), breakdown_requests())
+    assert status.disabled == {}
+    graph.calls.clear()
+    await fetch_insights(make_ctx(graph, status), breakdown_requests())
+    assert graph.asked("1", breakdown="follow_type") == [{"reach"}], "still asked for"
+    # only now, failing in two polls in a row, is it disabled
+    assert status.disabled == {"reach:follow_type": "unsupported_breakdown"}
+
+
+async def test_unknown_error_with_nothing_answered_is_raised_and_counts_for_nothing() -> None:
+    graph = KindAwareGraph(unknown={"follow_type"})
+    status = Store().register("acme", "test", ("daily",))
+    only_breakdowns = breakdown_requests()[1:]
+    for _ in range(2):
+        with pytest.raises(ServerError) as caught:
+            await fetch_insights(make_ctx(graph, status), only_breakdowns)
+        assert caught.value.code == 1
+    assert status.disabled == {}, "Meta failing is not the breakdown's fault"
+
+    # the failed polls did not count: a partial failure now is the first one
+    await fetch_insights(make_ctx(graph, status), breakdown_requests())
+    assert status.disabled == {}
+
+
+async def test_meta_down_for_every_request_is_raised() -> None:
+    graph = KindAwareGraph()
+    graph.down = True
+    with pytest.raises(ServerError):
+        await fetch_insights(make_ctx(graph), breakdown_requests())
+    assert graph.calls, "it was asked"

@@ -351,3 +351,83 @@ def test_parse_rows_in_both_shapes() -> None:
     assert hourly.end_time == datetime(2026, 12, 1, 9, tzinfo=UTC)
     (lifetime,) = parse_app_rows([{"time": "2026-12-01T08:00:00+0000", "value": 1}], "lifetime")
     assert lifetime.end_time is None
+
+
+class EventPickyApp(FakeApp):
+    """Meta refusing some custom app events by name: ``invalid`` ones with code 100, and
+    ``gone`` ones as the retired edge does (100/33)."""
+
+    def __init__(self, *, invalid: Sequence[str] = (), gone: Sequence[str] = ()) -> None:
+        super().__init__()
+        self.invalid_events = set(invalid)
+        self.gone_events = set(gone)
+
+    def _answer(self, path: str, params: dict[str, Any]) -> dict[str, Any]:
+        event = params.get("event_name")
+        if path.endswith("/app_event") and event in self.invalid_events:
+            raise InvalidRequestError(f"(#100) Invalid event_name: {event}", code=100)
+        if path.endswith("/app_event") and event in self.gone_events:
+            raise RETIRED["unsupported"]
+        return super()._answer(path, params)
+
+
+def asked_events(graph: FakeApp) -> list[str]:
+    return sorted(q["event_name"] for p, q in graph.insight_calls() if p.endswith("/app_event"))
+
+
+@pytest.mark.parametrize("refusal", ["invalid", "gone"])
+async def test_a_refused_app_event_does_not_stop_the_other_events(refusal: str) -> None:
+    status = new_status()
+    graph = EventPickyApp(**{refusal: ["foo"]})
+    events = ["app_event:foo", "app_event:bar"]
+    samples = await poll(graph, "daily", status=status, metrics=events)
+    assert set(status.disabled) == {"app_event:foo"}, "one event at a time"
+    assert "app_event" not in status.disabled
+    assert newest(samples, "facebook_app_app_event_bar").value == 300.0
+    assert not [s for s in samples if s.metric == "facebook_app_app_event_foo"]
+
+    graph = EventPickyApp(**{refusal: ["foo"]})
+    samples = await poll(graph, "daily", status=status, metrics=events)
+    assert asked_events(graph) == ["bar"], "the refused event is not asked again"
+    assert newest(samples, "facebook_app_app_event_bar").value == 300.0
+
+
+async def test_weekly_period_disables_catalogue_metrics_without_weekly_without_asking() -> None:
+    status = new_status()
+    graph = FakeApp()
+    metrics = ["api_calls", "total_referrals", "facebook_login_total_users", "app_event:bar"]
+    samples = await poll(graph, "daily", status=status, metrics=metrics, period="weekly")
+    assert status.disabled == {
+        "api_calls": "unsupported_period",
+        "total_referrals": "unsupported_period",
+        "facebook_login_total_users": "unsupported_period",
+    }
+    calls = graph.insight_calls()
+    assert [p for p, _ in calls] == [f"{APP}/app_insights/app_event"], "Meta was not asked"
+    assert calls[0][1]["period"] == "weekly"
+    bar = newest(samples, "facebook_app_app_event_bar")
+    assert bar.label_dict == {"app_id": APP, "period": "weekly"}
+
+    graph = FakeApp()
+    await poll(graph, "daily", status=status, metrics=metrics, period="weekly")
+    assert [p for p, _ in graph.insight_calls()] == [f"{APP}/app_insights/app_event"]
+    assert len(status.disabled) == 3
+
+
+async def test_weekly_period_with_only_catalogue_metrics_sends_nothing() -> None:
+    status = new_status()
+    graph = FakeApp()
+    assert await poll(graph, "daily", status=status, period="weekly") == []
+    defaults = {m.graph_name for m in CATALOGUE if m.default and m.kind == "insight"}
+    assert not any("weekly" in PERIODS[n] for n in defaults)
+    assert status.disabled == dict.fromkeys(defaults, "unsupported_period")
+    assert graph.http == [], "no request to Meta at all"
+
+
+async def test_a_metric_unknown_to_the_catalogue_is_asked_in_any_period() -> None:
+    status = new_status()
+    graph = FakeApp()
+    await poll(graph, "daily", status=status, metrics=["brand_new_metric"], period="weekly")
+    ((path, params),) = graph.insight_calls()
+    assert (path, params["period"]) == (f"{APP}/app_insights/brand_new_metric", "weekly")
+    assert status.disabled == {"brand_new_metric": "invalid_metric"}, "Meta decided"

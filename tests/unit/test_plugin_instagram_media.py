@@ -232,7 +232,9 @@ class Poller:
             "include_stories": True,
         } | opts
 
-    def ctx(self, now: datetime = NOW, cadence: str = "fast") -> PollContext:
+    def ctx(
+        self, now: datetime = NOW, cadence: str = "fast", *, requested: bool = False
+    ) -> PollContext:
         return PollContext(
             source="acme-ig",
             plugin=PLUGIN.name,
@@ -242,10 +244,11 @@ class Poller:
             catalogue=self.specs,
             state=self.status,
             now=now,
+            requested=requested,
         )
 
-    async def poll(self, now: datetime = NOW) -> list[Sample]:
-        return await PLUGIN.collect(self.ctx(now))
+    async def poll(self, now: datetime = NOW, *, requested: bool = False) -> list[Sample]:
+        return await PLUGIN.collect(self.ctx(now, requested=requested))
 
     @property
     def skipped(self) -> int:
@@ -491,3 +494,162 @@ def test_catalogue_and_validation() -> None:
     story = {s.prom_name for s in PLUGIN.catalogue if s.group == ("STORY",)}
     assert all(n.startswith("instagram_story_") for n in story)
     assert {o.name: o.type for o in PLUGIN.options}["ig_user_id"] == "id"
+
+
+@dataclass
+class PickyInstagram(FakeInstagram):
+    """Meta refusing some metrics for some media ("not supported for this media type"), and
+    answering the story navigation breakdown with code 1 while ``navigation_unknown``."""
+
+    refuse: dict[str, set[str]] = field(default_factory=dict)
+    navigation_unknown: bool = False
+
+    def insights(self, path: str, params: Mapping[str, Any]) -> dict[str, Any]:
+        object_id = path.split("/")[0]
+        names = str(params.get("metric", "")).split(",")
+        refused = [n for n in names if n in self.refuse.get(object_id, set())]
+        if refused:
+            self.insight_calls.append((path, {k: str(v) for k, v in params.items()}))
+            raise InvalidRequestError(
+                f"(#100) The metric {refused[0]} is not supported for this media type", code=100
+            )
+        if self.navigation_unknown and params.get("breakdown") == "story_navigation_action_type":
+            self.insight_calls.append((path, {k: str(v) for k, v in params.items()}))
+            raise ServerError("An unknown error has occurred.", code=1)
+        return super().insights(path, params)
+
+
+def kinds_of_media() -> PickyInstagram:
+    return PickyInstagram(
+        media=[
+            Media(media_id(1), NOW - timedelta(days=1), "FEED", "IMAGE"),
+            Media(media_id(2), NOW - timedelta(days=2), "FEED", "IMAGE"),
+            Media(media_id(3), NOW - timedelta(days=3), "FEED", "CAROUSEL_ALBUM"),
+            Media(media_id(4), NOW - timedelta(days=4), "REELS", "VIDEO"),
+        ],
+        stories=[Media(story_id(1), NOW - timedelta(hours=2), "STORY")],
+    )
+
+
+async def test_shares_refused_for_a_feed_image_is_disabled_for_feed_images_only() -> None:
+    graph = kinds_of_media()
+    graph.refuse = {media_id(1): {"shares"}}
+    poller = Poller(graph)
+    samples = await poller.poll()
+    assert poller.status.disabled == {"FEED/IMAGE/shares": "unsupported"}
+    assert poller.skipped == 0, "a refused metric does not cost the post"
+    refused_post = {s.metric for s in samples if s.object_id == media_id(1)}
+    assert {
+        "instagram_media_views",
+        "instagram_media_reach",
+        "instagram_media_saved",
+        "instagram_media_like_count",
+    } <= refused_post, "the other metrics of that post arrive in the same poll"
+    assert "instagram_media_shares" not in refused_post
+
+    graph.insight_calls.clear()
+    samples = await poller.poll(NOW + timedelta(minutes=15))
+    sets = metric_sets(graph)
+    assert "shares" not in sets[media_id(1)]
+    assert "shares" not in sets[media_id(2)], "every feed image stops asking"
+    for other in (media_id(3), media_id(4), story_id(1)):
+        assert "shares" in sets[other], other
+    assert {s.object_id for s in of(samples, "instagram_media_shares")} == {
+        media_id(3),
+        media_id(4),
+    }
+    assert [s.object_id for s in of(samples, "instagram_story_shares")] == [story_id(1)]
+    assert len(of(samples, "instagram_media_views")) == 4, "every media still has its views"
+    assert poller.status.disabled == {"FEED/IMAGE/shares": "unsupported"}
+
+
+async def test_story_shares_refused_does_not_cost_the_media_their_shares() -> None:
+    graph = kinds_of_media()
+    graph.refuse = {story_id(1): {"shares"}}
+    poller = Poller(graph)
+    await poller.poll()
+    assert poller.status.disabled == {"STORY/shares": "unsupported"}
+    graph.insight_calls.clear()
+    samples = await poller.poll(NOW + timedelta(minutes=15))
+    assert "shares" not in metric_sets(graph)[story_id(1)]
+    assert len(of(samples, "instagram_media_shares")) == 4
+    assert of(samples, "instagram_story_views")
+
+
+NAV_BY = "instagram_story_navigation_by_story_navigation_action_type"
+
+
+async def test_story_breakdown_with_unknown_error_twice_is_disabled_and_navigation_stays() -> None:
+    graph = kinds_of_media()
+    graph.navigation_unknown = True
+    poller = Poller(graph)
+
+    samples = await poller.poll()
+    assert not of(samples, NAV_BY), "missing from this poll"
+    assert of(samples, "instagram_story_navigation"), "the plain metric came"
+    assert len(of(samples, "instagram_media_views")) == 4, "the poll did not fail"
+    assert poller.status.disabled == {}
+    assert poller.skipped == 0, "the story is not skipped for its breakdown"
+
+    samples = await poller.poll(NOW + timedelta(minutes=15))
+    assert poller.status.disabled == {
+        "STORY/navigation:story_navigation_action_type": "unsupported_breakdown"
+    }
+    assert of(samples, "instagram_story_navigation")
+
+    graph.insight_calls.clear()
+    samples = await poller.poll(NOW + timedelta(minutes=30))
+    assert not [p for _, p in graph.insight_calls if "breakdown" in p], "no longer asked"
+    assert [s.value for s in of(samples, "instagram_story_navigation")] == [25.0]
+
+
+async def test_story_breakdown_failing_once_comes_back_and_is_not_disabled() -> None:
+    graph = kinds_of_media()
+    graph.navigation_unknown = True
+    poller = Poller(graph)
+    await poller.poll()
+    graph.navigation_unknown = False
+    samples = await poller.poll(NOW + timedelta(minutes=15))
+    assert poller.status.disabled == {}
+    rows = of(samples, NAV_BY)
+    assert {s.label_dict["story_navigation_action_type"] for s in rows} == set(NAVIGATION)
+
+
+def media_only(samples: Sequence[Sample]) -> list[Sample]:
+    return [s for s in samples if not s.metric.startswith("instagram_story_")]
+
+
+async def test_requested_poll_reads_the_stories_only_and_keeps_the_media() -> None:
+    graph = kinds_of_media()
+    poller = Poller(graph)
+    full = await poller.poll()
+    assert len(of(full, "instagram_media_views")) == 4
+
+    # a new post appears; the extra poll before the story expires must not list media
+    graph.media.append(Media(media_id(5), NOW - timedelta(minutes=5), "FEED", "IMAGE"))
+    graph.http_requests = 0
+    graph.list_calls.clear()
+    graph.insight_calls.clear()
+    extra = await poller.poll(NOW + timedelta(minutes=10), requested=True)
+
+    assert [path for path, _ in graph.list_calls] == [f"{IG}/stories"]
+    assert {path.split("/")[0] for path, _ in graph.insight_calls} == {story_id(1)}
+    assert graph.http_requests == 2, "one page of stories, one batch of story insights"
+    assert media_only(extra) == media_only(full), "the media's samples of the last full poll"
+    assert of(extra, "instagram_story_views"), "the story's values are read again"
+    assert of(extra, NAV_BY)
+
+    # the next scheduled poll lists the media again and finds the new post
+    graph.list_calls.clear()
+    later = await poller.poll(NOW + timedelta(minutes=15))
+    assert f"{IG}/media" in {path for path, _ in graph.list_calls}
+    assert len(of(later, "instagram_media_views")) == 5
+
+
+async def test_requested_poll_without_a_full_poll_before_is_a_full_poll() -> None:
+    graph = kinds_of_media()
+    poller = Poller(graph)
+    samples = await poller.poll(requested=True)
+    assert f"{IG}/media" in {path for path, _ in graph.list_calls}
+    assert len(of(samples, "instagram_media_views")) == 4
+    assert of(samples, "instagram_story_views")

@@ -17,7 +17,7 @@ from collectord import (
     Sample,
     ServerError,
 )
-from collectord.store import Store
+from collectord.store import SourceStatus, Store
 
 IG = "17841400000000001"
 NOW = datetime(2026, 11, 23, 18, 0, tzinfo=UTC)
@@ -175,14 +175,19 @@ PLUGIN = InstagramUser()
 
 
 def make_ctx(
-    graph: FakeInstagramUser, cadence: str, *, metrics: Sequence[str] | None = None
+    graph: FakeInstagramUser,
+    cadence: str,
+    *,
+    metrics: Sequence[str] | None = None,
+    status: SourceStatus | None = None,
 ) -> PollContext:
     if metrics is None:
         specs = tuple(s for s in PLUGIN.catalogue if s.default)
     else:
         known = {s.graph_name: s for s in PLUGIN.catalogue}
         specs = tuple(known.get(m) or PLUGIN.spec_for(m) for m in metrics)  # type: ignore[misc]
-    status = Store().register("acme-ig", PLUGIN.name, ("fast", "daily"))
+    if status is None:
+        status = Store().register("acme-ig", PLUGIN.name, ("fast", "daily"))
     return PollContext(
         source="acme-ig",
         plugin=PLUGIN.name,
@@ -351,3 +356,104 @@ def test_the_window_of_time_series_is_short() -> None:
     windows = [int(r.params["until"]) - int(r.params["since"]) for r in reqs if "since" in r.params]
     assert windows
     assert max(windows) <= timedelta(days=30).total_seconds()
+
+
+class RefusingInstagramUser(FakeInstagramUser):
+    """Meta refusing some (metric, breakdown) pairs: with code 100 (``refused``) or with
+    code 1 "An unknown error has occurred" (``unknown``); ``down`` answers every insights
+    call with code 1."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.refused: set[tuple[str, str]] = set()
+        self.unknown: set[tuple[str, str]] = set()
+        self.down = False
+
+    def insights(self, p: dict[str, str]) -> dict[str, Any]:
+        pair = (p["metric"], p.get("breakdown", ""))
+        if self.down or pair in self.unknown:
+            raise ServerError("An unknown error has occurred.", code=1)
+        if pair in self.refused:
+            raise bad(f"(#100) The breakdown {pair[1]} is not supported for the metric {pair[0]}")
+        return super().insights(p)
+
+    def breakdown_calls(self, metric: str, breakdown: str) -> int:
+        return sum(
+            1
+            for _, p in self.calls
+            if p.get("metric") == metric and p.get("breakdown") == breakdown
+        )
+
+
+def new_status() -> SourceStatus:
+    return Store().register("acme-ig", PLUGIN.name, ("fast", "daily"))
+
+
+async def test_refused_breakdown_disables_the_breakdown_not_the_metric() -> None:
+    graph = RefusingInstagramUser()
+    graph.refused.add(("reach", "follow_type"))
+    status = new_status()
+    samples = await PLUGIN.collect(make_ctx(graph, "daily", status=status))
+    assert status.disabled == {"reach:follow_type": "unsupported"}
+    assert len(series(samples, "instagram_user_reach")) == 2, "reach's time series flows"
+    assert series(samples, "instagram_user_reach_by_media_product_type")
+    assert not series(samples, "instagram_user_reach_by_follow_type")
+    assert series(samples, "instagram_user_follows_and_unfollows_by_follow_type"), (
+        "another metric's follow_type breakdown is its own"
+    )
+
+    graph.calls.clear()
+    samples = await PLUGIN.collect(make_ctx(graph, "daily", status=status))
+    assert graph.breakdown_calls("reach", "follow_type") == 0, "not asked again"
+    assert graph.breakdown_calls("reach", "media_product_type") == 1
+    assert any(p.get("metric") == "reach" and "breakdown" not in p for _, p in graph.calls)
+    assert len(series(samples, "instagram_user_reach")) == 2
+
+
+async def test_breakdown_with_unknown_error_in_two_polls_is_disabled() -> None:
+    graph = RefusingInstagramUser()
+    graph.unknown.add(("reach", "follow_type"))
+    status = new_status()
+
+    samples = await PLUGIN.collect(make_ctx(graph, "daily", status=status))
+    assert not series(samples, "instagram_user_reach_by_follow_type"), "left out of this poll"
+    assert len(series(samples, "instagram_user_reach")) == 2
+    assert series(samples, "instagram_user_views"), "the poll delivered the rest"
+    assert status.disabled == {}
+
+    samples = await PLUGIN.collect(make_ctx(graph, "daily", status=status))
+    assert status.disabled == {"reach:follow_type": "unsupported_breakdown"}
+    assert len(series(samples, "instagram_user_reach")) == 2
+
+    graph.calls.clear()
+    samples = await PLUGIN.collect(make_ctx(graph, "daily", status=status))
+    assert graph.breakdown_calls("reach", "follow_type") == 0
+    assert len(series(samples, "instagram_user_reach")) == 2, "the plain metric keeps coming"
+    assert series(samples, "instagram_user_reach_by_media_product_type")
+
+
+async def test_breakdown_with_unknown_error_once_is_kept() -> None:
+    graph = RefusingInstagramUser()
+    graph.unknown.add(("reach", "follow_type"))
+    status = new_status()
+    await PLUGIN.collect(make_ctx(graph, "daily", status=status))
+    graph.unknown.clear()
+    samples = await PLUGIN.collect(make_ctx(graph, "daily", status=status))
+    assert status.disabled == {}
+    follow = series(samples, "instagram_user_reach_by_follow_type")
+    assert {s.label_dict["follow_type"] for s in follow} == {"FOLLOWER", "NON_FOLLOWER"}
+
+
+async def test_unknown_error_on_every_call_fails_the_poll() -> None:
+    graph = RefusingInstagramUser()
+    graph.down = True
+    status = new_status()
+    # demographics only: every call of the poll is a breakdown call
+    for _ in range(2):
+        with pytest.raises(ServerError):
+            await PLUGIN.collect(
+                make_ctx(graph, "daily", metrics=["follower_demographics"], status=status)
+            )
+    assert status.disabled == {}, "Meta being down disables nothing"
+    with pytest.raises(ServerError):
+        await PLUGIN.collect(make_ctx(graph, "daily", status=status))

@@ -4,7 +4,7 @@ classification, the insights fetcher, the plugin, the poller)."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -231,3 +231,119 @@ async def test_token_never_reaches_the_error_or_the_status(
     assert rt.status.per_cadence["fast"].last_error_reason == "auth"
     assert "expired" in error
     assert token not in error
+
+
+@pytest.mark.parametrize(
+    ("code", "message"),
+    [
+        (
+            3000,
+            "(#3000) Reading insights of a Page, business, app, domain or event source group "
+            "not owned by the querying user or application",
+        ),
+        (3003, "(#3003) Requires app admin privileges"),
+    ],
+)
+async def test_app_insights_denied_fails_the_poll_as_permission(
+    mocked: Mocked, session: aiohttp.ClientSession, tmp_path: Path, code: int, message: str
+) -> None:
+    def meta(path: str, params: dict[str, str]) -> Answer:
+        return 400, envelope(code, message)
+
+    double = MetaDouble(mocked, meta)
+    toml = 'plugin = "facebook_app"\naccess_token = "4321|secret"\napp_id = "4321"\n'
+    ok, _store, rt = await poll(session, tmp_path, toml, "daily")
+    assert not ok
+    assert rt.status.per_cadence["daily"].last_error_reason == "permission"
+    assert rt.status.disabled == {}, "a denial is not a retired metric"
+    insight_calls = [p for p, _ in double.calls if "/app_insights/" in p]
+    assert len(insight_calls) == len(set(insight_calls)), "not retried"
+
+
+def _media_account(media: list[dict[str, str]], refuse_shares: set[str]) -> Callable[..., Answer]:
+    """Meta for one IG account: ``refuse_shares`` media answer shares as unsupported."""
+
+    def meta(path: str, params: dict[str, str]) -> Answer:
+        if path == f"{IG}/media":
+            return 200, {"data": media}
+        if path == f"{IG}/stories":
+            return 200, {"data": [{"id": "st1", "timestamp": fb_time(NOW - timedelta(hours=3))}]}
+        obj = path.split("/")[0]
+        names = params["metric"].split(",")
+        if obj in refuse_shares and "shares" in names:
+            return 400, envelope(
+                100, "(#100) The metric shares is not supported for this media type"
+            )
+        data = [{"name": m, "period": "lifetime", "values": [{"value": 5}]} for m in names]
+        if params.get("breakdown"):
+            data[0]["total_value"] = {
+                "value": 5,
+                "breakdowns": [
+                    {
+                        "dimension_keys": [params["breakdown"]],
+                        "results": [{"dimension_values": ["tap_forward"], "value": 5}],
+                    }
+                ],
+            }
+        return 200, {"data": data}
+
+    return meta
+
+
+def _media(media_id: str, product: str, kind: str, hours: int) -> dict[str, str]:
+    return {
+        "id": media_id,
+        "media_product_type": product,
+        "media_type": kind,
+        "timestamp": fb_time(NOW - timedelta(hours=hours)),
+    }
+
+
+async def test_media_shares_refused_for_a_feed_image_in_a_batch_is_scoped(
+    mocked: Mocked, session: aiohttp.ClientSession, tmp_path: Path
+) -> None:
+    media = [
+        _media("img", "FEED", "IMAGE", 1),
+        _media("album", "FEED", "CAROUSEL_ALBUM", 2),
+        _media("reel", "REELS", "VIDEO", 3),
+    ]
+    double = MetaDouble(mocked, _media_account(media, {"img"}))
+    toml = f'plugin = "instagram_media"\naccess_token = "t"\nig_user_id = "{IG}"\n'
+    ok, store, rt = await poll(session, tmp_path, toml, "fast")
+    assert ok
+    assert rt.status.disabled == {"FEED/IMAGE/shares": "unsupported"}
+    img = {s.graph_metric for s in store.samples("s") if s.object_id == "img"}
+    assert {"views", "reach", "saved"} <= img
+    assert "shares" not in img
+
+    double.calls.clear()
+    assert await Poller(store).poll(rt, "fast")
+    shares_asked = {
+        path.split("/")[0]
+        for path, p in double.calls
+        if path.endswith("/insights") and "shares" in p["metric"].split(",")
+    }
+    assert shares_asked == {"album", "reel", "st1"}
+    shares = {s.object_id for s in store.samples("s") if s.graph_metric == "shares"}
+    assert shares == {"album", "reel", "st1"}
+
+
+async def test_requested_story_poll_keeps_the_media_on_metrics_without_listing_them(
+    mocked: Mocked, session: aiohttp.ClientSession, tmp_path: Path
+) -> None:
+    media = [_media("img", "FEED", "IMAGE", 1), _media("reel", "REELS", "VIDEO", 2)]
+    double = MetaDouble(mocked, _media_account(media, set()))
+    toml = f'plugin = "instagram_media"\naccess_token = "t"\nig_user_id = "{IG}"\n'
+    ok, store, rt = await poll(session, tmp_path, toml, "fast")
+    assert ok
+    before = {(s.metric, s.object_id, s.value) for s in store.samples("s")}
+    assert {o for _, o, _ in before} == {"img", "reel", "st1"}
+
+    double.calls.clear()
+    http = double.http
+    assert await Poller(store).poll(rt, "fast", requested=True)
+    assert double.http - http == 2, "the stories list and one batch of story insights"
+    assert {path for path, _ in double.calls if not path.endswith("/insights")} == {f"{IG}/stories"}
+    assert {path.split("/")[0] for path, _ in double.calls if path.endswith("/insights")} == {"st1"}
+    after = {(s.metric, s.object_id, s.value) for s in store.samples("s")}
+    assert after == before, "/metrics keeps the media's series"
