@@ -29,6 +29,8 @@ from collectord.store import SourceStatus, Store
 
 #: The longest a single poll may take, whatever its interval.
 MAX_POLL_TIMEOUT = 30 * 60.0
+#: Seconds a shutdown waits for the polls it cancelled (after the grace period).
+CANCEL_WAIT = 2.0
 
 
 class Sink(Protocol):
@@ -225,5 +227,5 @@ class PollScheduler:
         for task in pending:
             task.cancel()
         if pending:
-            await asyncio.wait(pending, timeout=2)
+            await asyncio.wait(pending, timeout=CANCEL_WAIT)
             self.log.warning("cancelled polls at shutdown", polls=len(pending))
