@@ -6,12 +6,14 @@ Part of the config loader (:mod:`collectord.config`); problems go to the source'
 
 from __future__ import annotations
 
+import warnings
 from types import MappingProxyType
 from typing import Any, Final
 
 from collectord.config_reader import INVALID, MISSING, Kind, Table, suggestion
 from collectord.config_types import GraphConfig
 from collectord.durations import format_duration, parse_duration
+from collectord.errors import ConfigError
 from collectord.model import MetricSpec, Option
 from collectord.plugin import SourcePlugin
 from collectord.secret import Secret
@@ -65,20 +67,38 @@ def resolve_metrics(table: Table, plugin: SourcePlugin, metrics: Any) -> tuple[M
         if metric in known:
             chosen.add(metric)
             continue
-        spec = plugin.spec_for(metric)
-        if spec is not None:
-            extra.setdefault(spec.graph_name, spec)
-        elif metric in by_prom_name:
+        if metric in by_prom_name:
             table.problem(
                 "metrics",
                 f"unknown metric {metric!r}: list metrics by their Graph API name "
                 f"(did you mean {by_prom_name[metric]!r}?)",
             )
+            continue
+        try:
+            spec = _spec_for(table, plugin, metric)
+        except ConfigError as exc:  # the plugin knows why the name is wrong
+            for line in exc.problems:
+                table.problem("metrics", line)
+            continue
+        if spec is not None:
+            extra.setdefault(spec.graph_name, spec)
         else:
             hint = suggestion(metric, known)
             table.problem("metrics", f"unknown metric {metric!r} for plugin {plugin.name!r}{hint}")
     listed = tuple(spec for spec in plugin.catalogue if spec.graph_name in chosen)
     return listed + tuple(spec for name, spec in extra.items() if name not in chosen)
+
+
+def _spec_for(table: Table, plugin: SourcePlugin, metric: str) -> MetricSpec | None:
+    """``plugin.spec_for(metric)``: a :class:`ConfigError` it raises rejects the name with
+    its own words, and a warning it issues (``warnings.warn``: say, a name it does not
+    know but lets Meta decide on) becomes a config warning, shown by ``collectord check``."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        spec = plugin.spec_for(metric)
+    for warning in caught:
+        table.ctx.warn(table.label, "metrics", str(warning.message))
+    return spec
 
 
 def read_options(table: Table, plugin: SourcePlugin) -> tuple[dict[str, Any], bool]:

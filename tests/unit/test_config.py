@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -758,3 +759,65 @@ def test_design_example_loads(tmp_path: Path) -> None:
     assert config.jsonl.path == tmp_path / "samples.jsonl"
     demo = load_config(path, {"facebook_page": FacebookPage()}, environ={}, demo=True)
     assert demo.sources[0].access_token is None
+
+
+class PickyPage(SourcePlugin):
+    """Accepts ``page_`` names it does not know with a warning, rejects ``old_`` ones."""
+
+    name = "picky_page"
+    catalogue = (MetricSpec("page_views_total", "picky_page_views", "fast", ("day",)),)
+
+    def spec_for(self, graph_name: str) -> MetricSpec | None:
+        if graph_name.startswith("old_"):
+            raise ConfigError([f"{graph_name!r} was retired", "and nothing replaced it"])
+        if graph_name.startswith("page_"):
+            warnings.warn(f"{graph_name!r} is new to me", stacklevel=2)
+            return MetricSpec(graph_name, f"picky_{graph_name}", "daily")
+        return None
+
+    async def collect(self, ctx: PollContext) -> list[Sample]:
+        return []
+
+
+PICKY_SOURCE = """
+[[source]]
+name = "p"
+plugin = "picky_page"
+access_token = "t"
+"""
+
+
+def test_a_plugin_rejects_a_metric_name_in_its_own_words(tmp_path: Path) -> None:
+    path = tmp_path / "collector.toml"
+    path.write_text(PICKY_SOURCE + 'metrics = ["old_reach", "page_views_total", "nope"]\n')
+    with pytest.raises(ConfigError) as info:
+        load_config(path, {"picky_page": PickyPage()}, environ={})
+    file = file_of(tmp_path)
+    assert info.value.problems == [
+        f"{file}: source \"p\": metrics: 'old_reach' was retired",
+        f'{file}: source "p": metrics: and nothing replaced it',
+        f"{file}: source \"p\": metrics: unknown metric 'nope' for plugin 'picky_page'",
+    ]
+
+
+def test_a_plugin_warning_about_a_metric_name_is_a_config_warning(tmp_path: Path) -> None:
+    path = tmp_path / "collector.toml"
+    path.write_text(PICKY_SOURCE + 'metrics = ["page_new", "page_views_total"]\n')
+    config = load_config(path, {"picky_page": PickyPage()}, environ={})
+    assert [s.graph_name for s in config.sources[0].specs] == ["page_views_total", "page_new"]
+    assert config.warnings == (
+        f"{file_of(tmp_path)}: source \"p\": metrics: 'page_new' is new to me",
+    )
+
+
+def test_a_prometheus_name_is_an_error_even_when_the_plugin_takes_any_name(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "collector.toml"
+    path.write_text(PICKY_SOURCE + 'metrics = ["picky_page_views"]\n')
+    with pytest.raises(ConfigError) as info:
+        load_config(path, {"picky_page": PickyPage()}, environ={})
+    assert info.value.problems == [
+        f"{file_of(tmp_path)}: source \"p\": metrics: unknown metric 'picky_page_views': list"
+        " metrics by their Graph API name (did you mean 'page_views_total'?)"
+    ]

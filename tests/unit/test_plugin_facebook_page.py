@@ -7,9 +7,12 @@ import fnmatch
 from pathlib import Path
 
 import pytest
-from collectord_plugins.facebook_page import CATALOGUE
+from collectord_plugins.facebook_page import CATALOGUE, FacebookPage
 
 from collectord.cli import main
+from collectord.config import load_config
+from collectord.config_types import Config
+from collectord.errors import ConfigError
 
 BY_NAME = {spec.graph_name: spec for spec in CATALOGUE}
 DWM = ("day", "week", "days_28")
@@ -208,3 +211,144 @@ def test_once_demo_shows_the_metrics_listed(
     assert any('is_60s_returning_viewer="true"' in line for line in lines)
     assert any('period="month"' in line for line in lines if "approximate_earnings{" in line)
     assert any('period="lifetime"' in line for line in lines if "qualified_views" in line)
+
+
+# -- names in `metrics`, through the config loader ------------------------------------
+
+
+def write(tmp_path: Path, metrics: list[str]) -> Path:
+    path = tmp_path / "collector.toml"
+    listed = ", ".join(f'"{m}"' for m in metrics)
+    path.write_text(
+        f'[[source]]\nname = "acme-page"\nplugin = "facebook_page"\naccess_token = "t"\n'
+        f'page_id = "1234567890"\nmetrics = [{listed}]\n',
+        encoding="utf-8",
+    )
+    return path
+
+
+def load(tmp_path: Path, *metrics: str) -> Config:
+    return load_config(
+        write(tmp_path, list(metrics)), {"facebook_page": FacebookPage()}, environ={}
+    )
+
+
+def problems(tmp_path: Path, *metrics: str) -> list[str]:
+    with pytest.raises(ConfigError) as info:
+        load(tmp_path, *metrics)
+    return info.value.problems
+
+
+def line(tmp_path: Path, what: str) -> str:
+    return f'{tmp_path / "collector.toml"}: source "acme-page": metrics: {what}'
+
+
+@pytest.mark.parametrize(
+    ("name", "hint"),
+    [
+        ("facebook_page_views", "did you mean 'page_views_total'?"),
+        ("facebook_page_view", "did you mean 'page_views_total'?"),
+        ("facebook_page_media_view_by_is_from_ads", "did you mean 'page_media_view'?"),
+        ("facebook_page_video_view_time_seconds", "did you mean 'page_video_view_time'?"),
+        (
+            "facebook_page_impressions",
+            "'page_impressions' was retired by Meta in November 2025; use 'page_media_view'",
+        ),
+    ],
+)
+def test_a_prometheus_name_is_an_error_naming_the_meta_name(
+    tmp_path: Path, name: str, hint: str
+) -> None:
+    assert problems(tmp_path, "page_views_total", name) == [
+        line(tmp_path, f"unknown metric {name!r}: list metrics by their Graph API name ({hint})")
+    ]
+
+
+def test_every_wrong_name_is_reported_at_once(tmp_path: Path) -> None:
+    found = problems(tmp_path, "facebook_page_views", "facebook_page_follows")
+    assert [p.split("(")[-1] for p in found] == [
+        "did you mean 'page_views_total'?)",
+        "did you mean 'page_follows'?)",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("name", "nearest"),
+    [
+        ("page_view_total", "did you mean 'page_views_total'?"),
+        ("page_video_complete_views_30", "did you mean 'page_video_complete_views_30s'?"),
+        ("page_brand_new_metric", "Meta decides, and a name it rejects is disabled"),
+        ("post_clicks", "post metrics are read by the facebook_post plugin"),
+    ],
+)
+def test_another_unknown_name_is_asked_for_with_a_warning(
+    tmp_path: Path, name: str, nearest: str
+) -> None:
+    config = load(tmp_path, "page_views_total", name)
+    (source,) = config.sources
+    assert [s.graph_name for s in source.specs] == ["page_views_total", name]
+    assert source.specs[1].cadence == "daily"
+    assert config.warnings == (
+        line(
+            tmp_path,
+            f"{name!r} is not a Page metric collectord knows; it is asked for as a daily "
+            f"metric ({nearest})",
+        ),
+    )
+
+
+def test_catalogue_names_load_without_a_warning(tmp_path: Path) -> None:
+    config = load(tmp_path, *sorted(LIVE))
+    assert config.warnings == ()
+    assert {s.graph_name for s in config.sources[0].specs} == set(LIVE)
+
+
+@pytest.mark.parametrize(
+    ("name", "reason"),
+    [
+        ("page_impressions", "in November 2025; use 'page_media_view'"),
+        (
+            "page_impressions_paid",
+            "in November 2025; use 'page_media_view' (its is_from_ads breakdown)",
+        ),
+        ("page_fans", "in November 2025; use 'page_follows' or the 'followers_count' field"),
+        (
+            "page_impressions_unique",
+            "in June 2026 (with Graph API v26.0); use 'page_total_media_view_unique'",
+        ),
+        (
+            "page_posts_impressions_organic",
+            "in June 2026 (with Graph API v26.0); it has no replacement",
+        ),
+        ("page_fans_online_per_day", "in September 2024; it has no replacement"),
+        ("page_engaged_users", "in March 2024; use 'page_post_engagements'"),
+        ("page_follows_country", "in March 2024; it has no replacement"),
+        (
+            "page_video_views_10s_paid",
+            "with Graph API v19.0; use 'page_video_views' (3 seconds) or "
+            "'page_video_complete_views_30s'",
+        ),
+    ],
+)
+def test_a_retired_name_says_when_and_what_replaced_it(
+    tmp_path: Path, name: str, reason: str
+) -> None:
+    text = f"{name!r} was retired by Meta {reason}"
+    config = load(tmp_path, "page_views_total", name)
+    assert config.warnings == (line(tmp_path, f"{text} (Meta rejects it: it will be disabled)"),)
+
+
+def test_check_prints_the_warning_and_exits_0(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["check", "-c", str(write(tmp_path, ["page_views_total", "page_view_total"]))]) == 0
+    out = capsys.readouterr().out
+    assert "warning: " + line(tmp_path, "'page_view_total' is not a Page metric") in out
+    assert "did you mean 'page_views_total'?" in out
+
+
+def test_check_rejects_a_prometheus_name_with_exit_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["check", "-c", str(write(tmp_path, ["facebook_page_views"]))]) == 2
+    assert "did you mean 'page_views_total'?" in capsys.readouterr().err
