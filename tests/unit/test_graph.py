@@ -8,7 +8,6 @@ import hashlib
 import hmac
 import json
 import re
-from collections.abc import AsyncIterator, Iterator
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -16,7 +15,7 @@ import aiohttp
 import pytest
 from aiohttp import test_utils, web
 from aioresponses import CallbackResult, aioresponses
-from graph_mocks import CompatResponse, Mocked
+from graph_mocks import CompatResponse
 from structlog.testing import capture_logs
 from yarl import URL
 
@@ -96,18 +95,6 @@ class Calls:
 
     def form(self, index: int) -> dict[str, str]:
         return dict(self.seen[index][1]["data"])
-
-
-@pytest.fixture
-def mocked() -> Iterator[aioresponses]:
-    with Mocked() as m:
-        yield m
-
-
-@pytest.fixture
-async def session() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as s:
-        yield s
 
 
 @pytest.fixture

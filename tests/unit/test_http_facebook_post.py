@@ -5,13 +5,11 @@ breakdowns in batch requests, and a post deleted between the listing and its ins
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import aiohttp
-import pytest
 from graph_mocks import (
     BASE,
     VERSION,
@@ -108,18 +106,6 @@ class Page:
                 f"{BASE}/{VERSION}/{LISTING}?after={start + self.per_page}&access_token=t"
             )
         return {"data": items, "paging": paging}
-
-
-@pytest.fixture
-def mocked() -> Iterator[Mocked]:
-    with Mocked() as m:
-        yield m
-
-
-@pytest.fixture
-async def session() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as s:
-        yield s
 
 
 def listing_calls(double: MetaDouble) -> list[dict[str, str]]:

@@ -4,13 +4,11 @@ in one batch, the empty answers of a small account, and code 1 on a breakdown.""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import aiohttp
-import pytest
 from graph_mocks import Answer, Handler, MetaDouble, Mocked, OneSource, envelope, fb_time
 
 IG = "17841400000000001"
@@ -27,18 +25,6 @@ ROWS = {
 }
 TOML = f'plugin = "instagram_user"\naccess_token = "t"\nig_user_id = "{IG}"\n'
 UNKNOWN = (500, envelope(1, "An unknown error has occurred.", is_transient=False))
-
-
-@pytest.fixture
-def mocked() -> Iterator[Mocked]:
-    with Mocked() as m:
-        yield m
-
-
-@pytest.fixture
-async def session() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as s:
-        yield s
 
 
 def entry(name: str, params: dict[str, str]) -> dict[str, Any]:

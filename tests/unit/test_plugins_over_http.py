@@ -4,7 +4,7 @@ classification, the insights fetcher, the plugin, the poller)."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -26,18 +26,6 @@ IG = "17841400000000001"
 
 def fb_time(dt: datetime) -> str:
     return dt.strftime("%Y-%m-%dT%H:%M:%S+0000")
-
-
-@pytest.fixture
-def mocked() -> Iterator[Mocked]:
-    with Mocked() as m:
-        yield m
-
-
-@pytest.fixture
-async def session() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as s:
-        yield s
 
 
 async def poll(
