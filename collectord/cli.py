@@ -119,6 +119,9 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "check":
         _print_check(config, sys.stdout)
         return EXIT_OK
+    log = get_logger("collectord.config")
+    for warning in config.warnings:  # `check` prints them; the daemon logs them once
+        log.warning("config warning", detail=warning)
     if args.command == "run":
         from collectord import daemon
 

@@ -148,3 +148,20 @@ def test_a_plugin_that_fails_to_register_is_a_start_up_error_without_traceback(
     err = capsys.readouterr().err
     assert "register_source_plugins failed: RuntimeError: needs a licence key" in err
     assert "Traceback" not in err
+
+
+def test_once_logs_config_warnings_on_stderr_and_keeps_stdout_for_samples(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cfg = write(tmp_path, '[schedule]\nfast_interval = "1m"\n' + VALID)
+    assert main(["once", "--demo", "-c", str(cfg), "--log-format", "json"]) == 0
+    out, err = capsys.readouterr()
+    warnings = [
+        json.loads(line)
+        for line in err.splitlines()
+        if line.startswith("{") and '"config warning"' in line
+    ]
+    assert len(warnings) == 1
+    assert "fast_interval: 1m is shorter" in warnings[0]["detail"]
+    assert "config warning" not in out
+    assert "facebook_page_followers_count{" in out
