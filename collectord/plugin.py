@@ -209,6 +209,10 @@ class SourcePlugin(abc.ABC):
 
         ``None`` (the default) makes it a config error. A plugin that can request any
         Meta metric by name returns a spec, and Meta decides (an invalid one is disabled).
+        To reject a name with its own words (a Prometheus name, say), raise
+        :class:`~collectord.errors.ConfigError` with one problem per line; to accept it with
+        a remark for the user (a retired or unfamiliar name), call ``warnings.warn(text)``:
+        ``collectord check`` prints it and the daemon logs it.
         """
         return None
 
