@@ -167,7 +167,8 @@ async def fetch_insights(
                 continue  # the object already failed; ignore the other parts
             if not isinstance(answer, GraphError):
                 answered = True
-                suspects.discard(req.disable_key(req.metrics[0]))
+                if req.has_breakdown:
+                    suspects.discard(req.disable_key(req.metrics[0]))
                 data = answer.get("data")
                 if not isinstance(data, list):
                     data = []

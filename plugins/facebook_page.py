@@ -10,9 +10,11 @@ Exposition, for a source ``acme-page`` (values invented)::
 Metrics Meta marks as refreshed several times a day (the starred ones of the reference)
 and the Page fields are ``fast``; the rest are ``daily``. Meta retired the impressions,
 ``page_fans*`` and most demographic metrics (graph-api.md 2.4): a retired name in
-``metrics`` is a config error that says what replaced it, and so is a Prometheus name
-(``facebook_page_views``). Any other name is asked for as a daily metric, with a config
-warning: Meta decides, and a name it rejects is found, disabled and reported once.
+``metrics`` gets a config warning that says when and what replaced it (a warning, not an
+error, so that a config written before Meta retired a metric still starts after an
+upgrade); a Prometheus name (``facebook_page_views``) is a config error. Any other name is
+asked for as a daily metric, with a config warning. Meta decides, and a name it rejects is
+found, disabled and reported once.
 """
 
 from __future__ import annotations
@@ -380,13 +382,13 @@ class FacebookPage(SourcePlugin):
     catalogue = CATALOGUE
 
     def spec_for(self, graph_name: str) -> MetricSpec | None:
-        """A retired or Prometheus name is a config error; any other name not in the
-        catalogue is asked for as a daily metric (Meta adds metrics, and decides: a
-        rejected one is disabled), with a config warning naming the nearest known one."""
+        """A Prometheus name is a config error; any other name not in the catalogue is
+        asked for as a daily metric (Meta adds metrics, and decides: a rejected one is
+        disabled), with a config warning: what replaced it for a retired name, else the
+        nearest known one."""
         reason = retired_reason(graph_name)
         if reason:
-            # Meant to be a config error; a warning until the tests that use
-            # page_impressions to exercise disabling pick a name Meta merely rejects.
+            # Not an error: a config that ran before Meta retired the metric keeps running.
             warnings.warn(f"{reason} (Meta rejects it: it will be disabled)", stacklevel=2)
             return _insight(graph_name, "daily", f"Page insight {graph_name}.", periods=())
         if graph_name.startswith(f"{PREFIX}_"):
