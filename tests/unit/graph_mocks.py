@@ -120,9 +120,18 @@ async def _no_sleep(_: float) -> None:
 class OneSource:
     """The source ``s`` of a one-source config (``source_toml`` is the body of its
     ``[[source]]`` table), polled through the real Graph client against ``BASE``, with a
-    fresh store; backoff sleeps are skipped."""
+    fresh store; backoff sleeps are skipped. ``now`` fixes the time every poll sees (the
+    plugin's ``ctx.now``), so windows computed from it can be asserted exactly."""
 
-    def __init__(self, session: aiohttp.ClientSession, tmp_path: Path, source_toml: str) -> None:
+    def __init__(
+        self,
+        session: aiohttp.ClientSession,
+        tmp_path: Path,
+        source_toml: str,
+        *,
+        now: datetime | None = None,
+    ) -> None:
+        self.now = now
         cfg = tmp_path / "collector.toml"
         cfg.write_text(f'[graph]\nbase_url = "{BASE}"\n\n[[source]]\nname = "s"\n{source_toml}')
         plugins = plugin_map(load_source_plugins())
@@ -137,11 +146,16 @@ class OneSource:
 
     async def poll(self, cadence: str, *, requested: bool = False) -> bool:
         """One poll of ``cadence``, as the scheduler runs it; True when it delivered."""
-        return await Poller(self.store).poll(
+        poller = Poller(self.store) if self.now is None else Poller(self.store, clock=self._now)
+        return await poller.poll(
             self.runtime,
             cadence,  # type: ignore[arg-type]
             requested=requested,
         )
+
+    def _now(self) -> datetime:
+        assert self.now is not None
+        return self.now
 
     def samples(self) -> tuple[Sample, ...]:
         """What ``/metrics`` shows for the source now."""

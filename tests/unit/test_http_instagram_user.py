@@ -89,7 +89,7 @@ async def test_fast_poll_reads_the_account_fields(
     mocked: Mocked, session: aiohttp.ClientSession, tmp_path: Path
 ) -> None:
     double = MetaDouble(mocked, account())
-    source = OneSource(session, tmp_path, TOML)
+    source = OneSource(session, tmp_path, TOML, now=NOW)
     assert await source.poll("fast")
     assert {s.metric: s.value for s in source.samples()} == {
         "instagram_user_followers_count": 12034.0,
@@ -109,6 +109,7 @@ async def test_daily_poll_reads_total_values_and_time_series_in_one_batch(
         session,
         tmp_path,
         TOML + 'metrics = ["views", "accounts_engaged", "reach", "online_followers"]\n',
+        now=NOW,
     )
     assert await source.poll("daily")
     assert double.http == 1, "every call of the poll in one batch request"
@@ -143,6 +144,7 @@ async def test_small_account_empty_data_is_no_data_not_an_error(
         session,
         tmp_path,
         TOML + 'metrics = ["follower_demographics", "online_followers", "views"]\n',
+        now=NOW,
     )
     assert await source.poll("daily")
     assert {s.metric for s in source.samples()} == {
@@ -157,7 +159,7 @@ async def test_only_empty_answers_is_an_empty_successful_poll(
     mocked: Mocked, session: aiohttp.ClientSession, tmp_path: Path
 ) -> None:
     MetaDouble(mocked, account(small=True))
-    source = OneSource(session, tmp_path, TOML + 'metrics = ["follower_demographics"]\n')
+    source = OneSource(session, tmp_path, TOML + 'metrics = ["follower_demographics"]\n', now=NOW)
     assert await source.poll("daily")
     assert source.samples() == ()
     assert source.status.per_cadence["daily"].ok
@@ -167,7 +169,7 @@ async def test_breakdown_with_unknown_error_is_retried_left_out_then_disabled(
     mocked: Mocked, session: aiohttp.ClientSession, tmp_path: Path
 ) -> None:
     double = MetaDouble(mocked, account(unknown={("reach", "follow_type")}))
-    source = OneSource(session, tmp_path, TOML + 'metrics = ["reach", "views"]\n')
+    source = OneSource(session, tmp_path, TOML + 'metrics = ["reach", "views"]\n', now=NOW)
 
     assert await source.poll("daily"), "the poll does not fail"
     assert asked(double, "reach", "follow_type") == 1 + source.client.max_retries, (
@@ -194,7 +196,7 @@ async def test_breakdown_failing_once_is_not_disabled(
 ) -> None:
     failing = {("reach", "follow_type")}
     MetaDouble(mocked, account(unknown=failing))
-    source = OneSource(session, tmp_path, TOML + 'metrics = ["reach"]\n')
+    source = OneSource(session, tmp_path, TOML + 'metrics = ["reach"]\n', now=NOW)
     assert await source.poll("daily")
     failing.clear()  # Meta's passing fault is over
     assert await source.poll("daily")
@@ -206,7 +208,7 @@ async def test_unknown_error_on_every_call_fails_the_poll_as_server(
     mocked: Mocked, session: aiohttp.ClientSession, tmp_path: Path
 ) -> None:
     MetaDouble(mocked, account(unknown={("*", "*")}))
-    source = OneSource(session, tmp_path, TOML + 'metrics = ["follower_demographics"]\n')
+    source = OneSource(session, tmp_path, TOML + 'metrics = ["follower_demographics"]\n', now=NOW)
     for _ in range(2):
         assert not await source.poll("daily")
     assert source.reason("daily") == "server"
