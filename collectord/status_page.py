@@ -64,6 +64,7 @@ def _row(status: SourceStatus, series: int, now: float) -> str:
         f"<li>{escape(metric)}: {escape(reason)}</li>"
         for metric, reason in sorted(status.disabled.items())
     )
+    skipped = [f"{escape(why)}: {n}" for why, n in sorted(status.skipped.items())]
     state = escape(status.state)
     cells = [
         escape(status.name),
@@ -74,6 +75,7 @@ def _row(status: SourceStatus, series: int, now: float) -> str:
         _lines(errors),
         _lines(runs),
         f"<ul>{disabled}</ul>" if disabled else "none",
+        _lines(skipped, "none"),
     ]
     return "<tr>" + "".join(f"<td>{cell}</td>" for cell in cells) + "</tr>"
 
@@ -89,6 +91,7 @@ def render_status_page(snapshot: Snapshot, *, version: str, ready: bool, now: fl
         "last error",
         "next run",
         "disabled metrics",
+        "skipped objects (since start)",
     )
     rows = "\n".join(_row(s, len(snapshot.samples.get(s.name, ())), now) for s in snapshot.sources)
     if not rows:

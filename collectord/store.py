@@ -66,6 +66,9 @@ class SourceStatus:
     cadences: tuple[Cadence, ...]
     per_cadence: dict[str, CadenceStatus] = field(default_factory=dict)
     errors: Counter[str] = field(default_factory=Counter)
+    #: Skipped objects by the plugin's reason (``not_enough_viewers``, ``vanished``, ...),
+    #: for the status page; ``/metrics`` counts them all as ``skipped_object``.
+    skipped: Counter[str] = field(default_factory=Counter)
     disabled: dict[str, str] = field(default_factory=dict)
     memory: dict[str, Any] = field(default_factory=dict)
     token_expiry: float | None = None
@@ -80,6 +83,7 @@ class SourceStatus:
     # -- SourceState protocol -------------------------------------------------------------
     def count_skip(self, reason: str) -> None:
         self.errors["skipped_object"] += 1
+        self.skipped[reason] += 1
 
     def count_disabled(self, metric: str) -> None:
         self.errors["invalid_metric"] += 1

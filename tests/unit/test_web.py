@@ -140,6 +140,8 @@ async def test_status_page_shows_sources(server: Server):
         duration=0.1,
     )
     server.store.status("acme-page").disabled["page_fans"] = "retired"
+    for why in ("not_enough_viewers", "vanished", "not_enough_viewers"):
+        server.store.status("acme-page").count_skip(why)
     server.store.status("acme-page").per_cadence["fast"].next_run = datetime(
         2030, 1, 2, 3, 4, 5, tzinfo=UTC
     )
@@ -153,6 +155,7 @@ async def test_status_page_shows_sources(server: Server):
     assert '<span class="pending">pending</span>' in body  # acme-ig
     assert "(#10) Requires pages_read_engagement <em>(permission)</em>" in body
     assert "page_fans: retired" in body
+    assert "<div>not_enough_viewers: 2</div><div>vanished: 1</div>" in body
     assert "fast: 2030-01-02T03:04:05Z (in " in body
     for link in ("metrics", "healthz", "readyz"):
         assert f'href="{link}"' in body
