@@ -6,6 +6,7 @@ import asyncio
 import json
 import signal
 import sys
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -18,44 +19,29 @@ from collectord.simulator.base import pacific_midnight_on_or_before
 pytestmark = pytest.mark.integration
 
 
-def page_config(sim: Simulator, tmp_path: Path, *, metrics: str = "", extra: str = "") -> str:
+def page_source(sim: Simulator, metrics: str = "") -> str:
+    """The ``[[source]]`` table of the simulator's first Page (``metrics``: an extra line)."""
     world = sim.world
     return f"""
-[collector]
-listen = "127.0.0.1:@PORT@"
-state_dir = "state"
-
-[graph]
-base_url = "{sim.url}"
-version = "v26.0"
-app_id = "{world.app_id}"
-app_secret = "{world.app_secret}"
-timeout = "5s"
-
-[schedule]
-fast_interval = "1h"
-daily_interval = "1h"
-jitter = "0s"
-
 [[source]]
 name = "acme-page"
 plugin = "facebook_page"
 access_token = "{world.demo_token("facebook_page")}"
 page_id = "{world.first_page.id}"
 {metrics}
-
-[sink.jsonl]
-path = "{tmp_path / "samples.jsonl"}"
-{extra}
 """
 
 
 async def test_page_metrics_match_what_the_simulator_served(
-    simulator: Simulator, start_daemon: Any, tmp_path: Path, frozen_now: datetime
+    simulator: Simulator,
+    start_daemon: Any,
+    make_config: Callable[..., str],
+    tmp_path: Path,
+    frozen_now: datetime,
 ) -> None:
     world = simulator.world
     page_id = world.first_page.id
-    daemon = await start_daemon(page_config(simulator, tmp_path))
+    daemon = await start_daemon(make_config(simulator, page_source(simulator)))
     await daemon.wait_ready()
     scrape = await daemon.scrape()
     labels = {"source": "acme-page", "page_id": page_id}
@@ -143,9 +129,9 @@ async def test_page_metrics_match_what_the_simulator_served(
 
 
 async def test_restart_writes_no_duplicate_records(
-    simulator: Simulator, start_daemon: Any, tmp_path: Path
+    simulator: Simulator, start_daemon: Any, make_config: Callable[..., str], tmp_path: Path
 ) -> None:
-    config = page_config(simulator, tmp_path)
+    config = make_config(simulator, page_source(simulator))
     first = await start_daemon(config)
     await first.wait_ready()
     assert await first.stop(signal.SIGKILL) == -signal.SIGKILL
@@ -160,10 +146,10 @@ async def test_restart_writes_no_duplicate_records(
 
 
 async def test_retired_metric_is_disabled_while_the_others_flow(
-    simulator: Simulator, start_daemon: Any, tmp_path: Path
+    simulator: Simulator, start_daemon: Any, make_config: Callable[..., str]
 ) -> None:
     metrics = 'metrics = ["page_views_total", "page_impressions", "page_post_engagements"]'
-    daemon = await start_daemon(page_config(simulator, tmp_path, metrics=metrics))
+    daemon = await start_daemon(make_config(simulator, page_source(simulator, metrics)))
     await daemon.wait_ready()
     scrape = await daemon.scrape()
     assert (
@@ -191,12 +177,10 @@ async def test_invalid_config_exits_2_naming_the_key(start_daemon: Any) -> None:
 
 
 async def test_failing_source_recovers_and_keeps_last_values(
-    simulator: Simulator, start_daemon: Any, tmp_path: Path
+    simulator: Simulator, start_daemon: Any, make_config: Callable[..., str]
 ) -> None:
     """A token error fails the poll (values stay, up=0); the daemon itself stays healthy."""
-    config = page_config(simulator, tmp_path).replace(
-        'fast_interval = "1h"', 'fast_interval = "1s"'
-    )
+    config = make_config(simulator, page_source(simulator), fast="1s")
     daemon = await start_daemon(config)
     await daemon.wait_ready()
     good = await daemon.scrape()
