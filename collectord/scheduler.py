@@ -163,6 +163,7 @@ class PollScheduler:
         self.rng = rng
         self.scheduler = AsyncIOScheduler(timezone=UTC)
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._stopping = False
         self.log = get_logger("collectord.scheduler")
 
     def start(self) -> None:
@@ -194,6 +195,11 @@ class PollScheduler:
             self._tasks.add(task)
         try:
             await self.poller.poll(rt, cadence, requested=requested)
+        except asyncio.CancelledError:
+            if not self._stopping:
+                raise
+            # cancelled by shutdown() after its grace period: said once there, not as a
+            # failed job by APScheduler
         finally:
             if task is not None:
                 self._tasks.discard(task)
@@ -216,16 +222,24 @@ class PollScheduler:
         )
 
     async def shutdown(self, grace: float = 10.0) -> None:
-        """Stop scheduling; give running polls ``grace`` seconds, then cancel them."""
+        """Stop scheduling; give running polls ``grace`` seconds, then cancel them.
+
+        The scheduler is paused first (no new runs) and shut down only after the wait:
+        APScheduler's shutdown cancels the jobs still running at once.
+        """
+        self._stopping = True
         if self.scheduler.running:
-            self.scheduler.shutdown(wait=False)
+            self.scheduler.pause()
         running = {t for t in self._tasks if not t.done()}
-        if not running:
-            return
-        self.log.info("waiting for running polls", polls=len(running), grace=grace)
-        _done, pending = await asyncio.wait(running, timeout=grace)
-        for task in pending:
-            task.cancel()
-        if pending:
-            await asyncio.wait(pending, timeout=CANCEL_WAIT)
-            self.log.warning("cancelled polls at shutdown", polls=len(pending))
+        if running:
+            self.log.info("waiting for running polls", polls=len(running), grace=grace)
+            _done, pending = await asyncio.wait(running, timeout=grace)
+            for task in pending:
+                task.cancel()
+            if pending:
+                await asyncio.wait(pending, timeout=CANCEL_WAIT)
+                self.log.warning("cancelled polls at shutdown", polls=len(pending))
+        if self.scheduler.running:
+            # AsyncIOScheduler.shutdown only schedules itself on the loop: let it run
+            self.scheduler.shutdown(wait=False)
+            await asyncio.sleep(0)

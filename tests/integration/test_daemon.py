@@ -208,3 +208,27 @@ def test_python_dash_m_works() -> None:
         check=True,
     )
     assert out.stdout.startswith("collectord ")
+
+
+async def test_sigterm_lets_a_running_poll_finish(
+    simulator: Simulator,
+    start_daemon: Any,
+    make_config: Callable[..., str],
+    tap: Callable[[Simulator], Any],
+) -> None:
+    """SIGTERM in the middle of a poll: the poll gets the grace period (it finishes), no
+    job is reported as failed, and the daemon exits 0."""
+    daemon = await start_daemon(make_config(simulator, page_source(simulator), fast="1s"))
+    await daemon.wait_ready()
+    simulator.faults.delay(2.0, count=None)  # every answer from now on comes 2 s late
+    asked = asyncio.Event()
+    tap(simulator).after = lambda _call: asked.set()
+    await asyncio.wait_for(asked.wait(), 15)  # a poll is under way, waiting on Meta
+    assert await daemon.stop() == 0
+    events = daemon.log_events()
+    names = [e.get("event") for e in events]
+    assert "waiting for running polls" in names
+    assert "cancelled polls at shutdown" not in names
+    assert not [e for e in events if e.get("level") in ("error", "critical")], events
+    assert "raised an exception" not in daemon.logs()
+    assert "Traceback" not in daemon.logs()

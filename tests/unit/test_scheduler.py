@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
+import pytest
 from structlog.testing import capture_logs
 
 from collectord import MetricSpec, PollContext, Sample, SourcePlugin, ThrottledError
@@ -149,14 +151,57 @@ async def test_scheduler_runs_each_cadence_at_start_and_isolates_sources() -> No
     assert store.status("good").per_cadence["fast"].next_run is not None
 
 
-async def test_shutdown_cancels_a_hanging_poll() -> None:
+async def test_shutdown_cancels_a_hanging_poll(caplog: pytest.LogCaptureFixture) -> None:
     store = Store()
     plugin = Scripted(["hang", "hang"])
     sched = PollScheduler(Poller(store), [runtime(store, "h", plugin)])
     sched.start()
     await asyncio.wait_for(plugin.called.wait(), 10)
-    await sched.shutdown(grace=0.1)
+    with capture_logs() as logs:
+        await sched.shutdown(grace=0.1)
     assert not sched.scheduler.running
+    assert [e["event"] for e in logs if e["log_level"] == "warning"] == [
+        "cancelled polls at shutdown"
+    ]
+    # APScheduler does not report the cancelled polls as failed jobs
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+
+
+class Gated(SourcePlugin):
+    """A poll that runs until the test opens the gate."""
+
+    name = "gated"
+    catalogue = (FAST, DAILY)
+
+    def __init__(self) -> None:
+        self.started = asyncio.Event()
+        self.gate = asyncio.Event()
+
+    async def collect(self, ctx: PollContext) -> list[Sample]:
+        self.started.set()
+        await self.gate.wait()
+        spec = FAST if ctx.cadence == "fast" else DAILY
+        return [ctx.sample(spec, 7.0, object_id="o", labels={"obj": "o"})]
+
+
+async def test_shutdown_lets_running_polls_finish_within_the_grace(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    store = Store()
+    plugin = Gated()
+    sched = PollScheduler(Poller(store), [runtime(store, "g", plugin)])
+    sched.start()
+    await asyncio.wait_for(plugin.started.wait(), 10)
+    stopping = asyncio.create_task(sched.shutdown(grace=30))
+    for _ in range(20):  # let shutdown start waiting (it must not cancel the polls)
+        await asyncio.sleep(0)
+    assert not stopping.done()
+    plugin.gate.set()
+    await asyncio.wait_for(stopping, 10)
+    assert not sched.scheduler.running
+    assert store.ready, "both polls finished and were recorded"
+    assert sorted(s.value for s in store.samples("g")) == [7.0, 7.0]
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
 
 
 async def test_extra_poll_requested_by_plugin_runs() -> None:
