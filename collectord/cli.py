@@ -30,6 +30,8 @@ from collectord.logs import configure_logging, get_logger
 from collectord.plugins import LoadedPlugin, PluginLoadError, load_source_plugins, plugin_map
 
 EXIT_OK, EXIT_FAILED, EXIT_INVALID = 0, 1, 2
+#: Interrupted by Ctrl-C (128 + SIGINT), as shells report it.
+EXIT_INTERRUPTED = 130
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -64,16 +66,31 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--source", action="append", metavar="NAME", help="poll only this source (repeatable)"
     )
-    p.add_argument("--format", choices=("prom", "jsonl"), default="prom")
+    p.add_argument(
+        "--format",
+        choices=("prom", "jsonl"),
+        default="prom",
+        help="Prometheus text exposition, or JSONL records (default: prom)",
+    )
 
     p = sub.add_parser("check", parents=[common], help="validate the config and the plugins")
     with_config(p)
 
     p = sub.add_parser("plugins", parents=[common], help="list the loaded plugins")
-    p.add_argument("--format", choices=("text", "json"), default="text")
+    p.add_argument(
+        "--format",
+        choices=("text", "json"),
+        default="text",
+        help="a table, or one JSON document (default: text)",
+    )
 
     p = sub.add_parser("simulate", parents=[common], help="serve the Graph API simulator")
-    p.add_argument("--listen", default="127.0.0.1:8191", metavar="HOST:PORT")
+    p.add_argument(
+        "--listen",
+        default="127.0.0.1:8191",
+        metavar="HOST:PORT",
+        help="where to serve it (default: 127.0.0.1:8191)",
+    )
     return parser
 
 
@@ -82,8 +99,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     configure_logging(args.log_level or "info", args.log_format or "console")
     try:
         return _dispatch(args)
-    except KeyboardInterrupt:
-        return EXIT_OK
+    except KeyboardInterrupt:  # Ctrl-C outside the daemon's own signal handling (`once`)
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        # The reader went away (`collectord plugins | head`): no traceback. Point stdout at
+        # /dev/null so that Python's flush at exit does not fail again.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return EXIT_FAILED
 
 
 def _dispatch(args: argparse.Namespace) -> int:
@@ -122,12 +145,16 @@ def _dispatch(args: argparse.Namespace) -> int:
     log = get_logger("collectord.config")
     for warning in config.warnings:  # `check` prints them; the daemon logs them once
         log.warning("config warning", detail=warning)
-    if args.command == "run":
-        from collectord import daemon
+    try:
+        if args.command == "run":
+            from collectord import daemon
 
-        return asyncio.run(daemon.run(config, plugin_map(loaded), demo=args.demo))
-    if args.command == "once":
-        return _once(config, loaded, args)
+            return asyncio.run(daemon.run(config, plugin_map(loaded), demo=args.demo))
+        if args.command == "once":
+            return _once(config, loaded, args)
+    except ConfigError as exc:  # found at start-up, such as a state_dir that cannot be made
+        _problems(exc.problems)
+        return EXIT_INVALID
     raise AssertionError(args.command)
 
 

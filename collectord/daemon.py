@@ -20,6 +20,7 @@ import aiohttp
 
 from collectord import __version__
 from collectord.config_types import Config, ScheduleConfig, SourceConfig
+from collectord.errors import ConfigError
 from collectord.exporter import make_registry
 from collectord.graph import GraphClient
 from collectord.jsonl import JsonlSink
@@ -41,11 +42,14 @@ DEMO_ID_KEYS = ("page_id", "ig_user_id", "app_id")
 #: Under --demo the first polls are spread over at most this many seconds, so that a
 #: newcomer sees metrics at once.
 DEMO_MAX_JITTER = 2.0
+#: Under --demo, state and samples go to this folder of the state_dir.
+DEMO_STATE = "demo"
 
 
 def apply_demo(config: Config, world: Any, base_url: str) -> Config:
-    """Point every source at the simulator: its URL, its tokens, ids it knows; and keep the
-    jitter short so the first values show up within seconds."""
+    """Point every source at the simulator: its URL, its tokens, ids it knows; keep the
+    jitter short so the first values show up within seconds; and keep the demo's state and
+    samples apart from real ones, in ``{state_dir}/demo/`` (the JSONL file keeps its name)."""
     ids = world.demo_ids()
     graph = dataclasses.replace(
         config.graph,
@@ -71,9 +75,31 @@ def apply_demo(config: Config, world: Any, base_url: str) -> Config:
                 schedule=_short_jitter(src.schedule),
             )
         )
+    state_dir = config.collector.state_dir / DEMO_STATE
+    jsonl = config.jsonl
+    if jsonl is not None:
+        jsonl = dataclasses.replace(jsonl, path=state_dir / jsonl.path.name)
     return dataclasses.replace(
-        config, graph=graph, schedule=_short_jitter(config.schedule), sources=tuple(sources)
+        config,
+        collector=dataclasses.replace(config.collector, state_dir=state_dir),
+        graph=graph,
+        schedule=_short_jitter(config.schedule),
+        sources=tuple(sources),
+        jsonl=jsonl,
     )
+
+
+def _make_state_dir(config: Config) -> None:
+    """Create ``state_dir``; one config problem line when it cannot be (a file in the way,
+    no permission: the usual case of a read-only config folder in a container)."""
+    path = config.collector.state_dir
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        why = exc.strerror or str(exc)
+        raise ConfigError(
+            [f"{config.path}: [collector]: state_dir: cannot create {str(path)!r}: {why}"]
+        ) from None
 
 
 def _short_jitter(schedule: ScheduleConfig) -> ScheduleConfig:
@@ -131,7 +157,6 @@ class Collector:
             self.config = apply_demo(self.config, self.simulator.world, base_url)
             log.info("demo simulator started", url=base_url)
 
-        self.config.collector.state_dir.mkdir(parents=True, exist_ok=True)
         session = await self._stack.enter_async_context(
             aiohttp.ClientSession(headers={"User-Agent": f"collectord/{__version__}"})
         )
@@ -140,6 +165,9 @@ class Collector:
         )
         sinks = []
         if self.sinks_enabled and self.config.jsonl is not None:
+            _make_state_dir(self.config)
+            if self.demo:
+                log.info("demo samples are written apart", jsonl=str(self.config.jsonl.path))
             sink = JsonlSink(
                 self.config.jsonl,
                 self.config.collector.state_dir,

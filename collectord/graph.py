@@ -182,10 +182,15 @@ class GraphClient:
         return BoundGraph(self, binding)
 
     async def debug_token(
-        self, input_token: Secret | str, *, graph: GraphConfig | None = None
+        self,
+        input_token: Secret | str,
+        *,
+        graph: GraphConfig | None = None,
+        source: str | None = None,
     ) -> dict[str, Any]:
         """``GET /debug_token`` with the app token ``app_id|app_secret`` of ``graph``
-        (default the client's settings); returns ``data``."""
+        (default the client's settings); returns ``data``. ``source`` names the source
+        whose token it is, in the request log."""
         graph = graph or self.config
         app_id, app_secret = graph.app_id, graph.app_secret
         if not app_id or not app_secret:
@@ -193,7 +198,11 @@ class GraphClient:
         app_token = Secret(f"{app_id}|{app_secret.reveal()}")
         inspected = Secret(input_token)
         binding = _Binding(
-            app_token, graph, "debug_token", _budget(app_token), extra_secrets=(inspected,)
+            app_token,
+            graph,
+            source or "debug_token",
+            _budget(app_token),
+            extra_secrets=(inspected,),
         )
         body = await BoundGraph(self, binding).get("debug_token", {"input_token": inspected})
         data = body.get("data")

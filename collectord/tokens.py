@@ -51,7 +51,7 @@ class TokenWatcher:
             if not token:
                 continue
             try:
-                data = await self.client.debug_token(token, graph=rt.config.graph)
+                data = await self.client.debug_token(token, graph=rt.config.graph, source=rt.name)
             except GraphError as exc:
                 if rt.name not in self._failing:
                     self._failing.add(rt.name)

@@ -106,7 +106,9 @@ async def test_run_demo_with_the_shipped_config_shows_all_five_plugins(
         plugin_families = {n for n, lab, _ in scrape.samples if lab.get("source") == source}
         assert {n for n in plugin_families if not n.startswith("collectord_")}, source
     assert await daemon.stop() == 0
-    assert (tmp_path / "samples.jsonl").stat().st_size > 0
+    # the demo's samples and state are kept apart from a real run's, under state_dir/demo
+    assert not (tmp_path / "samples.jsonl").exists()
+    assert (tmp_path / ".collectord" / "demo" / "samples.jsonl").stat().st_size > 0
     assert "Traceback" not in daemon.logs()
 
 

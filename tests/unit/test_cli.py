@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -165,3 +167,47 @@ def test_once_logs_config_warnings_on_stderr_and_keeps_stdout_for_samples(
     assert "fast_interval: 1m is shorter" in warnings[0]["detail"]
     assert "config warning" not in out
     assert "facebook_page_followers_count{" in out
+
+
+def test_a_state_dir_that_cannot_be_made_is_one_problem_line_and_exit_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TOKEN", "EAAtesttokenvalue1234567890")
+    (tmp_path / "occupied").write_text("a file where the state folder should be")
+    text = VALID.replace("[collector]\n", '[collector]\nstate_dir = "occupied/state"\n')
+    cfg = write(tmp_path, text + '\n[sink.jsonl]\npath = "samples.jsonl"\n')
+    # (the daemon stops at the state_dir, before it listens anywhere)
+    assert main(["run", "-c", str(cfg)]) == 2
+    err = capsys.readouterr().err
+    assert (
+        f"{cfg}: [collector]: state_dir: cannot create '{tmp_path / 'occupied' / 'state'}'" in err
+    )
+    assert "Traceback" not in err
+
+
+def test_ctrl_c_during_once_exits_130(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import collectord.cli
+
+    def interrupted(*_args: object) -> int:
+        raise KeyboardInterrupt
+
+    monkeypatch.setenv("TOKEN", "EAAtesttokenvalue1234567890")
+    monkeypatch.setattr(collectord.cli, "_once", interrupted)
+    assert main(["once", "-c", str(write(tmp_path, VALID))]) == 130
+
+
+def test_a_reader_that_goes_away_gets_no_traceback(tmp_path: Path) -> None:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "collectord", "plugins"],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdout is not None
+    assert proc.stderr is not None
+    proc.stdout.close()  # the reader is gone before the first line, as with `| head -0`
+    err = proc.stderr.read()
+    assert proc.wait(timeout=60) == 1
+    assert "Traceback" not in err
+    assert "BrokenPipeError" not in err
