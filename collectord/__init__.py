@@ -35,6 +35,7 @@ from collectord.insights import (
     samples_from_values,
     scoped_key,
 )
+from collectord.metric_names import MetricNames, Retired
 from collectord.model import (
     CADENCES,
     ERROR_REASONS,
@@ -69,6 +70,7 @@ __all__ = [
     "InsightRequest",
     "InsightValue",
     "InvalidRequestError",
+    "MetricNames",
     "MetricSpec",
     "NetworkError",
     "ObjectNotFoundError",
@@ -76,6 +78,7 @@ __all__ = [
     "PermissionDeniedError",
     "PollContext",
     "PollError",
+    "Retired",
     "Sample",
     "Secret",
     "ServerError",

@@ -19,18 +19,17 @@ found, disabled and reported once.
 
 from __future__ import annotations
 
-import difflib
-import fnmatch
-import warnings
 from collections.abc import Mapping
 from typing import Any
 
 import collectord
 from collectord import (
     InsightRequest,
+    MetricNames,
     MetricSpec,
     Option,
     PollContext,
+    Retired,
     Sample,
     SourcePlugin,
     breakdown_key,
@@ -259,7 +258,7 @@ CATALOGUE: tuple[MetricSpec, ...] = (
     ),
 )
 
-# graph-api.md 2.4: what Meta retired, when, and what to ask for instead; fnmatch patterns,
+# What Meta retired, when, and what to ask for instead (graph-api.md 2.4); fnmatch patterns,
 # the first match wins (so the specific names come before the families).
 MARCH_2024 = "in March 2024"
 SEPT_2024 = "in September 2024"
@@ -269,102 +268,94 @@ NO_CITY = (
     "Meta named {!r} as its replacement, but had already retired that in March 2024; "
     "no Page demographics remain"
 )
-RETIRED: tuple[tuple[str, str, str | None], ...] = (
-    ("page_impressions", NOV_2025, "use 'page_media_view'"),
-    ("page_impressions_paid", NOV_2025, "use 'page_media_view' (its is_from_ads breakdown)"),
-    ("page_impressions_viral", NOV_2025, None),
-    ("page_impressions_nonviral", NOV_2025, None),
-    ("page_fans", NOV_2025, "use 'page_follows' or the 'followers_count' field"),
-    ("page_fans_locale", NOV_2025, None),
-    ("page_fans_city", NOV_2025, NO_CITY.format("page_follows_city")),
-    ("page_fans_country", NOV_2025, NO_CITY.format("page_follows_country")),
-    ("page_fan_adds", NOV_2025, "the nearest live metric is 'page_daily_follows_unique'"),
-    ("page_fan_adds_unique", NOV_2025, "the nearest live metric is 'page_daily_follows_unique'"),
-    ("page_fan_removes", NOV_2025, "the nearest live metric is 'page_daily_unfollows_unique'"),
-    (
+RETIRED: tuple[Retired, ...] = (
+    Retired("page_impressions", NOV_2025, "use 'page_media_view'"),
+    Retired("page_impressions_paid", NOV_2025, "use 'page_media_view' (its is_from_ads breakdown)"),
+    Retired("page_impressions_viral", NOV_2025),
+    Retired("page_impressions_nonviral", NOV_2025),
+    Retired("page_fans", NOV_2025, "use 'page_follows' or the 'followers_count' field"),
+    Retired("page_fans_locale", NOV_2025),
+    Retired("page_fans_city", NOV_2025, NO_CITY.format("page_follows_city")),
+    Retired("page_fans_country", NOV_2025, NO_CITY.format("page_follows_country")),
+    Retired("page_fan_adds", NOV_2025, "the nearest live metric is 'page_daily_follows_unique'"),
+    Retired(
+        "page_fan_adds_unique", NOV_2025, "the nearest live metric is 'page_daily_follows_unique'"
+    ),
+    Retired(
+        "page_fan_removes", NOV_2025, "the nearest live metric is 'page_daily_unfollows_unique'"
+    ),
+    Retired(
         "page_fan_removes_unique",
         NOV_2025,
         "the nearest live metric is 'page_daily_unfollows_unique'",
     ),
-    ("page_impressions_unique", JUNE_2026, "use 'page_total_media_view_unique'"),
-    (
+    Retired("page_impressions_unique", JUNE_2026, "use 'page_total_media_view_unique'"),
+    Retired(
         "page_impressions_paid_unique",
         JUNE_2026,
         "use 'page_total_media_view_unique' (paid and organic: 'page_media_view' with its "
         "is_from_ads breakdown)",
     ),
-    ("page_impressions_viral_unique", JUNE_2026, None),
-    ("page_impressions_nonviral_unique", JUNE_2026, None),
-    ("page_posts_impressions*", JUNE_2026, None),
-    ("page_posts_served_impressions_organic_unique", JUNE_2026, None),
-    ("page_video_views_unique", JUNE_2026, "use 'page_video_views'"),
-    ("page_impressions_organic_v2", SEPT_2024, "use 'page_media_view' (its is_from_ads breakdown)"),
-    ("page_impressions_organic_unique_v2", SEPT_2024, None),
-    ("page_impressions_by_story_type*", SEPT_2024, None),
-    ("page_impressions_by_*_unique", SEPT_2024, None),
-    ("page_impressions_viral_frequency_distribution", SEPT_2024, None),
-    ("page_consumptions_unique", SEPT_2024, None),
-    ("page_consumptions_by_consumption_type*", SEPT_2024, None),
-    ("page_places_checkin_*", SEPT_2024, None),
-    ("page_negative_feedback*", SEPT_2024, None),
-    ("page_fans_online", SEPT_2024, None),
-    ("page_fans_online_per_day", SEPT_2024, None),
-    ("page_engaged_users", MARCH_2024, "use 'page_post_engagements'"),
-    ("page_consumptions", MARCH_2024, None),
-    ("page_content_activity*", MARCH_2024, None),
-    ("page_cta_clicks_*", MARCH_2024, "use 'page_total_actions'"),
-    ("page_call_phone_clicks_*", MARCH_2024, "use 'page_total_actions'"),
-    ("page_get_directions_clicks_*", MARCH_2024, "use 'page_total_actions'"),
-    ("page_fans_by_like_source*", MARCH_2024, None),
-    ("page_fans_gender_age", MARCH_2024, None),
-    ("page_follows_city", MARCH_2024, None),
-    ("page_follows_country", MARCH_2024, None),
-    ("page_follows_gender_age", MARCH_2024, None),
-    ("page_follows_locale", MARCH_2024, None),
-    ("page_impressions_by_*", MARCH_2024, None),
-    (
+    Retired("page_impressions_viral_unique", JUNE_2026),
+    Retired("page_impressions_nonviral_unique", JUNE_2026),
+    Retired("page_posts_impressions*", JUNE_2026),
+    Retired("page_posts_served_impressions_organic_unique", JUNE_2026),
+    Retired("page_video_views_unique", JUNE_2026, "use 'page_video_views'"),
+    Retired(
+        "page_impressions_organic_v2",
+        SEPT_2024,
+        "use 'page_media_view' (its is_from_ads breakdown)",
+    ),
+    Retired("page_impressions_organic_unique_v2", SEPT_2024),
+    Retired("page_impressions_by_story_type*", SEPT_2024),
+    Retired("page_impressions_by_*_unique", SEPT_2024),
+    Retired("page_impressions_viral_frequency_distribution", SEPT_2024),
+    Retired("page_consumptions_unique", SEPT_2024),
+    Retired("page_consumptions_by_consumption_type*", SEPT_2024),
+    Retired("page_places_checkin_*", SEPT_2024),
+    Retired("page_negative_feedback*", SEPT_2024),
+    Retired("page_fans_online", SEPT_2024),
+    Retired("page_fans_online_per_day", SEPT_2024),
+    Retired("page_engaged_users", MARCH_2024, "use 'page_post_engagements'"),
+    Retired("page_consumptions", MARCH_2024),
+    Retired("page_content_activity*", MARCH_2024),
+    Retired("page_cta_clicks_*", MARCH_2024, "use 'page_total_actions'"),
+    Retired("page_call_phone_clicks_*", MARCH_2024, "use 'page_total_actions'"),
+    Retired("page_get_directions_clicks_*", MARCH_2024, "use 'page_total_actions'"),
+    Retired("page_fans_by_like_source*", MARCH_2024),
+    Retired("page_fans_gender_age", MARCH_2024),
+    Retired("page_follows_city", MARCH_2024),
+    Retired("page_follows_country", MARCH_2024),
+    Retired("page_follows_gender_age", MARCH_2024),
+    Retired("page_follows_locale", MARCH_2024),
+    Retired("page_impressions_by_*", MARCH_2024),
+    Retired(
         "page_video_views_10s*",
         "with Graph API v19.0",
         "use 'page_video_views' (3 seconds) or 'page_video_complete_views_30s'",
     ),
     # the rest of the two families Meta retired wholesale
-    (
+    Retired(
         "page_impressions*",
         "with the other impressions metrics (November 2025 and June 2026)",
         "use 'page_media_view' or 'page_total_media_view_unique'",
     ),
-    (
+    Retired(
         "page_fans*",
         "with the other page_fans metrics (March 2024 to November 2025)",
         "the follower total is 'page_follows'",
     ),
 )
 
+NAMES = MetricNames(
+    CATALOGUE,
+    RETIRED,
+    prefixes={f"{PREFIX}_": "page_"},
+    kind="a Page metric",
+    asked_as="a daily metric",
+    elsewhere=(("post_*", "post metrics are read by the facebook_post plugin"),),
+)
 
-def retired_reason(graph_name: str) -> str | None:
-    """Why ``graph_name`` cannot be asked for, if Meta retired it (graph-api.md 2.4)."""
-    for pattern, when, instead in RETIRED:
-        if fnmatch.fnmatchcase(graph_name, pattern):
-            return (
-                f"{graph_name!r} was retired by Meta {when}; {instead or 'it has no replacement'}"
-            )
-    return None
-
-
-def _nearest(word: str, names: Mapping[str, str]) -> str | None:
-    """The value of the key of ``names`` nearest to ``word`` (difflib, as the config's
-    other suggestions), or ``None``."""
-    close = difflib.get_close_matches(word, list(names), n=1, cutoff=0.6)
-    return names[close[0]] if close else None
-
-
-INSIGHT_NAMES: Mapping[str, str] = {s.graph_name: s.graph_name for s in CATALOGUE}
-# Every family a catalogue metric is exported as, to the metric's Meta name.
-PROM_NAMES: Mapping[str, str] = {
-    name: s.graph_name
-    for s in CATALOGUE
-    for name in (s.prom_name, *(collectord.breakdown_name(s.prom_name, b) for b in s.breakdowns))
-}
 
 PAGE_ID = Option(
     "page_id",
@@ -386,33 +377,7 @@ class FacebookPage(SourcePlugin):
         asked for as a daily metric (Meta adds metrics, and decides: a rejected one is
         disabled), with a config warning: what replaced it for a retired name, else the
         nearest known one."""
-        reason = retired_reason(graph_name)
-        if reason:
-            # Not an error: a config that ran before Meta retired the metric keeps running.
-            warnings.warn(f"{reason} (Meta rejects it: it will be disabled)", stacklevel=2)
-            return _insight(graph_name, "daily", f"Page insight {graph_name}.", periods=())
-        if graph_name.startswith(f"{PREFIX}_"):
-            meta_name = "page_" + graph_name.removeprefix(f"{PREFIX}_")
-            near = PROM_NAMES.get(graph_name) or _nearest(graph_name, PROM_NAMES)
-            if retired_reason(meta_name):
-                hint = f" ({retired_reason(meta_name)})"
-            else:
-                hint = f" (did you mean {near!r}?)" if near else ""
-            raise collectord.ConfigError(
-                [f"unknown metric {graph_name!r}: list metrics by their Graph API name{hint}"]
-            )
-        near = _nearest(graph_name, INSIGHT_NAMES)
-        if near:
-            note = f"did you mean {near!r}?"
-        elif graph_name.startswith("post_"):
-            note = "post metrics are read by the facebook_post plugin"
-        else:
-            note = "Meta decides, and a name it rejects is disabled"
-        warnings.warn(
-            f"{graph_name!r} is not a Page metric collectord knows; it is asked for as a "
-            f"daily metric ({note})",
-            stacklevel=2,
-        )
+        NAMES.check(graph_name)
         return _insight(graph_name, "daily", f"Page insight {graph_name}.", periods=())
 
     async def collect(self, ctx: PollContext) -> list[Sample]:

@@ -30,7 +30,10 @@ Cadence: the metrics Meta marks as refreshed several times a day (``post_clicks*
 ``post_activity_by_action_type*``, the live and social video counters) and the post fields
 (shares) are ``fast``; the rest are ``daily``. Meta retired every ``post_impressions*``
 metric (graph-api.md 2.4): ``post_media_view`` (with its breakdowns) and
-``post_total_media_view_unique`` replace them.
+``post_total_media_view_unique`` replace them. A retired name in ``metrics`` gets a config
+warning that says when and what replaced it (still asked for: Meta decides); a Prometheus
+name (``facebook_post_clicks``) is a config error; any other name is asked for as a daily
+lifetime insight, with a config warning naming the nearest known one.
 """
 
 from __future__ import annotations
@@ -45,11 +48,13 @@ from collectord import (
     InsightRequest,
     InsightValue,
     InvalidRequestError,
+    MetricNames,
     MetricSpec,
     ObjectNotFoundError,
     Option,
     PermissionDeniedError,
     PollContext,
+    Retired,
     Sample,
     ServerError,
     SourcePlugin,
@@ -198,6 +203,75 @@ CATALOGUE: tuple[MetricSpec, ...] = (
     *(_insight(n, c, h, default=d, unit=u) for n, c, d, u, h in _INSIGHTS),
 )
 
+# What Meta retired, when, and what to ask for instead (graph-api.md 2.4, 3.1); fnmatch
+# patterns, the first match wins (so the specific names come before the families).
+NOV_2025 = "in November 2025"
+JUNE_2026 = "in June 2026 (with Graph API v26.0)"
+EARLIER = "before 2025, with the classic Page metrics"
+CLOSEST = (
+    "it has no replacement (the closest live metrics are 'post_clicks', "
+    "'post_clicks_by_type' and 'post_activity_by_action_type')"
+)
+BY_ADS = "use 'post_media_view' (its is_from_ads breakdown)"
+RETIRED: tuple[Retired, ...] = (
+    Retired("post_impressions", NOV_2025, "use 'post_media_view'"),
+    Retired("post_impressions_paid", NOV_2025, BY_ADS),
+    Retired("post_impressions_organic", NOV_2025, BY_ADS),
+    Retired(
+        "post_impressions_fan", NOV_2025, "use 'post_media_view' (its is_from_followers breakdown)"
+    ),
+    Retired("post_impressions_viral", NOV_2025),
+    Retired("post_impressions_nonviral", NOV_2025),
+    Retired("post_impressions_unique", JUNE_2026, "use 'post_total_media_view_unique'"),
+    Retired(
+        "post_impressions_*_unique",
+        JUNE_2026,
+        "the nearest live metric is 'post_total_media_view_unique' (every viewer)",
+    ),
+    Retired("post_video_views_unique", JUNE_2026, "the nearest live metric is 'post_video_views'"),
+    Retired(
+        "post_video_views_organic_unique",
+        JUNE_2026,
+        "the nearest live metric is 'post_video_views_organic'",
+    ),
+    Retired(
+        "post_video_views_paid_unique",
+        JUNE_2026,
+        "the nearest live metric is 'post_video_views_paid'",
+    ),
+    Retired("total_video_impressions*", JUNE_2026),
+    Retired("total_video_views*_unique", JUNE_2026),
+    Retired(
+        "post_video_views_10s*",
+        "with Graph API v19.0",
+        "use 'post_video_views' (3 seconds), 'post_video_views_15s', "
+        "'post_video_complete_views_30s_*' or 'post_video_views_60s_excludes_shorter'",
+    ),
+    Retired(
+        "post_video_views_*unique",
+        JUNE_2026,
+        "the nearest live metric is 'post_video_views' (views, not viewers)",
+    ),
+    Retired("post_engaged_users", EARLIER, CLOSEST),
+    Retired("post_consumptions*", EARLIER, CLOSEST),
+    Retired("post_negative_feedback*", EARLIER),
+    # the rest of the family Meta retired wholesale
+    Retired(
+        "post_impressions*",
+        "with the other impressions metrics (November 2025 and June 2026)",
+        "use 'post_media_view' or 'post_total_media_view_unique'",
+    ),
+)
+
+NAMES = MetricNames(
+    CATALOGUE,
+    RETIRED,
+    prefixes={f"{PREFIX}_": "post_"},
+    kind="a post metric",
+    asked_as="a daily lifetime metric",
+    elsewhere=(("page_*", "Page metrics are read by the facebook_page plugin"),),
+)
+
 OPTIONS: tuple[Option, ...] = (
     Option(
         "page_id",
@@ -229,7 +303,10 @@ class FacebookPost(SourcePlugin):
     catalogue = CATALOGUE
 
     def spec_for(self, graph_name: str) -> MetricSpec | None:
-        # Any name may be asked for: Meta decides, and a rejected one is disabled.
+        """Any name may be asked for, as a daily lifetime insight (Meta decides: a rejected
+        one is disabled), with a config warning: what replaced it for a retired name, else
+        the nearest known one; a Prometheus name is a config error."""
+        NAMES.check(graph_name)
         return _insight(graph_name, "daily", f"Post insight {graph_name}.")
 
     async def collect(self, ctx: PollContext) -> list[Sample]:

@@ -34,7 +34,11 @@ stories, ``FEED/IMAGE/shares`` for feed images (``{media_product_type}/{media_ty
 
 Meta replaced ``impressions``, ``plays``, ``video_views`` and the ``carousel_album_*``
 metrics with ``views``; ``impressions`` still answers for media created before 2024-07-02
-only, so it is off by default and, when asked for, requested for those media only.
+only, so it is off by default and, when asked for, requested for those media only. Any
+other retired name in ``metrics`` gets a config warning that says when and what replaced
+it (still asked for: Meta decides); a Prometheus name (``instagram_story_navigation``) is a
+config error; any other unknown name is asked for as a media metric of posts and reels,
+with a config warning naming the nearest known one.
 """
 
 from __future__ import annotations
@@ -49,11 +53,13 @@ from collectord import (
     GraphError,
     InsightRequest,
     InsightValue,
+    MetricNames,
     MetricSpec,
     ObjectNotFoundError,
     Option,
     PermissionDeniedError,
     PollContext,
+    Retired,
     Sample,
     SourcePlugin,
     breakdown_key,
@@ -207,6 +213,59 @@ CATALOGUE: tuple[MetricSpec, ...] = (
     ),
 )
 
+# What Meta retired, when, and what to ask for instead (graph-api.md 6.7); fnmatch patterns,
+# the first match wins. ``impressions`` itself is in the catalogue: Meta still answers it for
+# media created before 2024-07-02, and collectord asks for it for those media only.
+DEC_2023 = "in December 2023"
+APRIL_2025 = "in April 2025 (Graph API v22.0)"
+RETIRED: tuple[Retired, ...] = (
+    Retired("carousel_album_reach", DEC_2023, "use 'reach' on the carousel itself"),
+    Retired("carousel_album_saved", DEC_2023, "use 'saved' on the carousel itself"),
+    Retired("carousel_album_engagement", DEC_2023, "use 'total_interactions' on the carousel"),
+    Retired("carousel_album_impressions", DEC_2023, "use 'views' on the carousel itself"),
+    Retired("carousel_album_video_views", DEC_2023, "use 'views' on the carousel itself"),
+    Retired("carousel_album_*", DEC_2023, "use 'reach', 'saved' or 'total_interactions'"),
+    Retired("engagement", DEC_2023, "use 'total_interactions'"),
+    *(
+        Retired(
+            name,
+            f"for stories {DEC_2023}",
+            "use 'navigation' (its story_navigation_action_type breakdown)",
+        )
+        for name in ("taps_forward", "taps_back", "exits")
+    ),
+    Retired("video_views", "in January 2025 (Graph API v21.0)", "use 'views'"),
+    Retired(
+        "impressions",
+        f"{APRIL_2025} for media created from 2024-07-02 on (every live story among them)",
+        "use 'views' ('impressions' still answers for posts created before 2024-07-02)",
+    ),
+    *(
+        Retired(name, APRIL_2025, "use 'views'")
+        for name in ("plays", "clips_replays_count", "ig_reels_aggregated_all_plays_count")
+    ),
+)
+
+NAMES = MetricNames(
+    CATALOGUE,
+    RETIRED,
+    prefixes={f"{MEDIA_PREFIX}_": "", f"{STORY_PREFIX}_": ""},
+    kind="an Instagram media metric",
+    asked_as="a lifetime metric of posts and reels",
+    elsewhere=tuple(
+        (pattern, "account metrics are read by the instagram_user plugin")
+        for pattern in (
+            "accounts_engaged",
+            "follower_count",
+            "follower_demographics",
+            "engaged_audience_demographics",
+            "online_followers",
+            "profile_links_taps",
+            "follows_and_unfollows",
+        )
+    ),
+)
+
 OPTIONS: tuple[Option, ...] = (
     Option(
         "ig_user_id",
@@ -244,8 +303,11 @@ class InstagramMedia(SourcePlugin):
     catalogue = CATALOGUE
 
     def spec_for(self, graph_name: str) -> MetricSpec | None:
-        # Any media metric may be asked for (for posts and reels): Meta decides, and a
-        # rejected one is disabled.
+        """Any name may be asked for, as a metric of posts and reels (Meta decides: a
+        rejected one is disabled for that kind of media), with a config warning: what
+        replaced it for a retired name, else the nearest known one; a Prometheus name is a
+        config error."""
+        NAMES.check(graph_name)
         return _media(graph_name, f"Instagram media insight {graph_name}.")
 
     async def collect(self, ctx: PollContext) -> list[Sample]:

@@ -27,7 +27,10 @@ occurred" when any metric of a call lacks the breakdown. All calls of a poll go 
 batch request. An account too small for a metric gets an empty ``data``: no series, no
 error. Meta retired ``impressions``, the ``audience_*`` demographics and the time series
 of ``profile_views``, ``website_clicks`` and the other contact clicks; they are not in the
-catalogue (a name put into ``metrics`` is asked for, and disabled if Meta rejects it).
+catalogue. A name put into ``metrics`` that is not in the catalogue is asked for as
+``total_value`` (and disabled if Meta rejects it) with a config warning: when and what
+replaced it for a retired name, else the nearest known one; a Prometheus name
+(``instagram_user_views``) is a config error.
 """
 
 from __future__ import annotations
@@ -40,9 +43,11 @@ import collectord
 from collectord import (
     InsightRequest,
     InsightValue,
+    MetricNames,
     MetricSpec,
     Option,
     PollContext,
+    Retired,
     Sample,
     SourcePlugin,
     breakdown_key,
@@ -164,6 +169,51 @@ CATALOGUE: tuple[MetricSpec, ...] = (
     ),
 )
 
+# What Meta retired, when, and what to ask for instead (graph-api.md 5.5); fnmatch patterns,
+# the first match wins.
+CONTACT_CLICKS = (
+    "email_contacts",
+    "get_directions_clicks",
+    "phone_call_clicks",
+    "text_message_clicks",
+    "website_clicks",
+)
+RETIRED: tuple[Retired, ...] = (
+    Retired("impressions", "in April 2025 (Graph API v22.0)", "use 'views'"),
+    Retired(
+        "audience_*",
+        "in December 2023 (Graph API v18.0)",
+        "use 'follower_demographics' or 'engaged_audience_demographics'",
+    ),
+    *(
+        Retired(
+            name,
+            "as a time series in January 2025 (Graph API v21.0)",
+            "use 'profile_links_taps' (its contact_button_type breakdown)",
+            outcome="it is asked for as total_value; if Meta rejects that, it is disabled",
+        )
+        for name in CONTACT_CLICKS
+    ),
+)
+
+NAMES = MetricNames(
+    CATALOGUE,
+    RETIRED,
+    prefixes={f"{PREFIX}_": ""},
+    kind="an Instagram account metric",
+    asked_as="a daily total_value metric",
+    elsewhere=(
+        *(
+            (pattern, "media metrics are read by the instagram_media plugin")
+            for pattern in ("reels_skip_rate", "crossposted_views", "facebook_views", "ig_reels_*")
+        ),
+        *(
+            (pattern, "story metrics are read by the instagram_media plugin")
+            for pattern in ("navigation", "link_clicks")
+        ),
+    ),
+)
+
 IG_USER_ID = Option(
     "ig_user_id",
     "id",
@@ -188,8 +238,11 @@ class InstagramUser(SourcePlugin):
     catalogue = CATALOGUE
 
     def spec_for(self, graph_name: str) -> MetricSpec | None:
-        # Any name may be asked for (as total_value, Meta's rule for nearly every metric):
-        # Meta decides, and a rejected one is disabled.
+        """Any name may be asked for, as a daily total_value insight (Meta's rule for
+        nearly every metric; Meta decides: a rejected one is disabled), with a config
+        warning: what replaced it for a retired name, else the nearest known one; a
+        Prometheus name is a config error."""
+        NAMES.check(graph_name)
         return _insight(graph_name, f"Instagram account insight {graph_name}.")
 
     async def collect(self, ctx: PollContext) -> list[Sample]:

@@ -4,9 +4,12 @@ batch elements with their own errors, posts deleted between the listing and thei
 
 from __future__ import annotations
 
+import json
 import re
+import warnings
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -21,6 +24,9 @@ from collectord import (
     PollContext,
     Sample,
 )
+from collectord.cli import main
+from collectord.config import load_config
+from collectord.errors import ConfigError
 from collectord.store import SourceStatus, Store
 
 PAGE = "1234567890"
@@ -219,7 +225,9 @@ async def poll(
     specs: list[MetricSpec] = [m for m in CATALOGUE if m.default]
     for name in extra:
         known = {m.graph_name: m for m in CATALOGUE}
-        spec = known.get(name) or plugin.spec_for(name)
+        with warnings.catch_warnings():  # what check says about the name: tested below
+            warnings.simplefilter("ignore")
+            spec = known.get(name) or plugin.spec_for(name)
         assert spec is not None
         specs.append(spec)
     ctx = PollContext(
@@ -445,7 +453,8 @@ def test_options_catalogue_and_registration() -> None:
     opts = {o.name: o for o in plugin.options}
     assert (opts["max_age"].default, opts["max_posts"].default) == ("28d", 100)
     assert opts["max_posts"].minimum == 1
-    spec = plugin.spec_for("post_something_new")
+    with pytest.warns(UserWarning, match="'post_something_new' is not a post metric"):
+        spec = plugin.spec_for("post_something_new")
     assert spec is not None
     assert (spec.prom_name, spec.cadence, spec.periods) == (
         "facebook_post_something_new",
@@ -460,3 +469,133 @@ def test_options_catalogue_and_registration() -> None:
         "post_activity_by_action_type",
     }
     assert [type(p) for p in register_source_plugins()] == [FacebookPost]
+
+
+# -- names in `metrics`, through the config loader ------------------------------------
+
+
+def write(tmp_path: Path, *metrics: str) -> Path:
+    path = tmp_path / "collector.toml"
+    path.write_text(
+        '[[source]]\nname = "acme-posts"\nplugin = "facebook_post"\naccess_token = "t"\n'
+        f'page_id = "{PAGE}"\nmetrics = {json.dumps(list(metrics))}\n',
+        encoding="utf-8",
+    )
+    return path
+
+
+def said(tmp_path: Path, *metrics: str) -> tuple[list[str], list[str]]:
+    """The metrics the source collects and the config warnings, as a user reads them."""
+    config = load_config(write(tmp_path, *metrics), {"facebook_post": FacebookPost()}, environ={})
+    prefix = f'{tmp_path / "collector.toml"}: source "acme-posts": metrics: '
+    specs = [s.graph_name for s in config.sources[0].specs]
+    return specs, [w.removeprefix(prefix) for w in config.warnings]
+
+
+def rejected(tmp_path: Path, *metrics: str) -> list[str]:
+    with pytest.raises(ConfigError) as info:
+        said(tmp_path, *metrics)
+    return [p.split("metrics: ", 1)[1] for p in info.value.problems]
+
+
+NOV_2025 = "in November 2025"
+JUNE_2026 = "in June 2026 (with Graph API v26.0)"
+
+
+@pytest.mark.parametrize(
+    ("name", "reason"),
+    [
+        ("post_impressions", f"{NOV_2025}; use 'post_media_view'"),
+        ("post_impressions_paid", f"{NOV_2025}; use 'post_media_view' (its is_from_ads breakdown)"),
+        (
+            "post_impressions_fan",
+            f"{NOV_2025}; use 'post_media_view' (its is_from_followers breakdown)",
+        ),
+        ("post_impressions_viral", f"{NOV_2025}; it has no replacement"),
+        ("post_impressions_unique", f"{JUNE_2026}; use 'post_total_media_view_unique'"),
+        (
+            "post_impressions_organic_unique",
+            f"{JUNE_2026}; the nearest live metric is 'post_total_media_view_unique' "
+            "(every viewer)",
+        ),
+        (
+            "post_video_views_paid_unique",
+            f"{JUNE_2026}; the nearest live metric is 'post_video_views_paid'",
+        ),
+        (
+            "post_video_views_10s_unique",
+            "with Graph API v19.0; use 'post_video_views' (3 seconds), 'post_video_views_15s', "
+            "'post_video_complete_views_30s_*' or 'post_video_views_60s_excludes_shorter'",
+        ),
+        (
+            "post_negative_feedback_unique",
+            "before 2025, with the classic Page metrics; it has no replacement",
+        ),
+        (
+            "post_impressions_by_story_type",
+            "with the other impressions metrics (November 2025 and June 2026); use "
+            "'post_media_view' or 'post_total_media_view_unique'",
+        ),
+    ],
+)
+def test_a_retired_name_warns_when_and_what_replaced_it_and_is_still_asked_for(
+    tmp_path: Path, name: str, reason: str
+) -> None:
+    specs, warned = said(tmp_path, "post_clicks", name)
+    assert specs == ["post_clicks", name]  # Meta decides: a config keeps starting
+    assert warned == [
+        f"{name!r} was retired by Meta {reason} (Meta rejects it: it will be disabled)"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("name", "hint"),
+    [
+        ("facebook_post_click", "did you mean 'post_clicks'?"),
+        ("facebook_post_media_view_by_is_from_ads", "did you mean 'post_media_view'?"),
+        ("facebook_post_video_view_time", "did you mean 'post_video_view_time'?"),
+        (
+            "facebook_post_impressions",
+            "'post_impressions' was retired by Meta in November 2025; use 'post_media_view'",
+        ),
+    ],
+)
+def test_a_prometheus_name_is_an_error_naming_the_meta_name(
+    tmp_path: Path, name: str, hint: str
+) -> None:
+    assert rejected(tmp_path, "post_clicks", name) == [
+        f"unknown metric {name!r}: list metrics by their Graph API name ({hint})"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("name", "remark"),
+    [
+        ("post_clickz", "did you mean 'post_clicks'?"),
+        ("page_views_total", "Page metrics are read by the facebook_page plugin"),
+        ("zzz_metric", "Meta decides, and a name it rejects is disabled"),
+    ],
+)
+def test_another_unknown_name_is_asked_for_with_the_nearest_known_one(
+    tmp_path: Path, name: str, remark: str
+) -> None:
+    specs, warned = said(tmp_path, name)
+    assert specs == [name]
+    assert warned == [
+        f"{name!r} is not a post metric collectord knows; it is asked for as a daily "
+        f"lifetime metric ({remark})"
+    ]
+
+
+def test_every_catalogue_name_loads_without_a_warning(tmp_path: Path) -> None:
+    names = [m.graph_name for m in CATALOGUE]
+    assert said(tmp_path, *names) == (names, [])
+
+
+def test_check_warns_about_a_retired_name_and_rejects_a_prometheus_name(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["check", "-c", str(write(tmp_path, "post_clicks", "post_impressions"))]) == 0
+    assert "'post_impressions' was retired by Meta in November 2025" in capsys.readouterr().out
+    assert main(["check", "-c", str(write(tmp_path, "facebook_post_clicks_by_typ"))]) == 2
+    assert "did you mean 'post_clicks_by_type'?" in capsys.readouterr().err

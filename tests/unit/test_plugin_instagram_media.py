@@ -4,9 +4,11 @@ and their final snapshot, and what a cycle costs, against a fake that answers li
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -21,6 +23,9 @@ from collectord import (
     Sample,
     ServerError,
 )
+from collectord.cli import main
+from collectord.config import load_config
+from collectord.errors import ConfigError
 from collectord.store import SourceStatus, Store
 
 IG = "17841400000000001"
@@ -653,3 +658,128 @@ async def test_requested_poll_without_a_full_poll_before_is_a_full_poll() -> Non
     assert f"{IG}/media" in {path for path, _ in graph.list_calls}
     assert len(of(samples, "instagram_media_views")) == 4
     assert of(samples, "instagram_story_views")
+
+
+# -- names in `metrics`, through the config loader ------------------------------------
+
+
+def write(tmp_path: Path, *metrics: str) -> Path:
+    path = tmp_path / "collector.toml"
+    path.write_text(
+        '[[source]]\nname = "acme-media"\nplugin = "instagram_media"\naccess_token = "t"\n'
+        f'ig_user_id = "{IG}"\nmetrics = {json.dumps(list(metrics))}\n',
+        encoding="utf-8",
+    )
+    return path
+
+
+def said(tmp_path: Path, *metrics: str) -> tuple[list[str], list[str]]:
+    """The metrics the source collects and the config warnings, as a user reads them."""
+    config = load_config(write(tmp_path, *metrics), {"instagram_media": PLUGIN}, environ={})
+    prefix = f'{tmp_path / "collector.toml"}: source "acme-media": metrics: '
+    specs = [s.graph_name for s in config.sources[0].specs]
+    return specs, [w.removeprefix(prefix) for w in config.warnings]
+
+
+DEC_2023 = "in December 2023"
+NAVIGATION_INSTEAD = "use 'navigation' (its story_navigation_action_type breakdown)"
+
+
+@pytest.mark.parametrize(
+    ("name", "reason"),
+    [
+        ("plays", "in April 2025 (Graph API v22.0); use 'views'"),
+        ("clips_replays_count", "in April 2025 (Graph API v22.0); use 'views'"),
+        ("video_views", "in January 2025 (Graph API v21.0); use 'views'"),
+        ("carousel_album_reach", f"{DEC_2023}; use 'reach' on the carousel itself"),
+        ("carousel_album_engagement", f"{DEC_2023}; use 'total_interactions' on the carousel"),
+        ("carousel_album_video_views", f"{DEC_2023}; use 'views' on the carousel itself"),
+        ("engagement", f"{DEC_2023}; use 'total_interactions'"),
+        ("taps_forward", f"for stories {DEC_2023}; {NAVIGATION_INSTEAD}"),
+        ("taps_back", f"for stories {DEC_2023}; {NAVIGATION_INSTEAD}"),
+        ("exits", f"for stories {DEC_2023}; {NAVIGATION_INSTEAD}"),
+    ],
+)
+def test_a_retired_name_warns_when_and_what_replaced_it_and_is_still_asked_for(
+    tmp_path: Path, name: str, reason: str
+) -> None:
+    specs, warned = said(tmp_path, "views", name)
+    assert name in specs
+    assert warned == [
+        f"{name!r} was retired by Meta {reason} (Meta rejects it: it will be disabled)"
+    ]
+
+
+def test_impressions_loads_without_a_warning_it_still_answers_for_older_posts(
+    tmp_path: Path,
+) -> None:
+    config = load_config(write(tmp_path, "impressions"), {"instagram_media": PLUGIN}, environ={})
+    assert config.warnings == ()
+    assert [(s.prom_name, s.group) for s in config.sources[0].specs] == [
+        ("instagram_media_impressions", ("FEED",))
+    ]
+    assert "impressions" not in {s.graph_name for s in PLUGIN.catalogue if s.default}
+
+
+@pytest.mark.parametrize(
+    ("name", "hint"),
+    [
+        ("instagram_media_view", "did you mean 'views'?"),
+        ("instagram_story_navigation_by_action_type", "did you mean 'navigation'?"),
+        ("instagram_media_ig_reels_avg_watch_time", "did you mean 'ig_reels_avg_watch_time'?"),
+        (
+            "instagram_story_impressions",
+            "'impressions' was retired by Meta in April 2025 (Graph API v22.0) for media "
+            "created from 2024-07-02 on (every live story among them); use 'views' "
+            "('impressions' still answers for posts created before 2024-07-02)",
+        ),
+        (
+            "instagram_story_exits",
+            f"'exits' was retired by Meta for stories {DEC_2023}; {NAVIGATION_INSTEAD}",
+        ),
+    ],
+)
+def test_a_prometheus_name_is_an_error_naming_the_meta_name(
+    tmp_path: Path, name: str, hint: str
+) -> None:
+    with pytest.raises(ConfigError) as info:
+        said(tmp_path, "views", name)
+    assert [p.split("metrics: ", 1)[1] for p in info.value.problems] == [
+        f"unknown metric {name!r}: list metrics by their Graph API name ({hint})"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("name", "remark"),
+    [
+        ("viewz", "did you mean 'views'?"),
+        ("follower_count", "account metrics are read by the instagram_user plugin"),
+        ("profile_links_taps", "account metrics are read by the instagram_user plugin"),
+        ("brand_new", "Meta decides, and a name it rejects is disabled"),
+    ],
+)
+def test_another_unknown_name_is_asked_for_posts_and_reels_with_a_warning(
+    tmp_path: Path, name: str, remark: str
+) -> None:
+    config = load_config(write(tmp_path, name), {"instagram_media": PLUGIN}, environ={})
+    (spec,) = config.sources[0].specs
+    assert (spec.graph_name, spec.group, spec.cadence) == (name, ("FEED", "REELS"), "fast")
+    assert said(tmp_path, name)[1] == [
+        f"{name!r} is not an Instagram media metric collectord knows; it is asked for as a "
+        f"lifetime metric of posts and reels ({remark})"
+    ]
+
+
+def test_every_catalogue_name_loads_without_a_warning(tmp_path: Path) -> None:
+    names = sorted({s.graph_name for s in PLUGIN.catalogue})
+    specs, warned = said(tmp_path, *names)
+    assert (set(specs), warned) == (set(names), [])
+
+
+def test_check_prints_the_warning_and_exits_0(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["check", "-c", str(write(tmp_path, "views", "plays"))]) == 0
+    out = capsys.readouterr().out
+    assert "warning: " in out
+    assert "'plays' was retired by Meta in April 2025 (Graph API v22.0)" in out

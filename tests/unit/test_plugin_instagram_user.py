@@ -3,8 +3,11 @@ like Meta's ``/{ig-user-id}/insights`` (graph-api.md 5)."""
 
 from __future__ import annotations
 
+import json
+import warnings
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,6 +20,9 @@ from collectord import (
     Sample,
     ServerError,
 )
+from collectord.cli import main
+from collectord.config import load_config
+from collectord.errors import ConfigError
 from collectord.store import SourceStatus, Store
 
 IG = "17841400000000001"
@@ -185,7 +191,9 @@ def make_ctx(
         specs = tuple(s for s in PLUGIN.catalogue if s.default)
     else:
         known = {s.graph_name: s for s in PLUGIN.catalogue}
-        specs = tuple(known.get(m) or PLUGIN.spec_for(m) for m in metrics)  # type: ignore[misc]
+        with warnings.catch_warnings():  # what check says about the names: tested below
+            warnings.simplefilter("ignore")
+            specs = tuple(known.get(m) or PLUGIN.spec_for(m) for m in metrics)  # type: ignore[misc]
     if status is None:
         status = Store().register("acme-ig", PLUGIN.name, ("fast", "daily"))
     return PollContext(
@@ -345,7 +353,8 @@ def test_catalogue_cadences_and_validation() -> None:
     retired = {"impressions", "audience_city", "audience_gender_age", "website_clicks"}
     assert not retired & set(cadences)
     assert {o.name: o.type for o in PLUGIN.options}["ig_user_id"] == "id"
-    spec = PLUGIN.spec_for("some_new_metric")
+    with pytest.warns(UserWarning, match="'some_new_metric' is not an Instagram account"):
+        spec = PLUGIN.spec_for("some_new_metric")
     assert spec is not None
     assert spec.prom_name == "instagram_user_some_new_metric"
 
@@ -457,3 +466,112 @@ async def test_unknown_error_on_every_call_fails_the_poll() -> None:
     assert status.disabled == {}, "Meta being down disables nothing"
     with pytest.raises(ServerError):
         await PLUGIN.collect(make_ctx(graph, "daily", status=status))
+
+
+# -- names in `metrics`, through the config loader ------------------------------------
+
+
+def write(tmp_path: Path, *metrics: str) -> Path:
+    path = tmp_path / "collector.toml"
+    path.write_text(
+        '[[source]]\nname = "acme-ig"\nplugin = "instagram_user"\naccess_token = "t"\n'
+        f'ig_user_id = "{IG}"\nmetrics = {json.dumps(list(metrics))}\n',
+        encoding="utf-8",
+    )
+    return path
+
+
+def said(tmp_path: Path, *metrics: str) -> tuple[list[str], list[str]]:
+    """The metrics the source collects and the config warnings, as a user reads them."""
+    config = load_config(write(tmp_path, *metrics), {"instagram_user": PLUGIN}, environ={})
+    prefix = f'{tmp_path / "collector.toml"}: source "acme-ig": metrics: '
+    specs = [s.graph_name for s in config.sources[0].specs]
+    return specs, [w.removeprefix(prefix) for w in config.warnings]
+
+
+REJECTED = "(Meta rejects it: it will be disabled)"
+
+
+@pytest.mark.parametrize(
+    ("name", "warning"),
+    [
+        (
+            "impressions",
+            f"'impressions' was retired by Meta in April 2025 (Graph API v22.0); use 'views' "
+            f"{REJECTED}",
+        ),
+        (
+            "audience_gender_age",
+            "'audience_gender_age' was retired by Meta in December 2023 (Graph API v18.0); use "
+            f"'follower_demographics' or 'engaged_audience_demographics' {REJECTED}",
+        ),
+        (
+            "website_clicks",
+            "'website_clicks' was retired by Meta as a time series in January 2025 (Graph API "
+            "v21.0); use 'profile_links_taps' (its contact_button_type breakdown) (it is asked "
+            "for as total_value; if Meta rejects that, it is disabled)",
+        ),
+    ],
+)
+def test_a_retired_name_warns_when_and_what_replaced_it_and_is_still_asked_for(
+    tmp_path: Path, name: str, warning: str
+) -> None:
+    specs, warned = said(tmp_path, "views", name)
+    assert specs == ["views", name]
+    assert warned == [warning]
+
+
+@pytest.mark.parametrize(
+    ("name", "hint"),
+    [
+        ("instagram_user_view", "did you mean 'views'?"),
+        ("instagram_user_reach_by_follow_typ", "did you mean 'reach'?"),
+        (
+            "instagram_user_impressions",
+            "'impressions' was retired by Meta in April 2025 (Graph API v22.0); use 'views'",
+        ),
+    ],
+)
+def test_a_prometheus_name_is_an_error_naming_the_meta_name(
+    tmp_path: Path, name: str, hint: str
+) -> None:
+    with pytest.raises(ConfigError) as info:
+        said(tmp_path, "views", name)
+    assert [p.split("metrics: ", 1)[1] for p in info.value.problems] == [
+        f"unknown metric {name!r}: list metrics by their Graph API name ({hint})"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("name", "remark"),
+    [
+        ("viewz", "did you mean 'views'?"),
+        ("navigation", "story metrics are read by the instagram_media plugin"),
+        ("ig_reels_avg_watch_time", "media metrics are read by the instagram_media plugin"),
+        ("brand_new", "Meta decides, and a name it rejects is disabled"),
+    ],
+)
+def test_another_unknown_name_is_asked_for_as_total_value_with_a_warning(
+    tmp_path: Path, name: str, remark: str
+) -> None:
+    config = load_config(write(tmp_path, name), {"instagram_user": PLUGIN}, environ={})
+    (spec,) = config.sources[0].specs
+    assert (spec.graph_name, spec.group, spec.cadence) == (name, ("total_value",), "daily")
+    assert said(tmp_path, name)[1] == [
+        f"{name!r} is not an Instagram account metric collectord knows; it is asked for as a "
+        f"daily total_value metric ({remark})"
+    ]
+
+
+def test_every_catalogue_name_loads_without_a_warning(tmp_path: Path) -> None:
+    names = [s.graph_name for s in PLUGIN.catalogue]
+    assert said(tmp_path, *names) == (names, [])
+
+
+def test_check_prints_the_warning_and_exits_0(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["check", "-c", str(write(tmp_path, "views", "impressions"))]) == 0
+    out = capsys.readouterr().out
+    assert "warning: " in out
+    assert "'impressions' was retired by Meta in April 2025 (Graph API v22.0)" in out
