@@ -177,7 +177,7 @@ class JsonlSink:
                 start = self._replay_start(ident, offset)
             replayed = self._replay(start)
         except OSError as exc:
-            self._log.warning("jsonl_replay_failed", path=str(self.path), error=str(exc))
+            self._log.warning("jsonl replay failed", path=str(self.path), error=str(exc))
         try:
             self._ensure_file()
         except OSError as exc:
@@ -329,7 +329,7 @@ class JsonlSink:
                 if self._backup(n).exists():
                     os.replace(self._backup(n), self._backup(n + 1))
             os.replace(self.path, self._backup(1))
-        self._log.info("jsonl_rotated", path=str(self.path), backups=backups)
+        self._log.info("jsonl rotated", path=str(self.path), backups=backups)
 
     def _on_failure(self, exc: OSError, records: int) -> None:
         self.stats.errors += records
@@ -337,14 +337,14 @@ class JsonlSink:
         if not self._failing:
             self._failing = True
             self._log.warning(
-                "jsonl_write_failed", path=str(self.path), error=str(exc), records=records
+                "jsonl write failed", path=str(self.path), error=str(exc), records=records
             )
 
     def _on_success(self) -> None:
         if self._failing:
             self._failing = False
             self._log.info(
-                "jsonl_write_recovered", path=str(self.path), failed_records=self._failed_records
+                "jsonl write recovered", path=str(self.path), failed_records=self._failed_records
             )
             self._failed_records = 0
 
@@ -370,7 +370,7 @@ class JsonlSink:
             partial.write_bytes(tail)
             f.truncate(keep)
         self._log.warning(
-            "jsonl_torn_line_repaired", path=str(self.path), saved_to=str(partial), bytes=len(tail)
+            "jsonl torn line repaired", path=str(self.path), saved_to=str(partial), bytes=len(tail)
         )
 
     def _partial_path(self) -> Path:
@@ -411,7 +411,7 @@ class JsonlSink:
                 self._index[key] = _remember(self._index.get(key), end_time, value)
                 count += 1
         if bad:
-            self._log.warning("jsonl_unreadable_lines", path=str(self.path), lines=bad)
+            self._log.warning("jsonl unreadable lines", path=str(self.path), lines=bad)
         return count
 
     def _load_index(self) -> tuple[dict[str, SeriesState], tuple[int, int] | None, int] | None:
@@ -421,18 +421,18 @@ class JsonlSink:
         except FileNotFoundError:
             if self.path.is_file() and self.path.stat().st_size > 0:
                 self._log.warning(
-                    "jsonl_index_missing", index=str(self.index_path), path=str(self.path)
+                    "jsonl index missing", index=str(self.index_path), path=str(self.path)
                 )
             return None
         except OSError as exc:
-            self._log.warning("jsonl_index_unreadable", index=str(self.index_path), error=str(exc))
+            self._log.warning("jsonl index unreadable", index=str(self.index_path), error=str(exc))
             return None
         try:
             doc = json.loads(raw)
             if doc["version"] != _INDEX_VERSION:
                 raise ValueError(f"unknown version {doc['version']!r}")
             if doc["path"] != os.path.abspath(self.path):
-                self._log.info("jsonl_index_other_path", index=str(self.index_path))
+                self._log.info("jsonl index is of another file", index=str(self.index_path))
                 return None
             series = {
                 str(k): {
@@ -444,7 +444,7 @@ class JsonlSink:
             ident = None if doc["file"] is None else (int(doc["file"][0]), int(doc["file"][1]))
             return series, ident, int(doc["offset"])
         except (ValueError, KeyError, TypeError, IndexError, AttributeError) as exc:
-            self._log.warning("jsonl_index_corrupt", index=str(self.index_path), error=str(exc))
+            self._log.warning("jsonl index corrupt", index=str(self.index_path), error=str(exc))
             return None
 
     def _save_index(self, *, whole_file: bool = False) -> None:
@@ -469,12 +469,12 @@ class JsonlSink:
             if not self._index_failing:
                 self._index_failing = True
                 self._log.warning(
-                    "jsonl_index_save_failed", index=str(self.index_path), error=str(exc)
+                    "jsonl index save failed", index=str(self.index_path), error=str(exc)
                 )
             return
         if self._index_failing:
             self._index_failing = False
-            self._log.info("jsonl_index_save_recovered", index=str(self.index_path))
+            self._log.info("jsonl index save recovered", index=str(self.index_path))
         self._dirty = False
 
 

@@ -51,9 +51,9 @@ class MetricNames:
     stands for (``{"facebook_page_": "page_"}``); ``retired`` is searched in order, the first
     match wins (so specific names go before their families); ``elsewhere`` holds (pattern,
     remark) pairs for names another plugin reads (a name equal to a pattern gets its remark
-    before any guess at a catalogue name; a family pattern only when none is near). ``kind`` and ``asked_as`` complete the
-    warning on an unknown name: "'x' is not {kind} collectord knows; it is asked for as
-    {asked_as} (...)".
+    before any guess at a catalogue name; a family pattern only when none is near).
+    ``kind`` and ``asked_as`` complete the warning on an unknown name: "'x' is not {kind}
+    collectord knows; it is asked for as {asked_as} (...)".
     """
 
     catalogue: Sequence[MetricSpec]

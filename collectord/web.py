@@ -35,7 +35,7 @@ async def metrics(request: web.Request) -> web.Response:
     try:
         body = encoder(request.app[REGISTRY_KEY])
     except Exception:
-        log.exception("metrics_collection_failed")
+        log.exception("metrics collection failed")
         return web.Response(status=500, text="error collecting metrics; see the log\n")
     response = web.Response(body=body, headers={"Content-Type": content_type})
     response.enable_compression()  # only when the scraper sends Accept-Encoding
@@ -112,7 +112,7 @@ async def start_server(
     except OSError as exc:
         await runner.cleanup()
         raise OSError(exc.errno, f"cannot listen on {host}:{port}: {exc.strerror}") from exc
-    log.info("http_listening", host=host, port=site.port)
+    log.info("http listening", host=host, port=site.port)
     return runner, site.port
 
 

@@ -290,7 +290,7 @@ def test_torn_last_line_is_moved_aside_and_rewritten(data_path: Path, state_dir:
 
     with capture_logs() as logs:
         again = make_sink(data_path, state_dir)
-    assert [e["event"] for e in logs if e["log_level"] == "warning"] == ["jsonl_torn_line_repaired"]
+    assert [e["event"] for e in logs if e["log_level"] == "warning"] == ["jsonl torn line repaired"]
     assert len(read_records(data_path)) == 1  # every line parses
     (partial,) = data_path.parent.glob("samples.jsonl.partial-*")
     assert partial.read_text(encoding="utf-8") == line[:40]
@@ -394,8 +394,8 @@ def test_write_error_is_counted_and_records_are_written_on_recovery(
         assert write(sink, page_views(5), followers(1)) == 2
         assert write(sink, page_views(5), followers(1)) == 0
     events = [e["event"] for e in logs]
-    assert events.count("jsonl_write_failed") == 1
-    assert events.count("jsonl_write_recovered") == 1
+    assert events.count("jsonl write failed") == 1
+    assert events.count("jsonl write recovered") == 1
     assert sink.stats.records == 2
     assert len(read_records(data_path)) == 2
 
