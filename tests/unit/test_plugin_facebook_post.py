@@ -4,7 +4,6 @@ batch elements with their own errors, posts deleted between the listing and thei
 
 from __future__ import annotations
 
-import json
 import re
 import warnings
 from collections.abc import Mapping, Sequence
@@ -14,6 +13,7 @@ from typing import Any
 
 import pytest
 from collectord_plugins.facebook_post import CATALOGUE, FacebookPost, register_source_plugins
+from config_support import metrics_said, write_source
 
 from collectord import (
     GraphError,
@@ -25,7 +25,6 @@ from collectord import (
     Sample,
 )
 from collectord.cli import main
-from collectord.config import load_config
 from collectord.errors import ConfigError
 from collectord.store import SourceStatus, Store
 
@@ -475,21 +474,12 @@ def test_options_catalogue_and_registration() -> None:
 
 
 def write(tmp_path: Path, *metrics: str) -> Path:
-    path = tmp_path / "collector.toml"
-    path.write_text(
-        '[[source]]\nname = "acme-posts"\nplugin = "facebook_post"\naccess_token = "t"\n'
-        f'page_id = "{PAGE}"\nmetrics = {json.dumps(list(metrics))}\n',
-        encoding="utf-8",
-    )
-    return path
+    return write_source(tmp_path, "facebook_post", "page_id", PAGE, metrics)
 
 
 def said(tmp_path: Path, *metrics: str) -> tuple[list[str], list[str]]:
     """The metrics the source collects and the config warnings, as a user reads them."""
-    config = load_config(write(tmp_path, *metrics), {"facebook_post": FacebookPost()}, environ={})
-    prefix = f'{tmp_path / "collector.toml"}: source "acme-posts": metrics: '
-    specs = [s.graph_name for s in config.sources[0].specs]
-    return specs, [w.removeprefix(prefix) for w in config.warnings]
+    return metrics_said(tmp_path, FacebookPost(), "page_id", PAGE, metrics)
 
 
 def rejected(tmp_path: Path, *metrics: str) -> list[str]:

@@ -4,7 +4,6 @@ and their final snapshot, and what a cycle costs, against a fake that answers li
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -13,6 +12,7 @@ from typing import Any
 
 import pytest
 from collectord_plugins.instagram_media import InstagramMedia
+from config_support import metrics_said, write_source
 
 from collectord import (
     GraphError,
@@ -664,21 +664,12 @@ async def test_requested_poll_without_a_full_poll_before_is_a_full_poll() -> Non
 
 
 def write(tmp_path: Path, *metrics: str) -> Path:
-    path = tmp_path / "collector.toml"
-    path.write_text(
-        '[[source]]\nname = "acme-media"\nplugin = "instagram_media"\naccess_token = "t"\n'
-        f'ig_user_id = "{IG}"\nmetrics = {json.dumps(list(metrics))}\n',
-        encoding="utf-8",
-    )
-    return path
+    return write_source(tmp_path, "instagram_media", "ig_user_id", IG, metrics)
 
 
 def said(tmp_path: Path, *metrics: str) -> tuple[list[str], list[str]]:
     """The metrics the source collects and the config warnings, as a user reads them."""
-    config = load_config(write(tmp_path, *metrics), {"instagram_media": PLUGIN}, environ={})
-    prefix = f'{tmp_path / "collector.toml"}: source "acme-media": metrics: '
-    specs = [s.graph_name for s in config.sources[0].specs]
-    return specs, [w.removeprefix(prefix) for w in config.warnings]
+    return metrics_said(tmp_path, PLUGIN, "ig_user_id", IG, metrics)
 
 
 DEC_2023 = "in December 2023"

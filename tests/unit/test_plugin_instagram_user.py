@@ -3,7 +3,6 @@ like Meta's ``/{ig-user-id}/insights`` (graph-api.md 5)."""
 
 from __future__ import annotations
 
-import json
 import warnings
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
@@ -12,6 +11,7 @@ from typing import Any
 
 import pytest
 from collectord_plugins.instagram_user import InstagramUser, build_requests
+from config_support import metrics_said, write_source
 
 from collectord import (
     GraphError,
@@ -472,21 +472,12 @@ async def test_unknown_error_on_every_call_fails_the_poll() -> None:
 
 
 def write(tmp_path: Path, *metrics: str) -> Path:
-    path = tmp_path / "collector.toml"
-    path.write_text(
-        '[[source]]\nname = "acme-ig"\nplugin = "instagram_user"\naccess_token = "t"\n'
-        f'ig_user_id = "{IG}"\nmetrics = {json.dumps(list(metrics))}\n',
-        encoding="utf-8",
-    )
-    return path
+    return write_source(tmp_path, "instagram_user", "ig_user_id", IG, metrics)
 
 
 def said(tmp_path: Path, *metrics: str) -> tuple[list[str], list[str]]:
     """The metrics the source collects and the config warnings, as a user reads them."""
-    config = load_config(write(tmp_path, *metrics), {"instagram_user": PLUGIN}, environ={})
-    prefix = f'{tmp_path / "collector.toml"}: source "acme-ig": metrics: '
-    specs = [s.graph_name for s in config.sources[0].specs]
-    return specs, [w.removeprefix(prefix) for w in config.warnings]
+    return metrics_said(tmp_path, PLUGIN, "ig_user_id", IG, metrics)
 
 
 REJECTED = "(Meta rejects it: it will be disabled)"
