@@ -7,7 +7,9 @@ import json
 from collections.abc import Sequence
 from pathlib import Path
 
-from collectord import SourcePlugin
+import pytest
+
+from collectord import ConfigError, SourcePlugin
 from collectord.config import load_config
 
 SOURCE = "acme"
@@ -38,3 +40,13 @@ def metrics_said(
     prefix = f'{path}: source "{SOURCE}": metrics: '
     specs = [s.graph_name for s in config.sources[0].specs]
     return specs, [w.removeprefix(prefix) for w in config.warnings]
+
+
+def metrics_rejected(
+    tmp_path: Path, plugin: SourcePlugin, object_key: str, object_id: str, metrics: Sequence[str]
+) -> list[str]:
+    """The problems :func:`metrics_said` raises (it must raise), each without the
+    ``FILE: source "acme": metrics: `` that starts it."""
+    with pytest.raises(ConfigError) as info:
+        metrics_said(tmp_path, plugin, object_key, object_id, metrics)
+    return [p.split("metrics: ", 1)[1] for p in info.value.problems]

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 from collectord_plugins.facebook_post import CATALOGUE, FacebookPost, register_source_plugins
-from config_support import metrics_said, write_source
+from config_support import metrics_rejected, metrics_said, write_source
 
 from collectord import (
     GraphError,
@@ -25,7 +25,6 @@ from collectord import (
     Sample,
 )
 from collectord.cli import main
-from collectord.errors import ConfigError
 from collectord.store import SourceStatus, Store
 
 PAGE = "1234567890"
@@ -483,9 +482,7 @@ def said(tmp_path: Path, *metrics: str) -> tuple[list[str], list[str]]:
 
 
 def rejected(tmp_path: Path, *metrics: str) -> list[str]:
-    with pytest.raises(ConfigError) as info:
-        said(tmp_path, *metrics)
-    return [p.split("metrics: ", 1)[1] for p in info.value.problems]
+    return metrics_rejected(tmp_path, FacebookPost(), "page_id", PAGE, metrics)
 
 
 NOV_2025 = "in November 2025"
