@@ -1,7 +1,7 @@
 """collectord: a Prometheus exporter for Meta's Facebook and Instagram insights.
 
 This module is the public API for plugin authors: everything a plugin may import from
-collectord is re-exported here (see :mod:`collectord.hookspecs` for the hooks).
+collectord is re-exported here (see :mod:`collectord.plugin.hookspecs` for the hooks).
 """
 
 from __future__ import annotations
@@ -24,8 +24,7 @@ from collectord.errors import (
     ThrottledError,
     TransientError,
 )
-from collectord.hookspecs import hookimpl
-from collectord.insights import (
+from collectord.graph.insights import (
     InsightRequest,
     InsightValue,
     breakdown_key,
@@ -35,7 +34,6 @@ from collectord.insights import (
     samples_from_values,
     scoped_key,
 )
-from collectord.metric_names import MetricNames, Retired
 from collectord.model import (
     CADENCES,
     ERROR_REASONS,
@@ -49,7 +47,9 @@ from collectord.model import (
     prom_name,
     sanitize,
 )
-from collectord.plugin import PollContext, SourceGraph, SourcePlugin
+from collectord.plugin.api import PollContext, SourceGraph, SourcePlugin
+from collectord.plugin.hookspecs import hookimpl
+from collectord.plugin.names import MetricNames, Retired
 from collectord.secret import Secret
 
 try:

@@ -18,16 +18,16 @@ from datetime import UTC, datetime
 from typing import TextIO
 
 from collectord import __version__
-from collectord.config import (
+from collectord.config.loader import (
     format_duration,
     load_config,
     read_plugin_dirs,
     resolve_config_path,
 )
-from collectord.config_types import Config
+from collectord.config.types import Config
 from collectord.errors import ConfigError
 from collectord.logs import configure_logging, get_logger
-from collectord.plugins import LoadedPlugin, PluginLoadError, load_source_plugins, plugin_map
+from collectord.plugin.manager import LoadedPlugin, PluginLoadError, load_source_plugins, plugin_map
 
 EXIT_OK, EXIT_FAILED, EXIT_INVALID = 0, 1, 2
 #: Interrupted by Ctrl-C (128 + SIGINT), as shells report it.
@@ -142,7 +142,7 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "check":
         _print_check(config, sys.stdout)
         return EXIT_OK
-    log = get_logger("collectord.config")
+    log = get_logger("collectord.config.loader")
     for warning in config.warnings:  # `check` prints them; the daemon logs them once
         log.warning("config warning", detail=warning)
     try:
@@ -215,7 +215,7 @@ def _print_check(config: Config, out: TextIO) -> None:
 
 def _once(config: Config, loaded: Mapping[str, LoadedPlugin], args: argparse.Namespace) -> int:
     from collectord import daemon
-    from collectord.exporter import InsightsCollector
+    from collectord.exporter.registry import InsightsCollector
 
     if args.source:
         unknown = sorted(set(args.source) - {s.name for s in config.sources})
@@ -236,7 +236,7 @@ def _once(config: Config, loaded: Mapping[str, LoadedPlugin], args: argparse.Nam
         )
         sys.stdout.write(generate_latest(registry).decode())
     else:
-        from collectord.jsonl import record_line
+        from collectord.sinks.jsonl import record_line
 
         snapshot = col.store.snapshot()
         plugins = {s.name: s.plugin for s in snapshot.sources}

@@ -19,19 +19,20 @@ from typing import Any
 import aiohttp
 
 from collectord import __version__
-from collectord.config_types import Config, ScheduleConfig, SourceConfig
+from collectord.config.types import Config, ScheduleConfig, SourceConfig
 from collectord.errors import ConfigError
-from collectord.exporter import make_registry
-from collectord.graph import GraphClient
-from collectord.jsonl import JsonlSink
+from collectord.exporter.registry import make_registry
+from collectord.graph.client import GraphClient
+from collectord.graph.stats import GraphStats
+from collectord.graph.tokens import TokenWatcher
 from collectord.logs import get_logger
-from collectord.plugin import SourcePlugin
-from collectord.scheduler import Poller, PollScheduler, SourceRuntime
+from collectord.plugin.api import SourcePlugin
+from collectord.scheduling.scheduler import Poller, PollScheduler, SourceRuntime
 from collectord.secret import Secret
-from collectord.stats import GraphStats, SinkStats
-from collectord.store import Store
-from collectord.tokens import TokenWatcher
-from collectord.web import make_app, start_server, stop_server
+from collectord.sinks.jsonl import JsonlSink
+from collectord.sinks.stats import SinkStats
+from collectord.store.store import Store
+from collectord.web.server import make_app, start_server, stop_server
 
 #: Seconds running polls get to finish at shutdown before they are cancelled.
 SHUTDOWN_GRACE = 10.0
@@ -161,7 +162,10 @@ class Collector:
             aiohttp.ClientSession(headers={"User-Agent": f"collectord/{__version__}"})
         )
         self.client = GraphClient(
-            session, self.config.graph, stats=self.graph_stats, log=get_logger("collectord.graph")
+            session,
+            self.config.graph,
+            stats=self.graph_stats,
+            log=get_logger("collectord.graph.client"),
         )
         sinks = []
         if self.sinks_enabled and self.config.jsonl is not None:
@@ -171,7 +175,7 @@ class Collector:
             sink = JsonlSink(
                 self.config.jsonl,
                 self.config.collector.state_dir,
-                log=get_logger("collectord.jsonl"),
+                log=get_logger("collectord.sinks.jsonl"),
             )
             sink.open()
             self._stack.callback(sink.close)

@@ -31,11 +31,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from collectord.config import load_config
+from collectord.config.loader import load_config
 from collectord.daemon import Collector
 from collectord.model import Cadence, Sample
-from collectord.plugins import load_source_plugins, plugin_map
-from collectord.scheduler import SourceRuntime
+from collectord.plugin.manager import load_source_plugins, plugin_map
+from collectord.scheduling.scheduler import SourceRuntime
 from collectord.simulator import Simulator, World
 
 PAGE_SOURCE = "bench-page"

@@ -15,9 +15,9 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from collectord.config_types import JsonlSinkConfig
-from collectord.jsonl import JsonlSink
+from collectord.config.types import JsonlSinkConfig
 from collectord.model import Sample, make_labels
+from collectord.sinks.jsonl import JsonlSink
 
 
 def batch(series: int, value: float) -> list[Sample]:

@@ -73,8 +73,8 @@ def daemon_shutdown_bound() -> float:
     timeout must exceed the sum, or it kills the daemon in the middle of a clean shutdown.
     """
     from collectord.daemon import SHUTDOWN_GRACE
-    from collectord.scheduler import CANCEL_WAIT
-    from collectord.web import SHUTDOWN_TIMEOUT
+    from collectord.scheduling.scheduler import CANCEL_WAIT
+    from collectord.web.server import SHUTDOWN_TIMEOUT
 
     return SHUTDOWN_GRACE + CANCEL_WAIT + SHUTDOWN_TIMEOUT
 

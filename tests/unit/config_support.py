@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from collectord import ConfigError, SourcePlugin
-from collectord.config import load_config
+from collectord.config.loader import load_config
 
 SOURCE = "acme"
 

@@ -3,7 +3,7 @@
 aioresponses 0.7.9 builds responses without the ``stream_writer`` that aiohttp 3.14
 requires (pnuckowski/aioresponses#289); :class:`Mocked` supplies a finished one.
 :class:`MetaDouble` answers plain GETs and batch POSTs from one handler function, so a
-plugin can be driven through the real :class:`~collectord.graph.GraphClient`;
+plugin can be driven through the real :class:`~collectord.graph.client.GraphClient`;
 :class:`OneSource` loads a one-source config and polls it as the daemon's poller does.
 """
 
@@ -22,13 +22,13 @@ import aiohttp
 from aioresponses import CallbackResult, aioresponses
 from yarl import URL
 
-from collectord.config import load_config
-from collectord.graph import GraphClient
+from collectord.config.loader import load_config
+from collectord.graph.client import GraphClient
+from collectord.graph.stats import GraphStats
 from collectord.model import Sample
-from collectord.plugins import load_source_plugins, plugin_map
-from collectord.scheduler import Poller, SourceRuntime
-from collectord.stats import GraphStats
-from collectord.store import SourceStatus, Store
+from collectord.plugin.manager import load_source_plugins, plugin_map
+from collectord.scheduling.scheduler import Poller, SourceRuntime
+from collectord.store.store import SourceStatus, Store
 
 BASE = "https://graph.test"
 VERSION = "v26.0"

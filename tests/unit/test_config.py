@@ -9,17 +9,17 @@ from typing import Any
 
 import pytest
 
-from collectord.config import (
+from collectord.config.loader import (
     format_duration,
     load_config,
     parse_duration,
     read_plugin_dirs,
     resolve_config_path,
 )
-from collectord.config_types import Config
+from collectord.config.types import Config
 from collectord.errors import ConfigError
 from collectord.model import MetricSpec, Option, Sample
-from collectord.plugin import PollContext, SourcePlugin
+from collectord.plugin.api import PollContext, SourcePlugin
 from collectord.secret import Secret
 
 TOKEN = "EAAB-very-secret-token-123"

@@ -9,11 +9,12 @@ import pytest
 from prometheus_client import CollectorRegistry
 from structlog.testing import capture_logs
 
-from collectord.exporter import HELP_SUFFIX, make_registry
+from collectord.exporter.registry import HELP_SUFFIX, make_registry
+from collectord.graph.stats import GraphStats
 from collectord.model import ERROR_REASONS, Sample, make_labels
-from collectord.plugin import PollContext
-from collectord.stats import GraphStats, SinkStats
-from collectord.store import DURATION_BUCKETS, Store
+from collectord.plugin.api import PollContext
+from collectord.sinks.stats import SinkStats
+from collectord.store.store import DURATION_BUCKETS, Store
 
 PAGE = {"source": "acme-page", "page_id": "123", "period": "day"}
 

@@ -19,7 +19,7 @@ from graph_mocks import CompatResponse
 from structlog.testing import capture_logs
 from yarl import URL
 
-from collectord.config_types import GraphConfig
+from collectord.config.types import GraphConfig
 from collectord.errors import (
     AuthError,
     BadResponseError,
@@ -32,9 +32,9 @@ from collectord.errors import (
     ServerError,
     ThrottledError,
 )
-from collectord.graph import GraphClient, appsecret_proof
+from collectord.graph.client import GraphClient, appsecret_proof
+from collectord.graph.stats import GraphStats
 from collectord.secret import Secret
-from collectord.stats import GraphStats
 
 BASE = "https://graph.test"
 TOKEN = "EAAPageToken0123456789abcdef"

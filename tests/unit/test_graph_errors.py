@@ -17,7 +17,7 @@ from collectord.errors import (
     ServerError,
     ThrottledError,
 )
-from collectord.graph_errors import classify_error, decode_answer, decode_batch_element, scrub
+from collectord.graph.answers import classify_error, decode_answer, decode_batch_element, scrub
 from collectord.secret import MASK, Secret
 
 

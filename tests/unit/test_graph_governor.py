@@ -7,8 +7,8 @@ import structlog
 from structlog.testing import capture_logs
 
 from collectord.errors import ThrottledError
-from collectord.governor import APP, RateGovernor
-from collectord.usage import UsageReading
+from collectord.graph.governor import APP, RateGovernor
+from collectord.graph.usage import UsageReading
 
 
 class Clock:

@@ -7,7 +7,7 @@ import json
 import pytest
 from structlog.testing import capture_logs
 
-from collectord.usage import UsageReading, header_value, parse_usage, regain_seconds
+from collectord.graph.usage import UsageReading, header_value, parse_usage, regain_seconds
 
 
 class Log:

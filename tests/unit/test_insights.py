@@ -23,7 +23,7 @@ from collectord import (
     samples_from_values,
     scoped_key,
 )
-from collectord.store import SourceStatus, Store
+from collectord.store.store import SourceStatus, Store
 
 
 class MetaLikeGraph:

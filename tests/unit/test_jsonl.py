@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 from structlog.testing import capture_logs
 
-from collectord.config_types import JsonlSinkConfig
-from collectord.jsonl import INDEX_FILE, JsonlSink, encode_record, make_record, record_line
+from collectord.config.types import JsonlSinkConfig
 from collectord.model import Sample, make_labels
+from collectord.sinks.jsonl import INDEX_FILE, JsonlSink, encode_record, make_record, record_line
 
 COLLECTED = datetime(2026, 11, 23, 18, 0, 3, 120456, tzinfo=UTC)
 DAY = datetime(2026, 11, 23, 8, 0, tzinfo=UTC)

@@ -25,7 +25,7 @@ from collectord import (
     Sample,
     Secret,
 )
-from collectord.store import SourceStatus, Store
+from collectord.store.store import SourceStatus, Store
 
 APP = "4321"
 NOW = datetime(2026, 11, 23, 18, 0, tzinfo=UTC)

@@ -10,8 +10,8 @@ import pytest
 from collectord_plugins.facebook_page import CATALOGUE, FacebookPage
 
 from collectord.cli import main
-from collectord.config import load_config
-from collectord.config_types import Config
+from collectord.config.loader import load_config
+from collectord.config.types import Config
 from collectord.errors import ConfigError
 
 BY_NAME = {spec.graph_name: spec for spec in CATALOGUE}

@@ -25,7 +25,7 @@ from collectord import (
     Sample,
 )
 from collectord.cli import main
-from collectord.store import SourceStatus, Store
+from collectord.store.store import SourceStatus, Store
 
 PAGE = "1234567890"
 NOW = datetime(2026, 11, 23, 18, 0, tzinfo=UTC)

@@ -21,8 +21,8 @@ from collectord import (
     ServerError,
 )
 from collectord.cli import main
-from collectord.config import load_config
-from collectord.store import SourceStatus, Store
+from collectord.config.loader import load_config
+from collectord.store.store import SourceStatus, Store
 
 IG = "17841400000000001"
 NOW = datetime(2026, 11, 23, 18, 0, tzinfo=UTC)

@@ -12,12 +12,12 @@ import aiohttp
 import pytest
 from graph_mocks import BASE, Answer, MetaDouble, Mocked, envelope
 
-from collectord.config import load_config
-from collectord.graph import GraphClient
-from collectord.plugins import load_source_plugins, plugin_map
-from collectord.scheduler import Poller, SourceRuntime
-from collectord.stats import GraphStats
-from collectord.store import Store
+from collectord.config.loader import load_config
+from collectord.graph.client import GraphClient
+from collectord.graph.stats import GraphStats
+from collectord.plugin.manager import load_source_plugins, plugin_map
+from collectord.scheduling.scheduler import Poller, SourceRuntime
+from collectord.store.store import Store
 
 NOW = datetime.now(UTC).replace(microsecond=0)
 PAGE = "1234567890"

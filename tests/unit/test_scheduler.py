@@ -11,9 +11,9 @@ import pytest
 from structlog.testing import capture_logs
 
 from collectord import MetricSpec, PollContext, Sample, SourcePlugin, ThrottledError
-from collectord.config_types import GraphConfig, ScheduleConfig, SourceConfig
-from collectord.scheduler import Poller, PollScheduler, SourceRuntime
-from collectord.store import Store
+from collectord.config.types import GraphConfig, ScheduleConfig, SourceConfig
+from collectord.scheduling.scheduler import Poller, PollScheduler, SourceRuntime
+from collectord.store.store import Store
 
 FAST = MetricSpec("f", "test_f", "fast", kind="field")
 DAILY = MetricSpec("d", "test_d", "daily")

@@ -14,12 +14,13 @@ from prometheus_client.openmetrics.parser import (
 )
 from prometheus_client.parser import text_string_to_metric_families
 
-from collectord.exporter import make_registry
+from collectord.exporter.registry import make_registry
+from collectord.graph.stats import GraphStats
 from collectord.model import Sample, make_labels
-from collectord.stats import GraphStats, SinkStats
-from collectord.status_page import format_age, render_status_page
-from collectord.store import Store
-from collectord.web import make_app, start_server, stop_server
+from collectord.sinks.stats import SinkStats
+from collectord.store.store import Store
+from collectord.web.server import make_app, start_server, stop_server
+from collectord.web.status_page import format_age, render_status_page
 
 
 @dataclass

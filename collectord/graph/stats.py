@@ -1,4 +1,4 @@
-"""Counters that the Graph client and the sinks keep, read by the exporter at scrape time."""
+"""What the Graph client has seen, read by the exporter at scrape time."""
 
 from __future__ import annotations
 
@@ -21,12 +21,3 @@ class GraphStats:
 
     requests: Counter[str] = field(default_factory=Counter)
     usage: dict[tuple[str, str, str], float] = field(default_factory=dict)
-
-
-@dataclass
-class SinkStats:
-    """Records a sink wrote and failed to write."""
-
-    name: str
-    records: int = 0
-    errors: int = 0

@@ -15,10 +15,10 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import choose_encoder
 
 from collectord.logs import get_logger
-from collectord.status_page import render_status_page
-from collectord.store import Store
+from collectord.store.store import Store
+from collectord.web.status_page import render_status_page
 
-log = get_logger("collectord.web")
+log = get_logger("collectord.web.server")
 
 REGISTRY_KEY = web.AppKey("registry", CollectorRegistry)
 STORE_KEY = web.AppKey("store", Store)

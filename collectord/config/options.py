@@ -1,7 +1,7 @@
 """Checking a ``[[source]]`` table against its plugin: token, metrics and the plugin's keys.
 
-Part of the config loader (:mod:`collectord.config`); problems go to the source's
-:class:`~collectord.config_reader.Table`.
+Part of the config loader (:mod:`collectord.config.loader`); problems go to the source's
+:class:`~collectord.config.reader.Table`.
 """
 
 from __future__ import annotations
@@ -10,12 +10,12 @@ import warnings
 from types import MappingProxyType
 from typing import Any, Final
 
-from collectord.config_reader import INVALID, MISSING, Kind, Table, suggestion
-from collectord.config_types import GraphConfig
-from collectord.durations import format_duration, parse_duration
+from collectord.config.durations import format_duration, parse_duration
+from collectord.config.reader import INVALID, MISSING, Kind, Table, suggestion
+from collectord.config.types import GraphConfig
 from collectord.errors import ConfigError
 from collectord.model import MetricSpec, Option
-from collectord.plugin import SourcePlugin
+from collectord.plugin.api import SourcePlugin
 from collectord.secret import Secret
 
 #: Keys of a ``[[source]]`` table that belong to the host, never to the plugin.

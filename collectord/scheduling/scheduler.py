@@ -20,12 +20,12 @@ from typing import Any, Protocol
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
-from collectord.config_types import SourceConfig
+from collectord.config.types import SourceConfig
 from collectord.errors import GraphError, PollError
 from collectord.logs import get_logger, scrub
 from collectord.model import Cadence, Sample
-from collectord.plugin import PollContext, SourceGraph, SourcePlugin
-from collectord.store import SourceStatus, Store
+from collectord.plugin.api import PollContext, SourceGraph, SourcePlugin
+from collectord.store.store import SourceStatus, Store
 
 #: The longest a single poll may take, whatever its interval.
 MAX_POLL_TIMEOUT = 30 * 60.0
@@ -164,7 +164,7 @@ class PollScheduler:
         self.scheduler = AsyncIOScheduler(timezone=UTC)
         self._tasks: set[asyncio.Task[Any]] = set()
         self._stopping = False
-        self.log = get_logger("collectord.scheduler")
+        self.log = get_logger("collectord.scheduling.scheduler")
 
     def start(self) -> None:
         now = datetime.now(UTC)

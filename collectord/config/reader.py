@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final, Literal
 
-from collectord.durations import DURATION_FORM, parse_duration
+from collectord.config.durations import DURATION_FORM, parse_duration
 from collectord.secret import Secret
 
 Kind = Literal["str", "int", "float", "bool", "duration", "str_list", "path", "path_list"]

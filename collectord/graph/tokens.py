@@ -12,14 +12,14 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from collectord.config_types import GraphConfig
+from collectord.config.types import GraphConfig
 from collectord.errors import GraphError
 from collectord.logs import get_logger, scrub
-from collectord.scheduler import SourceRuntime
+from collectord.scheduling.scheduler import SourceRuntime
 
 CHECK_INTERVAL = 12 * 3600.0
 
-log = get_logger("collectord.tokens")
+log = get_logger("collectord.graph.tokens")
 
 
 class TokenWatcher:

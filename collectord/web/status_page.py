@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from html import escape
 
 from collectord.logs import scrub
-from collectord.store import Snapshot, SourceStatus
+from collectord.store.store import Snapshot, SourceStatus
 
 _STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2em; color: #222; }

@@ -33,9 +33,9 @@ from typing import Any
 
 import structlog
 
-from collectord.config_types import JsonlSinkConfig
+from collectord.config.types import JsonlSinkConfig
 from collectord.model import Sample
-from collectord.stats import SinkStats
+from collectord.sinks.stats import SinkStats
 
 #: Name of the index file inside ``state_dir``.
 INDEX_FILE = "jsonl-index.json"
@@ -148,7 +148,7 @@ class JsonlSink:
         self.path = Path(config.path)
         self.index_path = Path(state_dir) / INDEX_FILE
         self.stats = SinkStats("jsonl")
-        self._log = log if log is not None else structlog.get_logger("collectord.jsonl")
+        self._log = log if log is not None else structlog.get_logger("collectord.sinks.jsonl")
         self._clock = clock
         self._index: dict[str, SeriesState] = {}
         self._fd: int | None = None

@@ -37,7 +37,7 @@ from collectord.errors import (
     ServerError,
 )
 from collectord.model import MetricSpec, Sample, breakdown_name
-from collectord.plugin import PollContext
+from collectord.plugin.api import PollContext
 
 #: Metrics per insights request; Meta answers "reduce the amount of data" to long lists.
 CHUNK = 25

@@ -1,4 +1,4 @@
-"""Finding and loading source plugins (see :mod:`collectord.hookspecs` for the contract).
+"""Finding and loading source plugins (see :mod:`collectord.plugin.hookspecs` for the contract).
 
 Nothing is loaded at import time: :func:`get_plugin_manager` builds a fresh manager, adds
 the hookspecs, loads the ``collectord.plugins`` entry points (the built-in plugins are
@@ -19,9 +19,9 @@ from typing import Any
 
 import pluggy
 
-from collectord import hookspecs
 from collectord.errors import CollectordError
-from collectord.plugin import SourcePlugin
+from collectord.plugin import hookspecs
+from collectord.plugin.api import SourcePlugin
 
 
 class PluginLoadError(CollectordError):

@@ -20,8 +20,8 @@ from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 from collectord.errors import ThrottledError
-from collectord.graph_errors import APP_THROTTLE_CODES
-from collectord.usage import UsageReading
+from collectord.graph.answers import APP_THROTTLE_CODES
+from collectord.graph.usage import UsageReading
 
 #: The budget key of the app-wide budget.
 APP = "app"

@@ -21,8 +21,8 @@ from collectord.errors import (
     ServerError,
     ThrottledError,
 )
+from collectord.graph.usage import header_value, regain_seconds
 from collectord.secret import Secret, scrub
-from collectord.usage import header_value, regain_seconds
 
 #: Rate-limit codes (graph-api.md 7.3): Meta says stop calling once one is seen.
 THROTTLE_CODES: frozenset[int] = frozenset({4, 17, 32, 341, 368, 613, *range(80000, 80015)})

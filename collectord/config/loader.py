@@ -3,7 +3,7 @@
 :func:`load_config` reports every problem of a file at once, in one
 :class:`~collectord.errors.ConfigError` whose ``problems`` are lines of the form
 ``{file}: {table}: {key}: {what is wrong}``. The key-by-key mechanics (``${VAR}``,
-``X_file``, types, unknown keys) live in :mod:`collectord.config_reader`.
+``X_file``, types, unknown keys) live in :mod:`collectord.config.reader`.
 """
 
 from __future__ import annotations
@@ -19,9 +19,10 @@ from types import MappingProxyType
 from typing import Any, Final
 from urllib.parse import urlsplit
 
-from collectord.config_plugin import read_options, read_token, resolve_metrics, validate_options
-from collectord.config_reader import INVALID, MISSING, Context, Kind, Table, suggestion, type_name
-from collectord.config_types import (
+from collectord.config.durations import format_duration, parse_duration
+from collectord.config.options import read_options, read_token, resolve_metrics, validate_options
+from collectord.config.reader import INVALID, MISSING, Context, Kind, Table, suggestion, type_name
+from collectord.config.types import (
     CollectorConfig,
     Config,
     GraphConfig,
@@ -29,9 +30,8 @@ from collectord.config_types import (
     ScheduleConfig,
     SourceConfig,
 )
-from collectord.durations import format_duration, parse_duration
 from collectord.errors import ConfigError
-from collectord.plugin import SourcePlugin
+from collectord.plugin.api import SourcePlugin
 from collectord.secret import Secret
 
 __all__ = [

@@ -1,6 +1,6 @@
 """Prometheus exposition of the store: a custom collector read at scrape time.
 
-:class:`InsightsCollector` turns one :meth:`collectord.store.Store.snapshot` into metric
+:class:`InsightsCollector` turns one :meth:`collectord.store.store.Store.snapshot` into metric
 families on every scrape: the samples the plugins collected, then collectord's
 self-metrics (DESIGN.md "Metric names"). It keeps no Prometheus objects between scrapes,
 does no I/O and never awaits, so it is safe to call from an aiohttp handler.
@@ -22,12 +22,13 @@ from prometheus_client.core import (
     Metric,
 )
 
+from collectord.graph.stats import GraphStats
 from collectord.logs import get_logger
 from collectord.model import ERROR_REASONS, Sample
-from collectord.stats import GraphStats, SinkStats
-from collectord.store import Snapshot, SourceStatus, Store
+from collectord.sinks.stats import SinkStats
+from collectord.store.store import Snapshot, SourceStatus, Store
 
-log = get_logger("collectord.exporter")
+log = get_logger("collectord.exporter.registry")
 
 #: Appended to the HELP text of every family read from the Graph API.
 HELP_SUFFIX = "Collected from the Graph API on a schedule; the value is the newest one read."

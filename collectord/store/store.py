@@ -59,7 +59,7 @@ class CadenceStatus:
 
 @dataclass
 class SourceStatus:
-    """Everything known about one source. Implements :class:`collectord.plugin.SourceState`."""
+    """Everything known about one source. Implements :class:`collectord.plugin.api.SourceState`."""
 
     name: str
     plugin: str

@@ -2,11 +2,11 @@
 
 One :class:`GraphClient` per process wraps the shared ``aiohttp.ClientSession``; each source
 gets a :class:`BoundGraph` from :meth:`GraphClient.bind` (its token and its ``[graph]``
-settings), which is the :class:`~collectord.plugin.SourceGraph` a plugin sees. The client
+settings), which is the :class:`~collectord.plugin.api.SourceGraph` a plugin sees. The client
 builds versioned URLs, adds the token and ``appsecret_proof``, follows cursor paging without
 sending the token elsewhere, sends batches of 50, retries transient failures with
-full-jitter backoff, reads the usage headers into :class:`~collectord.stats.GraphStats` and
-the :class:`~collectord.governor.RateGovernor`, and raises the typed errors of
+full-jitter backoff, reads the usage headers into :class:`~collectord.graph.stats.GraphStats` and
+the :class:`~collectord.graph.governor.RateGovernor`, and raises the typed errors of
 :mod:`collectord.errors` with every secret scrubbed.
 """
 
@@ -28,7 +28,7 @@ import aiohttp
 import structlog
 from yarl import URL
 
-from collectord.config_types import GraphConfig
+from collectord.config.types import GraphConfig
 from collectord.errors import (
     BadResponseError,
     GraphError,
@@ -38,11 +38,11 @@ from collectord.errors import (
     ThrottledError,
     TransientError,
 )
-from collectord.governor import RateGovernor
-from collectord.graph_errors import classify_error, decode_answer, decode_batch_element, scrub
+from collectord.graph.answers import classify_error, decode_answer, decode_batch_element, scrub
+from collectord.graph.governor import RateGovernor
+from collectord.graph.stats import GraphStats
+from collectord.graph.usage import parse_usage
 from collectord.secret import Secret
-from collectord.stats import GraphStats
-from collectord.usage import parse_usage
 
 __all__ = [
     "AUTH_PARAMS",
@@ -153,7 +153,7 @@ class GraphClient:
     ) -> None:
         self.config = config
         self.stats = stats if stats is not None else GraphStats()
-        self.log = log if log is not None else structlog.get_logger("collectord.graph")
+        self.log = log if log is not None else structlog.get_logger("collectord.graph.client")
         self.max_retries = max_retries
         self._session = session
         self._backoff_base = backoff_base
@@ -171,7 +171,7 @@ class GraphClient:
         graph: GraphConfig | None = None,
         source: str | None = None,
     ) -> BoundGraph:
-        """The :class:`~collectord.plugin.SourceGraph` of one source: its token and its
+        """The :class:`~collectord.plugin.api.SourceGraph` of one source: its token and its
         ``[graph]`` settings (``graph``, default the client's)."""
         secret = Secret(token) if token is not None else None
         graph = graph or self.config
@@ -339,7 +339,7 @@ class GraphClient:
 
 
 class BoundGraph:
-    """One source's view of the Graph API (implements :class:`~collectord.plugin.SourceGraph`)."""
+    """One source's view of the Graph API (implements :class:`~collectord.plugin.api.SourceGraph`)."""
 
     def __init__(self, client: GraphClient, binding: _Binding) -> None:
         self._client = client
@@ -380,7 +380,7 @@ class BoundGraph:
         max_pages: int = 100,
     ) -> list[dict[str, Any]]:
         """Follow cursor paging and return the ``data`` items of all pages (see
-        :class:`~collectord.plugin.SourceGraph`). ``next`` on a foreign host raises
+        :class:`~collectord.plugin.api.SourceGraph`). ``next`` on a foreign host raises
         :class:`BadResponseError`; our token goes only to ``base_url``'s host."""
         clean, query = _split(path, params)
         url = self.url(clean)

@@ -39,7 +39,7 @@ from typing import TYPE_CHECKING
 import pluggy
 
 if TYPE_CHECKING:
-    from collectord.plugin import SourcePlugin
+    from collectord.plugin.api import SourcePlugin
 
 PROJECT = "collectord"
 ENTRY_POINT_GROUP = "collectord.plugins"

@@ -1,0 +1,1 @@
+"""The plugin host: the plugin API (SourcePlugin, PollContext), the hook specs, the plugin manager, metric names."""

@@ -1,0 +1,1 @@
+"""Where samples go besides /metrics: the JSONL file."""

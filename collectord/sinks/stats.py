@@ -1,0 +1,14 @@
+"""What a sink has written, read by the exporter at scrape time."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass
+class SinkStats:
+    """Records a sink wrote and failed to write."""
+
+    name: str
+    records: int = 0
+    errors: int = 0

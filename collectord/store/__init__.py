@@ -1,0 +1,1 @@
+"""The newest samples of every source and what is known about its polls; frozen snapshots for readers."""

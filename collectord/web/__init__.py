@@ -1,0 +1,1 @@
+"""The HTTP server: /metrics, /healthz, /readyz and the status page."""
