@@ -18,6 +18,7 @@ from collectord.errors import (
     InvalidRequestError,
     NetworkError,
     ObjectNotFoundError,
+    Outcome,
     PermissionDeniedError,
     PollError,
     ServerError,
@@ -47,7 +48,7 @@ from collectord.model import (
     prom_name,
     sanitize,
 )
-from collectord.plugin.api import PollContext, SourceGraph, SourcePlugin
+from collectord.plugin.api import Disable, PollContext, PollResult, Skip, SourceGraph, SourcePlugin
 from collectord.plugin.hookspecs import hookimpl
 from collectord.plugin.names import MetricNames, Retired
 from collectord.secret import Secret
@@ -65,6 +66,7 @@ __all__ = [
     "BadResponseError",
     "Cadence",
     "ConfigError",
+    "Disable",
     "GraphError",
     "GraphTimeoutError",
     "InsightRequest",
@@ -75,13 +77,16 @@ __all__ = [
     "NetworkError",
     "ObjectNotFoundError",
     "Option",
+    "Outcome",
     "PermissionDeniedError",
     "PollContext",
     "PollError",
+    "PollResult",
     "Retired",
     "Sample",
     "Secret",
     "ServerError",
+    "Skip",
     "SourceGraph",
     "SourcePlugin",
     "ThrottledError",

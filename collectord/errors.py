@@ -8,6 +8,7 @@ deliver for another reason).
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Iterable
 from typing import ClassVar
 
@@ -24,6 +25,39 @@ class ConfigError(CollectordError):
         super().__init__("\n".join(self.problems))
 
 
+class Outcome(enum.Enum):
+    """What an answer of the Graph API means, decided once by the Graph layer.
+
+    Plugins act on this, never on Meta's codes, subcodes or message texts.
+    """
+
+    #: The object was deleted, or cannot be loaded with this token.
+    OBJECT_GONE = "object_gone"
+    #: Instagram media posted before the account became a business account: no insights.
+    BEFORE_CONVERSION = "before_conversion"
+    #: An Instagram story seen by too few accounts for Meta to show its insights.
+    TOO_FEW_VIEWERS = "too_few_viewers"
+    #: The token lacks a permission, or the app may not read this object.
+    PERMISSION = "permission"
+    #: A metric (or a metric for this kind of object) Meta does not know or no longer serves.
+    INVALID_METRIC = "invalid_metric"
+    #: A breakdown that the metric does not support.
+    BREAKDOWN_UNSUPPORTED = "breakdown_unsupported"
+    #: "Please reduce the amount of data you're asking for": ask for less.
+    REDUCE_DATA = "reduce_data"
+    #: A rate limit was reached (see :class:`ThrottledError` for the budget and the wait).
+    THROTTLED = "throttled"
+    #: The token is invalid or expired: a human has to act.
+    AUTH = "auth"
+    #: Meta failed on its side (retried before it reaches a plugin).
+    SERVER = "server"
+    TIMEOUT = "timeout"
+    NETWORK = "network"
+    #: An answer that is not the JSON Meta promises.
+    BAD_RESPONSE = "bad_response"
+    OTHER = "other"
+
+
 class GraphError(CollectordError):
     """An answer of the Graph API that is not the data asked for.
 
@@ -35,6 +69,8 @@ class GraphError(CollectordError):
 
     reason: ClassVar[str] = "other"
     retryable: ClassVar[bool] = False
+    #: The outcome when the Graph layer does not decide a more precise one.
+    default_outcome: ClassVar[Outcome] = Outcome.OTHER
 
     def __init__(
         self,
@@ -46,9 +82,11 @@ class GraphError(CollectordError):
         fbtrace_id: str | None = None,
         is_transient: bool | None = None,
         user_title: str | None = None,
+        outcome: Outcome | None = None,
     ) -> None:
         super().__init__(message)
         self.message = message
+        self.outcome: Outcome = outcome if outcome is not None else self.default_outcome
         self.code = code
         self.subcode = subcode
         self.http_status = http_status
@@ -77,6 +115,7 @@ class ThrottledError(GraphError):
     """
 
     reason = "throttled"
+    default_outcome = Outcome.THROTTLED
 
     def __init__(self, message: str, *, retry_after: float | None = None, **kw: object) -> None:
         super().__init__(message, **kw)  # type: ignore[arg-type]
@@ -87,30 +126,35 @@ class AuthError(GraphError):
     """The token is invalid or expired (190 and subcodes, 102, 104): needs a human."""
 
     reason = "auth"
+    default_outcome = Outcome.AUTH
 
 
 class PermissionDeniedError(GraphError):
     """The token lacks a permission (3, 10, 200-299)."""
 
     reason = "permission"
+    default_outcome = Outcome.PERMISSION
 
 
 class InvalidRequestError(GraphError):
     """Invalid parameter or metric (100, 2500, 3001): fix the request or skip the object."""
 
     reason = "invalid_metric"
+    default_outcome = Outcome.INVALID_METRIC
 
 
 class ObjectNotFoundError(InvalidRequestError):
     """Code 100 subcode 33: the object vanished, or cannot be loaded with this token."""
 
     reason = "skipped_object"
+    default_outcome = Outcome.OBJECT_GONE
 
 
 class TransientError(GraphError):
     """A failure worth retrying: outages, 5xx, timeouts, broken connections or bodies."""
 
     reason = "server"
+    default_outcome = Outcome.SERVER
     retryable = True
 
 
@@ -124,18 +168,21 @@ class GraphTimeoutError(TransientError):
     """No answer within the configured timeout."""
 
     reason = "timeout"
+    default_outcome = Outcome.TIMEOUT
 
 
 class NetworkError(TransientError):
     """The connection failed (refused, reset, DNS)."""
 
     reason = "network"
+    default_outcome = Outcome.NETWORK
 
 
 class BadResponseError(TransientError):
     """An answer that is not the JSON Meta promises (an HTML error page, a torn body)."""
 
     reason = "bad_response"
+    default_outcome = Outcome.BAD_RESPONSE
 
 
 class PollError(CollectordError):

@@ -505,12 +505,12 @@ async def _fetch_into(
     With ``probe`` the first request goes alone, so that a bad metric is isolated on one
     post instead of on every post. Posts that answer with an object error are skipped.
     """
-    disabled_before = set(ctx.state.disabled)
+    disabled_before = set(ctx.disabled)
     answers: dict[str, list[dict[str, Any]] | GraphError] = {}
     parts = [requests[:1], requests[1:]] if probe and len(requests) > 1 else [requests]
     for part in parts:
         answers.update(await fetch_insights(ctx, part))
-    if probe and set(ctx.state.disabled) == disabled_before:
+    if probe and set(ctx.disabled) == disabled_before:
         # Nothing to blame on a metric: the expansion itself is the problem; rest from it.
         ctx.memory[_MEMORY_KEY] = ctx.now + EXPANSION_PAUSE
 

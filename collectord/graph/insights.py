@@ -143,7 +143,7 @@ async def fetch_insights(
     Requests are chunked to :data:`CHUNK` metrics and sent as batch requests (50 per HTTP
     request). A single request goes out as a plain GET.
     """
-    disabled = ctx.state.disabled
+    disabled = ctx.disabled
     results: dict[str, list[dict[str, Any]] | GraphError] = {}
     pending: list[InsightRequest] = []
     for req in requests:

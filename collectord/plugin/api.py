@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
@@ -73,17 +73,42 @@ class SourceGraph(Protocol):
         ...
 
 
-class SourceState(Protocol):
-    """What the host remembers about a source between polls (see :class:`PollContext`)."""
+@dataclass(frozen=True, slots=True)
+class Skip:
+    """An object left out of a poll for an expected reason (media from before the business
+    conversion, a story under five viewers, a vanished object)."""
 
-    disabled: dict[str, str]
-    memory: dict[str, Any]
+    object_id: str
+    reason: str
 
-    def count_skip(self, reason: str) -> None: ...
 
-    def count_disabled(self, metric: str) -> None: ...
+@dataclass(frozen=True, slots=True)
+class Disable:
+    """A metric Meta rejected for this source, no longer requested.
 
-    def request_poll(self, cadence: Cadence, when: datetime) -> None: ...
+    ``metric`` is Meta's name, with its scope where the rejection is scoped
+    (``reach:follow_type`` for a breakdown, ``STORY/shares`` for a kind of object)."""
+
+    metric: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class PollResult:
+    """Everything one poll hands back; the host records it, the plugin keeps nothing.
+
+    ``samples`` replace the source's samples of the cadence, unless ``partial`` is set (an
+    extra poll that refreshed only some series: the store keeps the others). ``memory`` is
+    the plugin's memory for the next poll of this source (``None``: unchanged).
+    ``poll_again_at`` asks for one extra poll of this cadence at that time.
+    """
+
+    samples: tuple[Sample, ...] = ()
+    skipped: tuple[Skip, ...] = ()
+    disabled: tuple[Disable, ...] = ()
+    memory: Mapping[str, Any] | None = None
+    poll_again_at: datetime | None = None
+    partial: bool = False
 
 
 @dataclass
@@ -91,11 +116,15 @@ class PollContext:
     """Everything a plugin gets for one poll of one source at one cadence.
 
     ``options`` holds the plugin's own keys, validated and with defaults filled in
-    (durations in seconds). ``memory`` is a dict the plugin may keep state in between
-    polls of the same source (it lives as long as the process). ``requested`` is True for
-    an extra poll the plugin asked for with :meth:`poll_again_at` (not a scheduled one):
-    such a poll may refresh only what it was asked for, and hand back the rest of the
-    cadence's samples unchanged from its last poll.
+    (durations in seconds). ``disabled`` holds the metrics Meta rejected for this source
+    before this poll (Meta name, maybe scoped, to reason). ``memory`` is the plugin's own
+    memory of this source from its last poll: a private copy, returned with the result.
+    ``requested`` is True for an extra poll the plugin asked for with
+    :meth:`poll_again_at` (not a scheduled one): such a poll may refresh only what it was
+    asked for and return a ``partial`` result.
+
+    :meth:`skip`, :meth:`disable_metric` and :meth:`poll_again_at` only note what the
+    poll found; :meth:`result` hands it all back as one :class:`PollResult`.
     """
 
     source: str
@@ -104,14 +133,31 @@ class PollContext:
     options: Mapping[str, Any]
     graph: SourceGraph
     catalogue: Sequence[MetricSpec]
-    state: SourceState
     now: datetime
+    disabled_before: Mapping[str, str] = field(default_factory=dict)
+    memory: dict[str, Any] = field(default_factory=dict)
     log: Any = None
     requested: bool = False
+    _skipped: list[Skip] = field(default_factory=list, repr=False)
+    _disabled: dict[str, str] = field(default_factory=dict, repr=False)
+    _again: datetime | None = field(default=None, repr=False)
 
     @property
-    def memory(self) -> dict[str, Any]:
-        return self.state.memory
+    def disabled(self) -> Mapping[str, str]:
+        """Metrics rejected for this source: before this poll and during it."""
+        return {**self.disabled_before, **self._disabled}
+
+    @property
+    def newly_disabled(self) -> Mapping[str, str]:
+        """Metrics this poll disabled so far."""
+        return dict(self._disabled)
+
+    @property
+    def skipped(self) -> tuple[Skip, ...]:
+        return tuple(self._skipped)
+
+    def is_disabled(self, key: str) -> bool:
+        return key in self._disabled or key in self.disabled_before
 
     def metrics(
         self, kind: MetricKind | None = None, group: str | None = None
@@ -124,35 +170,40 @@ class PollContext:
             m
             for m in self.catalogue
             if m.cadence == self.cadence
-            and m.graph_name not in self.state.disabled
+            and not self.is_disabled(m.graph_name)
             and (kind is None or m.kind == kind)
             and (group is None or group in m.group)
         )
 
     def disable_metric(self, graph_name: str, reason: str) -> None:
-        """Stop requesting ``graph_name`` for this source; it shows in
-        ``collectord_metric_disabled``, is logged once by the host and counted once in
+        """Stop requesting ``graph_name`` (maybe scoped) for this source; the host shows it
+        in ``collectord_metric_disabled``, logs it once and counts it once in
         ``collectord_source_poll_errors_total{reason="invalid_metric"}``."""
-        if graph_name not in self.state.disabled:
-            self.state.disabled[graph_name] = reason
-            self.state.count_disabled(graph_name)
-            if self.log is not None:
-                self.log.warning(
-                    "metric disabled", source=self.source, metric=graph_name, reason=reason
-                )
+        if not self.is_disabled(graph_name):
+            self._disabled[graph_name] = reason
 
     def skip(self, object_id: str, reason: str) -> None:
-        """Count an expected per-object answer (pre-conversion media, a story under five
-        viewers, a vanished object) without failing the poll."""
-        self.state.count_skip(reason)
-        if self.log is not None:
-            self.log.debug("object skipped", source=self.source, object_id=object_id, why=reason)
+        """Note an expected per-object answer (pre-conversion media, a story under five
+        viewers, a vanished object): counted, and the poll does not fail."""
+        self._skipped.append(Skip(object_id, reason))
 
     def poll_again_at(self, when: datetime) -> None:
         """Ask for one extra poll of this cadence at ``when`` (for example just before a
-        story expires); it comes with ``requested`` set. The regular schedule is not
-        changed."""
-        self.state.request_poll(self.cadence, when)
+        story expires); it comes with ``requested`` set. The earliest of several asks wins;
+        the regular schedule is not changed."""
+        if self._again is None or when < self._again:
+            self._again = when
+
+    def result(self, samples: Iterable[Sample] = (), *, partial: bool = False) -> PollResult:
+        """The poll's result: ``samples`` plus everything noted on this context."""
+        return PollResult(
+            samples=tuple(samples),
+            skipped=tuple(self._skipped),
+            disabled=tuple(Disable(m, r) for m, r in self._disabled.items()),
+            memory=self.memory,
+            poll_again_at=self._again,
+            partial=partial,
+        )
 
     def sample(
         self,
@@ -221,10 +272,11 @@ class SourcePlugin(abc.ABC):
         return None
 
     @abc.abstractmethod
-    async def collect(self, ctx: PollContext) -> list[Sample]:
-        """Poll the source for ``ctx.cadence`` and return its samples.
+    async def collect(self, ctx: PollContext) -> PollResult | Sequence[Sample]:
+        """Poll the source for ``ctx.cadence`` and return ``ctx.result(samples)``.
 
         Raise a :class:`~collectord.errors.GraphError` (let the Graph client's ones pass) when
         the source as a whole cannot deliver; call ``ctx.skip`` for expected per-object
-        answers and ``ctx.disable_metric`` for metrics Meta rejects.
+        answers and ``ctx.disable_metric`` for metrics Meta rejects. A plain sequence of
+        samples is taken as ``ctx.result(samples)``.
         """

@@ -10,6 +10,7 @@ counted, logged once when the source starts failing and once when it recovers.
 from __future__ import annotations
 
 import asyncio
+import copy
 import random
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -24,7 +25,7 @@ from collectord.config.types import SourceConfig
 from collectord.errors import GraphError, PollError
 from collectord.logs import get_logger, scrub
 from collectord.model import Cadence, Sample
-from collectord.plugin.api import PollContext, SourceGraph, SourcePlugin
+from collectord.plugin.api import PollContext, PollResult, SourceGraph, SourcePlugin
 from collectord.store.store import SourceStatus, Store
 
 #: The longest a single poll may take, whatever its interval.
@@ -79,6 +80,9 @@ class Poller:
         self.sinks = list(sinks)
         self.clock = clock
         self.log = get_logger("collectord.poll")
+        #: Called with (source, cadence, when) for a result's ``poll_again_at``; the
+        #: scheduler sets it.
+        self.on_poll_request: Callable[[str, Cadence, datetime], None] | None = None
 
     async def poll(self, rt: SourceRuntime, cadence: Cadence, *, requested: bool = False) -> bool:
         """Poll ``rt`` once for ``cadence``; True when it delivered. ``requested`` marks an
@@ -94,15 +98,16 @@ class Poller:
             options=rt.config.options,
             graph=rt.graph,
             catalogue=rt.config.specs,
-            state=rt.status,
             now=self.clock(),
+            disabled_before=dict(rt.status.disabled),
+            memory=copy.deepcopy(rt.status.memory),
             log=self.log.bind(source=rt.name, cadence=cadence),
             requested=requested,
         )
         was_ok = rt.status.per_cadence[cadence].ok
         started = time.monotonic()
         try:
-            samples = await asyncio.wait_for(rt.plugin.collect(ctx), rt.poll_timeout(cadence))
+            answer = await asyncio.wait_for(rt.plugin.collect(ctx), rt.poll_timeout(cadence))
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # one failing source must never disturb another
@@ -125,10 +130,19 @@ class Poller:
                     exc_info=reason == "other",
                 )
             return False
-        if not isinstance(samples, list | tuple):
-            samples = list(samples)
+        result = answer if isinstance(answer, PollResult) else ctx.result(answer)
+        samples = result.samples
         collected_at = self.clock()
-        self.store.record_success(rt.name, cadence, samples, duration=time.monotonic() - started)
+        for d in result.disabled:
+            if d.metric not in rt.status.disabled:
+                self.log.warning(
+                    "metric disabled", source=rt.name, metric=d.metric, reason=d.reason
+                )
+        for s in result.skipped:
+            self.log.debug("object skipped", source=rt.name, object_id=s.object_id, why=s.reason)
+        self.store.record_success(rt.name, cadence, result, duration=time.monotonic() - started)
+        if result.poll_again_at is not None and self.on_poll_request is not None:
+            self.on_poll_request(rt.name, cadence, result.poll_again_at)
         for sink in self.sinks:
             sink.write(rt.name, rt.plugin.name, samples, collected_at)
         if was_ok is False:
@@ -167,9 +181,9 @@ class PollScheduler:
         self.log = get_logger("collectord.scheduling.scheduler")
 
     def start(self) -> None:
+        self.poller.on_poll_request = self._request_poll
         now = datetime.now(UTC)
         for rt in self.runtimes.values():
-            rt.status.on_poll_request = self._request_poll
             sched = rt.config.schedule
             for cadence in rt.config.cadences():
                 interval = sched.interval(cadence)

@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from collectord.model import Cadence, Sample
+from collectord.plugin.api import PollResult
 
 #: Upper bounds of the poll-duration histogram, in seconds.
 DURATION_BUCKETS: tuple[float, ...] = (0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600)
@@ -72,25 +73,10 @@ class SourceStatus:
     disabled: dict[str, str] = field(default_factory=dict)
     memory: dict[str, Any] = field(default_factory=dict)
     token_expiry: float | None = None
-    on_poll_request: Callable[[str, Cadence, datetime], None] | None = field(
-        default=None, repr=False
-    )
 
     def __post_init__(self) -> None:
         for c in self.cadences:
             self.per_cadence.setdefault(c, CadenceStatus())
-
-    # -- SourceState protocol -------------------------------------------------------------
-    def count_skip(self, reason: str) -> None:
-        self.errors["skipped_object"] += 1
-        self.skipped[reason] += 1
-
-    def count_disabled(self, metric: str) -> None:
-        self.errors["invalid_metric"] += 1
-
-    def request_poll(self, cadence: Cadence, when: datetime) -> None:
-        if self.on_poll_request is not None:
-            self.on_poll_request(self.name, cadence, when)
 
     # -- derived --------------------------------------------------------------------------
     @property
@@ -164,17 +150,31 @@ class Store:
         self,
         name: str,
         cadence: Cadence,
-        samples: Sequence[Sample],
+        result: PollResult | Sequence[Sample],
         *,
         duration: float,
         at: float | None = None,
     ) -> None:
-        """Replace the source's samples of ``cadence``: series missing now disappear.
+        """Record a poll's result: replace the source's samples of ``cadence`` (series
+        missing now disappear) or, for a ``partial`` result, only the series it carries;
+        count its skipped objects and newly disabled metrics; keep its memory.
 
         When a poll returned several values of one series (Meta's last two days), the one
         with the newest ``end_time`` is kept.
         """
+        if not isinstance(result, PollResult):
+            result = PollResult(samples=tuple(result))
+        samples = result.samples
         status = self._sources[name]
+        for skip in result.skipped:
+            status.errors["skipped_object"] += 1
+            status.skipped[skip.reason] += 1
+        for d in result.disabled:
+            if d.metric not in status.disabled:
+                status.disabled[d.metric] = d.reason
+                status.errors["invalid_metric"] += 1
+        if result.memory is not None:
+            status.memory = dict(result.memory)
         cs = status.per_cadence[cadence]
         cs.ok = True
         cs.last_success = time.time() if at is None else at
@@ -184,6 +184,8 @@ class Store:
         end_times = [s.end_time.timestamp() for s in samples if s.end_time is not None]
         if end_times:
             cs.newest_end_time = max(end_times)
+        if result.partial:
+            samples = (*self._samples.get((name, cadence), ()), *samples)
         self._samples[(name, cadence)] = newest_per_series(samples)
 
     def record_failure(

@@ -20,6 +20,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 import aiohttp
 from aioresponses import CallbackResult, aioresponses
+from plugin_harness import SourceState
 from yarl import URL
 
 from collectord.config.loader import load_config
@@ -28,7 +29,7 @@ from collectord.graph.stats import GraphStats
 from collectord.model import Sample
 from collectord.plugin.manager import load_source_plugins, plugin_map
 from collectord.scheduling.scheduler import Poller, SourceRuntime
-from collectord.store.store import SourceStatus, Store
+from collectord.store.store import Store
 
 BASE = "https://graph.test"
 VERSION = "v26.0"
@@ -139,7 +140,7 @@ class OneSource:
         (src,) = config.sources
         self.client = GraphClient(session, config.graph, stats=GraphStats(), sleep=_no_sleep)
         self.store = Store()
-        self.status: SourceStatus = self.store.register(src.name, src.plugin, src.cadences())
+        self.status: SourceState = self.store.register(src.name, src.plugin, src.cadences())
         self.runtime = SourceRuntime(
             src, plugins[src.plugin], self.client.bind(src.access_token), self.status
         )

@@ -12,7 +12,7 @@ from structlog.testing import capture_logs
 from collectord.exporter.registry import HELP_SUFFIX, make_registry
 from collectord.graph.stats import GraphStats
 from collectord.model import ERROR_REASONS, Sample, make_labels
-from collectord.plugin.api import PollContext
+from collectord.plugin.api import PollContext, PollResult, Skip
 from collectord.sinks.stats import SinkStats
 from collectord.store.store import DURATION_BUCKETS, Store
 
@@ -288,10 +288,9 @@ def test_newest_end_time_per_cadence(store, registry):
 
 
 def test_skipped_objects_and_unknown_reasons_are_counted(store, registry):
-    status = store.status("acme-page")
-    status.count_skip("story_below_threshold")
-    status.count_skip("vanished")
-    status.errors["something_new"] += 1
+    skips = (Skip("1", "story_below_threshold"), Skip("2", "vanished"))
+    store.record_success("acme-page", "fast", PollResult(skipped=skips), duration=0.1)
+    store.status("acme-page").errors["something_new"] += 1
     ids = {"source": "acme-page", "plugin": "facebook_page"}
     name = "collectord_source_poll_errors_total"
     assert registry.get_sample_value(name, {**ids, "reason": "skipped_object"}) == 2
@@ -321,19 +320,19 @@ def test_disabled_metrics(store, registry):
 
 
 def test_a_metric_disabled_by_a_plugin_is_exported_and_counted_once(store, registry):
-    status = store.status("acme-page")
-    ctx = PollContext(
-        source="acme-page",
-        plugin="facebook_page",
-        cadence="daily",
-        options={},
-        graph=None,  # type: ignore[arg-type]
-        catalogue=(),
-        state=status,
-        now=datetime(2026, 11, 23, tzinfo=UTC),
-    )
     for _poll in range(3):  # Meta rejects it on every poll until it is no longer asked
+        ctx = PollContext(
+            source="acme-page",
+            plugin="facebook_page",
+            cadence="daily",
+            options={},
+            graph=None,  # type: ignore[arg-type]
+            catalogue=(),
+            now=datetime(2026, 11, 23, tzinfo=UTC),
+            disabled_before=dict(store.status("acme-page").disabled),
+        )
         ctx.disable_metric("page_impressions", "invalid_metric")
+        store.record_success("acme-page", "daily", ctx.result(), duration=0.1)
     ids = {"source": "acme-page", "plugin": "facebook_page"}
     errors = "collectord_source_poll_errors_total"
     assert registry.get_sample_value(errors, {**ids, "reason": "invalid_metric"}) == 1

@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from plugin_harness import SourceState, StateContext, new_state
 
 from collectord import (
     AuthError,
@@ -23,7 +24,6 @@ from collectord import (
     samples_from_values,
     scoped_key,
 )
-from collectord.store.store import SourceStatus, Store
 
 
 class MetaLikeGraph:
@@ -76,11 +76,11 @@ class MetaLikeGraph:
         return out
 
 
-def make_ctx(graph: MetaLikeGraph, status: SourceStatus | None = None) -> PollContext:
+def make_ctx(graph: MetaLikeGraph, status: SourceState | None = None) -> PollContext:
     """A poll's context; pass the same ``status`` to poll the same source again."""
     if status is None:
-        status = Store().register("acme", "test", ("daily",))
-    return PollContext(
+        status = new_state("acme", "test", ("daily",))
+    return StateContext(
         source="acme",
         plugin="test",
         cadence="daily",
@@ -330,7 +330,7 @@ def scoped_requests() -> list[InsightRequest]:
 
 async def test_rejection_in_a_scoped_request_disables_the_metric_for_that_scope_only() -> None:
     graph = KindAwareGraph(rejects={"img1": {"shares"}})
-    status = Store().register("acme", "test", ("daily",))
+    status = new_state("acme", "test", ("daily",))
     result = await fetch_insights(make_ctx(graph, status), scoped_requests())
     assert status.disabled == {"FEED/IMAGE/shares": "unsupported"}
     assert sorted(e["name"] for e in result["img1"]) == ["reach", "saved"]
@@ -367,7 +367,7 @@ def breakdown_requests(scope: str = "") -> list[InsightRequest]:
 
 async def test_unknown_error_on_a_breakdown_is_left_out_then_disabled_on_the_second_poll() -> None:
     graph = KindAwareGraph(unknown={"follow_type"})
-    status = Store().register("acme", "test", ("daily",))
+    status = new_state("acme", "test", ("daily",))
 
     first = await fetch_insights(make_ctx(graph, status), breakdown_requests())
     assert first["bd"] == [], "the breakdown is missing from this poll"
@@ -387,7 +387,7 @@ async def test_unknown_error_on_a_breakdown_is_left_out_then_disabled_on_the_sec
 
 async def test_unknown_error_of_a_scoped_breakdown_is_disabled_in_its_scope() -> None:
     graph = KindAwareGraph(unknown={"follow_type"})
-    status = Store().register("acme", "test", ("daily",))
+    status = new_state("acme", "test", ("daily",))
     for _ in range(2):
         await fetch_insights(make_ctx(graph, status), breakdown_requests("STORY"))
     assert status.disabled == {"STORY/reach:follow_type": "unsupported_breakdown"}
@@ -395,7 +395,7 @@ async def test_unknown_error_of_a_scoped_breakdown_is_disabled_in_its_scope() ->
 
 async def test_unknown_error_that_passes_disables_nothing() -> None:
     graph = KindAwareGraph(unknown={"follow_type"})
-    status = Store().register("acme", "test", ("daily",))
+    status = new_state("acme", "test", ("daily",))
     await fetch_insights(make_ctx(graph, status), breakdown_requests())
     graph.unknown.clear()  # Meta recovered
     answered = await fetch_insights(make_ctx(graph, status), breakdown_requests())
@@ -412,7 +412,7 @@ async def test_unknown_error_that_passes_disables_nothing() -> None:
 
 async def test_unknown_error_with_nothing_answered_is_raised_and_counts_for_nothing() -> None:
     graph = KindAwareGraph(unknown={"follow_type"})
-    status = Store().register("acme", "test", ("daily",))
+    status = new_state("acme", "test", ("daily",))
     only_breakdowns = breakdown_requests()[1:]
     for _ in range(2):
         with pytest.raises(ServerError) as caught:

@@ -14,6 +14,7 @@ from collectord_plugins.facebook_app import (
     parse_app_rows,
     register_source_plugins,
 )
+from plugin_harness import SourceState, StateContext, new_state
 
 from collectord import (
     GraphError,
@@ -21,11 +22,9 @@ from collectord import (
     MetricSpec,
     ObjectNotFoundError,
     PermissionDeniedError,
-    PollContext,
     Sample,
     Secret,
 )
-from collectord.store.store import SourceStatus, Store
 
 APP = "4321"
 NOW = datetime(2026, 11, 23, 18, 0, tzinfo=UTC)
@@ -142,15 +141,15 @@ class FakeApp:
         return {"data": rows}
 
 
-def new_status() -> SourceStatus:
-    return Store().register("acme-app", "facebook_app", ("fast", "daily"))
+def new_status() -> SourceState:
+    return new_state("acme-app", "facebook_app", ("fast", "daily"))
 
 
 async def poll(
     graph: FakeApp,
     cadence: str,
     *,
-    status: SourceStatus | None = None,
+    status: SourceState | None = None,
     metrics: Sequence[str] | None = None,
     **options: Any,
 ) -> list[Sample]:
@@ -160,7 +159,7 @@ async def poll(
     else:
         known = {m.graph_name: m for m in CATALOGUE}
         specs = [known.get(n) or plugin.spec_for(n) for n in metrics]  # type: ignore[misc]
-    ctx = PollContext(
+    ctx = StateContext(
         source="acme-app",
         plugin="facebook_app",
         cadence=cadence,  # type: ignore[arg-type]

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 from collectord_plugins.facebook_post import CATALOGUE, FacebookPost, register_source_plugins
 from config_support import metrics_rejected, metrics_said, write_source
+from plugin_harness import SourceState, StateContext, new_state
 
 from collectord import (
     GraphError,
@@ -21,11 +22,9 @@ from collectord import (
     MetricSpec,
     ObjectNotFoundError,
     PermissionDeniedError,
-    PollContext,
     Sample,
 )
 from collectord.cli import main
-from collectord.store.store import SourceStatus, Store
 
 PAGE = "1234567890"
 NOW = datetime(2026, 11, 23, 18, 0, tzinfo=UTC)
@@ -206,15 +205,15 @@ def days_ago(*days: float) -> dict[int, datetime]:
     return {i + 1: NOW - timedelta(days=d) for i, d in enumerate(days)}
 
 
-def new_status() -> SourceStatus:
-    return Store().register("acme-posts", "facebook_post", ("fast", "daily"))
+def new_status() -> SourceState:
+    return new_state("acme-posts", "facebook_post", ("fast", "daily"))
 
 
 async def poll(
     graph: FakeMeta,
     cadence: str,
     *,
-    status: SourceStatus | None = None,
+    status: SourceState | None = None,
     now: datetime = NOW,
     extra: Sequence[str] = (),
     **options: Any,
@@ -228,7 +227,7 @@ async def poll(
             spec = known.get(name) or plugin.spec_for(name)
         assert spec is not None
         specs.append(spec)
-    ctx = PollContext(
+    ctx = StateContext(
         source="acme-posts",
         plugin="facebook_post",
         cadence=cadence,  # type: ignore[arg-type]

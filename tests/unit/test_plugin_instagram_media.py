@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from collectord_plugins.instagram_media import InstagramMedia
 from config_support import metrics_rejected, metrics_said, write_source
+from plugin_harness import SourceState, StateContext, new_state
 
 from collectord import (
     GraphError,
@@ -25,7 +26,6 @@ from collectord import (
 )
 from collectord.cli import main
 from collectord.config.loader import load_config
-from collectord.store.store import SourceStatus, Store
 
 IG = "17841400000000001"
 NOW = datetime(2026, 11, 23, 18, 0, tzinfo=UTC)
@@ -221,7 +221,7 @@ class Poller:
 
     def __init__(self, graph: FakeInstagram, metrics: Sequence[str] | None = None, **opts: Any):
         self.graph = graph
-        self.status: SourceStatus = Store().register("acme-ig", PLUGIN.name, ("fast",))
+        self.status: SourceState = new_state("acme-ig", PLUGIN.name, ("fast",))
         self.extra_polls: list[datetime] = []
         self.status.on_poll_request = lambda _src, _cad, when: self.extra_polls.append(when)
         self.specs = (
@@ -239,7 +239,7 @@ class Poller:
     def ctx(
         self, now: datetime = NOW, cadence: str = "fast", *, requested: bool = False
     ) -> PollContext:
-        return PollContext(
+        return StateContext(
             source="acme-ig",
             plugin=PLUGIN.name,
             cadence=cadence,  # type: ignore[arg-type]

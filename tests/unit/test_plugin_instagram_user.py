@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from collectord_plugins.instagram_user import InstagramUser, build_requests
 from config_support import metrics_rejected, metrics_said, write_source
+from plugin_harness import SourceState, StateContext, new_state
 
 from collectord import (
     GraphError,
@@ -22,7 +23,6 @@ from collectord import (
 )
 from collectord.cli import main
 from collectord.config.loader import load_config
-from collectord.store.store import SourceStatus, Store
 
 IG = "17841400000000001"
 NOW = datetime(2026, 11, 23, 18, 0, tzinfo=UTC)
@@ -184,7 +184,7 @@ def make_ctx(
     cadence: str,
     *,
     metrics: Sequence[str] | None = None,
-    status: SourceStatus | None = None,
+    status: SourceState | None = None,
 ) -> PollContext:
     if metrics is None:
         specs = tuple(s for s in PLUGIN.catalogue if s.default)
@@ -194,8 +194,8 @@ def make_ctx(
             warnings.simplefilter("ignore")
             specs = tuple(known.get(m) or PLUGIN.spec_for(m) for m in metrics)  # type: ignore[misc]
     if status is None:
-        status = Store().register("acme-ig", PLUGIN.name, ("fast", "daily"))
-    return PollContext(
+        status = new_state("acme-ig", PLUGIN.name, ("fast", "daily"))
+    return StateContext(
         source="acme-ig",
         plugin=PLUGIN.name,
         cadence=cadence,  # type: ignore[arg-type]
@@ -393,8 +393,8 @@ class RefusingInstagramUser(FakeInstagramUser):
         )
 
 
-def new_status() -> SourceStatus:
-    return Store().register("acme-ig", PLUGIN.name, ("fast", "daily"))
+def new_status() -> SourceState:
+    return new_state("acme-ig", PLUGIN.name, ("fast", "daily"))
 
 
 async def test_refused_breakdown_disables_the_breakdown_not_the_metric() -> None:

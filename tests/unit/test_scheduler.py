@@ -213,7 +213,8 @@ async def test_extra_poll_requested_by_plugin_runs() -> None:
     sched.start()
     try:
         await poller.wait_for(2)  # the start-up polls of both cadences
-        rt.status.request_poll("fast", datetime.now(UTC))
+        assert poller.on_poll_request is not None
+        poller.on_poll_request("x", "fast", datetime.now(UTC))
         assert await poller.wait_for(1) == [("x", "fast")]
     finally:
         await sched.shutdown(grace=1)

@@ -14,6 +14,7 @@ from prometheus_client.openmetrics.parser import (
 )
 from prometheus_client.parser import text_string_to_metric_families
 
+from collectord import PollResult, Skip
 from collectord.exporter.registry import make_registry
 from collectord.graph.stats import GraphStats
 from collectord.model import Sample, make_labels
@@ -141,8 +142,13 @@ async def test_status_page_shows_sources(server: Server):
         duration=0.1,
     )
     server.store.status("acme-page").disabled["page_fans"] = "retired"
-    for why in ("not_enough_viewers", "vanished", "not_enough_viewers"):
-        server.store.status("acme-page").count_skip(why)
+    skips = tuple(
+        Skip(str(i), why)
+        for i, why in enumerate(("not_enough_viewers", "vanished", "not_enough_viewers"))
+    )
+    server.store.record_success(
+        "acme-page", "fast", PollResult(samples=(views(1.0),), skipped=skips), duration=0.1
+    )
     server.store.status("acme-page").per_cadence["fast"].next_run = datetime(
         2030, 1, 2, 3, 4, 5, tzinfo=UTC
     )
