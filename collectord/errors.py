@@ -41,6 +41,8 @@ class Outcome(enum.Enum):
     PERMISSION = "permission"
     #: A metric (or a metric for this kind of object) Meta does not know or no longer serves.
     INVALID_METRIC = "invalid_metric"
+    #: A metric Meta knows but does not serve for this object (or no longer serves).
+    METRIC_UNSUPPORTED = "metric_unsupported"
     #: A breakdown that the metric does not support.
     BREAKDOWN_UNSUPPORTED = "breakdown_unsupported"
     #: "Please reduce the amount of data you're asking for": ask for less.

@@ -40,6 +40,7 @@ from collectord import (
     MetricSpec,
     ObjectNotFoundError,
     Option,
+    Outcome,
     PollContext,
     Sample,
     Secret,
@@ -398,9 +399,7 @@ def _number(value: Any) -> float | None:
 
 
 def _reason(err: GraphError) -> str:
-    text = err.message.lower()
-    unsupported = ("not supported", "does not support", "unsupported", "nonexisting")
-    return "unsupported" if any(t in text for t in unsupported) else "invalid_metric"
+    return "unsupported" if err.outcome is Outcome.METRIC_UNSUPPORTED else "invalid_metric"
 
 
 @collectord.hookimpl

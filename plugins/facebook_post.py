@@ -47,16 +47,15 @@ from collectord import (
     GraphError,
     InsightRequest,
     InsightValue,
-    InvalidRequestError,
     MetricNames,
     MetricSpec,
     ObjectNotFoundError,
     Option,
+    Outcome,
     PermissionDeniedError,
     PollContext,
     Retired,
     Sample,
-    ServerError,
     SourcePlugin,
     breakdown_key,
     fetch_insights,
@@ -377,17 +376,19 @@ async def _list_posts_once(
     expansion = f"insights.metric({names}).period(lifetime)"
     try:
         return await _window(ctx, page_id, [*wanted, expansion]), EXPANDED
-    except ObjectNotFoundError:
-        raise  # the Page itself
-    except InvalidRequestError as err:
-        why = err.message
-    except ServerError as err:
-        if "reduce the amount of data" not in err.message.lower():
-            raise
+    except GraphError as err:
+        if err.outcome not in _EXPANSION_REJECTED:
+            raise  # the Page itself is gone, auth, throttling, an outage
         why = err.message
     if ctx.log is not None:
         ctx.log.info("post insights expansion rejected; reading them in batches", error=why)
     return await _window(ctx, page_id, wanted), REJECTED
+
+
+#: Answers to the field expansion that blame the expansion, not the Page.
+_EXPANSION_REJECTED = frozenset(
+    {Outcome.INVALID_METRIC, Outcome.METRIC_UNSUPPORTED, Outcome.REDUCE_DATA}
+)
 
 
 async def _window(ctx: PollContext, page_id: str, fields: Sequence[str]) -> list[dict[str, Any]]:

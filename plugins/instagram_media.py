@@ -55,9 +55,8 @@ from collectord import (
     InsightValue,
     MetricNames,
     MetricSpec,
-    ObjectNotFoundError,
     Option,
-    PermissionDeniedError,
+    Outcome,
     PollContext,
     Retired,
     Sample,
@@ -527,17 +526,16 @@ def _read_answers(
 
 
 def skip_reason(err: GraphError, *, story: bool) -> str:
-    """Why an object's insights were skipped, from Meta's error (graph-api.md 6.4, 6.5)."""
-    if isinstance(err, ObjectNotFoundError) or err.subcode == 33:
-        return "vanished"
-    if err.subcode == 2108006:
-        return "pre_conversion"
-    if isinstance(err, PermissionDeniedError):
-        text = err.message.lower()
-        if "viewers" in text or (story and err.code == 10 and "permission" not in text):
-            return "not_enough_viewers"
-        return "permission"
-    return "unsupported"
+    """Why an object's insights were skipped, from the outcome of Meta's answer."""
+    return _SKIP_REASONS.get(err.outcome, "unsupported")
+
+
+_SKIP_REASONS = {
+    Outcome.OBJECT_GONE: "vanished",
+    Outcome.BEFORE_CONVERSION: "pre_conversion",
+    Outcome.TOO_FEW_VIEWERS: "not_enough_viewers",
+    Outcome.PERMISSION: "permission",
+}
 
 
 @collectord.hookimpl

@@ -32,7 +32,7 @@ from typing import Any
 from collectord.errors import (
     GraphError,
     InvalidRequestError,
-    ObjectNotFoundError,
+    Outcome,
     PermissionDeniedError,
     ServerError,
 )
@@ -42,8 +42,6 @@ from collectord.plugin.api import PollContext
 #: Metrics per insights request; Meta answers "reduce the amount of data" to long lists.
 CHUNK = 25
 
-# Error subcodes of code 100 that are about the object, not the metric list.
-_OBJECT_SUBCODES = {33, 2108006}
 #: Meta's "An unknown error has occurred", its answer to an unsupported breakdown.
 _UNKNOWN_ERROR_CODE = 1
 #: ``ctx.memory`` key: breakdown requests whose last answer was that error.
@@ -108,9 +106,7 @@ def scoped_key(scope: str, name: str) -> str:
 
 
 def _is_metric_error(err: GraphError) -> bool:
-    return isinstance(err, InvalidRequestError) and not (
-        isinstance(err, ObjectNotFoundError) or err.subcode in _OBJECT_SUBCODES
-    )
+    return err.outcome in (Outcome.INVALID_METRIC, Outcome.METRIC_UNSUPPORTED)
 
 
 def _is_object_error(err: GraphError) -> bool:
@@ -123,12 +119,7 @@ def _is_unknown_error(err: GraphError) -> bool:
 
 
 def _disable_reason(err: GraphError) -> str:
-    text = err.message.lower()
-    if any(w in text for w in ("not supported", "no longer supported", "does not support")) or (
-        "unsupported" in text
-    ):
-        return "unsupported"
-    return "invalid_metric"
+    return "unsupported" if err.outcome is Outcome.METRIC_UNSUPPORTED else "invalid_metric"
 
 
 async def fetch_insights(

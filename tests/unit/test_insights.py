@@ -13,7 +13,6 @@ from collectord import (
     AuthError,
     GraphError,
     InsightRequest,
-    InvalidRequestError,
     MetricSpec,
     ObjectNotFoundError,
     PollContext,
@@ -24,6 +23,7 @@ from collectord import (
     samples_from_values,
     scoped_key,
 )
+from collectord.graph.answers import meta_error
 
 
 class MetaLikeGraph:
@@ -40,13 +40,13 @@ class MetaLikeGraph:
     def _answer(self, path: str, params: Mapping[str, Any]) -> dict[str, Any]:
         self.calls.append((path, dict(params)))
         if self.auth_broken:
-            raise AuthError("Error validating access token", code=190, subcode=463)
+            raise meta_error("Error validating access token", code=190, subcode=463)
         obj = path.split("/")[0]
         if obj in self.gone:
-            raise ObjectNotFoundError("Unsupported get request.", code=100, subcode=33)
+            raise meta_error("Unsupported get request.", code=100, subcode=33)
         metrics = params["metric"].split(",")
         if any(m in self.invalid for m in metrics):
-            raise InvalidRequestError("(#100) The value must be a valid insights metric", code=100)
+            raise meta_error("(#100) The value must be a valid insights metric", code=100)
         return {
             "data": [
                 {
@@ -252,7 +252,7 @@ async def test_rejected_breakdown_does_not_cost_the_plain_metric() -> None:
         def _answer(self, path: str, params: Mapping[str, Any]) -> dict[str, Any]:
             if "breakdown" in params:
                 self.calls.append((path, dict(params)))
-                raise InvalidRequestError("(#100) breakdown is not supported", code=100)
+                raise meta_error("(#100) breakdown is not supported", code=100)
             return super()._answer(path, params)
 
     graph = NoBreakdowns(invalid=set())
@@ -292,11 +292,11 @@ class KindAwareGraph(MetaLikeGraph):
         metrics = params["metric"].split(",")
         if self.down or params.get("breakdown") in self.unknown:
             self.calls.append((path, dict(params)))
-            raise ServerError("An unknown error has occurred.", code=1)
+            raise meta_error("An unknown error has occurred.", code=1)
         refused = [m for m in metrics if m in self.rejects.get(obj, set())]
         if refused:
             self.calls.append((path, dict(params)))
-            raise InvalidRequestError(
+            raise meta_error(
                 f"(#100) The metric {refused[0]} is not supported for this media type", code=100
             )
         return super()._answer(path, params)

@@ -18,13 +18,12 @@ from plugin_harness import SourceState, StateContext, new_state
 
 from collectord import (
     GraphError,
-    InvalidRequestError,
     MetricSpec,
-    ObjectNotFoundError,
     PermissionDeniedError,
     Sample,
     Secret,
 )
+from collectord.graph.answers import meta_error
 
 APP = "4321"
 NOW = datetime(2026, 11, 23, 18, 0, tzinfo=UTC)
@@ -36,8 +35,8 @@ FIELDS = {
     "monthly_active_users": "9001",
 }
 RETIRED = {
-    "invalid": InvalidRequestError("(#100) The value must be a valid insights metric", code=100),
-    "unsupported": ObjectNotFoundError(
+    "invalid": meta_error("(#100) The value must be a valid insights metric", code=100),
+    "unsupported": meta_error(
         "(#100) Unsupported get request. Object with ID '4321' does not exist, cannot be "
         "loaded due to missing permissions, or does not support this operation",
         code=100,
@@ -100,7 +99,7 @@ class FakeApp:
             asked = params["fields"].split(",")
             bad = [f for f in asked if f in self.bad_fields or f not in FIELDS]
             if bad:
-                raise InvalidRequestError(
+                raise meta_error(
                     f"(#100) Tried accessing nonexisting field ({bad[0]}) on node type "
                     "(Application)",
                     code=100,
@@ -109,15 +108,15 @@ class FakeApp:
         app, edge, metric = path.split("/")
         assert (app, edge) == (APP, "app_insights")
         if self.denied:
-            raise PermissionDeniedError("(#10) Requires app admin privileges", code=10)
+            raise meta_error("(#10) Requires app admin privileges", code=10)
         if self.retired or metric in self.retired_metrics:
             raise RETIRED[self.retired or "invalid"]
         period = params.get("period")
         if metric == "app_event":
             if not params.get("event_name"):
-                raise InvalidRequestError("(#100) event_name is required", code=100)
+                raise meta_error("(#100) event_name is required", code=100)
         elif metric not in PERIODS or period not in PERIODS[metric]:
-            raise InvalidRequestError("(#100) Invalid parameter", code=100)
+            raise meta_error("(#100) Invalid parameter", code=100)
         since = datetime.fromtimestamp(int(params["since"]), UTC)
         until = datetime.fromtimestamp(int(params["until"]), UTC)
         clients = [params["breakdowns[0]"]] if "breakdowns[0]" in params else []
@@ -364,7 +363,7 @@ class EventPickyApp(FakeApp):
     def _answer(self, path: str, params: dict[str, Any]) -> dict[str, Any]:
         event = params.get("event_name")
         if path.endswith("/app_event") and event in self.invalid_events:
-            raise InvalidRequestError(f"(#100) Invalid event_name: {event}", code=100)
+            raise meta_error(f"(#100) Invalid event_name: {event}", code=100)
         if path.endswith("/app_event") and event in self.gone_events:
             raise RETIRED["unsupported"]
         return super()._answer(path, params)

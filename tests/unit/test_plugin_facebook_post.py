@@ -20,11 +20,11 @@ from collectord import (
     GraphError,
     InvalidRequestError,
     MetricSpec,
-    ObjectNotFoundError,
     PermissionDeniedError,
     Sample,
 )
 from collectord.cli import main
+from collectord.graph.answers import meta_error
 
 PAGE = "1234567890"
 NOW = datetime(2026, 11, 23, 18, 0, tzinfo=UTC)
@@ -128,15 +128,15 @@ class FakeMeta:
             return self._list(params)
         if path.endswith("/insights"):
             return self._insights(path.split("/")[0], params)
-        raise ObjectNotFoundError("(#100) Unsupported get request.", code=100, subcode=33)
+        raise meta_error("(#100) Unsupported get request.", code=100, subcode=33)
 
     def _list(self, params: dict[str, Any]) -> dict[str, Any]:
         limit = int(params.get("limit", 25))
         if limit > 100:
-            raise InvalidRequestError("(#100) The limit parameter cannot exceed 100", code=100)
+            raise meta_error("(#100) The limit parameter cannot exceed 100", code=100)
         fields = params.get("fields", "")
         if self.gated_denied and "comments" in fields:
-            raise PermissionDeniedError("(#10) This endpoint requires permission", code=10)
+            raise meta_error("(#10) This endpoint requires permission", code=10)
         expansion = _EXPANSION.search(fields)
         if expansion and self.reject_expansion:
             raise InvalidRequestError(self.reject_expansion, code=2500)
@@ -182,13 +182,13 @@ class FakeMeta:
 
     def _insights(self, pid: str, params: dict[str, Any]) -> dict[str, Any]:
         if pid in self.vanished or pid not in {post_id(n) for n, _ in self.posts}:
-            raise ObjectNotFoundError(
+            raise meta_error(
                 f"(#100) Unsupported get request. Object with ID '{pid}' does not exist",
                 code=100,
                 subcode=33,
             )
         if self.insights_denied:
-            raise PermissionDeniedError("(#10) Not enough permission", code=10)
+            raise meta_error("(#10) Not enough permission", code=10)
         metrics = params["metric"].split(",")
         if any(m not in VALID for m in metrics):
             raise InvalidRequestError(INVALID_METRIC, code=100)

@@ -17,15 +17,13 @@ from plugin_harness import SourceState, StateContext, new_state
 
 from collectord import (
     GraphError,
-    InvalidRequestError,
-    ObjectNotFoundError,
     PermissionDeniedError,
     PollContext,
     Sample,
-    ServerError,
 )
 from collectord.cli import main
 from collectord.config.loader import load_config
+from collectord.graph.answers import meta_error
 
 IG = "17841400000000001"
 NOW = datetime(2026, 11, 23, 18, 0, tzinfo=UTC)
@@ -93,33 +91,29 @@ class FakeInstagram:
         assert edge == "insights"
         m = self.by_id().get(object_id)
         if m is None or m.gone:
-            raise ObjectNotFoundError(
+            raise meta_error(
                 f"Unsupported get request. Object with ID '{object_id}' does not exist",
                 code=100,
                 subcode=33,
             )
         if self.permission_denied:
-            raise PermissionDeniedError(
-                "(#10) Application does not have permission for this action", code=10
-            )
+            raise meta_error("(#10) Application does not have permission for this action", code=10)
         if m.pre_conversion:
-            raise InvalidRequestError("Invalid parameter", code=100, subcode=2108006)
+            raise meta_error("Invalid parameter", code=100, subcode=2108006)
         names = p["metric"].split(",")
         for name in names:
             if name not in VALID[m.product]:
-                raise InvalidRequestError(
+                raise meta_error(
                     f"(#100) The Media Insights API does not support the {name} metric for "
                     "this media product type.",
                     code=100,
                 )
             if name == "impressions" and m.created >= datetime(2024, 7, 2, tzinfo=UTC):
-                raise InvalidRequestError("(#100) impressions: media after 2024-07-02", code=100)
+                raise meta_error("(#100) impressions: media after 2024-07-02", code=100)
         if p.get("breakdown") and any(BREAKDOWNS.get(n) != p["breakdown"] for n in names):
-            raise ServerError("An unknown error has occurred.", code=1)
+            raise meta_error("An unknown error has occurred.", code=1)
         if m.product == "STORY" and m.viewers < 5:
-            raise PermissionDeniedError(
-                "(#10) Not enough viewers for the media to show insights", code=10
-            )
+            raise meta_error("(#10) Not enough viewers for the media to show insights", code=10)
         if m.empty:
             return {"data": []}
         data = []
@@ -514,12 +508,12 @@ class PickyInstagram(FakeInstagram):
         refused = [n for n in names if n in self.refuse.get(object_id, set())]
         if refused:
             self.insight_calls.append((path, {k: str(v) for k, v in params.items()}))
-            raise InvalidRequestError(
+            raise meta_error(
                 f"(#100) The metric {refused[0]} is not supported for this media type", code=100
             )
         if self.navigation_unknown and params.get("breakdown") == "story_navigation_action_type":
             self.insight_calls.append((path, {k: str(v) for k, v in params.items()}))
-            raise ServerError("An unknown error has occurred.", code=1)
+            raise meta_error("An unknown error has occurred.", code=1)
         return super().insights(path, params)
 
 

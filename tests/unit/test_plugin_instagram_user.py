@@ -23,6 +23,7 @@ from collectord import (
 )
 from collectord.cli import main
 from collectord.config.loader import load_config
+from collectord.graph.answers import meta_error
 
 IG = "17841400000000001"
 NOW = datetime(2026, 11, 23, 18, 0, tzinfo=UTC)
@@ -59,7 +60,7 @@ BREAKDOWN_VALUES = {
 
 
 def bad(message: str) -> InvalidRequestError:
-    return InvalidRequestError(message, code=100)
+    return meta_error(message, code=100)
 
 
 class FakeInstagramUser:
@@ -111,7 +112,7 @@ class FakeInstagramUser:
                 if n in DEMOGRAPHIC:
                     allowed = {"age", "gender", "city", "country"}
                 if not set(dims) <= allowed:
-                    raise ServerError("An unknown error has occurred.", code=1)
+                    raise meta_error("An unknown error has occurred.", code=1)
         data = []
         for n in names:
             if n in DEMOGRAPHIC and not (p.get("timeframe") and dims):
@@ -336,7 +337,7 @@ async def test_retired_metric_is_disabled_and_the_rest_flow() -> None:
 async def test_a_failing_account_fails_the_poll() -> None:
     class Gone(FakeInstagramUser):
         def answer(self, path: str, params: Mapping[str, Any]) -> dict[str, Any]:
-            raise InvalidRequestError("Unsupported get request.", code=100, subcode=33)
+            raise meta_error("Unsupported get request.", code=100, subcode=33)
 
     with pytest.raises(GraphError):
         await PLUGIN.collect(make_ctx(Gone(), "daily"))
@@ -380,7 +381,7 @@ class RefusingInstagramUser(FakeInstagramUser):
     def insights(self, p: dict[str, str]) -> dict[str, Any]:
         pair = (p["metric"], p.get("breakdown", ""))
         if self.down or pair in self.unknown:
-            raise ServerError("An unknown error has occurred.", code=1)
+            raise meta_error("An unknown error has occurred.", code=1)
         if pair in self.refused:
             raise bad(f"(#100) The breakdown {pair[1]} is not supported for the metric {pair[0]}")
         return super().insights(p)
