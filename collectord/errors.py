@@ -60,6 +60,30 @@ class Outcome(enum.Enum):
     OTHER = "other"
 
 
+class AuthKind(enum.Enum):
+    """Why a token (or the app's proof of it) was refused: what the human has to do.
+
+    Decided by :func:`collectord.graph.answers.classify_error` from Meta's code and
+    ``error_subcode`` (docs/meta-graph-api.md 9.2).
+    """
+
+    #: The token expired (190/463): issue a new one (or a long-lived/system user one).
+    EXPIRED = "expired"
+    #: The user changed their password (190/460): the user has to log in again.
+    PASSWORD_CHANGED = "password_changed"  # noqa: S105 (a label, not a password)
+    #: The user removed the app, or never installed it (190/458): grant it again.
+    APP_NOT_INSTALLED = "app_not_installed"
+    #: The session ended: logged out, invalidated, an unconfirmed user (467, 464, ...).
+    SESSION_INVALID = "session_invalid"
+    #: Facebook checkpointed the user (190/459): they must log in on facebook.com.
+    CHECKPOINT = "checkpoint"
+    #: Invalid, expired or revoked without a more precise subcode (190, 102, 104).
+    INVALID = "invalid"
+    #: Meta refused ``appsecret_proof`` (code 100): a wrong ``app_secret``, or a clock
+    #: that is off. A config problem, not the token's.
+    APPSECRET_PROOF = "appsecret_proof"
+
+
 class GraphError(CollectordError):
     """An answer of the Graph API that is not the data asked for.
 
@@ -112,23 +136,39 @@ class GraphError(CollectordError):
 class ThrottledError(GraphError):
     """Rate limit reached (codes 4, 17, 32, 341, 368, 613, 80000-80014).
 
-    ``retry_after`` is in seconds, from ``estimated_time_to_regain_access`` when Meta
-    gives it.
+    ``budget`` names the budget that ran out: ``app`` (the whole app's), ``user`` (the
+    token's user), ``page`` or ``page:<id>`` (a Page's), a Business Use Case budget as
+    ``<type>`` or ``<type>:<id>`` (``instagram:17841...``), or ``token`` when Meta does not
+    say. ``retry_after`` is in seconds, from ``estimated_time_to_regain_access`` (or
+    ``Retry-After``) when Meta gives it.
     """
 
     reason = "throttled"
     default_outcome = Outcome.THROTTLED
 
-    def __init__(self, message: str, *, retry_after: float | None = None, **kw: object) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        retry_after: float | None = None,
+        budget: str = "token",
+        **kw: object,
+    ) -> None:
         super().__init__(message, **kw)  # type: ignore[arg-type]
         self.retry_after = retry_after
+        self.budget = budget
 
 
 class AuthError(GraphError):
-    """The token is invalid or expired (190 and subcodes, 102, 104): needs a human."""
+    """The token is invalid or expired (190 and subcodes, 102, 104), or Meta refused the
+    ``appsecret_proof``: needs a human. ``kind`` says what happened (:class:`AuthKind`)."""
 
     reason = "auth"
     default_outcome = Outcome.AUTH
+
+    def __init__(self, message: str, *, kind: AuthKind = AuthKind.INVALID, **kw: object) -> None:
+        super().__init__(message, **kw)  # type: ignore[arg-type]
+        self.kind = kind
 
 
 class PermissionDeniedError(GraphError):
@@ -150,6 +190,14 @@ class ObjectNotFoundError(InvalidRequestError):
 
     reason = "skipped_object"
     default_outcome = Outcome.OBJECT_GONE
+
+
+class ReduceDataError(GraphError):
+    """ "Please reduce the amount of data you're asking for" (code 1 with that message):
+    asking again unchanged fails again, so it is not retried; ask for less."""
+
+    reason = "server"
+    default_outcome = Outcome.REDUCE_DATA
 
 
 class TransientError(GraphError):

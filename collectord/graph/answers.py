@@ -1,8 +1,11 @@
-"""Turning what the Graph API answered into typed errors, and keeping secrets out of them.
+"""Meta's rules, decided once: what an answer of the Graph API means.
 
-:func:`classify_error` reads Meta's error envelope (graph-api.md 9): the ``code``,
-``error_subcode`` and ``is_transient`` decide the class, never the HTTP status alone.
-:func:`scrub` masks tokens in any text before it reaches a log line or an exception.
+:func:`classify_error` reads Meta's error envelope (docs/meta-graph-api.md 9): the
+``code``, ``error_subcode``, ``is_transient`` and, where Meta leaves no other sign, the
+message decide the class and the :class:`~collectord.errors.Outcome` (the table is
+:func:`outcome_of`), never the HTTP status alone. Nothing outside this module reads a
+code, a subcode or a message to decide what to do. :func:`scrub` masks tokens in any text
+before it reaches a log line or an exception.
 """
 
 from __future__ import annotations
@@ -13,30 +16,40 @@ from typing import Any
 
 from collectord.errors import (
     AuthError,
+    AuthKind,
     BadResponseError,
     GraphError,
     InvalidRequestError,
     ObjectNotFoundError,
     Outcome,
     PermissionDeniedError,
+    ReduceDataError,
     ServerError,
     ThrottledError,
 )
-from collectord.graph.usage import header_value, regain_seconds
+from collectord.graph.usage import buc_object_id, header_value, regain_seconds
 from collectord.secret import Secret, scrub
 
-#: Rate-limit codes (graph-api.md 7.3): Meta says stop calling once one is seen.
+#: Rate-limit codes (docs/meta-graph-api.md 7.3): Meta says stop calling once one is seen.
 THROTTLE_CODES: frozenset[int] = frozenset({4, 17, 32, 341, 368, 613, *range(80000, 80015)})
 #: Throttles of the whole app rather than of one token's budget.
 APP_THROTTLE_CODES: frozenset[int] = frozenset({4, 341})
+#: "User request limit reached": the budget of the token's user.
+USER_THROTTLE_CODE = 17
+#: "Page request limit reached": the budget of one Page.
+PAGE_THROTTLE_CODE = 32
 AUTH_CODES: frozenset[int] = frozenset({190, 102, 104})
 #: 3000 and 3003 are App Insights' "not owned by the querying app" and "requires app admin
-#: privileges" (seeds/002).
+#: privileges".
 PERMISSION_CODES: frozenset[int] = frozenset({3, 10, 3000, 3003, *range(200, 300)})
 INVALID_CODES: frozenset[int] = frozenset({100, 2500, 3001})
 SERVER_CODES: frozenset[int] = frozenset({1, 2})
+#: Meta's "An unknown error has occurred" (and "Please reduce the amount of data ...").
+UNKNOWN_ERROR_CODE = 1
 #: Code 100 with this subcode: the object does not exist or cannot be loaded.
 OBJECT_NOT_FOUND_SUBCODE = 33
+#: Code 100 with this subcode: Instagram media from before the business conversion.
+BEFORE_CONVERSION_SUBCODE = 2108006
 
 #: Which ``X-Business-Use-Case-Usage`` ``type`` each BUC throttle code belongs to.
 BUC_TYPES: Mapping[int, str] = {
@@ -49,9 +62,28 @@ BUC_TYPES: Mapping[int, str] = {
     80006: "messenger",
 }
 
+#: What each ``error_subcode`` of an auth error (190, 102) means. Evidence: Meta's
+#: "Handling Errors" guide (developers.facebook.com/docs/graph-api/guides/error-handling),
+#: table "Authentication Error Subcodes": 458 App Not Installed, 459 User Checkpointed,
+#: 460 Password Changed, 463 Expired, 464 Unconfirmed User, 467 Invalid access token
+#: ("access token has expired, been revoked, or is otherwise invalid"); Meta's older error
+#: reference adds 461 (app reinstalled), 462 (stale session), 465 (invalid user), 466
+#: (invalidated through the API) and 468 (app unused for a long time). Without a subcode
+#: (or with another one) the token is simply invalid (AuthKind.INVALID).
+AUTH_SUBCODES: Mapping[int, AuthKind] = {
+    458: AuthKind.APP_NOT_INSTALLED,
+    459: AuthKind.CHECKPOINT,
+    460: AuthKind.PASSWORD_CHANGED,
+    461: AuthKind.SESSION_INVALID,
+    462: AuthKind.SESSION_INVALID,
+    463: AuthKind.EXPIRED,
+    464: AuthKind.SESSION_INVALID,
+    465: AuthKind.SESSION_INVALID,
+    466: AuthKind.SESSION_INVALID,
+    467: AuthKind.SESSION_INVALID,
+    468: AuthKind.EXPIRED,
+}
 
-#: Code 100 with this subcode: Instagram media from before the business conversion.
-BEFORE_CONVERSION_SUBCODE = 2108006
 #: Words of Meta's messages that tell an unsupported metric from an unknown one.
 _UNSUPPORTED_WORDS = (
     "not supported",
@@ -61,16 +93,45 @@ _UNSUPPORTED_WORDS = (
     "nonexisting",
 )
 _REDUCE_DATA_WORDS = "reduce the amount of data"
+#: Code 100 naming the proof ("Invalid appsecret_proof provided in the API argument",
+#: "API calls from the server require an appsecret_proof argument"): a wrong app secret
+#: or clock, not a bad metric.
+_PROOF_WORDS = ("appsecret_proof", "appsecret_time")
 
 
-def outcome_of(code: int | None, subcode: int | None, message: str) -> Outcome | None:
-    """The outcome Meta's envelope means beyond its class, or None for the class default.
+def is_breakdown_call(params: Mapping[str, Any] | None) -> bool:
+    """True for a request of one metric with a breakdown (``breakdown=``,
+    ``breakdowns[n]=``): the request Meta answers code 1 when the breakdown is unsupported."""
+    if not params:
+        return False
+    breakdown = any(k == "breakdown" or str(k).startswith("breakdowns[") for k in params)
+    metric = params.get("metric")
+    single = metric is None or (isinstance(metric, str) and "," not in metric)
+    if isinstance(metric, list | tuple):
+        single = len(metric) == 1
+    return breakdown and single
 
-    One table for what used to be decided in plugins: subcodes about the object, the
-    too-few-viewers answer to a story's insights, "reduce the amount of data", and an
-    unsupported metric told from an unknown one by Meta's words.
+
+def outcome_of(
+    code: int | None,
+    subcode: int | None,
+    message: str,
+    *,
+    transient: bool | None = None,
+    http_status: int = 0,
+    breakdown: bool = False,
+) -> Outcome:
+    """The one table of what Meta's envelope means (see the module docstring).
+
+    ``breakdown`` says the request was one metric with a breakdown
+    (:func:`is_breakdown_call`): Meta's "unknown error" to it means the breakdown is not
+    supported (docs/meta-graph-api.md 5.3, 6.3).
     """
     text = message.lower()
+    if code in THROTTLE_CODES:
+        return Outcome.THROTTLED
+    if code in AUTH_CODES or (code == 100 and any(w in text for w in _PROOF_WORDS)):
+        return Outcome.AUTH
     if code == 100 and subcode == OBJECT_NOT_FOUND_SUBCODE:
         return Outcome.OBJECT_GONE
     if subcode == BEFORE_CONVERSION_SUBCODE:
@@ -79,11 +140,46 @@ def outcome_of(code: int | None, subcode: int | None, message: str) -> Outcome |
         # "(#10) Not enough viewers for the media to show insights"; a real permission
         # error of code 10 always says "permission"
         return Outcome.TOO_FEW_VIEWERS
+    if code in PERMISSION_CODES:
+        return Outcome.PERMISSION
     if _REDUCE_DATA_WORDS in text:
         return Outcome.REDUCE_DATA
-    if code in INVALID_CODES and any(w in text for w in _UNSUPPORTED_WORDS):
-        return Outcome.METRIC_UNSUPPORTED
-    return None
+    if code in INVALID_CODES:
+        if any(w in text for w in _UNSUPPORTED_WORDS):
+            return Outcome.METRIC_UNSUPPORTED
+        return Outcome.INVALID_METRIC
+    if code == UNKNOWN_ERROR_CODE and breakdown:
+        return Outcome.BREAKDOWN_UNSUPPORTED
+    if code in SERVER_CODES or transient or (code is None and http_status >= 500):
+        return Outcome.SERVER
+    return Outcome.OTHER
+
+
+def auth_kind(code: int | None, subcode: int | None, message: str) -> AuthKind:
+    """What an :data:`Outcome.AUTH <collectord.errors.Outcome.AUTH>` answer means."""
+    if code == 100:
+        return AuthKind.APPSECRET_PROOF
+    if subcode is None:
+        return AuthKind.INVALID
+    return AUTH_SUBCODES.get(subcode, AuthKind.INVALID)
+
+
+def throttle_budget(code: int | None, headers: Mapping[str, str] | None) -> str:
+    """The budget a throttle code says ran out (see
+    :class:`~collectord.errors.ThrottledError`), with the business object id from the
+    ``X-Business-Use-Case-Usage`` header when it names one."""
+    if code in APP_THROTTLE_CODES:
+        return "app"
+    if code == USER_THROTTLE_CODE:
+        return "user"
+    if code == PAGE_THROTTLE_CODE:
+        page = buc_object_id(headers, "pages")
+        return f"page:{page}" if page else "page"
+    buc_type = BUC_TYPES.get(code) if code is not None else None
+    if buc_type is not None:
+        owner = buc_object_id(headers, buc_type)
+        return f"{buc_type}:{owner}" if owner else buc_type
+    return "token"
 
 
 def _as_int(value: Any) -> int | None:
@@ -127,10 +223,11 @@ def classify_error(
 
     ``body`` is the decoded JSON answer, or ``None`` when the answer was not JSON (an HTML
     error page, an empty or torn body), which gives :class:`BadResponseError` whatever the
-    status. With Meta's envelope ``{"error": {...}}`` the class follows ``code``,
-    ``error_subcode`` and ``is_transient`` (graph-api.md 9.2); without one a 5xx is a
-    :class:`ServerError` and anything else a plain :class:`GraphError`. ``headers`` give a
-    throttle's ``retry_after``; ``secrets`` are masked in the message.
+    status. With Meta's envelope ``{"error": {...}}`` the outcome comes from
+    :func:`outcome_of` and the class from the code family (docs/meta-graph-api.md 9.2);
+    without one a 5xx is a :class:`ServerError` and anything else a plain
+    :class:`GraphError`. ``headers`` give a throttle's ``budget`` and ``retry_after``;
+    ``secrets`` are masked in the message.
     """
     if body is None:
         return BadResponseError(
@@ -149,6 +246,7 @@ def classify_error(
     transient = envelope.get("is_transient")
     transient = transient if isinstance(transient, bool) else None
     message = _as_str(envelope.get("message")) or "the Graph API reported an error"
+    outcome = outcome_of(code, subcode, message, transient=transient, http_status=http_status)
     kw: dict[str, Any] = {
         "code": code,
         "subcode": subcode,
@@ -156,32 +254,54 @@ def classify_error(
         "fbtrace_id": _as_str(envelope.get("fbtrace_id")),
         "is_transient": transient,
         "user_title": _as_str(envelope.get("error_user_title")),
-        "outcome": outcome_of(code, subcode, message),
+        "outcome": outcome,
     }
-    message = scrub(message, secrets)
+    text = scrub(message, secrets)
 
-    if code in THROTTLE_CODES:
-        return ThrottledError(message, retry_after=_retry_after(code, headers), **kw)
-    if code in AUTH_CODES:
-        return AuthError(message, **kw)
+    if outcome is Outcome.THROTTLED:
+        budget = throttle_budget(code, headers)
+        return ThrottledError(text, retry_after=_retry_after(code, headers), budget=budget, **kw)
+    if outcome is Outcome.AUTH:
+        return AuthError(text, kind=auth_kind(code, subcode, message), **kw)
+    if outcome is Outcome.REDUCE_DATA:
+        return ReduceDataError(text, **kw)
     if code in PERMISSION_CODES:
-        return PermissionDeniedError(message, **kw)
-    if code == 100 and subcode == OBJECT_NOT_FOUND_SUBCODE:
-        return ObjectNotFoundError(message, **kw)
+        return PermissionDeniedError(text, **kw)
+    if outcome is Outcome.OBJECT_GONE:
+        return ObjectNotFoundError(text, **kw)
     if code in INVALID_CODES:
-        return InvalidRequestError(message, **kw)
-    if code in SERVER_CODES or transient:
-        return ServerError(message, **kw)
-    if code is None and http_status >= 500:
-        return ServerError(message, **kw)
-    return GraphError(message, **kw)
+        return InvalidRequestError(text, **kw)
+    if outcome is Outcome.SERVER:
+        return ServerError(text, **kw)
+    return GraphError(text, **kw)
+
+
+def answer_to(error: GraphError, params: Mapping[str, Any] | None) -> GraphError:
+    """``error`` as the answer to a request with these query ``params``: Meta's unknown
+    error (code 1) to a one-metric breakdown request (:func:`is_breakdown_call`) means
+    :data:`~collectord.errors.Outcome.BREAKDOWN_UNSUPPORTED` (still retried first, since
+    it is Meta's answer to an outage too). Any other error is returned as it is."""
+    if error.code is None or not is_breakdown_call(params):
+        return error
+    outcome = outcome_of(
+        error.code,
+        error.subcode,
+        error.message,
+        transient=error.is_transient,
+        http_status=error.http_status or 0,
+        breakdown=True,
+    )
+    if outcome is Outcome.BREAKDOWN_UNSUPPORTED:
+        error.outcome = outcome
+    return error
 
 
 def decode_batch_element(
     answer: Any, *, secrets: Iterable[str | Secret | None] = ()
 ) -> dict[str, Any] | GraphError | None:
-    """One element of a batch answer (graph-api.md 8): its decoded ``body`` (a JSON string
-    itself), its classified error, or ``None`` for a ``null`` element (not completed)."""
+    """One element of a batch answer (docs/meta-graph-api.md 8): its decoded ``body`` (a
+    JSON string itself), its classified error, or ``None`` for a ``null`` element (not
+    completed)."""
     if answer is None:
         return None
     if not isinstance(answer, Mapping):
@@ -228,10 +348,12 @@ def meta_error(
     subcode: int | None = None,
     http_status: int = 400,
     headers: Mapping[str, str] | None = None,
+    params: Mapping[str, Any] | None = None,
 ) -> GraphError:
     """The typed error for Meta's envelope with these fields: what the Graph client raises
-    for such an answer. For test doubles, which must answer as Meta does."""
+    for such an answer (to a request with query ``params``, when given). For test doubles,
+    which must answer as Meta does."""
     envelope: dict[str, Any] = {"message": message, "type": "OAuthException", "code": code}
     if subcode is not None:
         envelope["error_subcode"] = subcode
-    return classify_error({"error": envelope}, http_status, headers=headers)
+    return answer_to(classify_error({"error": envelope}, http_status, headers=headers), params)

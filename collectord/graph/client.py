@@ -62,7 +62,7 @@ BATCH_LIMIT = 50
 
 
 def appsecret_proof(token: str, app_secret: str, now: float) -> tuple[str, str]:
-    """The time-stamped ``(appsecret_proof, appsecret_time)`` pair (graph-api.md 10.3)."""
+    """The time-stamped ``(appsecret_proof, appsecret_time)`` pair (docs/meta-graph-api.md 10.3)."""
     stamp = str(int(now))
     digest = hmac.new(app_secret.encode(), f"{token}|{stamp}".encode(), hashlib.sha256)
     return digest.hexdigest(), stamp

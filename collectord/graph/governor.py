@@ -1,8 +1,9 @@
 """The rate-limit governor: asked before every Graph API request, fed by every answer.
 
-Meta meters calls per budget (graph-api.md 7): the app's budget (``X-App-Usage``, throttle
-codes 4 and 341) is shared by every token of the app; the other budgets (a Page's or an
-Instagram account's BUC budget, a user's budget) belong to the token a request carries. The
+Meta meters calls per budget (docs/meta-graph-api.md 7): the app's budget
+(``X-App-Usage``, throttles whose ``budget`` is ``app``) is shared by every token of the
+app; the other budgets (a Page's or an Instagram account's BUC budget, a user's budget)
+belong to the token a request carries. The
 governor therefore keeps its state per *budget key*: :data:`APP` for the app, and an opaque
 key per token (chosen by the Graph client) for the rest. A request under budget ``k`` is
 governed by :data:`APP` and ``k`` together.
@@ -20,7 +21,6 @@ from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 from collectord.errors import ThrottledError
-from collectord.graph.answers import APP_THROTTLE_CODES
 from collectord.graph.usage import UsageReading
 
 #: The budget key of the app-wide budget.
@@ -56,8 +56,8 @@ class RateGovernor:
         self._usage_ttl = usage_ttl
         # budget key -> (scope, id, kind) -> (ratio, observed at)
         self._usage: dict[str, dict[tuple[str, str, str], tuple[float, float]]] = {}
-        # budget key -> (blocked until, throttle code)
-        self._blocked: dict[str, tuple[float, int | None]] = {}
+        # budget key -> (blocked until, the throttle that blocked it)
+        self._blocked: dict[str, tuple[float, ThrottledError]] = {}
         self._slowing: set[str] = set()
 
     # -- feeding -------------------------------------------------------------------------
@@ -73,15 +73,16 @@ class RateGovernor:
         """Remember a throttle; with a known ``retry_after``, refuse requests until then."""
         if error.retry_after is None or error.retry_after <= 0:
             return
-        key = APP if error.code in APP_THROTTLE_CODES else budget
+        key = APP if error.budget == APP else budget
         until = self._clock() + error.retry_after
         previous = self._blocked.get(key)
         if previous is None or previous[0] < until:
-            self._blocked[key] = (until, error.code)
+            self._blocked[key] = (until, error)
         if previous is None and self._log is not None:
             self._log.warning(
                 "graph api throttled, pausing calls",
                 budget="app" if key == APP else "token",
+                throttled=error.budget,
                 code=error.code,
                 seconds=round(error.retry_after, 1),
             )
@@ -99,13 +100,14 @@ class RateGovernor:
             blocked = self._blocked.get(key)
             if blocked is None:
                 continue
-            until, code = blocked
+            until, cause = blocked
             if until > now:
                 raise ThrottledError(
                     f"rate limit reached earlier; not calling the Graph API for another "
                     f"{until - now:.0f}s",
                     retry_after=until - now,
-                    code=code,
+                    budget=cause.budget,
+                    code=cause.code,
                 )
             del self._blocked[key]
             if self._log is not None:

@@ -9,7 +9,7 @@ once, exported as ``collectord_metric_disabled``) and keeps the others flowing. 
 Meta's metric sets differ between kinds that share metric names.
 
 Meta answers a breakdown that a metric does not support with code 1, "An unknown error has
-occurred" (graph-api.md 5.3, 6.3), which is otherwise a transient failure. A breakdown
+occurred" (docs/meta-graph-api.md 5.3, 6.3), which is otherwise a transient failure. A breakdown
 request that still fails that way after the client's retries, while other requests of the
 same fetch succeed, is left out of that poll (the poll does not fail); when it fails so in
 two polls in a row, the breakdown is disabled (``unsupported_breakdown``), so a passing

@@ -1,4 +1,4 @@
-"""Meta's rate-limit usage headers (graph-api.md 7.2), read into ratios.
+"""Meta's rate-limit usage headers (docs/meta-graph-api.md 7.2), read into ratios.
 
 ``X-App-Usage`` and ``X-Page-Usage`` hold whole-number percentages of one budget;
 ``X-Business-Use-Case-Usage`` holds, per business object id, a list of budgets each with a
@@ -139,3 +139,23 @@ def regain_seconds(
     ]
     longest = max(minutes, default=0.0)
     return longest * 60.0 if longest > 0 else None
+
+
+def buc_object_id(headers: Mapping[str, str] | None, buc_type: str) -> str | None:
+    """The business object id of the BUC header's entry of ``buc_type`` (the one with the
+    longest ``estimated_time_to_regain_access`` when there are several), or ``None``."""
+    value = _load(headers, BUC_USAGE, None)
+    if value is None:
+        return None
+    try:
+        entries = [(oid, e) for oid, e in _buc_entries(value) if e["type"] == buc_type]
+    except ValueError:
+        return None
+    if not entries:
+        return None
+
+    def wait(pair: tuple[str, Mapping[str, Any]]) -> float:
+        raw = pair[1].get("estimated_time_to_regain_access")
+        return float(raw) if _percent(raw) is not None else 0.0
+
+    return max(entries, key=wait)[0]

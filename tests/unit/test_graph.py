@@ -28,7 +28,9 @@ from collectord.errors import (
     InvalidRequestError,
     NetworkError,
     ObjectNotFoundError,
+    Outcome,
     PermissionDeniedError,
+    ReduceDataError,
     ServerError,
     ThrottledError,
 )
@@ -444,7 +446,7 @@ async def test_transient_errors_give_up_after_max_retries(
     mocked: aioresponses, make_client: Any, sleeps: Sleeps
 ) -> None:
     calls = Calls()
-    body = envelope(1, "Please reduce the amount of data you're asking for, then retry")
+    body = envelope(1, "An unknown error has occurred.")
     mocked.get(pattern("me"), status=500, payload=body, callback=calls, repeat=True)
     client = make_client(max_retries=3, backoff_cap=1.5, rng=lambda: 1.0)
 
@@ -454,6 +456,21 @@ async def test_transient_errors_give_up_after_max_retries(
     assert info.value.code == 1
     assert len(calls.seen) == 4
     assert sleeps.delays == [1.0, 1.5, 1.5]
+
+
+async def test_reduce_the_amount_of_data_is_not_retried_unchanged(
+    mocked: aioresponses, make_client: Any, sleeps: Sleeps
+) -> None:
+    calls = Calls()
+    body = envelope(1, "Please reduce the amount of data you're asking for, then retry")
+    mocked.get(pattern("me"), status=500, payload=body, callback=calls, repeat=True)
+
+    with pytest.raises(ReduceDataError) as info:
+        await make_client(max_retries=3).bind(TOKEN).get("me")
+
+    assert info.value.outcome is Outcome.REDUCE_DATA
+    assert len(calls.seen) == 1, "asking again for as much fails again"
+    assert sleeps.delays == []
 
 
 @pytest.mark.parametrize(

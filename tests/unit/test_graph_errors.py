@@ -14,6 +14,7 @@ from collectord.errors import (
     InvalidRequestError,
     ObjectNotFoundError,
     PermissionDeniedError,
+    ReduceDataError,
     ServerError,
     ThrottledError,
 )
@@ -29,7 +30,7 @@ def err(code: int | None, message: str, **extra: Any) -> dict[str, Any]:
     return {"error": body}
 
 
-# Envelopes as Meta sends them (graph-api.md 7.3, 9), with the HTTP status usually seen.
+# Envelopes as Meta sends them (docs/meta-graph-api.md 7.3, 9), with the HTTP status usually seen.
 CASES: list[tuple[str, int, dict[str, Any] | None, type[GraphError]]] = [
     (
         "bad metric",
@@ -161,7 +162,7 @@ CASES: list[tuple[str, int, dict[str, Any] | None, type[GraphError]]] = [
         "reduce data",
         500,
         err(1, "Please reduce the amount of data you're asking for, then retry your request"),
-        ServerError,
+        ReduceDataError,
     ),
     ("outage", 503, err(2, "Service temporarily unavailable", is_transient=True), ServerError),
     ("unknown transient", 400, err(9007, "Something odd", is_transient=True), ServerError),

@@ -100,7 +100,7 @@ def test_throttle_with_known_end_refuses_until_then(clock: Clock) -> None:
 
 def test_app_throttle_refuses_every_budget(clock: Clock) -> None:
     gov = make(clock)
-    gov.observe_throttle("t1", ThrottledError("x", code=4, retry_after=10.0))
+    gov.observe_throttle("t1", ThrottledError("x", code=4, budget="app", retry_after=10.0))
     with pytest.raises(ThrottledError):
         gov.check("t2")
     with pytest.raises(ThrottledError):
