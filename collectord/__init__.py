@@ -11,6 +11,7 @@ from importlib.metadata import version as _dist_version
 
 from collectord.errors import (
     AuthError,
+    AuthKind,
     BadResponseError,
     ConfigError,
     GraphError,
@@ -21,10 +22,12 @@ from collectord.errors import (
     Outcome,
     PermissionDeniedError,
     PollError,
+    ReduceDataError,
     ServerError,
     ThrottledError,
     TransientError,
 )
+from collectord.graph.api import GraphApi
 from collectord.graph.insights import (
     InsightRequest,
     InsightValue,
@@ -63,10 +66,12 @@ __all__ = [
     "ERROR_REASONS",
     "REQUIRED",
     "AuthError",
+    "AuthKind",
     "BadResponseError",
     "Cadence",
     "ConfigError",
     "Disable",
+    "GraphApi",
     "GraphError",
     "GraphTimeoutError",
     "InsightRequest",
@@ -82,6 +87,7 @@ __all__ = [
     "PollContext",
     "PollError",
     "PollResult",
+    "ReduceDataError",
     "Retired",
     "Sample",
     "Secret",

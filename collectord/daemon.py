@@ -22,6 +22,7 @@ from collectord import __version__
 from collectord.config.types import Config, ScheduleConfig, SourceConfig
 from collectord.errors import ConfigError
 from collectord.exporter.registry import make_registry
+from collectord.graph.api import pointed_at
 from collectord.graph.client import GraphClient
 from collectord.graph.stats import GraphStats
 from collectord.graph.tokens import TokenWatcher
@@ -64,7 +65,7 @@ def apply_demo(config: Config, world: Any, base_url: str) -> Config:
         for key in DEMO_ID_KEYS:
             if key in options and str(options[key]) not in world.known_ids(key):
                 options[key] = ids[key]
-        src_graph = dataclasses.replace(
+        src_graph = pointed_at(
             src.graph, base_url=base_url, app_id=world.app_id, app_secret=Secret(world.app_secret)
         )
         sources.append(
@@ -191,8 +192,9 @@ class Collector:
     def _runtime(self, src: SourceConfig) -> SourceRuntime:
         assert self.client is not None
         status = self.store.register(src.name, src.plugin, src.cadences())
-        graph = self.client.bind(src.access_token, graph=src.graph, source=src.name)
-        return SourceRuntime(src, self.plugins[src.plugin], graph, status)
+        plugin = self.plugins[src.plugin]
+        graph = self.client.bind(src.access_token, graph=src.graph, source=src.name, api=plugin.api)
+        return SourceRuntime(src, plugin, graph, status)
 
 
 async def run(config: Config, plugins: Mapping[str, SourcePlugin], *, demo: bool = False) -> int:

@@ -244,7 +244,7 @@ def _parse_listen(text: str) -> tuple[str, int]:
     return host, port
 
 
-def _read_graph(table: Table, base: GraphConfig) -> GraphConfig:
+def _read_graph(table: Table, base: GraphConfig, *, keys: str = "graph_keys") -> GraphConfig:
     """``base`` with the keys set in ``table`` replaced (``[graph]`` or ``[source.graph]``)."""
     values: dict[str, Any] = {}
     base_url = table.take("base_url", "str")
@@ -284,7 +284,7 @@ def _read_graph(table: Table, base: GraphConfig) -> GraphConfig:
         table.problem("usage_ceiling", f"must be above 0 and at most 1, got {ceiling}")
     else:
         _set(values, "usage_ceiling", ceiling)
-    return replace(base, **values)
+    return replace(base, **values, **{keys: getattr(base, keys) | frozenset(values)})
 
 
 def _read_schedule(table: Table, base: ScheduleConfig) -> ScheduleConfig:
@@ -362,7 +362,7 @@ def _read_source(
     sub = table.data.get("graph")
     if isinstance(sub, dict):
         graph_table = Table(table.ctx, f"{table.label} [graph]", sub)
-        source_graph = _read_graph(graph_table, graph)
+        source_graph = _read_graph(graph_table, graph, keys="source_keys")
         graph_table.finish()
     elif sub is not None:
         table.problem("graph", f"expected a table [source.graph], got {type_name(sub)}")

@@ -33,6 +33,10 @@ class GraphConfig:
     timeout: float = 30.0
     max_concurrency: int = 8
     usage_ceiling: float = 0.75
+    #: The keys the user set in ``[graph]`` and in ``[source.graph]`` (see
+    #: :func:`collectord.graph.api.settings_for`: a plugin's own API decides the rest).
+    graph_keys: frozenset[str] = field(default=frozenset(), repr=False)
+    source_keys: frozenset[str] = field(default=frozenset(), repr=False)
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ import random
 import time
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import parse_qsl, urlencode
 
 import aiohttp
@@ -38,7 +38,14 @@ from collectord.errors import (
     ThrottledError,
     TransientError,
 )
-from collectord.graph.answers import classify_error, decode_answer, decode_batch_element, scrub
+from collectord.graph.answers import (
+    answer_to,
+    classify_error,
+    decode_answer,
+    decode_batch_element,
+    scrub,
+)
+from collectord.graph.api import GraphApi, settings_for
 from collectord.graph.governor import RateGovernor
 from collectord.graph.stats import GraphStats
 from collectord.graph.usage import parse_usage
@@ -47,11 +54,13 @@ from collectord.secret import Secret
 __all__ = [
     "AUTH_PARAMS",
     "BATCH_LIMIT",
+    "METRICS_PER_REQUEST",
     "BoundGraph",
     "GraphClient",
     "appsecret_proof",
     "classify_error",
     "encode_params",
+    "get_many",
     "scrub",
 ]
 
@@ -59,6 +68,40 @@ __all__ = [
 AUTH_PARAMS: frozenset[str] = frozenset({"access_token", "appsecret_proof", "appsecret_time"})
 #: Meta's maximum number of requests in one batch.
 BATCH_LIMIT = 50
+#: Metrics per insights request; Meta answers "reduce the amount of data" to long lists.
+METRICS_PER_REQUEST = 25
+
+#: One GET request: a path and its query parameters.
+Call = tuple[str, Mapping[str, Any] | None]
+
+
+class _GetsAndBatches(Protocol):
+    """What :func:`get_many` needs of a graph: a plain GET and a batch of GETs."""
+
+    async def get(self, path: str, params: Mapping[str, Any] | None = None) -> dict[str, Any]: ...
+
+    async def batch(self, requests: Sequence[Call]) -> list[dict[str, Any] | GraphError]: ...
+
+
+async def get_many(
+    graph: _GetsAndBatches, calls: Sequence[Call]
+) -> list[dict[str, Any] | GraphError]:
+    """The client's batching policy: one call goes out as a plain GET, several as batch
+    requests (``graph.batch``, which sends one GET each for an API without batch
+    requests). One answer per call, in order: the body, or the error (returned, not
+    raised). :class:`BoundGraph` follows it; test doubles of a
+    :class:`~collectord.plugin.api.SourceGraph` may use it as their ``get_many``."""
+    if len(calls) != 1:
+        answers = await graph.batch(calls) if calls else []
+        return [
+            answer_to(a, params) if isinstance(a, GraphError) else a
+            for a, (_, params) in zip(answers, calls, strict=True)
+        ]
+    path, params = calls[0]
+    try:
+        return [await graph.get(path, params)]
+    except GraphError as err:
+        return [answer_to(err, params)]
 
 
 def appsecret_proof(token: str, app_secret: str, now: float) -> tuple[str, str]:
@@ -120,6 +163,7 @@ class _Binding:
     budget: str
     extra_secrets: tuple[Secret, ...] = ()
     limit: asyncio.Semaphore | None = None
+    batching: bool = True
 
     def secrets(self) -> tuple[Secret | None, ...]:
         return (self.token, self.graph.app_secret, *self.extra_secrets)
@@ -170,15 +214,23 @@ class GraphClient:
         *,
         graph: GraphConfig | None = None,
         source: str | None = None,
+        api: GraphApi | None = None,
     ) -> BoundGraph:
         """The :class:`~collectord.plugin.api.SourceGraph` of one source: its token and its
-        ``[graph]`` settings (``graph``, default the client's)."""
+        ``[graph]`` settings (``graph``, default the client's), for a plugin speaking
+        ``api`` (its declaration and the user's settings merged by
+        :func:`~collectord.graph.api.settings_for`; without one, ``graph`` as it is)."""
         secret = Secret(token) if token is not None else None
         graph = graph or self.config
+        if api is not None:
+            graph = settings_for(api, graph)
         limit = None
         if graph.max_concurrency < self.config.max_concurrency:
             limit = asyncio.Semaphore(max(1, graph.max_concurrency))
-        binding = _Binding(secret or None, graph, source, _budget(secret), limit=limit)
+        batching = api.batching if api is not None else True
+        binding = _Binding(
+            secret or None, graph, source, _budget(secret), limit=limit, batching=batching
+        )
         return BoundGraph(self, binding)
 
     async def debug_token(
@@ -366,7 +418,10 @@ class BoundGraph:
     async def get(self, path: str, params: Mapping[str, Any] | None = None) -> dict[str, Any]:
         """``GET /{version}/{path}?{params}`` and return the decoded JSON object."""
         clean, query = _split(path, params)
-        body = await self._client._request(self._binding, "GET", self.url(clean), params=query)
+        try:
+            body = await self._client._request(self._binding, "GET", self.url(clean), params=query)
+        except GraphError as err:
+            raise answer_to(err, query) from None
         if not isinstance(body, dict):
             raise BadResponseError(f"GET {self.scrub(clean)}: the answer is not a JSON object")
         return body
@@ -431,15 +486,29 @@ class BoundGraph:
         kept = {k: v for k, v in target.query.items() if k not in AUTH_PARAMS}
         return str(target.with_query(None).with_fragment(None)), kept
 
-    async def batch(
-        self, requests: Sequence[tuple[str, Mapping[str, Any] | None]]
-    ) -> list[dict[str, Any] | GraphError]:
+    @property
+    def batching(self) -> bool:
+        """Whether this source's API has batch requests."""
+        return self._binding.batching
+
+    async def get_many(self, calls: Sequence[Call]) -> list[dict[str, Any] | GraphError]:
+        """One answer per ``(path, params)`` call, in order (see :func:`get_many`): one call
+        is a plain GET, several are batch requests of 50 (one GET each for an API without
+        batch requests)."""
+        return await get_many(self, calls)
+
+    async def batch(self, requests: Sequence[Call]) -> list[dict[str, Any] | GraphError]:
         """Send ``GET`` requests as batches of at most 50; one result per request, in order:
         the decoded body or the element's classified error. ``null`` and transient elements
-        are retried in new batches (``max_retries`` rounds, with backoff)."""
+        are retried in new batches (``max_retries`` rounds, with backoff). For an API
+        without batch requests, each request is a GET of its own (run concurrently)."""
+        if not self._binding.batching:
+            return list(await asyncio.gather(*(self._get_one(p, q) for p, q in requests)))
         relative: list[str] = []
+        queries: list[dict[str, str]] = []
         for path, params in requests:
             clean, query = _split(path, params)
+            queries.append(query)
             relative.append(clean + ("?" + urlencode(query) if query else ""))
         results: list[dict[str, Any] | GraphError | None] = [None] * len(relative)
         pending = list(range(len(relative)))
@@ -455,7 +524,7 @@ class BoundGraph:
             for chunk in _chunks(pending, BATCH_LIMIT):
                 answers = await self._send_batch([relative[i] for i in chunk])
                 for index, answer in zip(chunk, answers, strict=True):
-                    outcome = self._element(answer)
+                    outcome = self._element(answer, queries[index])
                     results[index] = outcome
                     if outcome is None or (isinstance(outcome, GraphError) and outcome.retryable):
                         retry.append(index)
@@ -487,8 +556,18 @@ class BoundGraph:
         answers = answers[: len(relative_urls)]
         return answers + [None] * (len(relative_urls) - len(answers))
 
-    def _element(self, answer: Any) -> dict[str, Any] | GraphError | None:
+    async def _get_one(
+        self, path: str, params: Mapping[str, Any] | None
+    ) -> dict[str, Any] | GraphError:
+        try:
+            return await self.get(path, params)
+        except GraphError as err:
+            return err
+
+    def _element(self, answer: Any, query: Mapping[str, str]) -> dict[str, Any] | GraphError | None:
         outcome = decode_batch_element(answer, secrets=self._binding.secrets())
         if isinstance(outcome, ThrottledError):
             self._client.governor.observe_throttle(self._binding.budget, outcome)
+        if isinstance(outcome, GraphError):
+            return answer_to(outcome, query)
         return outcome

@@ -9,12 +9,13 @@ once, exported as ``collectord_metric_disabled``) and keeps the others flowing. 
 Meta's metric sets differ between kinds that share metric names.
 
 Meta answers a breakdown that a metric does not support with code 1, "An unknown error has
-occurred" (docs/meta-graph-api.md 5.3, 6.3), which is otherwise a transient failure. A breakdown
-request that still fails that way after the client's retries, while other requests of the
-same fetch succeed, is left out of that poll (the poll does not fail); when it fails so in
-two polls in a row, the breakdown is disabled (``unsupported_breakdown``), so a passing
-fault of Meta's never costs it for good. When nothing succeeds, Meta is down and the error
-is raised.
+occurred" (docs/meta-graph-api.md 5.3, 6.3), which is otherwise a transient failure; the
+Graph layer gives it the outcome ``BREAKDOWN_UNSUPPORTED``
+(:func:`collectord.graph.answers.answer_to`). A breakdown request that still fails that way after the client's retries,
+while other requests of the same fetch succeed, is left out of that poll (the poll does not
+fail); when it fails so in two polls in a row, the breakdown is disabled
+(``unsupported_breakdown``), so a passing fault of Meta's never costs it for good. When
+nothing succeeds, Meta is down and the error is raised.
 
 :func:`parse_entries` turns the ``data`` entries of an answer, in any of Meta's shapes
 (``values`` time series, flattened breakdown flags such as ``is_from_ads``, dict values,
@@ -29,21 +30,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from collectord.errors import (
-    GraphError,
-    InvalidRequestError,
-    Outcome,
-    PermissionDeniedError,
-    ServerError,
-)
+from collectord.errors import GraphError, InvalidRequestError, Outcome, PermissionDeniedError
+from collectord.graph.answers import answer_to
+from collectord.graph.client import METRICS_PER_REQUEST
 from collectord.model import MetricSpec, Sample, breakdown_name
 from collectord.plugin.api import PollContext
 
-#: Metrics per insights request; Meta answers "reduce the amount of data" to long lists.
-CHUNK = 25
-
-#: Meta's "An unknown error has occurred", its answer to an unsupported breakdown.
-_UNKNOWN_ERROR_CODE = 1
 #: ``ctx.memory`` key: breakdown requests whose last answer was that error.
 _UNKNOWN_BREAKDOWNS = "insights.unknown_error_breakdowns"
 
@@ -114,10 +106,6 @@ def _is_object_error(err: GraphError) -> bool:
     return isinstance(err, InvalidRequestError | PermissionDeniedError)
 
 
-def _is_unknown_error(err: GraphError) -> bool:
-    return isinstance(err, ServerError) and err.code == _UNKNOWN_ERROR_CODE
-
-
 def _disable_reason(err: GraphError) -> str:
     return "unsupported" if err.outcome is Outcome.METRIC_UNSUPPORTED else "invalid_metric"
 
@@ -131,8 +119,8 @@ async def fetch_insights(
     (auth, throttling, transient failures that outlasted the retries) is raised.
 
     Metric errors never come back: the culprit metrics are disabled and the rest fetched.
-    Requests are chunked to :data:`CHUNK` metrics and sent as batch requests (50 per HTTP
-    request). A single request goes out as a plain GET.
+    Requests are chunked to :data:`~collectord.graph.client.METRICS_PER_REQUEST` metrics
+    and handed to ``ctx.graph.get_many`` (the client decides how they go out).
     """
     disabled = ctx.disabled
     results: dict[str, list[dict[str, Any]] | GraphError] = {}
@@ -142,7 +130,7 @@ async def fetch_insights(
         if req.disable_as and req.disable_as in disabled:
             continue
         metrics = [m for m in req.metrics if scoped_key(req.scope, m) not in disabled]
-        size = 1 if req.metric_in_path else CHUNK
+        size = 1 if req.metric_in_path else METRICS_PER_REQUEST
         for i in range(0, len(metrics), size):
             pending.append(req.part(tuple(metrics[i : i + size])))
 
@@ -165,7 +153,7 @@ async def fetch_insights(
                     data = []
                 results[req.ident] = [*(current or []), *data]
                 continue
-            if req.has_breakdown and len(req.metrics) == 1 and _is_unknown_error(answer):
+            if answer.outcome is Outcome.BREAKDOWN_UNSUPPORTED:
                 unknown.append((req, answer))
                 continue
             if not _is_metric_error(answer):
@@ -194,15 +182,14 @@ async def fetch_insights(
 async def _send(
     ctx: PollContext, requests: Sequence[InsightRequest]
 ) -> list[dict[str, Any] | GraphError]:
-    """One answer per request: its body or its error (a single request is a plain GET;
-    the caller decides which errors end the fetch)."""
-    if len(requests) == 1:
-        path, params = requests[0].call()
-        try:
-            return [await ctx.graph.get(path, params)]
-        except GraphError as err:
-            return [err]
-    return await ctx.graph.batch([r.call() for r in requests])
+    """One answer per request: its body or its error, read as the answer to that request
+    (the caller decides which errors end the fetch)."""
+    calls = [r.call() for r in requests]
+    answers = await ctx.graph.get_many(calls)
+    return [
+        answer_to(a, params) if isinstance(a, GraphError) else a
+        for a, (_, params) in zip(answers, calls, strict=True)
+    ]
 
 
 @dataclass(frozen=True)

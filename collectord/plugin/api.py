@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
+from collectord.graph.api import FACEBOOK, GraphApi
 from collectord.model import (
     Cadence,
     Labels,
@@ -68,8 +69,17 @@ class SourceGraph(Protocol):
         """Send ``GET`` requests ``(path, params)`` as batch requests (50 per HTTP request).
 
         Returns one entry per request, in order: the decoded body, or the classified error of
-        that element. ``null`` elements (not completed by Meta) are retried.
+        that element. ``null`` elements (not completed by Meta) are retried. For an API
+        without batch requests (``GraphApi.batching`` false) each is a GET of its own.
         """
+        ...
+
+    async def get_many(
+        self, calls: Sequence[tuple[str, Mapping[str, Any] | None]]
+    ) -> list[dict[str, Any] | GraphError]:
+        """``GET`` each ``(path, params)`` call the way the client sees fit (one call: a
+        plain GET; several: batch requests where the API has them) and return one entry per
+        call, in order: the decoded body or the call's classified error (not raised)."""
         ...
 
 
@@ -250,6 +260,9 @@ class SourcePlugin(abc.ABC):
     options: ClassVar[tuple[Option, ...]] = ()
     #: Every metric the plugin knows, with its cadence.
     catalogue: ClassVar[tuple[MetricSpec, ...]] = ()
+    #: The API the plugin speaks (where, which version, batch requests, appsecret_proof,
+    #: whose app): the Facebook Graph API unless the plugin declares another one.
+    api: ClassVar[GraphApi] = FACEBOOK
 
     def validate(self, options: Mapping[str, Any]) -> list[str]:
         """Cross-key checks after each key was validated on its own; return problems."""

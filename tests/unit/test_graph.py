@@ -414,6 +414,53 @@ async def test_batch_chunks_requests_by_fifty(mocked: aioresponses, make_client:
     assert [r["id"] for r in results if isinstance(r, dict)] == [str(i) for i in range(120)]
 
 
+async def test_get_many_sends_one_call_as_a_get_and_returns_its_error(
+    mocked: aioresponses, make_client: Any
+) -> None:
+    gone = envelope(100, "Unsupported get request.", error_subcode=33)
+    mocked.get(pattern("a"), status=400, payload=gone)
+
+    (answer,) = await make_client().bind(TOKEN).get_many([("a", None)])
+
+    assert isinstance(answer, ObjectNotFoundError)
+    assert answer.outcome is Outcome.OBJECT_GONE
+
+
+async def test_get_many_sends_several_calls_as_one_batch(
+    mocked: aioresponses, make_client: Any
+) -> None:
+    calls = Calls()
+    mocked.post(
+        ROOT, payload=batch_answer([(200, {"id": "a"}), (200, {"id": "b"})]), callback=calls
+    )
+
+    answers = await make_client().bind(TOKEN).get_many([("a", None), ("b", {"fields": "id"})])
+
+    assert answers == [{"id": "a"}, {"id": "b"}]
+    assert sent_batch(calls, 0) == ["a", "b?fields=id"]
+
+
+async def test_unknown_error_to_a_breakdown_means_unsupported_in_gets_and_batches(
+    mocked: aioresponses, make_client: Any
+) -> None:
+    unknown = envelope(1, "An unknown error has occurred.")
+    mocked.get(pattern("1/insights"), status=500, payload=unknown, repeat=True)
+    mocked.post(ROOT, payload=batch_answer([(500, unknown), (500, unknown)]), repeat=True)
+    graph = make_client(max_retries=1).bind(TOKEN)
+    breakdown = {"metric": "reach", "breakdown": "follow_type"}
+
+    with pytest.raises(ServerError) as info:
+        await graph.get("1/insights", breakdown)
+    assert info.value.outcome is Outcome.BREAKDOWN_UNSUPPORTED
+    plain, split = await graph.batch(
+        [("1/insights", {"metric": "reach"}), ("1/insights", breakdown)]
+    )
+    assert isinstance(plain, ServerError)
+    assert plain.outcome is Outcome.SERVER, "without a breakdown it is Meta failing"
+    assert isinstance(split, ServerError)
+    assert split.outcome is Outcome.BREAKDOWN_UNSUPPORTED
+
+
 async def test_batch_raises_when_the_whole_request_fails(
     mocked: aioresponses, make_client: Any
 ) -> None:

@@ -24,6 +24,7 @@ from collectord import (
     scoped_key,
 )
 from collectord.graph.answers import meta_error
+from collectord.graph.client import get_many
 
 
 class MetaLikeGraph:
@@ -63,6 +64,9 @@ class MetaLikeGraph:
 
     async def get_all(self, path, params=None, *, max_items=None, max_pages=100):
         raise NotImplementedError
+
+    async def get_many(self, calls):  # type: ignore[no-untyped-def]
+        return await get_many(self, calls)  # the Graph client's batching policy
 
     async def batch(
         self, requests: Sequence[tuple[str, Mapping[str, Any] | None]]

@@ -24,6 +24,7 @@ from collectord import (
     Secret,
 )
 from collectord.graph.answers import meta_error
+from collectord.graph.client import get_many
 
 APP = "4321"
 NOW = datetime(2026, 11, 23, 18, 0, tzinfo=UTC)
@@ -75,6 +76,9 @@ class FakeApp:
 
     async def get_all(self, path, params=None, *, max_items=None, max_pages=100):  # type: ignore[no-untyped-def]
         raise AssertionError("the app plugin does not page")
+
+    async def get_many(self, calls):  # type: ignore[no-untyped-def]
+        return await get_many(self, calls)  # the Graph client's batching policy
 
     async def batch(
         self, requests: Sequence[tuple[str, Mapping[str, Any] | None]]

@@ -25,6 +25,7 @@ from collectord import (
 )
 from collectord.cli import main
 from collectord.graph.answers import meta_error
+from collectord.graph.client import get_many
 
 PAGE = "1234567890"
 NOW = datetime(2026, 11, 23, 18, 0, tzinfo=UTC)
@@ -107,6 +108,9 @@ class FakeMeta:
                 break
             query = {**query, "after": body["paging"]["cursors"]["after"]}
         return items
+
+    async def get_many(self, calls):  # type: ignore[no-untyped-def]
+        return await get_many(self, calls)  # the Graph client's batching policy
 
     async def batch(
         self, requests: Sequence[tuple[str, Mapping[str, Any] | None]]

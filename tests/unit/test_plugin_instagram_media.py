@@ -24,6 +24,7 @@ from collectord import (
 from collectord.cli import main
 from collectord.config.loader import load_config
 from collectord.graph.answers import meta_error
+from collectord.graph.client import get_many
 
 IG = "17841400000000001"
 NOW = datetime(2026, 11, 23, 18, 0, tzinfo=UTC)
@@ -190,6 +191,9 @@ class FakeInstagram:
             if max_items is not None and len(got) >= max_items:
                 return got[:max_items]
         return got
+
+    async def get_many(self, calls):  # type: ignore[no-untyped-def]
+        return await get_many(self, calls)  # the Graph client's batching policy
 
     async def batch(
         self, requests: Sequence[tuple[str, Mapping[str, Any] | None]]

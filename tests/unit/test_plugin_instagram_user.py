@@ -24,6 +24,7 @@ from collectord import (
 from collectord.cli import main
 from collectord.config.loader import load_config
 from collectord.graph.answers import meta_error
+from collectord.graph.client import get_many
 
 IG = "17841400000000001"
 NOW = datetime(2026, 11, 23, 18, 0, tzinfo=UTC)
@@ -163,6 +164,9 @@ class FakeInstagramUser:
 
     async def get_all(self, path, params=None, *, max_items=None, max_pages=100):
         raise AssertionError("instagram_user lists nothing")
+
+    async def get_many(self, calls):  # type: ignore[no-untyped-def]
+        return await get_many(self, calls)  # the Graph client's batching policy
 
     async def batch(
         self, requests: Sequence[tuple[str, Mapping[str, Any] | None]]
