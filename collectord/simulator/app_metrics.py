@@ -19,7 +19,7 @@ from collectord.simulator.series import GROWTH_PER_DAY, daily, rolling, weights
 from collectord.simulator.timewin import pacific_midnight_days_before
 
 if TYPE_CHECKING:
-    from collectord.simulator.world import World
+    from collectord.simulator.world_view import WorldView
 
 PERIODS = ("mins_15", "hourly", "daily", "weekly", "monthly", "lifetime", "days_28", "range")
 DAYS = {"daily": 1, "weekly": 7, "days_28": 28, "monthly": 30}
@@ -152,7 +152,7 @@ def supported_periods(metric: str) -> tuple[str, ...]:
 # -- values ------------------------------------------------------------------------------
 
 
-def _share(world: World, metric: str, breakdowns: dict[str, str] | None) -> float:
+def _share(world: WorldView, metric: str, breakdowns: dict[str, str] | None) -> float:
     result = 1.0
     for name, value in sorted((breakdowns or {}).items()):
         result *= weights(world, ("app", metric, name), breakdown_values(name)).get(value, 0.0)
@@ -168,7 +168,7 @@ def _finish(metric: str, raw: float, aggregate_by: str | None) -> int | float:
 
 
 def point_value(
-    world: World,
+    world: WorldView,
     metric: str,
     period: str,
     time: datetime,
@@ -201,7 +201,7 @@ def point_value(
     return _finish(metric, raw, aggregate_by)
 
 
-def app_field_value(world: World, name: str) -> Any:
+def app_field_value(world: WorldView, name: str) -> Any:
     """An app node field now (ground truth); active-user counts are numeric strings."""
     now = world.now_q()
     dau = growing(1200, now, per_day=GROWTH_PER_DAY, epoch=world.growth_epoch)

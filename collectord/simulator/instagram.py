@@ -41,7 +41,7 @@ from collectord.simulator.instagram_insights import media_insights, user_insight
 from collectord.simulator.instagram_model import IgAccount, IgChild, IgMedia
 
 if TYPE_CHECKING:
-    from collectord.simulator.instagram_world import InstagramWorld
+    from collectord.simulator.instagram_view import InstagramView
 
 USER_FIELDS = (
     "id",
@@ -92,7 +92,7 @@ Fields = list[Field]
 _MODIFIER = re.compile(r"\.(\w+)\(([^)]*)\)")
 
 
-def handle(world: InstagramWorld, req: SimRequest) -> dict[str, Any]:
+def handle(world: InstagramView, req: SimRequest) -> dict[str, Any]:
     """Answer one call on an Instagram object of ``world`` (or raise SimError)."""
     node = world.resolve(req.node_id, req.now)
     if node is None:
@@ -139,7 +139,7 @@ def parse_fields(spec: str | None) -> Fields:
     return out
 
 
-def _user(world: InstagramWorld, acct: IgAccount, req: SimRequest) -> dict[str, Any]:
+def _user(world: InstagramView, acct: IgAccount, req: SimRequest) -> dict[str, Any]:
     if req.edge == "insights":
         return user_insights(world, acct, req)
     if req.edge == "media":
@@ -164,7 +164,7 @@ def _user(world: InstagramWorld, acct: IgAccount, req: SimRequest) -> dict[str, 
 
 
 def _media_fields(
-    world: InstagramWorld, node: IgMedia | IgChild, fields: Fields, req: SimRequest
+    world: InstagramView, node: IgMedia | IgChild, fields: Fields, req: SimRequest
 ) -> dict[str, Any]:
     """The requested fields of a media, story or carousel child; fields that do not apply
     to the object (``children`` of a photo, ``like_count`` of a story) are left out."""
@@ -217,7 +217,7 @@ def _media_fields(
 
 
 def _expanded_insights(
-    world: InstagramWorld, node: IgMedia | IgChild, f: Field, req: SimRequest
+    world: InstagramView, node: IgMedia | IgChild, f: Field, req: SimRequest
 ) -> dict[str, Any]:
     """``insights.metric(a,b)[.breakdown(x)]`` as a field: the ``/insights`` answer of the
     media. As at Meta, an error there (a metric the product type lacks, a media from
@@ -299,7 +299,7 @@ def paginate(
     return page, paging
 
 
-def _list_media(world: InstagramWorld, acct: IgAccount, req: SimRequest) -> dict[str, Any]:
+def _list_media(world: InstagramView, acct: IgAccount, req: SimRequest) -> dict[str, Any]:
     """``GET /{ig-user-id}/media``: feed posts and reels, newest first, with cursors."""
     fields = parse_fields(req.params.get("fields"))
     since, until = req.params.get("since"), req.params.get("until")
@@ -321,7 +321,7 @@ def _list_media(world: InstagramWorld, acct: IgAccount, req: SimRequest) -> dict
     return {"data": [_media_fields(world, m, fields, req) for m in page], "paging": paging}
 
 
-def _list_stories(world: InstagramWorld, acct: IgAccount, req: SimRequest) -> dict[str, Any]:
+def _list_stories(world: InstagramView, acct: IgAccount, req: SimRequest) -> dict[str, Any]:
     """``GET /{ig-user-id}/stories``: the stories of the last 24 hours, newest first."""
     fields = parse_fields(req.params.get("fields"))
     items = world.live_stories(acct.index, req.now)

@@ -60,7 +60,7 @@ from collectord.simulator.instagram_catalog import (
 from collectord.simulator.instagram_model import IgAccount, IgChild, IgMedia
 
 if TYPE_CHECKING:
-    from collectord.simulator.instagram_world import InstagramWorld
+    from collectord.simulator.instagram_view import InstagramView
 
 
 @dataclass
@@ -92,7 +92,7 @@ def _window(
 
 
 def _compute(
-    world: InstagramWorld,
+    world: InstagramView,
     acct: IgAccount,
     spec: UserMetric,
     *,
@@ -132,7 +132,7 @@ def _compute(
 
 
 def user_metric_value(
-    world: InstagramWorld,
+    world: InstagramView,
     acct: IgAccount,
     metric: str,
     *,
@@ -249,7 +249,7 @@ def _paging_url(req: SimRequest, since: datetime, until: datetime) -> str:
     return f"{req.base_url}/{path}?{urlencode(query)}"
 
 
-def user_insights(world: InstagramWorld, acct: IgAccount, req: SimRequest) -> dict[str, Any]:
+def user_insights(world: InstagramView, acct: IgAccount, req: SimRequest) -> dict[str, Any]:
     """Answer ``GET /{ig-user-id}/insights``."""
     params = req.params
     specs, metric_type, dims = _validate_user(params)
@@ -310,7 +310,7 @@ def user_insights(world: InstagramWorld, acct: IgAccount, req: SimRequest) -> di
 
 
 def media_insights(
-    world: InstagramWorld, node: IgMedia | IgChild, req: SimRequest
+    world: InstagramView, node: IgMedia | IgChild, req: SimRequest
 ) -> dict[str, Any]:
     """Answer ``GET /{ig-media-id}/insights`` for a post, reel, story or carousel child."""
     names = split_csv(require(req.params, "metric"))

@@ -22,6 +22,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from collectord.simulator.base import SimError, SimRequest, fb_time, quantize, unit_hash
+from collectord.simulator.instagram import handle
+from collectord.simulator.instagram_insights import user_metric_value
 from collectord.simulator.instagram_model import (
     IdCodec,
     IgAccount,
@@ -258,8 +260,6 @@ class InstagramWorld:
 
     def handle(self, req: SimRequest) -> dict[str, Any]:
         """Answer one Graph API call on an object this world owns (or raise SimError)."""
-        from collectord.simulator.instagram import handle
-
         return handle(self, req)
 
     # -- ground truth ---------------------------------------------------------------------
@@ -295,8 +295,6 @@ class InstagramWorld:
     ) -> Any:
         """The value ``/{ig-user}/insights`` reports for one valid metric (see
         :func:`collectord.simulator.instagram_insights.user_metric_value` for shapes)."""
-        from collectord.simulator.instagram_insights import user_metric_value
-
         del period  # each metric has exactly one period
         return user_metric_value(
             self,

@@ -47,7 +47,7 @@ from collectord.simulator.posts import POST_EDGES, list_posts
 from collectord.simulator.timewin import Window, query_window, reject_unknown, window_paging
 
 if TYPE_CHECKING:
-    from collectord.simulator.world import PageInfo, World
+    from collectord.simulator.world_view import PageInfo, WorldView
 
 BREAKDOWNS = ("is_from_ads", "is_from_followers", "earning_source", "monetization_tool")
 _NUMERIC_FIELDS = (
@@ -73,7 +73,7 @@ _PLAIN_FIELDS = (
 _GATED_FIELDS = {"business": "business_management", "leadgen_tos_accepted": "leads_retrieval"}
 
 
-def handle_page(world: World, req: SimRequest, page: PageInfo) -> dict[str, Any]:
+def handle_page(world: WorldView, req: SimRequest, page: PageInfo) -> dict[str, Any]:
     """Every request whose node is a Page (``req.node_id`` may be ``me``)."""
     if req.edge is None:
         require_page_reader(req, page.id)
@@ -87,7 +87,7 @@ def handle_page(world: World, req: SimRequest, page: PageInfo) -> dict[str, Any]
     raise unknown_path(req.edge)
 
 
-def page_field_value(world: World, page: PageInfo, name: str) -> Any:
+def page_field_value(world: WorldView, page: PageInfo, name: str) -> Any:
     """The value of a plain Page field now (ground truth for tests)."""
     now = world.now_q()
     followers = followers_total(world, page.id, now)
@@ -115,7 +115,7 @@ def page_field_value(world: World, page: PageInfo, name: str) -> Any:
 
 
 def page_node(
-    world: World, req: SimRequest, page: PageInfo, specs: list[FieldSpec] | None = None
+    world: WorldView, req: SimRequest, page: PageInfo, specs: list[FieldSpec] | None = None
 ) -> dict[str, Any]:
     """The Page's fields (``id,name`` by default), expansions included."""
     specs = specs if specs is not None else parse_fields(req.params.get("fields") or "id,name")
@@ -162,7 +162,7 @@ def page_node(
 
 
 def instagram_account(
-    world: World, req: SimRequest, ig_user_id: str, sub: tuple[FieldSpec, ...] | None
+    world: WorldView, req: SimRequest, ig_user_id: str, sub: tuple[FieldSpec, ...] | None
 ) -> dict[str, Any]:
     """``instagram_business_account{...}``: the id, or the IG user's fields when asked."""
     if not sub or world.instagram is None or [s.name for s in sub] == ["id"]:
@@ -183,7 +183,7 @@ def instagram_account(
 
 
 def page_insights(
-    world: World,
+    world: WorldView,
     req: SimRequest,
     page_id: str,
     *,
@@ -218,7 +218,7 @@ def page_insights(
 
 
 def _entry(
-    world: World, page_id: str, name: str, period: str, window: Window, breakdowns: list[str]
+    world: WorldView, page_id: str, name: str, period: str, window: Window, breakdowns: list[str]
 ) -> dict[str, Any] | None:
     metric = PAGE_METRICS[name]
     if metric.monetised and not is_monetised(world, page_id):

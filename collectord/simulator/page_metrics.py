@@ -26,7 +26,7 @@ from collectord.simulator.base import growing, unit_hash
 from collectord.simulator.series import GROWTH_PER_DAY, rolling, share, weights
 
 if TYPE_CHECKING:
-    from collectord.simulator.world import World
+    from collectord.simulator.world_view import WorldView
 
 Kind = Literal["int", "money", "dict", "cpm", "followers", "ratio"]
 DWM = ("day", "week", "days_28")
@@ -202,19 +202,19 @@ RETIRED_PAGE_METRICS: tuple[str, ...] = (
 BREAKDOWN_VALUES = ("0", "1")
 
 
-def followers_total(world: World, page_id: str, at: datetime) -> int:
+def followers_total(world: WorldView, page_id: str, at: datetime) -> int:
     """The Page's follower count at ``at`` (slow, steady growth)."""
     base = 3000 + 9000 * unit_hash(world.seed, page_id, "followers")
     return round(growing(base, at, per_day=GROWTH_PER_DAY / 2, epoch=world.growth_epoch))
 
 
-def is_monetised(world: World, page_id: str) -> bool:
+def is_monetised(world: WorldView, page_id: str) -> bool:
     """Whether the Page earns money (ad breaks, content monetisation): the first one."""
     return page_id == world.first_page.id
 
 
 def _sum(
-    world: World,
+    world: WorldView,
     page_id: str,
     metric: PageMetric,
     period: str,
@@ -233,7 +233,7 @@ def _sum(
 
 
 def _count(
-    world: World,
+    world: WorldView,
     page_id: str,
     metric: PageMetric,
     period: str,
@@ -245,7 +245,7 @@ def _count(
     return round(total, 2) if metric.money else round(total)
 
 
-def _ad_break(world: World, page_id: str, name: str, end: datetime) -> dict[str, float]:
+def _ad_break(world: WorldView, page_id: str, name: str, end: datetime) -> dict[str, float]:
     """Ad-break CPM or earnings per crosspost status, from the ad-break impressions."""
     impressions = page_value(
         world, page_id, "page_daily_video_ad_break_ad_impressions_by_crosspost_status", "day", end
@@ -258,7 +258,7 @@ def _ad_break(world: World, page_id: str, name: str, end: datetime) -> dict[str,
 
 
 def page_value(
-    world: World, page_id: str, name: str, period: str, end: datetime
+    world: WorldView, page_id: str, name: str, period: str, end: datetime
 ) -> int | float | dict[str, int] | None:
     """The value of ``name`` for ``period`` at ``end_time`` ``end``; ``None`` = no data."""
     metric = PAGE_METRICS[name]
@@ -292,7 +292,7 @@ def page_value(
 
 
 def split_value(
-    world: World, page_id: str, name: str, breakdown: str, total: float, end: datetime
+    world: WorldView, page_id: str, name: str, breakdown: str, total: float, end: datetime
 ) -> dict[str, Any]:
     """``total`` split by a breakdown: ``{"0": ..., "1": ...}`` for a flag
     (``is_from_ads``), else one part per key of :data:`BREAKDOWN_KEYS` (amounts of money
@@ -307,7 +307,7 @@ def split_value(
     return parts
 
 
-def over_range(world: World, page_id: str, name: str, ends: tuple[datetime, ...]) -> int | None:
+def over_range(world: WorldView, page_id: str, name: str, ends: tuple[datetime, ...]) -> int | None:
     """``total_over_range``: the sum of the daily values (less for unique metrics)."""
     metric = PAGE_METRICS[name]
     if metric.kind != "int" or metric.monetised or "day" not in metric.periods or not ends:

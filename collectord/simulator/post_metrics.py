@@ -19,7 +19,7 @@ from collectord.simulator.base import unit_hash
 from collectord.simulator.series import weights
 
 if TYPE_CHECKING:
-    from collectord.simulator.world import Post, World
+    from collectord.simulator.world_view import Post, WorldView
 
 Kind = Literal["int", "dict", "ms", "ms_fixed", "retention", "nodata"]
 LD = ("lifetime", "day")
@@ -128,7 +128,7 @@ RETIRED_POST_METRICS: tuple[str, ...] = (
 )
 
 
-def _popularity(world: World, post: Post) -> float:
+def _popularity(world: WorldView, post: Post) -> float:
     return 0.3 + 1.7 * unit_hash(world.seed, post.id, "popularity")
 
 
@@ -137,13 +137,13 @@ def _saturation(post: Post, at: datetime) -> float:
     return 0.0 if hours <= 0 else 1 - math.exp(-hours / 20)
 
 
-def _lifetime_count(world: World, post: Post, name: str, base: float, at: datetime) -> float:
+def _lifetime_count(world: WorldView, post: Post, name: str, base: float, at: datetime) -> float:
     noise = 0.8 + 0.4 * unit_hash(world.seed, post.id, name)
     return base * _popularity(world, post) * noise * _saturation(post, at)
 
 
 def _lifetime(
-    world: World, post: Post, metric: PostMetric, at: datetime
+    world: WorldView, post: Post, metric: PostMetric, at: datetime
 ) -> int | float | dict[str, Any] | None:
     if metric.kind == "nodata" or (metric.video and not post.is_video and metric.kind != "int"):
         return None
@@ -177,7 +177,7 @@ def _lifetime(
 
 
 def post_value(
-    world: World, post: Post, name: str, period: str = "lifetime", end: datetime | None = None
+    world: WorldView, post: Post, name: str, period: str = "lifetime", end: datetime | None = None
 ) -> int | float | dict[str, Any] | None:
     """The value of ``name`` for ``post``; ``None`` means the metric is left out.
 
@@ -195,7 +195,9 @@ def post_value(
     return None
 
 
-def split_value(world: World, post: Post, name: str, breakdown: str, total: int) -> dict[str, int]:
+def split_value(
+    world: WorldView, post: Post, name: str, breakdown: str, total: int
+) -> dict[str, int]:
     """``total`` split by a flag breakdown (``is_from_ads``): ``{"0": ..., "1": ...}``."""
     flagged = round(total * (0.1 + 0.3 * unit_hash(world.seed, post.id, name, breakdown)))
     return {"0": total - flagged, "1": flagged}

@@ -41,7 +41,7 @@ from collectord.simulator.timewin import (
 )
 
 if TYPE_CHECKING:
-    from collectord.simulator.world import Post, World
+    from collectord.simulator.world_view import Post, WorldView
 
 DEFAULT_FIELDS = "created_time,message,id"
 POST_EDGES = ("posts", "published_posts", "feed")
@@ -75,7 +75,7 @@ def validate_post_fields(specs: list[FieldSpec] | tuple[FieldSpec, ...]) -> None
 
 
 def list_posts(
-    world: World,
+    world: WorldView,
     req: SimRequest,
     page_id: str,
     *,
@@ -132,7 +132,7 @@ def list_posts(
     return {"data": [render_post(world, req, p, specs) for p in chunk], "paging": paging}
 
 
-def _count(world: World, post: Post, metric: str, key: str | None = None) -> int:
+def _count(world: WorldView, post: Post, metric: str, key: str | None = None) -> int:
     value = post_value(world, post, metric)
     if isinstance(value, dict):
         return sum(value.values()) if key is None else int(value.get(key, 0))
@@ -140,7 +140,7 @@ def _count(world: World, post: Post, metric: str, key: str | None = None) -> int
 
 
 def render_post(
-    world: World, req: SimRequest, post: Post, specs: list[FieldSpec] | tuple[FieldSpec, ...]
+    world: WorldView, req: SimRequest, post: Post, specs: list[FieldSpec] | tuple[FieldSpec, ...]
 ) -> dict[str, Any]:
     """The post's fields as requested (fields without a value are left out)."""
     out: dict[str, Any] = {}
@@ -192,7 +192,7 @@ def render_post(
 # -- post node and post insights --------------------------------------------------------
 
 
-def handle_post(world: World, req: SimRequest) -> dict[str, Any]:
+def handle_post(world: WorldView, req: SimRequest) -> dict[str, Any]:
     """``GET /{page}_{post}`` and ``GET /{page}_{post}/insights[/{metric}[/{period}]]``."""
     post = world.post(req.node_id)
     if post is None:
@@ -231,7 +231,7 @@ def _period(period: str | None) -> str | None:
 
 
 def insights_data(
-    world: World,
+    world: WorldView,
     post: Post,
     names: list[str],
     period: str | None,
@@ -268,7 +268,7 @@ def insights_data(
 
 
 def _values(
-    world: World,
+    world: WorldView,
     post: Post,
     name: str,
     period: str,

@@ -16,7 +16,7 @@ from collectord.simulator.base import PACIFIC, growing, unit_hash
 from collectord.simulator.timewin import pacific_midnight_days_before
 
 if TYPE_CHECKING:
-    from collectord.simulator.world import World
+    from collectord.simulator.world_view import WorldView
 
 GROWTH_PER_DAY = 0.002
 SETTLE = timedelta(days=2)
@@ -27,7 +27,7 @@ def day_of(end_time: datetime) -> str:
     return (end_time.astimezone(PACIFIC) - timedelta(hours=12)).date().isoformat()
 
 
-def daily(world: World, key: tuple[object, ...], base: float, end_time: datetime) -> float:
+def daily(world: WorldView, key: tuple[object, ...], base: float, end_time: datetime) -> float:
     """The value of series ``key`` for the Pacific day ending at ``end_time``."""
     day = day_of(end_time)
     noise = 0.75 + 0.5 * unit_hash(world.seed, *key, day)
@@ -42,7 +42,7 @@ def daily(world: World, key: tuple[object, ...], base: float, end_time: datetime
 
 
 def rolling(
-    world: World, key: tuple[object, ...], base: float, end_time: datetime, days: int
+    world: WorldView, key: tuple[object, ...], base: float, end_time: datetime, days: int
 ) -> float:
     """The sum of ``days`` daily values ending at ``end_time`` (DST-correct days)."""
     return sum(
@@ -50,12 +50,12 @@ def rolling(
     )
 
 
-def share(world: World, *key: object) -> float:
+def share(world: WorldView, *key: object) -> float:
     """A stable fraction in [0.1, 0.4) for splitting a value (paid share, ads share)."""
     return 0.1 + 0.3 * unit_hash(world.seed, "share", *key)
 
 
-def weights(world: World, key: tuple[object, ...], names: tuple[str, ...]) -> dict[str, float]:
+def weights(world: WorldView, key: tuple[object, ...], names: tuple[str, ...]) -> dict[str, float]:
     """Stable weights for ``names`` that sum to 1, the first name the heaviest."""
     raw = {n: (0.5 + unit_hash(world.seed, *key, n)) / (i + 1) for i, n in enumerate(names)}
     total = sum(raw.values())

@@ -22,15 +22,16 @@ Demo identities (all obviously fake):
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from collectord.simulator import page_metrics
 from collectord.simulator.app_metrics import app_field_value, point_value
 from collectord.simulator.base import TokenInfo, TokenKind, quantize, unit_hash
 from collectord.simulator.page import page_field_value
+from collectord.simulator.page_metrics import page_value
+from collectord.simulator.page_metrics import split_value as split_page_value
 from collectord.simulator.post_metrics import post_value
+from collectord.simulator.world_view import PageInfo, Post
 
 DEFAULT_IG_USER_ID = "17841400000000001"
 FIRST_PAGE_ID = 105000000000001
@@ -66,38 +67,6 @@ _MESSAGES = (
     "New seasonal menu starts Monday.",
 )
 _STATUS_TYPES = ("added_photos", "mobile_status_update", "added_video", "shared_story")
-
-
-@dataclass(frozen=True)
-class PageInfo:
-    """A simulated Page."""
-
-    id: str
-    name: str
-    category: str
-    username: str
-    token: str
-    ig_user_id: str | None
-
-
-@dataclass(frozen=True)
-class Post:
-    """A simulated Page post (``id`` is ``{page_id}_{number}``)."""
-
-    id: str
-    page_id: str
-    number: int
-    created_time: datetime
-    message: str | None
-    status_type: str
-
-    @property
-    def is_video(self) -> bool:
-        return self.status_type == "added_video"
-
-    @property
-    def permalink_url(self) -> str:
-        return f"https://www.facebook.com/{self.page_id}/posts/{self.number}"
 
 
 def _real_clock() -> datetime:
@@ -289,9 +258,9 @@ class World:
 
         With ``breakdown`` (``is_from_ads``/``is_from_followers``) a dict ``{"0": .., "1": ..}``.
         """
-        value = page_metrics.page_value(self, page_id, metric, period, end_time)
+        value = page_value(self, page_id, metric, period, end_time)
         if breakdown and isinstance(value, int):
-            return page_metrics.split_value(self, page_id, metric, breakdown, value, end_time)
+            return split_page_value(self, page_id, metric, breakdown, value, end_time)
         return value
 
     def post_insight(
