@@ -308,7 +308,7 @@ def samples_from_values(
     with_period: bool = True,
     dict_label: str = "key",
 ) -> list[Sample]:
-    """Samples of ``spec`` from parsed values, named and labelled per DESIGN.md.
+    """Samples of ``spec`` from parsed values, named and labelled as collectord names families.
 
     A plain value keeps ``spec.prom_name``; a dict value keeps it too, with the dict key
     under ``dict_label``; a breakdown row goes to ``<name>_by_<dimensions>`` with one label
