@@ -5,24 +5,21 @@ gets a :class:`BoundGraph` from :meth:`GraphClient.bind` (its token and its ``[g
 settings), which is the :class:`~collectord.plugin.api.SourceGraph` a plugin sees. The client
 builds versioned URLs, adds the token and ``appsecret_proof``, follows cursor paging without
 sending the token elsewhere, sends batches of 50, retries transient failures with
-full-jitter backoff, reads the usage headers into :class:`~collectord.graph.stats.GraphStats` and
-the :class:`~collectord.graph.governor.RateGovernor`, and raises the typed errors of
-:mod:`collectord.errors` with every secret scrubbed.
+full-jitter backoff, reads the usage headers into :class:`~collectord.graph.stats.GraphStats`
+and the :class:`~collectord.graph.governor.RateGovernor`, and raises the typed errors of
+:mod:`collectord.errors` with every secret scrubbed. The pieces live in
+:mod:`~collectord.graph.calls` (what a request is made of, the batching policy) and
+:mod:`~collectord.graph.bound` (one source's view); this module re-exports them.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
-import hmac
-import json
 import random
 import time
-from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any, Protocol
-from urllib.parse import parse_qsl, urlencode
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
 
 import aiohttp
 import structlog
@@ -34,18 +31,22 @@ from collectord.errors import (
     GraphError,
     GraphTimeoutError,
     NetworkError,
-    ServerError,
     ThrottledError,
     TransientError,
 )
-from collectord.graph.answers import (
-    answer_to,
-    classify_error,
-    decode_answer,
-    decode_batch_element,
-    scrub,
-)
+from collectord.graph.answers import classify_error, decode_answer, scrub
 from collectord.graph.api import GraphApi, settings_for
+from collectord.graph.bound import BoundGraph
+from collectord.graph.calls import (
+    AUTH_PARAMS,
+    BATCH_LIMIT,
+    METRICS_PER_REQUEST,
+    Binding,
+    appsecret_proof,
+    budget_key,
+    encode_params,
+    get_many,
+)
 from collectord.graph.governor import RateGovernor
 from collectord.graph.stats import GraphStats
 from collectord.graph.usage import parse_usage
@@ -63,110 +64,6 @@ __all__ = [
     "get_many",
     "scrub",
 ]
-
-#: Parameters the client adds itself; never copied from a ``paging.next`` URL.
-AUTH_PARAMS: frozenset[str] = frozenset({"access_token", "appsecret_proof", "appsecret_time"})
-#: Meta's maximum number of requests in one batch.
-BATCH_LIMIT = 50
-#: Metrics per insights request; Meta answers "reduce the amount of data" to long lists.
-METRICS_PER_REQUEST = 25
-
-#: One GET request: a path and its query parameters.
-Call = tuple[str, Mapping[str, Any] | None]
-
-
-class _GetsAndBatches(Protocol):
-    """What :func:`get_many` needs of a graph: a plain GET and a batch of GETs."""
-
-    async def get(self, path: str, params: Mapping[str, Any] | None = None) -> dict[str, Any]: ...
-
-    async def batch(self, requests: Sequence[Call]) -> list[dict[str, Any] | GraphError]: ...
-
-
-async def get_many(
-    graph: _GetsAndBatches, calls: Sequence[Call]
-) -> list[dict[str, Any] | GraphError]:
-    """The client's batching policy: one call goes out as a plain GET, several as batch
-    requests (``graph.batch``, which sends one GET each for an API without batch
-    requests). One answer per call, in order: the body, or the error (returned, not
-    raised). :class:`BoundGraph` follows it; test doubles of a
-    :class:`~collectord.plugin.api.SourceGraph` may use it as their ``get_many``."""
-    if len(calls) != 1:
-        answers = await graph.batch(calls) if calls else []
-        return [
-            answer_to(a, params) if isinstance(a, GraphError) else a
-            for a, (_, params) in zip(answers, calls, strict=True)
-        ]
-    path, params = calls[0]
-    try:
-        return [await graph.get(path, params)]
-    except GraphError as err:
-        return [answer_to(err, params)]
-
-
-def appsecret_proof(token: str, app_secret: str, now: float) -> tuple[str, str]:
-    """The time-stamped ``(appsecret_proof, appsecret_time)`` pair (docs/meta-graph-api.md 10.3)."""
-    stamp = str(int(now))
-    digest = hmac.new(app_secret.encode(), f"{token}|{stamp}".encode(), hashlib.sha256)
-    return digest.hexdigest(), stamp
-
-
-def encode_params(params: Mapping[str, Any] | None) -> dict[str, str]:
-    """Query parameters as strings: lists joined by commas, booleans ``true``/``false``,
-    mappings as JSON, :class:`Secret` revealed, ``None`` dropped."""
-    out: dict[str, str] = {}
-    for key, value in (params or {}).items():
-        if value is None:
-            continue
-        if isinstance(value, Secret):
-            text = value.reveal()
-        elif isinstance(value, bool):
-            text = "true" if value else "false"
-        elif isinstance(value, list | tuple | set | frozenset):
-            text = ",".join(str(v) for v in value)
-        elif isinstance(value, Mapping):
-            text = json.dumps(value, separators=(",", ":"))
-        else:
-            text = str(value)
-        out[str(key)] = text
-    return out
-
-
-def _split(path: str, params: Mapping[str, Any] | None) -> tuple[str, dict[str, str]]:
-    """``path`` without a leading ``/`` or query, and its query merged with ``params``."""
-    path, _, query = path.lstrip("/").partition("?")
-    merged = dict(parse_qsl(query, keep_blank_values=True))
-    merged.update(encode_params(params))
-    return path, merged
-
-
-def _budget(token: Secret | None) -> str:
-    """An opaque rate-limit budget key for a token (a hash prefix, never the token)."""
-    if not token:
-        return "token:none"
-    return "token:" + hashlib.sha256(token.reveal().encode()).hexdigest()[:16]
-
-
-def _chunks(items: Sequence[int], size: int) -> Iterator[Sequence[int]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
-
-
-@dataclass(frozen=True)
-class _Binding:
-    """What one source's requests are made with. ``limit`` caps the source's own requests
-    in flight when its ``[source.graph] max_concurrency`` is below the process-wide one."""
-
-    token: Secret | None
-    graph: GraphConfig
-    source: str | None
-    budget: str
-    extra_secrets: tuple[Secret, ...] = ()
-    limit: asyncio.Semaphore | None = None
-    batching: bool = True
-
-    def secrets(self) -> tuple[Secret | None, ...]:
-        return (self.token, self.graph.app_secret, *self.extra_secrets)
 
 
 class GraphClient:
@@ -228,8 +125,8 @@ class GraphClient:
         if graph.max_concurrency < self.config.max_concurrency:
             limit = asyncio.Semaphore(max(1, graph.max_concurrency))
         batching = api.batching if api is not None else True
-        binding = _Binding(
-            secret or None, graph, source, _budget(secret), limit=limit, batching=batching
+        binding = Binding(
+            secret or None, graph, source, budget_key(secret), limit=limit, batching=batching
         )
         return BoundGraph(self, binding)
 
@@ -249,11 +146,11 @@ class GraphClient:
             raise GraphError("debug_token needs [graph] app_id and app_secret")
         app_token = Secret(f"{app_id}|{app_secret.reveal()}")
         inspected = Secret(input_token)
-        binding = _Binding(
+        binding = Binding(
             app_token,
             graph,
             source or "debug_token",
-            _budget(app_token),
+            budget_key(app_token),
             extra_secrets=(inspected,),
         )
         body = await BoundGraph(self, binding).get("debug_token", {"input_token": inspected})
@@ -270,9 +167,9 @@ class GraphClient:
         """Sleep :meth:`backoff` seconds (with the injected sleep)."""
         await self._sleep(self.backoff(attempt))
 
-    async def _request(
+    async def send(
         self,
-        binding: _Binding,
+        binding: Binding,
         method: str,
         url: str,
         *,
@@ -299,7 +196,7 @@ class GraphClient:
                 await self._sleep(delay)
                 attempt += 1
 
-    def _auth(self, binding: _Binding) -> dict[str, str]:
+    def _auth(self, binding: Binding) -> dict[str, str]:
         if not binding.token:
             return {}
         token = binding.token.reveal()
@@ -311,7 +208,7 @@ class GraphClient:
 
     async def _attempt(
         self,
-        binding: _Binding,
+        binding: Binding,
         method: str,
         url: str,
         params: Mapping[str, str] | None,
@@ -376,7 +273,7 @@ class GraphClient:
             self.stats.requests[label] += 1
 
     def _log_request(
-        self, binding: _Binding, where: str, status: int | str, started: float, attempt: int
+        self, binding: Binding, where: str, status: int | str, started: float, attempt: int
     ) -> None:
         method, _, path = where.partition(" ")
         self.log.debug(
@@ -388,186 +285,3 @@ class GraphClient:
             duration=round(time.perf_counter() - started, 4),
             attempt=attempt + 1,
         )
-
-
-class BoundGraph:
-    """One source's view of the Graph API (implements :class:`~collectord.plugin.api.SourceGraph`)."""
-
-    def __init__(self, client: GraphClient, binding: _Binding) -> None:
-        self._client = client
-        self._binding = binding
-        self._base = URL(binding.graph.base_url.rstrip("/"))
-
-    @property
-    def version(self) -> str:
-        """The API version in use, such as ``v26.0``."""
-        return self._binding.graph.version
-
-    @property
-    def source(self) -> str | None:
-        return self._binding.source
-
-    def url(self, path: str = "") -> str:
-        """``{base_url}/{version}/{path}``."""
-        return f"{str(self._base).rstrip('/')}/{self.version}/{path.lstrip('/')}"
-
-    def scrub(self, text: str) -> str:
-        """``text`` with secret parameters and this source's token and app secret masked."""
-        return scrub(text, self._binding.secrets())
-
-    async def get(self, path: str, params: Mapping[str, Any] | None = None) -> dict[str, Any]:
-        """``GET /{version}/{path}?{params}`` and return the decoded JSON object."""
-        clean, query = _split(path, params)
-        try:
-            body = await self._client._request(self._binding, "GET", self.url(clean), params=query)
-        except GraphError as err:
-            raise answer_to(err, query) from None
-        if not isinstance(body, dict):
-            raise BadResponseError(f"GET {self.scrub(clean)}: the answer is not a JSON object")
-        return body
-
-    async def get_all(
-        self,
-        path: str,
-        params: Mapping[str, Any] | None = None,
-        *,
-        max_items: int | None = None,
-        max_pages: int = 100,
-    ) -> list[dict[str, Any]]:
-        """Follow cursor paging and return the ``data`` items of all pages (see
-        :class:`~collectord.plugin.api.SourceGraph`). ``next`` on a foreign host raises
-        :class:`BadResponseError`; our token goes only to ``base_url``'s host."""
-        clean, query = _split(path, params)
-        url = self.url(clean)
-        items: list[dict[str, Any]] = []
-        pages = 0
-        while True:
-            body = await self._client._request(self._binding, "GET", url, params=query)
-            data = body.get("data") if isinstance(body, dict) else None
-            if not isinstance(data, list):
-                raise BadResponseError(f"GET {self.scrub(clean)}: a page without a data list")
-            items.extend(data)
-            pages += 1
-            if max_items is not None and len(items) >= max_items:
-                return items[:max_items]
-            following = self._next_page(body, url, query)
-            if following is None:
-                return items
-            if pages >= max_pages:
-                self._client.log.debug(
-                    "paging stopped at the page cap", source=self.source, pages=pages
-                )
-                return items
-            url, query = following
-
-    def _next_page(
-        self, body: Mapping[str, Any], url: str, query: Mapping[str, str]
-    ) -> tuple[str, dict[str, str]] | None:
-        """The URL and query of the page after ``body``, or ``None`` on the last page."""
-        paging = body.get("paging")
-        nxt = paging.get("next") if isinstance(paging, Mapping) else None
-        if not isinstance(nxt, str) or not nxt:
-            return None
-        target = URL(nxt)
-        if not target.is_absolute() or (target.scheme, target.host, target.port) != (
-            self._base.scheme,
-            self._base.host,
-            self._base.port,
-        ):
-            raise BadResponseError(
-                f"paging.next points to another host ({target.host}); not following it"
-            )
-        cursors = paging.get("cursors") if isinstance(paging, Mapping) else None
-        after = cursors.get("after") if isinstance(cursors, Mapping) else None
-        if isinstance(after, str) and after:
-            rebuilt = {k: v for k, v in query.items() if k not in ("after", "before")}
-            rebuilt["after"] = after
-            return url, rebuilt
-        kept = {k: v for k, v in target.query.items() if k not in AUTH_PARAMS}
-        return str(target.with_query(None).with_fragment(None)), kept
-
-    @property
-    def batching(self) -> bool:
-        """Whether this source's API has batch requests."""
-        return self._binding.batching
-
-    async def get_many(self, calls: Sequence[Call]) -> list[dict[str, Any] | GraphError]:
-        """One answer per ``(path, params)`` call, in order (see :func:`get_many`): one call
-        is a plain GET, several are batch requests of 50 (one GET each for an API without
-        batch requests)."""
-        return await get_many(self, calls)
-
-    async def batch(self, requests: Sequence[Call]) -> list[dict[str, Any] | GraphError]:
-        """Send ``GET`` requests as batches of at most 50; one result per request, in order:
-        the decoded body or the element's classified error. ``null`` and transient elements
-        are retried in new batches (``max_retries`` rounds, with backoff). For an API
-        without batch requests, each request is a GET of its own (run concurrently)."""
-        if not self._binding.batching:
-            return list(await asyncio.gather(*(self._get_one(p, q) for p, q in requests)))
-        relative: list[str] = []
-        queries: list[dict[str, str]] = []
-        for path, params in requests:
-            clean, query = _split(path, params)
-            queries.append(query)
-            relative.append(clean + ("?" + urlencode(query) if query else ""))
-        results: list[dict[str, Any] | GraphError | None] = [None] * len(relative)
-        pending = list(range(len(relative)))
-        for round_ in range(self._client.max_retries + 1):
-            if not pending:
-                break
-            if round_:
-                self._client.log.debug(
-                    "batch elements retried", source=self.source, count=len(pending)
-                )
-                await self._client.pause(round_ - 1)
-            retry: list[int] = []
-            for chunk in _chunks(pending, BATCH_LIMIT):
-                answers = await self._send_batch([relative[i] for i in chunk])
-                for index, answer in zip(chunk, answers, strict=True):
-                    outcome = self._element(answer, queries[index])
-                    results[index] = outcome
-                    if outcome is None or (isinstance(outcome, GraphError) and outcome.retryable):
-                        retry.append(index)
-            pending = retry
-        for index in pending:
-            if results[index] is None:
-                results[index] = ServerError("the batch request was not completed by Meta")
-        return [r for r in results if r is not None]
-
-    async def _send_batch(self, relative_urls: list[str]) -> list[Any]:
-        """POST one batch; returns one answer per element (``None`` for missing ones)."""
-        form = {
-            "batch": json.dumps(
-                [{"method": "GET", "relative_url": rel} for rel in relative_urls],
-                separators=(",", ":"),
-            ),
-            "include_headers": "false",
-        }
-        answers = await self._client._request(self._binding, "POST", self.url(), form=form)
-        if not isinstance(answers, list):
-            raise BadResponseError("the batch answer is not a JSON array")
-        if len(answers) != len(relative_urls):
-            self._client.log.debug(
-                "batch answer of unexpected length",
-                source=self.source,
-                sent=len(relative_urls),
-                received=len(answers),
-            )
-        answers = answers[: len(relative_urls)]
-        return answers + [None] * (len(relative_urls) - len(answers))
-
-    async def _get_one(
-        self, path: str, params: Mapping[str, Any] | None
-    ) -> dict[str, Any] | GraphError:
-        try:
-            return await self.get(path, params)
-        except GraphError as err:
-            return err
-
-    def _element(self, answer: Any, query: Mapping[str, str]) -> dict[str, Any] | GraphError | None:
-        outcome = decode_batch_element(answer, secrets=self._binding.secrets())
-        if isinstance(outcome, ThrottledError):
-            self._client.governor.observe_throttle(self._binding.budget, outcome)
-        if isinstance(outcome, GraphError):
-            return answer_to(outcome, query)
-        return outcome
