@@ -119,6 +119,8 @@ async def fetch_insights(
     (auth, throttling, transient failures that outlasted the retries) is raised.
 
     Metric errors never come back: the culprit metrics are disabled and the rest fetched.
+    A request Meta finds too big ("reduce the amount of data") is split in halves; one
+    metric that is still too big is raised.
     Requests are chunked to :data:`~collectord.graph.client.METRICS_PER_REQUEST` metrics
     and handed to ``ctx.graph.get_many`` (the client decides how they go out).
     """
@@ -155,6 +157,10 @@ async def fetch_insights(
                 continue
             if answer.outcome is Outcome.BREAKDOWN_UNSUPPORTED:
                 unknown.append((req, answer))
+                continue
+            if answer.outcome is Outcome.REDUCE_DATA and len(req.metrics) > 1:
+                half = len(req.metrics) // 2  # ask for less: each half on its own
+                retry.extend((req.part(req.metrics[:half]), req.part(req.metrics[half:])))
                 continue
             if not _is_metric_error(answer):
                 if not _is_object_error(answer):

@@ -16,6 +16,7 @@ from collectord import (
     MetricSpec,
     ObjectNotFoundError,
     PollContext,
+    ReduceDataError,
     ServerError,
     breakdown_key,
     fetch_insights,
@@ -435,3 +436,33 @@ async def test_meta_down_for_every_request_is_raised() -> None:
     with pytest.raises(ServerError):
         await fetch_insights(make_ctx(graph), breakdown_requests())
     assert graph.calls, "it was asked"
+
+
+async def test_too_much_data_is_asked_for_in_halves_and_nothing_is_disabled() -> None:
+    class Picky(MetaLikeGraph):
+        def _answer(self, path: str, params: Mapping[str, Any]) -> dict[str, Any]:
+            if len(params["metric"].split(",")) > 2:
+                self.calls.append((path, dict(params)))
+                raise meta_error(
+                    "Please reduce the amount of data you're asking for, then retry your request",
+                    code=1,
+                    http_status=500,
+                )
+            return super()._answer(path, params)
+
+    graph = Picky(invalid=set())
+    ctx = make_ctx(graph)
+    metrics = tuple(f"m{i}" for i in range(6))
+    result = await fetch_insights(ctx, [InsightRequest("123", metrics)])
+    assert sorted(e["name"] for e in result["123"]) == sorted(metrics)
+    assert ctx.state.disabled == {}
+    assert [len(p["metric"].split(",")) for _, p in graph.calls] == [6, 3, 3, 1, 2, 1, 2]
+
+
+async def test_one_metric_that_is_still_too_much_is_raised() -> None:
+    class Stingy(MetaLikeGraph):
+        def _answer(self, path: str, params: Mapping[str, Any]) -> dict[str, Any]:
+            raise meta_error("Please reduce the amount of data you're asking for", code=1)
+
+    with pytest.raises(ReduceDataError):
+        await fetch_insights(make_ctx(Stingy(invalid=set())), [InsightRequest("1", ("m",))])
