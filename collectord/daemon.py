@@ -21,7 +21,7 @@ import aiohttp
 from collectord import __version__
 from collectord.config.types import Config, ScheduleConfig, SourceConfig
 from collectord.errors import ConfigError
-from collectord.exporter.registry import make_registry
+from collectord.exporter.exposition import make_exposition
 from collectord.graph.client import GraphClient
 from collectord.graph.stats import GraphStats
 from collectord.graph.tokens import TokenWatcher
@@ -204,11 +204,11 @@ async def run(config: Config, plugins: Mapping[str, SourcePlugin], *, demo: bool
     try:
         async with Collector(config, plugins, demo=demo) as col:
             scheduler = PollScheduler(col.poller, col.runtimes)
-            registry = make_registry(
+            exposition = make_exposition(
                 col.store, col.graph_stats, col.sink_stats, version=__version__
             )
             app = make_app(
-                registry=registry,
+                exposition=exposition,
                 store=col.store,
                 version=__version__,
                 alive=lambda: scheduler.scheduler.running,
@@ -219,7 +219,7 @@ async def run(config: Config, plugins: Mapping[str, SourcePlugin], *, demo: bool
             except OSError as exc:
                 log.error("cannot listen", listen=f"{host}:{port}", error=str(exc))
                 return 1
-            tokens = TokenWatcher(col.client, col.runtimes)
+            tokens = TokenWatcher(col.client, col.runtimes, col.store)
             try:
                 scheduler.start()
                 tokens.start(scheduler.scheduler)

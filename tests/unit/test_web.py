@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import socket
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -15,9 +16,10 @@ from prometheus_client.openmetrics.parser import (
 from prometheus_client.parser import text_string_to_metric_families
 
 from collectord import PollResult, Skip
-from collectord.exporter.registry import make_registry
+from collectord.exporter.exposition import Exposition, make_exposition
 from collectord.graph.stats import GraphStats
 from collectord.model import Sample, make_labels
+from collectord.plugin.api import Disable
 from collectord.sinks.stats import SinkStats
 from collectord.store.store import Store
 from collectord.web.server import make_app, start_server, stop_server
@@ -30,6 +32,8 @@ class Server:
     store: Store
     alive: list[bool]
     session: aiohttp.ClientSession
+    exposition: Exposition
+    graph_stats: GraphStats
 
     async def get(self, path: str, **kwargs) -> tuple[int, str, aiohttp.ClientResponse]:
         async with self.session.get(self.url + path, **kwargs) as resp:
@@ -55,14 +59,15 @@ async def server() -> AsyncIterator[Server]:
     store = Store()
     store.register("acme-page", "facebook_page", ("fast", "daily"))
     store.register("acme-ig", "instagram_user", ("daily",))
-    registry = make_registry(store, GraphStats(), [SinkStats("jsonl")], version="9.8.7")
+    graph_stats = GraphStats()
+    exposition = make_exposition(store, graph_stats, [SinkStats("jsonl")], version="9.8.7")
     alive = [True]
-    app = make_app(registry=registry, store=store, version="9.8.7", alive=lambda: alive[0])
+    app = make_app(exposition=exposition, store=store, version="9.8.7", alive=lambda: alive[0])
     runner, port = await start_server(app, "127.0.0.1", 0)
     assert port != 0
     try:
         async with aiohttp.ClientSession() as session:
-            yield Server(f"http://127.0.0.1:{port}", store, alive, session)
+            yield Server(f"http://127.0.0.1:{port}", store, alive, session, exposition, graph_stats)
     finally:
         await stop_server(runner)
 
@@ -100,6 +105,55 @@ async def test_metrics_gzip_when_accepted(server: Server):
     assert status == 200
     assert resp.headers.get("Content-Encoding") == "gzip"
     assert "collectord_build_info" in body  # the client decompressed it
+
+
+async def test_samples_rendered_once_per_change_self_metrics_current(server: Server):
+    server.store.record_success("acme-page", "daily", [views(1.0)], duration=0.2)
+    exposition = server.exposition
+    renders = exposition.renders
+    bodies = [(await server.get("/metrics"))[1] for _ in range(3)]
+    assert exposition.renders == renders + 1, "scrapes without a change reuse the rendering"
+    assert all(
+        'facebook_page_views{page_id="123",period="day",source="acme-page"} 1.0' in b
+        for b in bodies
+    )
+    server.graph_stats.requests["200"] += 5
+    body = (await server.get("/metrics"))[1]
+    assert exposition.renders == renders + 1
+    assert 'collectord_graph_requests_total{code="200"} 5.0' in body, "self-metrics are live"
+    server.store.record_success("acme-page", "daily", [views(2.0)], duration=0.2)
+    body = (await server.get("/metrics"))[1]
+    assert exposition.renders == renders + 2
+    assert 'facebook_page_views{page_id="123",period="day",source="acme-page"} 2.0' in body
+
+
+async def test_gzip_and_plain_bodies_are_the_same_exposition(server: Server):
+    server.store.record_success("acme-page", "daily", [views(3.0)], duration=0.2)
+    server.graph_stats.requests["200"] += 1
+    for accept in ("", "application/openmetrics-text; version=1.0.0"):
+        headers = {"Accept": accept}
+        async with server.session.get(
+            server.url + "/metrics",
+            headers={**headers, "Accept-Encoding": "gzip"},
+            auto_decompress=False,
+        ) as resp:
+            raw = await resp.read()
+        assert resp.headers["Content-Encoding"] == "gzip"
+        zipped = gzip.decompress(raw).decode()
+        plain = (await server.get("/metrics", headers={**headers, "Accept-Encoding": "identity"}))[
+            1
+        ]
+        assert _without_process(zipped) == _without_process(plain)
+        assert "facebook_page_views" in zipped
+        assert "collectord_graph_requests" in zipped
+        if accept:
+            assert zipped.endswith("# EOF\n")
+            assert zipped.count("# EOF") == 1
+
+
+def _without_process(body: str) -> list[str]:
+    """The exposition's lines but those of the process collector (CPU time moves)."""
+    return [line for line in body.splitlines() if "process_" not in line]
 
 
 async def test_head_requests_answer_without_body(server: Server):
@@ -141,7 +195,9 @@ async def test_status_page_shows_sources(server: Server):
         message="(#10) Requires pages_read_engagement",
         duration=0.1,
     )
-    server.store.status("acme-page").disabled["page_fans"] = "retired"
+    server.store.record_success(
+        "acme-page", "fast", PollResult(disabled=(Disable("page_fans", "retired"),)), duration=0.1
+    )
     skips = tuple(
         Skip(str(i), why)
         for i, why in enumerate(("not_enough_viewers", "vanished", "not_enough_viewers"))
@@ -149,9 +205,7 @@ async def test_status_page_shows_sources(server: Server):
     server.store.record_success(
         "acme-page", "fast", PollResult(samples=(views(1.0),), skipped=skips), duration=0.1
     )
-    server.store.status("acme-page").per_cadence["fast"].next_run = datetime(
-        2030, 1, 2, 3, 4, 5, tzinfo=UTC
-    )
+    server.store.set_next_run("acme-page", "fast", datetime(2030, 1, 2, 3, 4, 5, tzinfo=UTC))
     status, body, resp = await server.get("/")
     assert status == 200
     assert resp.content_type == "text/html"
@@ -192,7 +246,7 @@ async def test_start_server_reports_a_busy_port():
         busy.listen()
         port = busy.getsockname()[1]
         app = make_app(
-            registry=make_registry(Store(), GraphStats(), [], version="1"),
+            exposition=make_exposition(Store(), GraphStats(), [], version="1"),
             store=Store(),
             version="1",
             alive=lambda: True,
