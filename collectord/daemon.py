@@ -29,6 +29,7 @@ from collectord.logs import get_logger
 from collectord.plugin.api import SourcePlugin
 from collectord.scheduling.scheduler import Poller, PollScheduler, SourceRuntime
 from collectord.secret import Secret
+from collectord.sinks.background import BackgroundSink
 from collectord.sinks.jsonl import JsonlSink
 from collectord.sinks.stats import SinkStats
 from collectord.store.store import Store
@@ -172,12 +173,14 @@ class Collector:
             _make_state_dir(self.config)
             if self.demo:
                 log.info("demo samples are written apart", jsonl=str(self.config.jsonl.path))
-            sink = JsonlSink(
-                self.config.jsonl,
-                self.config.collector.state_dir,
-                log=get_logger("collectord.sinks.jsonl"),
+            sink = BackgroundSink(
+                JsonlSink(
+                    self.config.jsonl,
+                    self.config.collector.state_dir,
+                    log=get_logger("collectord.sinks.jsonl"),
+                )
             )
-            sink.open()
+            sink.start()
             self._stack.callback(sink.close)
             sinks.append(sink)
             self.sink_stats.append(sink.stats)
