@@ -3,7 +3,7 @@
 :class:`InsightsCollector` turns one :meth:`collectord.store.store.Store.snapshot` into
 metric families: the samples the plugins collected (built by
 :class:`~collectord.exporter.families.FamilyBuilder`), then collectord's self-metrics
-(DESIGN.md "Metric names"). It does no I/O and never awaits. :func:`make_registry` builds
+(README "Metrics"). It does no I/O and never awaits. :func:`make_registry` builds
 the private registry; the HTTP server serves it through
 :class:`~collectord.exporter.exposition.Exposition`, which caches the rendered samples.
 """

@@ -39,6 +39,18 @@ class SyncSink(Protocol):
         self, source: str, plugin: str, samples: Sequence[Sample], collected_at: datetime
     ) -> int: ...
 
+    def flush(self, timeout: float) -> bool:
+        """Wait until every queued batch is written (at most ``timeout`` seconds); True
+        when it was. Blocks: not for the event loop."""
+        with self._idle:
+            return self._idle.wait_for(lambda: self._pending == 0, timeout)
+
+    def _done(self) -> None:
+        with self._idle:
+            self._pending -= 1
+            if self._pending == 0:
+                self._idle.notify_all()
+
     def close(self) -> None: ...
 
 
@@ -63,6 +75,8 @@ class BackgroundSink:
         self._queue: queue.Queue[_Batch | None] = queue.Queue(maxsize=max_batches)
         self._log = log if log is not None else get_logger("collectord.sinks.background")
         self._dropping = False
+        self._pending = 0  # batches queued or being written
+        self._idle = threading.Condition()
         self._thread = threading.Thread(
             target=self._run, name=f"collectord-sink-{sink.stats.name}", daemon=True
         )
@@ -76,9 +90,12 @@ class BackgroundSink:
     ) -> int:
         """Queue the batch for the writer thread; returns at once with how many samples
         were queued (0 when the queue was full and the batch dropped)."""
+        with self._idle:
+            self._pending += 1
         try:
             self._queue.put_nowait((source, plugin, tuple(samples), collected_at))
         except queue.Full:
+            self._done()
             self.stats.dropped += len(samples)
             if not self._dropping:
                 self._dropping = True
@@ -93,6 +110,18 @@ class BackgroundSink:
             self._dropping = False
             self._log.info("sink queue keeps up again", sink=self.stats.name)
         return len(samples)
+
+    def flush(self, timeout: float) -> bool:
+        """Wait until every queued batch is written (at most ``timeout`` seconds); True
+        when it was. Blocks: not for the event loop."""
+        with self._idle:
+            return self._idle.wait_for(lambda: self._pending == 0, timeout)
+
+    def _done(self) -> None:
+        with self._idle:
+            self._pending -= 1
+            if self._pending == 0:
+                self._idle.notify_all()
 
     def close(self) -> None:
         """Write what is queued (at most ``close_timeout`` seconds), then close the sink."""
@@ -124,6 +153,8 @@ class BackgroundSink:
             except Exception:  # the sink counts I/O errors itself; this is a bug
                 self.stats.errors += len(batch[2])
                 self._log.exception("sink write failed", sink=self.stats.name)
+            finally:
+                self._done()
         try:
             self.sink.close()
         except Exception:

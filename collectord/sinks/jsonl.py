@@ -1,6 +1,6 @@
 """The JSONL sink: one JSON record per new value of a series, appended to a rotating file.
 
-The record and its guarantees are a contract (DESIGN.md "JSONL record"):
+The record and its guarantees are a contract (README "JSONL sink"):
 
 - one compact JSON object per ``\\n``-terminated UTF-8 line, keys in a fixed order;
 - change-only: a series (metric + labels) gets a record only when its ``end_time`` or its
@@ -108,7 +108,7 @@ def _record(
 
 
 def make_record(source: str, plugin: str, sample: Sample, collected_at: datetime) -> dict[str, Any]:
-    """The JSONL record of one sample, keys in contract order (DESIGN.md "JSONL record")."""
+    """The JSONL record of one sample, keys in contract order (README "JSONL sink")."""
     stamp = format_collected_at(collected_at)
     return _record(source, plugin, sample, stamp, format_end_time(sample.end_time))
 

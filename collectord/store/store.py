@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from types import MappingProxyType
 
-from collectord.model import Cadence, Sample, SeriesKey, sample_series
+from collectord.model import Cadence, Sample, SeriesKey, series_key
 from collectord.plugin.api import PollResult
 from collectord.store.status import (
     DURATION_BUCKETS,
@@ -57,10 +57,10 @@ def _end(sample: Sample) -> float:
 
 
 def _keep_newest(best: dict[SeriesKey, Sample], samples: Iterable[Sample]) -> None:
-    """Merge ``samples`` into ``best``: per series (:func:`~collectord.model.sample_series`)
+    """Merge ``samples`` into ``best``: per series (:func:`~collectord.model.series_key`)
     the sample with the newest ``end_time``; a tie goes to the later sample."""
     for s in samples:
-        key = sample_series(s)
+        key = series_key(s.metric, s.labels)
         old = best.get(key)
         if old is None or old.end_time is None or (s.end_time is not None and _end(s) >= _end(old)):
             best[key] = s
@@ -79,6 +79,8 @@ class Store:
     def __init__(self) -> None:
         self._sources: dict[str, SourceStatus] = {}
         self._series: dict[tuple[str, str], dict[SeriesKey, Sample]] = {}
+        #: The samples of each (source, cadence) as a tuple, rebuilt only when they changed.
+        self._tuples: dict[tuple[str, str], tuple[Sample, ...]] = {}
         self._version = 0
         self._snapshot: Snapshot | None = None
 
@@ -139,13 +141,14 @@ class Store:
         cs.last_error = None
         cs.last_error_reason = None
         cs.durations.observe(duration)
-        end_times = [s.end_time.timestamp() for s in samples if s.end_time is not None]
+        end_times = {s.end_time for s in samples if s.end_time is not None}  # a few days
         if end_times:
-            cs.newest_end_time = max(end_times)
+            cs.newest_end_time = max(t.timestamp() for t in end_times)
         key = (name, cadence)
         series = self._series.get(key, {}) if result.partial else {}
         _keep_newest(series, samples)
         self._series[key] = series
+        self._tuples.pop(key, None)
         self._changed()
 
     def record_failure(
@@ -175,11 +178,18 @@ class Store:
             status.token_expiry = expires_at
             self._changed()
 
+    def _cadence_samples(self, key: tuple[str, str]) -> tuple[Sample, ...]:
+        found = self._tuples.get(key)
+        if found is None:
+            found = self._tuples[key] = tuple(self._series.get(key, {}).values())
+        return found
+
     def samples(self, name: str) -> tuple[Sample, ...]:
-        out: list[Sample] = []
-        for cadence in self._sources[name].cadences:
-            out.extend(self._series.get((name, cadence), {}).values())
-        return tuple(out)
+        """Every sample ``name`` exposes now, cadence after cadence."""
+        parts = [self._cadence_samples((name, c)) for c in self._sources[name].cadences]
+        if len(parts) == 1:
+            return parts[0]
+        return tuple(sample for part in parts for sample in part)
 
     def snapshot(self) -> Snapshot:
         """The frozen copy of the current version (built once per version)."""

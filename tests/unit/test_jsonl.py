@@ -547,6 +547,8 @@ def test_background_sink_writes_in_its_thread_and_flushes_on_close(
     sink = BackgroundSink(inner)
     sink.start()
     assert sink.write("acme-page", "facebook_page", [page_views(5), followers(1)], COLLECTED) == 2
+    assert sink.flush(5)
+    assert [r["value"] for r in read_records(data_path)] == [5.0, 1.0]
     assert sink.write("acme-page", "facebook_page", [followers(2)], COLLECTED) == 1
     sink.close()
     assert [r["value"] for r in read_records(data_path)] == [5.0, 1.0, 2.0]
@@ -567,9 +569,11 @@ def test_full_queue_drops_and_counts_the_batch() -> None:
         assert sink.write("s", "p", [followers(4)], COLLECTED) == 0
     assert sink.stats.dropped == 3
     assert [e["event"] for e in logs] == ["sink queue full, batch dropped"]
+    assert not sink.flush(0.01), "the first batch is still being written"
     inner.gate.set()
-    sink.close()
+    assert sink.flush(5)
     assert inner.batches == [1, 1]
+    sink.close()
     assert inner.closed
     assert threading.get_ident() not in inner.threads
 
