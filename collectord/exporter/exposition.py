@@ -99,7 +99,7 @@ class Exposition:
         registry: CollectorRegistry,
     ) -> None:
         self._store = store
-        self._insights = insights
+        self.insights = insights
         self._process = process
         self.registry = registry
         self._pending: tuple[int, asyncio.Future[_Rendered]] | None = None
@@ -108,7 +108,7 @@ class Exposition:
 
     def _build(self, snapshot: Snapshot) -> _Rendered:
         self.renders += 1
-        return _Rendered(snapshot.version, self._insights.families.build(snapshot))
+        return _Rendered(snapshot.version, self.insights.families.build(snapshot))
 
     async def _rendered(self, snapshot: Snapshot) -> _Rendered:
         pending = self._pending
@@ -128,7 +128,7 @@ class Exposition:
         encoder, content_type = choose_encoder(accept)
         snapshot = self._store.snapshot()
         rendered = await self._rendered(snapshot)
-        live = list(self._insights.self_families(snapshot, rendered.built.series_per_source))
+        live = list(self.insights.self_families(snapshot, rendered.built.series_per_source))
         loop = asyncio.get_running_loop()
         body = await loop.run_in_executor(
             None, self._finish, rendered, live, encoder, content_type, gzip

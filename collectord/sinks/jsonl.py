@@ -29,10 +29,9 @@ from __future__ import annotations
 import contextlib
 import errno
 import json
-import math
 import os
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from datetime import UTC, datetime
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +39,7 @@ import structlog
 
 from collectord.config.types import JsonlSinkConfig
 from collectord.model import Sample, series_key
+from collectord.sinks.jsonl_file import repair_torn_tail
 from collectord.sinks.jsonl_index import (
     INDEX_FILE,
     SavedIndex,
@@ -49,78 +49,28 @@ from collectord.sinks.jsonl_index import (
     decode_index,
     remember,
 )
+from collectord.sinks.jsonl_record import (
+    build_record,
+    encode_record,
+    format_collected_at,
+    format_end_time,
+    json_value,
+    make_record,
+    record_line,
+    to_utc,
+    utcnow,
+)
 from collectord.sinks.stats import SinkStats
 
 __all__ = ["INDEX_FILE", "JsonlSink", "encode_record", "index_key", "make_record", "record_line"]
 
-_BLOCK = 64 * 1024
 _COMPACT = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
-_RECORD = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False)
-
-
-def utcnow() -> datetime:
-    """The current time, timezone-aware UTC."""
-    return datetime.now(UTC)
-
-
-def _utc(dt: datetime) -> datetime:
-    return dt.replace(tzinfo=UTC) if dt.tzinfo is None else dt.astimezone(UTC)
-
-
-def format_collected_at(dt: datetime) -> str:
-    """``2026-11-23T18:00:03.120Z``: UTC, milliseconds (a naive datetime is taken as UTC)."""
-    dt = _utc(dt)
-    return f"{dt:%Y-%m-%dT%H:%M:%S}.{dt.microsecond // 1000:03d}Z"
-
-
-def format_end_time(dt: datetime | None) -> str | None:
-    """``2026-11-23T08:00:00Z`` (UTC, whole seconds), or ``None``."""
-    return None if dt is None else f"{_utc(dt):%Y-%m-%dT%H:%M:%SZ}"
-
-
-def json_value(value: float) -> float | None:
-    """The value as a JSON float; ``None`` (``null``) when it is NaN or infinite."""
-    v = float(value)
-    return v if math.isfinite(v) else None
 
 
 def index_key(metric: str, labels: Iterable[tuple[str, str]]) -> str:
     """The index's name of one series (``source`` among its labels): its
     :func:`collectord.model.series_key` as JSON, so label order does not matter."""
     return _COMPACT.encode(series_key(metric, labels))
-
-
-def _record(
-    source: str, plugin: str, sample: Sample, stamp: str, end_time: str | None
-) -> dict[str, Any]:
-    return {
-        "collected_at": stamp,
-        "source": source,
-        "plugin": plugin,
-        "metric": sample.metric,
-        "graph_metric": sample.graph_metric,
-        "object_id": sample.object_id,
-        "period": sample.period,
-        "end_time": end_time,
-        "value": json_value(sample.value),
-        "labels": {"source": source, **dict(sample.labels)},
-    }
-
-
-def make_record(source: str, plugin: str, sample: Sample, collected_at: datetime) -> dict[str, Any]:
-    """The JSONL record of one sample, keys in contract order (README "JSONL sink")."""
-    stamp = format_collected_at(collected_at)
-    return _record(source, plugin, sample, stamp, format_end_time(sample.end_time))
-
-
-def encode_record(record: Mapping[str, Any]) -> str:
-    """One record as a compact JSON line, without the trailing newline."""
-    return _RECORD.encode(record)
-
-
-def record_line(source: str, plugin: str, sample: Sample, collected_at: datetime) -> str:
-    """The record of one sample as a complete line (``\n``-terminated), as the sink writes it."""
-    return encode_record(make_record(source, plugin, sample, collected_at)) + "\n"
 
 
 class JsonlSink:
@@ -212,7 +162,7 @@ class JsonlSink:
         if not self._opened:
             self.open()
         stamp = format_collected_at(collected_at)
-        seen_at = _utc(collected_at).timestamp()
+        seen_at = to_utc(collected_at).timestamp()
         self._latest = max(self._latest, seen_at)
         seen = self._index.seen
         series = self._index.series
@@ -230,7 +180,7 @@ class JsonlSink:
             if known is not None and end_time in known and known[end_time] == value:
                 continue
             state = pending[key] = remember(known, end_time, value)
-            record = _record(source, plugin, sample, stamp, end_time)
+            record = build_record(source, plugin, sample, stamp, end_time)
             lines.append((key, state, (encode_record(record) + "\n").encode("utf-8")))
         if not lines:
             return 0
@@ -363,29 +313,15 @@ class JsonlSink:
 
     def _repair_tail(self) -> None:
         """Move a partial last line (a crash mid-write) to PATH.partial-<time>, cut it off."""
-        try:
-            f = open(self.path, "r+b")  # noqa: SIM115 - closed below
-        except FileNotFoundError:
-            return
-        with f:
-            end = f.seek(0, os.SEEK_END)
-            if end == 0:
-                return
-            f.seek(end - 1)
-            if f.read(1) == b"\n":
-                return
-            keep = _after_last_newline(f, end)
-            f.seek(keep)
-            tail = f.read()
-            partial = self._partial_path()
-            partial.write_bytes(tail)
-            f.truncate(keep)
-        self._log.warning(
-            "jsonl torn line repaired", path=str(self.path), saved_to=str(partial), bytes=len(tail)
-        )
+        repaired = repair_torn_tail(self.path, self._partial_path)
+        if repaired is not None:
+            partial, size = repaired
+            self._log.warning(
+                "jsonl torn line repaired", path=str(self.path), saved_to=str(partial), bytes=size
+            )
 
     def _partial_path(self) -> Path:
-        base = f"{self.path.name}.partial-{_utc(self._clock()):%Y%m%dT%H%M%SZ}"
+        base = f"{self.path.name}.partial-{to_utc(self._clock()):%Y%m%dT%H%M%SZ}"
         candidate, n = self.path.with_name(base), 1
         while candidate.exists():
             candidate, n = self.path.with_name(f"{base}-{n}"), n + 1
@@ -443,7 +379,7 @@ class JsonlSink:
             self._log.warning("jsonl index unreadable", index=str(self.index_path), error=str(exc))
             return None
         try:
-            saved = decode_index(raw, default_seen=_utc(self._clock()).timestamp())
+            saved = decode_index(raw, default_seen=to_utc(self._clock()).timestamp())
         except UnusableIndex as exc:
             self._log.warning("jsonl index corrupt", index=str(self.index_path), error=str(exc))
             return None
@@ -476,17 +412,3 @@ class JsonlSink:
             self._log.info("jsonl index save recovered", index=str(self.index_path))
         self._dirty = False
         self._saved = True
-
-
-def _after_last_newline(f: Any, end: int) -> int:
-    """Offset just past the last ``\\n`` before ``end`` in binary file ``f`` (0 if none)."""
-    pos = end
-    while pos > 0:
-        start = max(0, pos - _BLOCK)
-        f.seek(start)
-        block = f.read(pos - start)
-        i = block.rfind(b"\n")
-        if i >= 0:
-            return start + i + 1
-        pos = start
-    return 0

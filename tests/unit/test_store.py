@@ -7,8 +7,12 @@ from datetime import UTC, datetime
 
 import pytest
 
+from collectord.config.types import GraphConfig, ScheduleConfig, SourceConfig
+from collectord.graph.tokens import TokenWatcher
 from collectord.model import Sample, make_labels, sample_series, series_key
 from collectord.plugin.api import PollResult
+from collectord.scheduling.scheduler import SourceRuntime
+from collectord.secret import Secret
 from collectord.store.store import Store
 
 DAY1 = datetime(2026, 11, 22, 8, tzinfo=UTC)
@@ -126,3 +130,27 @@ def test_next_run_and_token_expiry_are_written_by_the_store(store):
     assert store.snapshot() is after, "setting the same time again is no change"
     store.set_token_expiry("acme", 0.0)
     assert store.snapshot().sources[0].token_expiry == 0.0
+
+
+async def test_token_watcher_reports_the_expiry_through_the_store(store):
+    graph = GraphConfig(app_id="1", app_secret=Secret("app-secret"))
+    cfg = SourceConfig(
+        name="acme",
+        plugin="facebook_post",
+        access_token=Secret("EAAB-token"),
+        metrics=None,
+        schedule=ScheduleConfig(),
+        graph=graph,
+        specs=(),
+    )
+    rt = SourceRuntime(cfg, None, graph=None, status=store.status("acme"))  # type: ignore[arg-type]
+
+    class Client:
+        async def debug_token(self, token, *, graph, source):  # type: ignore[no-untyped-def]
+            return {"is_valid": True, "expires_at": 1_800_000_000}
+
+    before = store.snapshot()
+    await TokenWatcher(Client(), [rt], store).check_all()
+    after = store.snapshot()
+    assert before.sources[0].token_expiry is None
+    assert after.sources[0].token_expiry == 1_800_000_000.0

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import gzip
 import socket
+import threading
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -125,6 +127,27 @@ async def test_samples_rendered_once_per_change_self_metrics_current(server: Ser
     body = (await server.get("/metrics"))[1]
     assert exposition.renders == renders + 2
     assert 'facebook_page_views{page_id="123",period="day",source="acme-page"} 2.0' in body
+
+
+async def test_concurrent_scrapes_of_a_change_share_one_rendering_off_the_loop(
+    server: Server, monkeypatch: pytest.MonkeyPatch
+):
+    builder = server.exposition.insights.families
+    threads: list[int] = []
+    build = builder.build
+
+    def recording_build(snapshot):  # type: ignore[no-untyped-def]
+        threads.append(threading.get_ident())
+        return build(snapshot)
+
+    monkeypatch.setattr(builder, "build", recording_build)
+    server.store.record_success("acme-page", "daily", [views(4.0)], duration=0.2)
+    results = await asyncio.gather(*(server.get("/metrics") for _ in range(10)))
+    assert all(status == 200 for status, _, _ in results)
+    line = 'facebook_page_views{page_id="123",period="day",source="acme-page"} 4.0'
+    assert all(line in body for _, body, _ in results)
+    assert len(threads) == 1, "one rendering for ten scrapes"
+    assert threads[0] != threading.get_ident(), "rendered in a worker thread"
 
 
 async def test_gzip_and_plain_bodies_are_the_same_exposition(server: Server):
