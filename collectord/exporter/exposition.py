@@ -50,6 +50,11 @@ class _Families:
         return iter(self._families)
 
 
+def _failed(future: asyncio.Future[Any]) -> bool:
+    """True when ``future`` ended without a result (the next scrape renders again)."""
+    return future.done() and (future.cancelled() or future.exception() is not None)
+
+
 def is_openmetrics(content_type: str) -> bool:
     return content_type.startswith("application/openmetrics-text")
 
@@ -111,17 +116,14 @@ class Exposition:
         return _Rendered(snapshot.version, self.insights.families.build(snapshot))
 
     async def _rendered(self, snapshot: Snapshot) -> _Rendered:
+        """The sample part of ``snapshot``: rendered once, shared by concurrent scrapes (a
+        scrape that is cancelled does not cancel the rendering the others wait for)."""
         pending = self._pending
-        if pending is None or pending[0] != snapshot.version:
+        if pending is None or pending[0] != snapshot.version or _failed(pending[1]):
             loop = asyncio.get_running_loop()
             future = loop.run_in_executor(None, self._build, snapshot)
             pending = self._pending = (snapshot.version, future)
-        try:
-            return await pending[1]
-        except Exception:
-            if self._pending is pending:
-                self._pending = None  # the next scrape tries again
-            raise
+        return await asyncio.shield(pending[1])
 
     async def body(self, accept: str, *, gzip: bool = False) -> tuple[bytes, str]:
         """``(body, content type)`` for a scrape sending ``accept``; gzip-compressed if asked."""

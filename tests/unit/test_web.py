@@ -150,6 +150,35 @@ async def test_concurrent_scrapes_of_a_change_share_one_rendering_off_the_loop(
     assert threads[0] != threading.get_ident(), "rendered in a worker thread"
 
 
+async def test_a_cancelled_scrape_does_not_fail_the_others(
+    server: Server, monkeypatch: pytest.MonkeyPatch
+):
+    builder = server.exposition.insights.families
+    entered, release = threading.Event(), threading.Event()
+    build = builder.build
+
+    def slow_build(snapshot):  # type: ignore[no-untyped-def]
+        entered.set()
+        release.wait(10)
+        return build(snapshot)
+
+    monkeypatch.setattr(builder, "build", slow_build)
+    server.store.record_success("acme-page", "daily", [views(6.0)], duration=0.2)
+    first = asyncio.create_task(server.exposition.body(""))
+    assert await asyncio.to_thread(entered.wait, 10)
+    second = asyncio.create_task(server.exposition.body(""))
+    await asyncio.sleep(0)  # let the second scrape wait for the same rendering
+    first.cancel()
+    release.set()
+    body, _ = await second
+    assert b'source="acme-page"} 6.0' in body
+    with pytest.raises(asyncio.CancelledError):
+        await first
+    status, text, _ = await server.get("/metrics")
+    assert status == 200
+    assert 'source="acme-page"} 6.0' in text
+
+
 async def test_gzip_and_plain_bodies_are_the_same_exposition(server: Server):
     server.store.record_success("acme-page", "daily", [views(3.0)], duration=0.2)
     server.graph_stats.requests["200"] += 1
