@@ -39,18 +39,6 @@ class SyncSink(Protocol):
         self, source: str, plugin: str, samples: Sequence[Sample], collected_at: datetime
     ) -> int: ...
 
-    def flush(self, timeout: float) -> bool:
-        """Wait until every queued batch is written (at most ``timeout`` seconds); True
-        when it was. Blocks: not for the event loop."""
-        with self._idle:
-            return self._idle.wait_for(lambda: self._pending == 0, timeout)
-
-    def _done(self) -> None:
-        with self._idle:
-            self._pending -= 1
-            if self._pending == 0:
-                self._idle.notify_all()
-
     def close(self) -> None: ...
 
 
