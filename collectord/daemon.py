@@ -21,7 +21,7 @@ import aiohttp
 from collectord import __version__
 from collectord.config.types import Config, ScheduleConfig, SourceConfig
 from collectord.errors import ConfigError
-from collectord.exporter.registry import make_registry
+from collectord.exporter.exposition import make_exposition
 from collectord.graph.api import pointed_at
 from collectord.graph.client import GraphClient
 from collectord.graph.stats import GraphStats
@@ -30,6 +30,7 @@ from collectord.logs import get_logger
 from collectord.plugin.api import SourcePlugin
 from collectord.scheduling.scheduler import Poller, PollScheduler, SourceRuntime
 from collectord.secret import Secret
+from collectord.sinks.background import BackgroundSink
 from collectord.sinks.jsonl import JsonlSink
 from collectord.sinks.stats import SinkStats
 from collectord.store.store import Store
@@ -173,12 +174,14 @@ class Collector:
             _make_state_dir(self.config)
             if self.demo:
                 log.info("demo samples are written apart", jsonl=str(self.config.jsonl.path))
-            sink = JsonlSink(
-                self.config.jsonl,
-                self.config.collector.state_dir,
-                log=get_logger("collectord.sinks.jsonl"),
+            sink = BackgroundSink(
+                JsonlSink(
+                    self.config.jsonl,
+                    self.config.collector.state_dir,
+                    log=get_logger("collectord.sinks.jsonl"),
+                )
             )
-            sink.open()
+            sink.start()
             self._stack.callback(sink.close)
             sinks.append(sink)
             self.sink_stats.append(sink.stats)
@@ -206,11 +209,11 @@ async def run(config: Config, plugins: Mapping[str, SourcePlugin], *, demo: bool
     try:
         async with Collector(config, plugins, demo=demo) as col:
             scheduler = PollScheduler(col.poller, col.runtimes)
-            registry = make_registry(
+            exposition = make_exposition(
                 col.store, col.graph_stats, col.sink_stats, version=__version__
             )
             app = make_app(
-                registry=registry,
+                exposition=exposition,
                 store=col.store,
                 version=__version__,
                 alive=lambda: scheduler.scheduler.running,
@@ -221,7 +224,7 @@ async def run(config: Config, plugins: Mapping[str, SourcePlugin], *, demo: bool
             except OSError as exc:
                 log.error("cannot listen", listen=f"{host}:{port}", error=str(exc))
                 return 1
-            tokens = TokenWatcher(col.client, col.runtimes)
+            tokens = TokenWatcher(col.client, col.runtimes, col.store)
             try:
                 scheduler.start()
                 tokens.start(scheduler.scheduler)

@@ -190,3 +190,29 @@ class Sample:
     @property
     def label_dict(self) -> dict[str, str]:
         return dict(self.labels)
+
+
+#: What makes a series one series: its family and its labels as a mapping (sorted pairs).
+SeriesKey = tuple[str, Labels]
+
+
+def label_map(labels: Iterable[tuple[str, str]]) -> dict[str, str]:
+    """The labels as a mapping, in sorted name order (order of the pairs does not matter)."""
+    return dict(sorted(labels))
+
+
+def series_key(metric: str, labels: Iterable[tuple[str, str]]) -> SeriesKey:
+    """The identity of one series: ``metric`` and its labels sorted by name.
+
+    The store, the exporter and the JSONL sink all decide "same series" with this function,
+    so two samples whose labels come in a different order are one series everywhere.
+
+    >>> series_key("x", (("b", "2"), ("a", "1"))) == series_key("x", (("a", "1"), ("b", "2")))
+    True
+    """
+    return metric, tuple(sorted(labels))
+
+
+def sample_series(sample: Sample) -> SeriesKey:
+    """:func:`series_key` of a sample (its labels without ``source``)."""
+    return series_key(sample.metric, sample.labels)

@@ -1,18 +1,17 @@
-"""Prometheus exposition of the store: a custom collector read at scrape time.
+"""Prometheus exposition of the store: a custom collector over one store snapshot.
 
-:class:`InsightsCollector` turns one :meth:`collectord.store.store.Store.snapshot` into metric
-families on every scrape: the samples the plugins collected, then collectord's
-self-metrics (DESIGN.md "Metric names"). It keeps no Prometheus objects between scrapes,
-does no I/O and never awaits, so it is safe to call from an aiohttp handler.
-:func:`make_registry` builds the private registry the daemon serves.
+:class:`InsightsCollector` turns one :meth:`collectord.store.store.Store.snapshot` into
+metric families: the samples the plugins collected (built by
+:class:`~collectord.exporter.families.FamilyBuilder`), then collectord's self-metrics
+(README "Metrics"). It does no I/O and never awaits. :func:`make_registry` builds
+the private registry; the HTTP server serves it through
+:class:`~collectord.exporter.exposition.Exposition`, which caches the rendered samples.
 """
 
 from __future__ import annotations
 
 import platform
-import re
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterator, Mapping, Sequence
 
 from prometheus_client import CollectorRegistry, PlatformCollector, ProcessCollector
 from prometheus_client.core import (
@@ -22,59 +21,23 @@ from prometheus_client.core import (
     Metric,
 )
 
+from collectord.exporter.families import HELP_SUFFIX, FamilyBuilder
 from collectord.graph.stats import GraphStats
-from collectord.logs import get_logger
-from collectord.model import ERROR_REASONS, Sample
+from collectord.model import ERROR_REASONS
 from collectord.sinks.stats import SinkStats
-from collectord.store.store import Snapshot, SourceStatus, Store
+from collectord.store.store import Snapshot, SourceView, Store
 
-log = get_logger("collectord.exporter.registry")
-
-#: Appended to the HELP text of every family read from the Graph API.
-HELP_SUFFIX = "Collected from the Graph API on a schedule; the value is the newest one read."
-
-_METRIC_NAME = re.compile(r"^[a-zA-Z_:][a-zA-Z0-9_:]*$")
-_LABEL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
-#: Name prefixes a plugin's family may not use: collectord's own and the process collectors'.
-_RESERVED_PREFIXES = ("collectord_", "process_", "python_")
-
-
-@dataclass
-class _Family:
-    """The series of one sample family gathered during a scrape."""
-
-    name: str
-    help: str
-    label_names: tuple[str, ...]
-    series: dict[tuple[str, ...], Sample] = field(default_factory=dict)
-
-
-def _one_line(text: str) -> str:
-    return " ".join(text.split())
-
-
-def _family_help(sample: Sample) -> str:
-    base = _one_line(sample.help) or sample.metric
-    if not base.endswith((".", "!", "?")):
-        base += "."
-    return f"{base} {HELP_SUFFIX}"
-
-
-def _newer(candidate: Sample, current: Sample) -> bool:
-    """True when ``candidate`` measures a later period than ``current`` (ties keep current)."""
-    if candidate.end_time is None:
-        return False
-    return current.end_time is None or candidate.end_time > current.end_time
+__all__ = ["HELP_SUFFIX", "InsightsCollector", "make_registry"]
 
 
 class InsightsCollector:
-    """Exposes the store's samples and collectord's self-metrics, fresh on every scrape.
+    """Exposes the store's samples and collectord's self-metrics.
 
     Every sample becomes a gauge series of the family ``Sample.metric``, with ``source``
-    as its first label followed by the sample's own labels, and HELP from the plugin's
-    catalogue. A family keeps the label names of the first sample seen; a sample with other
-    label names, an invalid name or a reserved prefix is left out (logged once per family).
-    Two samples of one series keep the one with the newest ``end_time``.
+    as its first label followed by the sample's own labels (sorted by name), and HELP from
+    the plugin's catalogue. A family keeps the label names of the first sample seen; a
+    sample with other label names, an invalid name or a reserved prefix is left out (logged
+    once per family). Two samples of one series keep the one with the newest ``end_time``.
 
     Example exposition::
 
@@ -96,6 +59,7 @@ class InsightsCollector:
         collectord_token_expiry_timestamp_seconds{source="acme-page"} 0.0
         collectord_sink_records_total{sink="jsonl"} 5012.0
         collectord_sink_errors_total{sink="jsonl"} 0.0
+        collectord_sink_dropped_total{sink="jsonl"} 0.0
     """
 
     def __init__(
@@ -113,7 +77,7 @@ class InsightsCollector:
         self._sinks = tuple(sinks)
         self._version = version
         self._python = platform.python_version()
-        self._warned: set[tuple[str, str]] = set()
+        self.families = FamilyBuilder()
 
     def describe(self) -> list[Metric]:
         """Nothing: registering must not trigger a collection."""
@@ -122,69 +86,23 @@ class InsightsCollector:
     def collect(self) -> Iterator[Metric]:
         """Build every family from one snapshot of the store."""
         snapshot = self._store.snapshot()
-        families = self._sample_families(snapshot)
-        series_per_source: dict[str, int] = {}
-        for family in families:
-            yield self._gauge_family(family)
-            for values in family.series:
-                series_per_source[values[0]] = series_per_source.get(values[0], 0) + 1
+        built = self.families.build(snapshot)
+        yield from built.families
+        yield from self.self_families(snapshot, built.series_per_source)
+
+    def self_families(
+        self, snapshot: Snapshot, series_per_source: Mapping[str, int]
+    ) -> Iterator[Metric]:
+        """collectord's self-metrics (none when built with ``self_metrics=False``).
+
+        Reads the live graph and sink counters: call it on the event loop.
+        """
         if self._with_self_metrics:
             yield from self._self_metrics(snapshot, series_per_source)
 
-    # -- samples --------------------------------------------------------------------------
-    def _warn_once(self, event: str, family: str, **details: object) -> None:
-        if (event, family) in self._warned:
-            return
-        self._warned.add((event, family))
-        log.warning(event, family=family, **details)
-
-    def _sample_families(self, snapshot: Snapshot) -> list[_Family]:
-        families: dict[str, _Family] = {}
-        for source in snapshot.sources:
-            for sample in snapshot.samples.get(source.name, ()):
-                self._add_sample(families, source.name, sample)
-        return [families[name] for name in sorted(families)]
-
-    def _add_sample(self, families: dict[str, _Family], source: str, sample: Sample) -> None:
-        name = sample.metric
-        label_names = ("source", *(k for k, _ in sample.labels))
-        if not _METRIC_NAME.match(name) or name.startswith(_RESERVED_PREFIXES):
-            self._warn_once("metric_family_name_invalid", name, source=source)
-            return
-        if len(set(label_names)) != len(label_names) or not all(
-            _LABEL_NAME.match(n) and not n.startswith("__") for n in label_names
-        ):
-            self._warn_once(
-                "metric_label_names_invalid", name, source=source, labels=list(label_names)
-            )
-            return
-        family = families.get(name)
-        if family is None:
-            family = families[name] = _Family(name, _family_help(sample), label_names)
-        elif family.label_names != label_names:
-            self._warn_once(
-                "metric_label_names_differ",
-                name,
-                source=source,
-                kept=list(family.label_names),
-                dropped=list(label_names),
-            )
-            return
-        values = (source, *(v for _, v in sample.labels))
-        current = family.series.get(values)
-        if current is None or _newer(sample, current):
-            family.series[values] = sample
-
-    @staticmethod
-    def _gauge_family(family: _Family) -> GaugeMetricFamily:
-        gauge = GaugeMetricFamily(family.name, family.help, labels=family.label_names)
-        for values, sample in family.series.items():
-            gauge.add_metric(values, sample.value)
-        return gauge
-
     # -- self-metrics ---------------------------------------------------------------------
     def _self_metrics(
-        self, snapshot: Snapshot, series_per_source: dict[str, int]
+        self, snapshot: Snapshot, series_per_source: Mapping[str, int]
     ) -> Iterator[Metric]:
         build = GaugeMetricFamily(
             "collectord_build_info",
@@ -198,7 +116,7 @@ class InsightsCollector:
         yield from self._sink_metrics()
 
     def _source_metrics(
-        self, sources: Sequence[SourceStatus], series_per_source: dict[str, int]
+        self, sources: Sequence[SourceView], series_per_source: Mapping[str, int]
     ) -> Iterator[Metric]:
         sp = ("source", "plugin")
         spc = ("source", "plugin", "cadence")
@@ -285,14 +203,21 @@ class InsightsCollector:
         errors = CounterMetricFamily(
             "collectord_sink_errors", "Records the sink failed to write.", labels=("sink",)
         )
+        dropped = CounterMetricFamily(
+            "collectord_sink_dropped",
+            "Records the sink dropped because its write queue was full.",
+            labels=("sink",),
+        )
         for sink in self._sinks:
             records.add_metric((sink.name,), sink.records)
             errors.add_metric((sink.name,), sink.errors)
+            dropped.add_metric((sink.name,), sink.dropped)
         yield records
         yield errors
+        yield dropped
 
 
-def _error_counts(status: SourceStatus) -> dict[str, float]:
+def _error_counts(status: SourceView) -> dict[str, float]:
     """Every reason of ERROR_REASONS (zero when unseen); unknown reasons count as ``other``."""
     counts = dict.fromkeys(ERROR_REASONS, 0.0)
     for reason, count in status.errors.items():

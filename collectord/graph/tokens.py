@@ -16,6 +16,7 @@ from collectord.config.types import GraphConfig
 from collectord.errors import GraphError
 from collectord.logs import get_logger, scrub
 from collectord.scheduling.scheduler import SourceRuntime
+from collectord.store.store import Store
 
 CHECK_INTERVAL = 12 * 3600.0
 
@@ -23,8 +24,9 @@ log = get_logger("collectord.graph.tokens")
 
 
 class TokenWatcher:
-    def __init__(self, client: Any, runtimes: Sequence[SourceRuntime]) -> None:
+    def __init__(self, client: Any, runtimes: Sequence[SourceRuntime], store: Store) -> None:
         self.client = client
+        self.store = store
         self.runtimes = [rt for rt in runtimes if _has_app(rt.config.graph)]
         self.enabled = bool(self.runtimes)
         self._failing: set[str] = set()
@@ -62,7 +64,7 @@ class TokenWatcher:
                 log.warning("token is not valid", source=rt.name)
             expires = data.get("expires_at")
             if isinstance(expires, int | float):
-                rt.status.token_expiry = float(expires)
+                self.store.set_token_expiry(rt.name, float(expires))
 
 
 def _has_app(graph: GraphConfig) -> bool:

@@ -1,6 +1,6 @@
 """The JSONL sink: one JSON record per new value of a series, appended to a rotating file.
 
-The record and its guarantees are a contract (DESIGN.md "JSONL record"):
+The record and its guarantees are a contract (README "JSONL sink"):
 
 - one compact JSON object per ``\\n``-terminated UTF-8 line, keys in a fixed order;
 - change-only: a series (metric + labels) gets a record only when its ``end_time`` or its
@@ -10,11 +10,16 @@ The record and its guarantees are a contract (DESIGN.md "JSONL record"):
 - rotation keeps ``backups`` older files as ``PATH.1``, ``PATH.2``, ...
 
 How change-only survives a crash: the in-memory index (series key -> last
-``(end_time, value)``) is saved atomically to ``state_dir/jsonl-index.json`` after every
-batch that wrote something, together with the data file's identity and the byte offset it
-had reached. At start-up the records appended after that offset (or the whole current file,
-when it was rotated or replaced) are replayed into the index, so a crash between the append
-and the index save duplicates nothing. Backups are never read.
+``(end_time, value)``, see :mod:`collectord.sinks.jsonl_index`) is saved atomically to
+``state_dir/jsonl-index.json`` together with the data file's identity and the byte offset it
+had reached: after the first batch, then whenever the records appended since outgrow it
+(compaction), at rotation and at close. At start-up the records appended after that offset
+(or the whole current file, when it was rotated or replaced) are replayed into the index,
+so a crash between an append and the next save duplicates nothing. Backups are never read.
+Series no poll returned for two weeks are forgotten at compaction.
+
+The sink is synchronous and does file I/O: the daemon runs it in a writer thread
+(:class:`collectord.sinks.background.BackgroundSink`), never on the event loop.
 
 A value that is not finite (NaN, infinity) has no JSON number; it is written as ``null``.
 """
@@ -24,107 +29,48 @@ from __future__ import annotations
 import contextlib
 import errno
 import json
-import math
 import os
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from datetime import UTC, datetime
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import structlog
 
 from collectord.config.types import JsonlSinkConfig
-from collectord.model import Sample
+from collectord.model import Sample, series_key
+from collectord.sinks.jsonl_file import repair_torn_tail
+from collectord.sinks.jsonl_index import (
+    INDEX_FILE,
+    SavedIndex,
+    SeriesIndex,
+    SeriesState,
+    UnusableIndex,
+    decode_index,
+    remember,
+)
+from collectord.sinks.jsonl_record import (
+    build_record,
+    encode_record,
+    format_collected_at,
+    format_end_time,
+    json_value,
+    make_record,
+    record_line,
+    to_utc,
+    utcnow,
+)
 from collectord.sinks.stats import SinkStats
 
-#: Name of the index file inside ``state_dir``.
-INDEX_FILE = "jsonl-index.json"
-_INDEX_VERSION = 2
-_BLOCK = 64 * 1024
+__all__ = ["INDEX_FILE", "JsonlSink", "encode_record", "index_key", "make_record", "record_line"]
+
 _COMPACT = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
-_RECORD = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False)
-
-#: What the index remembers of a series: the value last written for each of its newest
-#: ``end_time`` values (``None`` for values without one). Meta answers several days at
-#: once (a daily metric's last two days), and each day's value is recorded once.
-SeriesState = dict[str | None, float | None]
-#: End times remembered per series; Meta's windows are a few days at most.
-KEEP_END_TIMES = 8
 
 
-def _remember(state: SeriesState | None, end_time: str | None, value: float | None) -> SeriesState:
-    """``state`` plus ``end_time -> value``, keeping the newest :data:`KEEP_END_TIMES`."""
-    new = dict(state or {})
-    new[end_time] = value
-    if len(new) > KEEP_END_TIMES:
-        dated = sorted((k for k in new if k is not None), reverse=True)
-        for old in dated[KEEP_END_TIMES - (None in new) :]:
-            del new[old]
-    return new
-
-
-def utcnow() -> datetime:
-    """The current time, timezone-aware UTC."""
-    return datetime.now(UTC)
-
-
-def _utc(dt: datetime) -> datetime:
-    return dt.replace(tzinfo=UTC) if dt.tzinfo is None else dt.astimezone(UTC)
-
-
-def format_collected_at(dt: datetime) -> str:
-    """``2026-11-23T18:00:03.120Z``: UTC, milliseconds (a naive datetime is taken as UTC)."""
-    dt = _utc(dt)
-    return f"{dt:%Y-%m-%dT%H:%M:%S}.{dt.microsecond // 1000:03d}Z"
-
-
-def format_end_time(dt: datetime | None) -> str | None:
-    """``2026-11-23T08:00:00Z`` (UTC, whole seconds), or ``None``."""
-    return None if dt is None else f"{_utc(dt):%Y-%m-%dT%H:%M:%SZ}"
-
-
-def json_value(value: float) -> float | None:
-    """The value as a JSON float; ``None`` (``null``) when it is NaN or infinite."""
-    v = float(value)
-    return v if math.isfinite(v) else None
-
-
-def series_key(metric: str, labels: Mapping[str, str]) -> str:
-    """A stable string naming one series, independent of label order."""
-    return _COMPACT.encode([metric, sorted(labels.items())])
-
-
-def _record(
-    source: str, plugin: str, sample: Sample, stamp: str, end_time: str | None
-) -> dict[str, Any]:
-    return {
-        "collected_at": stamp,
-        "source": source,
-        "plugin": plugin,
-        "metric": sample.metric,
-        "graph_metric": sample.graph_metric,
-        "object_id": sample.object_id,
-        "period": sample.period,
-        "end_time": end_time,
-        "value": json_value(sample.value),
-        "labels": {"source": source, **dict(sample.labels)},
-    }
-
-
-def make_record(source: str, plugin: str, sample: Sample, collected_at: datetime) -> dict[str, Any]:
-    """The JSONL record of one sample, keys in contract order (DESIGN.md "JSONL record")."""
-    stamp = format_collected_at(collected_at)
-    return _record(source, plugin, sample, stamp, format_end_time(sample.end_time))
-
-
-def encode_record(record: Mapping[str, Any]) -> str:
-    """One record as a compact JSON line, without the trailing newline."""
-    return _RECORD.encode(record)
-
-
-def record_line(source: str, plugin: str, sample: Sample, collected_at: datetime) -> str:
-    """The record of one sample as a complete line (``\n``-terminated), as the sink writes it."""
-    return encode_record(make_record(source, plugin, sample, collected_at)) + "\n"
+def index_key(metric: str, labels: Iterable[tuple[str, str]]) -> str:
+    """The index's name of one series (``source`` among its labels): its
+    :func:`collectord.model.series_key` as JSON, so label order does not matter."""
+    return _COMPACT.encode(series_key(metric, labels))
 
 
 class JsonlSink:
@@ -133,7 +79,8 @@ class JsonlSink:
     ``write()`` never raises for I/O problems: records it could not write are counted in
     ``stats.errors``, left out of the index (so the next poll that sends them writes them),
     and the failure is logged once when it starts and once when it ends. All methods are
-    synchronous and meant to be called from one thread (the event loop).
+    synchronous, do file I/O and are meant to be called from one thread (not the event
+    loop's: see :class:`collectord.sinks.background.BackgroundSink`).
     """
 
     def __init__(
@@ -150,7 +97,9 @@ class JsonlSink:
         self.stats = SinkStats("jsonl")
         self._log = log if log is not None else structlog.get_logger("collectord.sinks.jsonl")
         self._clock = clock
-        self._index: dict[str, SeriesState] = {}
+        self._index = SeriesIndex()
+        self._saved = False  # saved since opened
+        self._latest = 0.0  # newest collected_at seen, unix time
         self._fd: int | None = None
         self._ident: tuple[int, int] | None = None  # (st_dev, st_ino) of the open file
         self._size = 0  # bytes in the open file
@@ -173,8 +122,8 @@ class JsonlSink:
             self._repair_tail()
             start = 0
             if saved is not None:
-                self._index, ident, offset = saved
-                start = self._replay_start(ident, offset)
+                self._index.series, self._index.seen = saved.series, saved.seen
+                start = self._replay_start(saved.file, saved.offset)
             replayed = self._replay(start)
         except OSError as exc:
             self._log.warning("jsonl replay failed", path=str(self.path), error=str(exc))
@@ -185,8 +134,13 @@ class JsonlSink:
         if replayed:
             self._save_index()
 
+    @property
+    def index(self) -> SeriesIndex:
+        """The series index (read it; for statistics and tests)."""
+        return self._index
+
     def close(self) -> None:
-        """Save the index if it changed and close the data file."""
+        """Save (compact) the index if it changed and close the data file."""
         if self._dirty:
             self._save_index()
         self._close_fd()
@@ -208,6 +162,10 @@ class JsonlSink:
         if not self._opened:
             self.open()
         stamp = format_collected_at(collected_at)
+        seen_at = to_utc(collected_at).timestamp()
+        self._latest = max(self._latest, seen_at)
+        seen = self._index.seen
+        series = self._index.series
         pending: dict[str, SeriesState] = {}
         lines: list[tuple[str, SeriesState, bytes]] = []
         end_times: dict[datetime | None, str | None] = {None: None}
@@ -215,13 +173,14 @@ class JsonlSink:
             if sample.end_time not in end_times:
                 end_times[sample.end_time] = format_end_time(sample.end_time)
             end_time = end_times[sample.end_time]
-            key = series_key(sample.metric, {"source": source, **dict(sample.labels)})
+            key = index_key(sample.metric, (("source", source), *sample.labels))
+            seen[key] = seen_at
             value = json_value(sample.value)
-            known = pending[key] if key in pending else self._index.get(key)
+            known = pending[key] if key in pending else series.get(key)
             if known is not None and end_time in known and known[end_time] == value:
                 continue
-            state = pending[key] = _remember(known, end_time, value)
-            record = _record(source, plugin, sample, stamp, end_time)
+            state = pending[key] = remember(known, end_time, value)
+            record = build_record(source, plugin, sample, stamp, end_time)
             lines.append((key, state, (encode_record(record) + "\n").encode("utf-8")))
         if not lines:
             return 0
@@ -235,12 +194,13 @@ class JsonlSink:
                 self._on_failure(exc, len(lines) - written)
                 break
             for key, state, _ in chunk:
-                self._index[key] = state
+                series[key] = state
             written += len(chunk)
             self._dirty = True
         if written:
             self.stats.records += written
-            self._save_index()
+            if not self._saved or self._index.should_compact():
+                self._save_index()
         if written == len(lines):
             self._on_success()
         return written
@@ -267,6 +227,7 @@ class JsonlSink:
             self._ensure_file()
         assert self._fd is not None
         start = self._size
+        self._index.log_bytes += len(data)
         view = memoryview(data)
         try:
             while view:
@@ -352,29 +313,15 @@ class JsonlSink:
 
     def _repair_tail(self) -> None:
         """Move a partial last line (a crash mid-write) to PATH.partial-<time>, cut it off."""
-        try:
-            f = open(self.path, "r+b")  # noqa: SIM115 - closed below
-        except FileNotFoundError:
-            return
-        with f:
-            end = f.seek(0, os.SEEK_END)
-            if end == 0:
-                return
-            f.seek(end - 1)
-            if f.read(1) == b"\n":
-                return
-            keep = _after_last_newline(f, end)
-            f.seek(keep)
-            tail = f.read()
-            partial = self._partial_path()
-            partial.write_bytes(tail)
-            f.truncate(keep)
-        self._log.warning(
-            "jsonl torn line repaired", path=str(self.path), saved_to=str(partial), bytes=len(tail)
-        )
+        repaired = repair_torn_tail(self.path, self._partial_path)
+        if repaired is not None:
+            partial, size = repaired
+            self._log.warning(
+                "jsonl torn line repaired", path=str(self.path), saved_to=str(partial), bytes=size
+            )
 
     def _partial_path(self) -> Path:
-        base = f"{self.path.name}.partial-{_utc(self._clock()):%Y%m%dT%H%M%SZ}"
+        base = f"{self.path.name}.partial-{to_utc(self._clock()):%Y%m%dT%H%M%SZ}"
         candidate, n = self.path.with_name(base), 1
         while candidate.exists():
             candidate, n = self.path.with_name(f"{base}-{n}"), n + 1
@@ -401,20 +348,24 @@ class JsonlSink:
             for line in f:
                 try:
                     rec = json.loads(line)
-                    key = series_key(rec["metric"], rec["labels"])
+                    key = index_key(rec["metric"], rec["labels"].items())
                     value = rec["value"]
                     end_time = rec["end_time"]
                     value = None if value is None else float(value)
+                    seen_at = datetime.fromisoformat(rec["collected_at"]).timestamp()
                 except (ValueError, KeyError, TypeError, AttributeError):
                     bad += 1
                     continue
-                self._index[key] = _remember(self._index.get(key), end_time, value)
+                series = self._index.series
+                series[key] = remember(series.get(key), end_time, value)
+                self._index.seen[key] = max(self._index.seen.get(key, seen_at), seen_at)
+                self._latest = max(self._latest, seen_at)
                 count += 1
         if bad:
             self._log.warning("jsonl unreadable lines", path=str(self.path), lines=bad)
         return count
 
-    def _load_index(self) -> tuple[dict[str, SeriesState], tuple[int, int] | None, int] | None:
+    def _load_index(self) -> SavedIndex | None:
         """The saved index, file identity and offset; ``None`` when it must be rebuilt."""
         try:
             raw = self.index_path.read_bytes()
@@ -428,43 +379,27 @@ class JsonlSink:
             self._log.warning("jsonl index unreadable", index=str(self.index_path), error=str(exc))
             return None
         try:
-            doc = json.loads(raw)
-            if doc["version"] != _INDEX_VERSION:
-                raise ValueError(f"unknown version {doc['version']!r}")
-            if doc["path"] != os.path.abspath(self.path):
-                self._log.info("jsonl index is of another file", index=str(self.index_path))
-                return None
-            series = {
-                str(k): {
-                    (None if e == "" else str(e)): (None if x is None else float(x))
-                    for e, x in v.items()
-                }
-                for k, v in doc["series"].items()
-            }
-            ident = None if doc["file"] is None else (int(doc["file"][0]), int(doc["file"][1]))
-            return series, ident, int(doc["offset"])
-        except (ValueError, KeyError, TypeError, IndexError, AttributeError) as exc:
+            saved = decode_index(raw, default_seen=to_utc(self._clock()).timestamp())
+        except UnusableIndex as exc:
             self._log.warning("jsonl index corrupt", index=str(self.index_path), error=str(exc))
             return None
+        if saved.path != os.path.abspath(self.path):
+            self._log.info("jsonl index is of another file", index=str(self.index_path))
+            return None
+        self._latest = max(saved.seen.values(), default=0.0)
+        return saved
 
     def _save_index(self, *, whole_file: bool = False) -> None:
-        """Write the index atomically (temp file + rename); log once if that fails."""
-        doc = {
-            "version": _INDEX_VERSION,
-            "path": os.path.abspath(self.path),
-            "file": None if whole_file or self._ident is None else list(self._ident),
-            "offset": 0 if whole_file else self._size,
-            # JSON keys are strings: a value without end_time is stored under "".
-            "series": {
-                k: {("" if e is None else e): x for e, x in v.items()}
-                for k, v in self._index.items()
-            },
-        }
-        tmp = self.index_path.with_name(self.index_path.name + ".tmp")
+        """Compact: forget series unseen for long, write the index atomically (log once if
+        that fails)."""
+        self._index.forget_unseen(self._latest)
+        data = self._index.encode(
+            os.path.abspath(self.path),
+            None if whole_file or self._ident is None else self._ident,
+            0 if whole_file else self._size,
+        )
         try:
-            self.index_path.parent.mkdir(parents=True, exist_ok=True)
-            tmp.write_text(_COMPACT.encode(doc), encoding="utf-8")
-            os.replace(tmp, self.index_path)
+            self._index.save(self.index_path, data)
         except OSError as exc:
             if not self._index_failing:
                 self._index_failing = True
@@ -476,17 +411,4 @@ class JsonlSink:
             self._index_failing = False
             self._log.info("jsonl index save recovered", index=str(self.index_path))
         self._dirty = False
-
-
-def _after_last_newline(f: Any, end: int) -> int:
-    """Offset just past the last ``\\n`` before ``end`` in binary file ``f`` (0 if none)."""
-    pos = end
-    while pos > 0:
-        start = max(0, pos - _BLOCK)
-        f.seek(start)
-        block = f.read(pos - start)
-        i = block.rfind(b"\n")
-        if i >= 0:
-            return start + i + 1
-        pos = start
-    return 0
+        self._saved = True

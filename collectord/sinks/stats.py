@@ -7,8 +7,9 @@ from dataclasses import dataclass
 
 @dataclass
 class SinkStats:
-    """Records a sink wrote and failed to write."""
+    """Records a sink wrote, failed to write, and dropped (its write queue was full)."""
 
     name: str
     records: int = 0
     errors: int = 0
+    dropped: int = 0

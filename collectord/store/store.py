@@ -1,145 +1,105 @@
 """The newest samples of every source, and what collectord knows about each source's polls.
 
-Writers (the scheduler) call :meth:`Store.record_success` / :meth:`Store.record_failure`;
-readers (the exporter at scrape time, the status page) take :meth:`Store.snapshot`, an
-immutable view that needs no lock and does no I/O. All calls happen on the event loop
-thread; the exporter's scrape runs there too (prometheus-client is called from the aiohttp
-handler), so plain attribute swaps are enough.
+The store is the only writer of :class:`~collectord.store.status.SourceStatus`: the poller
+calls :meth:`Store.record_success` / :meth:`Store.record_failure`, the scheduler
+:meth:`Store.set_next_run`, the token watcher :meth:`Store.set_token_expiry`. Readers (the
+exporter, the status page) take :meth:`Store.snapshot`: a frozen copy (tuples, frozen
+dataclasses, read-only mappings) sharing nothing mutable with the store, so it can be read
+from another thread. Every change bumps :attr:`Store.version`; a snapshot is built only when
+the version moved, so scrapes in between reuse it. All writes happen on the event loop.
 """
 
 from __future__ import annotations
 
 import time
-from collections import Counter
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from types import MappingProxyType
 
-from collectord.model import Cadence, Sample
+from collectord.model import Cadence, Sample, SeriesKey, series_key
 from collectord.plugin.api import PollResult
+from collectord.store.status import (
+    DURATION_BUCKETS,
+    CadenceStatus,
+    CadenceView,
+    DurationCounts,
+    DurationHistogram,
+    SourceStatus,
+    SourceView,
+)
 
-#: Upper bounds of the poll-duration histogram, in seconds.
-DURATION_BUCKETS: tuple[float, ...] = (0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600)
-
-
-@dataclass
-class DurationHistogram:
-    """Cumulative poll-duration observations for one (source, cadence)."""
-
-    counts: list[int] = field(default_factory=lambda: [0] * len(DURATION_BUCKETS))
-    total: int = 0
-    sum: float = 0.0
-
-    def observe(self, seconds: float) -> None:
-        for i, bound in enumerate(DURATION_BUCKETS):
-            if seconds <= bound:
-                self.counts[i] += 1
-        self.total += 1
-        self.sum += seconds
-
-    def buckets(self) -> list[tuple[str, float]]:
-        """``(le, cumulative count)`` pairs ending with ``+Inf``, as prometheus-client wants."""
-        out = [
-            (repr(float(b)), float(c)) for b, c in zip(DURATION_BUCKETS, self.counts, strict=True)
-        ]
-        out.append(("+Inf", float(self.total)))
-        return out
-
-
-@dataclass
-class CadenceStatus:
-    ok: bool | None = None  # None: not polled yet
-    last_success: float | None = None  # unix time
-    last_error: str | None = None
-    last_error_reason: str | None = None
-    next_run: datetime | None = None
-    newest_end_time: float | None = None  # unix time
-    durations: DurationHistogram = field(default_factory=DurationHistogram)
-
-
-@dataclass
-class SourceStatus:
-    """Everything known about one source. Implements :class:`collectord.plugin.api.SourceState`."""
-
-    name: str
-    plugin: str
-    cadences: tuple[Cadence, ...]
-    per_cadence: dict[str, CadenceStatus] = field(default_factory=dict)
-    errors: Counter[str] = field(default_factory=Counter)
-    #: Skipped objects by the plugin's reason (``not_enough_viewers``, ``vanished``, ...),
-    #: for the status page; ``/metrics`` counts them all as ``skipped_object``.
-    skipped: Counter[str] = field(default_factory=Counter)
-    disabled: dict[str, str] = field(default_factory=dict)
-    memory: dict[str, Any] = field(default_factory=dict)
-    token_expiry: float | None = None
-
-    def __post_init__(self) -> None:
-        for c in self.cadences:
-            self.per_cadence.setdefault(c, CadenceStatus())
-
-    # -- derived --------------------------------------------------------------------------
-    @property
-    def up(self) -> bool:
-        """True when the last poll of every cadence succeeded."""
-        return all(s.ok for s in self.per_cadence.values())
-
-    @property
-    def first_polls_done(self) -> bool:
-        return all(s.ok is not None for s in self.per_cadence.values())
-
-    @property
-    def state(self) -> str:
-        """``pending``, ``ok`` or ``failing``, for the status page and logs."""
-        if not any(s.ok is not None for s in self.per_cadence.values()):
-            return "pending"
-        return "ok" if all(s.ok is not False for s in self.per_cadence.values()) else "failing"
-
-    @property
-    def last_success(self) -> float | None:
-        times = [s.last_success for s in self.per_cadence.values() if s.last_success]
-        return max(times) if times else None
-
-    @property
-    def last_error(self) -> str | None:
-        errs = [s.last_error for s in self.per_cadence.values() if s.ok is False and s.last_error]
-        return errs[0] if errs else None
+__all__ = [
+    "DURATION_BUCKETS",
+    "CadenceStatus",
+    "CadenceView",
+    "DurationCounts",
+    "DurationHistogram",
+    "Snapshot",
+    "SourceStatus",
+    "SourceView",
+    "Store",
+    "newest_per_series",
+]
 
 
 @dataclass(frozen=True)
 class Snapshot:
-    """An immutable view of the store at one instant."""
+    """An immutable view of the store at one instant (``version`` of the store)."""
 
-    samples: dict[str, tuple[Sample, ...]]  # source name -> all its samples
-    sources: tuple[SourceStatus, ...]
-
-
-def newest_per_series(samples: Iterable[Sample]) -> tuple[Sample, ...]:
-    """One sample per series (metric and labels): the one with the newest ``end_time``."""
-    best: dict[tuple[str, tuple[tuple[str, str], ...]], Sample] = {}
-    for s in samples:
-        key = (s.metric, s.labels)
-        old = best.get(key)
-        if old is None or _end(s) >= _end(old):
-            best[key] = s
-    return tuple(best.values())
+    samples: Mapping[str, tuple[Sample, ...]]  # source name -> all its samples
+    sources: tuple[SourceView, ...]
+    version: int = 0
 
 
 def _end(sample: Sample) -> float:
     return sample.end_time.timestamp() if sample.end_time is not None else float("-inf")
 
 
+def _keep_newest(best: dict[SeriesKey, Sample], samples: Iterable[Sample]) -> None:
+    """Merge ``samples`` into ``best``: per series (:func:`~collectord.model.series_key`)
+    the sample with the newest ``end_time``; a tie goes to the later sample."""
+    for s in samples:
+        key = series_key(s.metric, s.labels)
+        old = best.get(key)
+        if old is None or old.end_time is None or (s.end_time is not None and _end(s) >= _end(old)):
+            best[key] = s
+
+
+def newest_per_series(samples: Iterable[Sample]) -> tuple[Sample, ...]:
+    """One sample per series (metric and labels as a mapping): the newest ``end_time``."""
+    best: dict[SeriesKey, Sample] = {}
+    _keep_newest(best, samples)
+    return tuple(best.values())
+
+
 class Store:
+    """Samples per (source, cadence) and each source's status; see the module doc."""
+
     def __init__(self) -> None:
         self._sources: dict[str, SourceStatus] = {}
-        self._samples: dict[tuple[str, str], tuple[Sample, ...]] = {}
+        self._series: dict[tuple[str, str], dict[SeriesKey, Sample]] = {}
+        #: The samples of each (source, cadence) as a tuple, rebuilt only when they changed.
+        self._tuples: dict[tuple[str, str], tuple[Sample, ...]] = {}
+        self._version = 0
+        self._snapshot: Snapshot | None = None
+
+    @property
+    def version(self) -> int:
+        """Bumped by every change; equal versions mean equal snapshots."""
+        return self._version
+
+    def _changed(self) -> None:
+        self._version += 1
 
     def register(self, name: str, plugin: str, cadences: Iterable[Cadence]) -> SourceStatus:
         status = SourceStatus(name=name, plugin=plugin, cadences=tuple(cadences))
         self._sources[name] = status
+        self._changed()
         return status
 
     def status(self, name: str) -> SourceStatus:
+        """The live status of ``name``: read it, never write it (use the store's methods)."""
         return self._sources[name]
 
     @property
@@ -181,12 +141,15 @@ class Store:
         cs.last_error = None
         cs.last_error_reason = None
         cs.durations.observe(duration)
-        end_times = [s.end_time.timestamp() for s in samples if s.end_time is not None]
+        end_times = {s.end_time for s in samples if s.end_time is not None}  # a few days
         if end_times:
-            cs.newest_end_time = max(end_times)
-        if result.partial:
-            samples = (*self._samples.get((name, cadence), ()), *samples)
-        self._samples[(name, cadence)] = newest_per_series(samples)
+            cs.newest_end_time = max(t.timestamp() for t in end_times)
+        key = (name, cadence)
+        series = self._series.get(key, {}) if result.partial else {}
+        _keep_newest(series, samples)
+        self._series[key] = series
+        self._tuples.pop(key, None)
+        self._changed()
 
     def record_failure(
         self, name: str, cadence: Cadence, *, reason: str, message: str, duration: float
@@ -199,18 +162,45 @@ class Store:
         cs.last_error_reason = reason
         cs.durations.observe(duration)
         status.errors[reason] += 1
+        self._changed()
+
+    def set_next_run(self, name: str, cadence: Cadence, when: datetime | None) -> None:
+        """When the scheduler will poll ``name`` at ``cadence`` next (for the status page)."""
+        cs = self._sources[name].per_cadence[cadence]
+        if cs.next_run != when:
+            cs.next_run = when
+            self._changed()
+
+    def set_token_expiry(self, name: str, expires_at: float) -> None:
+        """When the source's token expires, as unix time (0: never)."""
+        status = self._sources[name]
+        if status.token_expiry != expires_at:
+            status.token_expiry = expires_at
+            self._changed()
+
+    def _cadence_samples(self, key: tuple[str, str]) -> tuple[Sample, ...]:
+        found = self._tuples.get(key)
+        if found is None:
+            found = self._tuples[key] = tuple(self._series.get(key, {}).values())
+        return found
 
     def samples(self, name: str) -> tuple[Sample, ...]:
-        out: list[Sample] = []
-        for cadence in self._sources[name].cadences:
-            out.extend(self._samples.get((name, cadence), ()))
-        return tuple(out)
+        """Every sample ``name`` exposes now, cadence after cadence."""
+        parts = [self._cadence_samples((name, c)) for c in self._sources[name].cadences]
+        if len(parts) == 1:
+            return parts[0]
+        return tuple(sample for part in parts for sample in part)
 
     def snapshot(self) -> Snapshot:
-        return Snapshot(
-            samples={name: self.samples(name) for name in self._sources},
-            sources=self.sources,
-        )
+        """The frozen copy of the current version (built once per version)."""
+        snap = self._snapshot
+        if snap is None or snap.version != self._version:
+            snap = self._snapshot = Snapshot(
+                samples=MappingProxyType({name: self.samples(name) for name in self._sources}),
+                sources=tuple(s.frozen() for s in self._sources.values()),
+                version=self._version,
+            )
+        return snap
 
     @property
     def ready(self) -> bool:

@@ -1,6 +1,6 @@
 """collectord's HTTP server: ``/metrics``, ``/healthz``, ``/readyz`` and the status page ``/``.
 
-:func:`make_app` builds the aiohttp application from the Prometheus registry and the store;
+:func:`make_app` builds the aiohttp application from the exposition and the store;
 :func:`start_server` / :func:`stop_server` run it inside the daemon's event loop. Every
 route answers GET and HEAD; any other path is a 404.
 """
@@ -11,16 +11,15 @@ import time
 from collections.abc import Callable
 
 from aiohttp import web
-from prometheus_client import CollectorRegistry
-from prometheus_client.exposition import choose_encoder
 
+from collectord.exporter.exposition import Exposition
 from collectord.logs import get_logger
 from collectord.store.store import Store
 from collectord.web.status_page import render_status_page
 
 log = get_logger("collectord.web.server")
 
-REGISTRY_KEY = web.AppKey("registry", CollectorRegistry)
+EXPOSITION_KEY = web.AppKey("exposition", Exposition)
 STORE_KEY = web.AppKey("store", Store)
 VERSION_KEY = web.AppKey("version", str)
 ALIVE_KEY: web.AppKey[Callable[[], bool]] = web.AppKey("alive")
@@ -30,16 +29,37 @@ SHUTDOWN_TIMEOUT = 2.0
 
 
 async def metrics(request: web.Request) -> web.Response:
-    """The registry in Prometheus text format, or OpenMetrics when the Accept header asks."""
-    encoder, content_type = choose_encoder(request.headers.get("Accept", ""))
+    """The samples and self-metrics in Prometheus text format, or OpenMetrics when the
+    Accept header asks; gzip-compressed when Accept-Encoding allows it. Rendered off the
+    event loop and cached between store changes (:mod:`collectord.exporter.exposition`)."""
+    gzip = accepts_gzip(request.headers.get("Accept-Encoding", ""))
     try:
-        body = encoder(request.app[REGISTRY_KEY])
+        body, content_type = await request.app[EXPOSITION_KEY].body(
+            request.headers.get("Accept", ""), gzip=gzip
+        )
     except Exception:
         log.exception("metrics collection failed")
         return web.Response(status=500, text="error collecting metrics; see the log\n")
-    response = web.Response(body=body, headers={"Content-Type": content_type})
-    response.enable_compression()  # only when the scraper sends Accept-Encoding
-    return response
+    headers = {"Content-Type": content_type, "Vary": "Accept-Encoding"}
+    if gzip:
+        headers["Content-Encoding"] = "gzip"
+    return web.Response(body=body, headers=headers)
+
+
+def accepts_gzip(accept_encoding: str) -> bool:
+    """True when an ``Accept-Encoding`` header allows gzip (``gzip`` or ``*``, q > 0)."""
+    for item in accept_encoding.split(","):
+        coding, _, params = item.strip().partition(";")
+        if coding.strip().lower() not in ("gzip", "x-gzip", "*"):
+            continue
+        q = params.strip()
+        if q.startswith("q="):
+            try:
+                return float(q[2:]) > 0
+            except ValueError:
+                return False
+        return True
+    return False
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -71,14 +91,14 @@ async def status_page(request: web.Request) -> web.Response:
 
 def make_app(
     *,
-    registry: CollectorRegistry,
+    exposition: Exposition,
     store: Store,
     version: str,
     alive: Callable[[], bool],
 ) -> web.Application:
-    """The aiohttp application serving the registry, the probes and the status page."""
+    """The aiohttp application serving the exposition, the probes and the status page."""
     app = web.Application()
-    app[REGISTRY_KEY] = registry
+    app[EXPOSITION_KEY] = exposition
     app[STORE_KEY] = store
     app[VERSION_KEY] = version
     app[ALIVE_KEY] = alive

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from html import escape
 
 from collectord.logs import scrub
-from collectord.store.store import Snapshot, SourceStatus
+from collectord.store.store import Snapshot, SourceView
 
 _STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2em; color: #222; }
@@ -48,7 +48,7 @@ def _lines(items: Iterable[str], empty: str = "—") -> str:
     return out or escape(empty)
 
 
-def _row(status: SourceStatus, series: int, now: float) -> str:
+def _row(status: SourceView, series: int, now: float) -> str:
     successes, errors, runs = [], [], []
     for cadence, cs in status.per_cadence.items():
         c = escape(cadence)

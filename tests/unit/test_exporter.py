@@ -12,7 +12,7 @@ from structlog.testing import capture_logs
 from collectord.exporter.registry import HELP_SUFFIX, make_registry
 from collectord.graph.stats import GraphStats
 from collectord.model import ERROR_REASONS, Sample, make_labels
-from collectord.plugin.api import PollContext, PollResult, Skip
+from collectord.plugin.api import Disable, PollContext, PollResult, Skip
 from collectord.sinks.stats import SinkStats
 from collectord.store.store import DURATION_BUCKETS, Store
 
@@ -290,7 +290,7 @@ def test_newest_end_time_per_cadence(store, registry):
 def test_skipped_objects_and_unknown_reasons_are_counted(store, registry):
     skips = (Skip("1", "story_below_threshold"), Skip("2", "vanished"))
     store.record_success("acme-page", "fast", PollResult(skipped=skips), duration=0.1)
-    store.status("acme-page").errors["something_new"] += 1
+    store.record_failure("acme-page", "daily", reason="something_new", message="?", duration=0.1)
     ids = {"source": "acme-page", "plugin": "facebook_page"}
     name = "collectord_source_poll_errors_total"
     assert registry.get_sample_value(name, {**ids, "reason": "skipped_object"}) == 2
@@ -299,9 +299,8 @@ def test_skipped_objects_and_unknown_reasons_are_counted(store, registry):
 
 
 def test_disabled_metrics(store, registry):
-    store.status("acme-page").disabled.update(
-        {"page_fans": "retired", "page_impressions": "unsupported"}
-    )
+    disabled = (Disable("page_fans", "retired"), Disable("page_impressions", "unsupported"))
+    store.record_success("acme-page", "daily", PollResult(disabled=disabled), duration=0.1)
     name = "collectord_metric_disabled"
     assert (
         registry.get_sample_value(
@@ -349,7 +348,7 @@ def test_graph_token_and_sink_metrics(store, graph_stats, sinks, registry):
     graph_stats.requests.update({"200": 118, "400": 2, "timeout": 1})
     graph_stats.usage[("app", "", "call_count")] = 0.12
     graph_stats.usage[("instagram", "1789", "total_time")] = 0.5
-    store.status("acme-page").token_expiry = 1_800_000_000.0
+    store.set_token_expiry("acme-page", 1_800_000_000.0)
     sinks[0].records = 5012
     sinks[0].errors = 3
     assert registry.get_sample_value("collectord_graph_requests_total", {"code": "200"}) == 118
@@ -378,7 +377,7 @@ def test_graph_token_and_sink_metrics(store, graph_stats, sinks, registry):
 
 
 def test_token_that_never_expires_is_zero(store, registry):
-    store.status("acme-page").token_expiry = 0.0
+    store.set_token_expiry("acme-page", 0.0)
     assert (
         registry.get_sample_value(
             "collectord_token_expiry_timestamp_seconds", {"source": "acme-page"}
@@ -399,3 +398,31 @@ def test_registry_has_process_metrics_and_registering_does_not_collect(
     assert "python_info" in names
     if platform.system() == "Linux":
         assert "process_resident_memory_bytes" in names
+
+
+def test_labels_in_another_order_are_one_series_exposed_in_a_stable_order(store, registry):
+    first = sample(value=1.0, labels={"page_id": "123", "period": "day"})
+    reordered = Sample(
+        metric="facebook_page_views",
+        graph_metric="facebook_page_views",
+        value=2.0,
+        labels=make_labels({"period": "day", "page_id": "123"}),
+        object_id="123",
+        cadence="fast",
+        end_time=datetime(2026, 11, 23, 8, tzinfo=UTC),
+    )
+    store.record_success("acme-page", "daily", [first], duration=0.1)
+    with capture_logs() as logs:
+        store.record_success("acme-page", "fast", [reordered], duration=0.1)
+        views = family(registry, "facebook_page_views")
+    assert [(s.labels, s.value) for s in views.samples] == [(PAGE, 2.0)], "newest end_time wins"
+    assert list(views.samples[0].labels) == ["source", "page_id", "period"]
+    assert not [e for e in logs if e["event"] == "metric_label_names_differ"]
+    ids = {"source": "acme-page", "plugin": "facebook_page"}
+    assert registry.get_sample_value("collectord_source_series", ids) == 1
+
+
+def test_sink_dropped_records_are_exported(sinks, registry):
+    assert registry.get_sample_value("collectord_sink_dropped_total", {"sink": "jsonl"}) == 0
+    sinks[0].dropped = 7
+    assert registry.get_sample_value("collectord_sink_dropped_total", {"sink": "jsonl"}) == 7

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import json
 import os
 import shutil
+import threading
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
@@ -14,7 +16,10 @@ from structlog.testing import capture_logs
 
 from collectord.config.types import JsonlSinkConfig
 from collectord.model import Sample, make_labels
+from collectord.sinks import jsonl_index
+from collectord.sinks.background import BackgroundSink
 from collectord.sinks.jsonl import INDEX_FILE, JsonlSink, encode_record, make_record, record_line
+from collectord.sinks.stats import SinkStats
 
 COLLECTED = datetime(2026, 11, 23, 18, 0, 3, 120456, tzinfo=UTC)
 DAY = datetime(2026, 11, 23, 8, 0, tzinfo=UTC)
@@ -444,3 +449,142 @@ def test_data_directory_removed_while_running_is_recreated(
     shutil.rmtree(data_path.parent)
     assert write(sink, followers(2)) == 1
     assert [r["value"] for r in read_records(data_path)] == [2.0]
+
+
+# -- index: identity, compaction, forgetting --------------------------------------------------
+
+
+def test_labels_in_another_order_are_one_series(data_path: Path, state_dir: Path) -> None:
+    sink = make_sink(data_path, state_dir)
+    assert write(sink, page_views(5)) == 1
+    reordered = dataclasses.replace(page_views(5), labels=tuple(reversed(page_views(5).labels)))
+    assert write(sink, reordered) == 0
+    assert write(sink, dataclasses.replace(reordered, value=6)) == 1
+    assert len(read_records(data_path)) == 2
+
+
+def test_index_is_compacted_when_the_log_outgrows_it_not_after_every_batch(
+    data_path: Path, state_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(jsonl_index, "MIN_COMPACT_BYTES", 0)
+    sink = make_sink(data_path, state_dir)
+    write(sink, followers(1), page_views(1))
+    assert sink.index.saves == 1, "saved after the first batch"
+    saved = (state_dir / INDEX_FILE).read_bytes()
+    write(sink, followers(2))  # one line: smaller than the index
+    assert sink.index.saves == 1
+    assert (state_dir / INDEX_FILE).read_bytes() == saved
+    write(sink, followers(3), page_views(3))  # the log now outgrows the index
+    assert sink.index.saves == 2
+    write(sink, followers(4))
+    # kill -9 here: the saved index is older than the data file; the log is replayed
+    again = make_sink(data_path, state_dir)
+    assert write(again, followers(4), page_views(3)) == 0
+    assert [r["value"] for r in read_records(data_path)] == [1.0, 1.0, 2.0, 3.0, 3.0, 4.0]
+
+
+def test_series_unseen_for_two_weeks_are_forgotten(data_path: Path, state_dir: Path) -> None:
+    sink = make_sink(data_path, state_dir)
+    write(sink, followers(1), page_views(5))
+    later = COLLECTED + timedelta(days=10)
+    assert write(sink, followers(1), when=later) == 0  # still sent: still known
+    much_later = COLLECTED + timedelta(days=15)
+    assert write(sink, followers(2), when=much_later) == 1
+    sink.close()
+    index = json.loads((state_dir / INDEX_FILE).read_text())
+    assert len(index["series"]) == 1, "page views were not seen for 15 days"
+    again = make_sink(data_path, state_dir)
+    assert write(again, page_views(5), when=much_later) == 1, "it came back: written again"
+    assert write(again, followers(2), when=much_later) == 0
+
+
+def test_index_of_the_previous_version_is_read(data_path: Path, state_dir: Path) -> None:
+    sink = make_sink(data_path, state_dir)
+    write(sink, followers(1))
+    sink.close()
+    index = json.loads((state_dir / INDEX_FILE).read_text())
+    index["version"] = 2
+    del index["seen"]
+    (state_dir / INDEX_FILE).write_text(json.dumps(index), encoding="utf-8")
+    with capture_logs() as logs:
+        again = make_sink(data_path, state_dir)
+    assert not [e for e in logs if e["log_level"] == "warning"]
+    assert write(again, followers(1)) == 0
+
+
+# -- the writer thread ------------------------------------------------------------------------
+
+
+class GatedSink:
+    """A synchronous sink that waits for a gate before each write; records its threads."""
+
+    def __init__(self) -> None:
+        self.stats = SinkStats("gated")
+        self.gate = threading.Event()
+        self.entered = threading.Event()
+        self.batches: list[int] = []
+        self.threads: set[int] = set()
+        self.opened = self.closed = False
+
+    def open(self) -> None:
+        self.opened = True
+
+    def write(self, source, plugin, samples, collected_at) -> int:  # type: ignore[no-untyped-def]
+        self.threads.add(threading.get_ident())
+        self.entered.set()
+        self.gate.wait()
+        self.batches.append(len(samples))
+        return len(samples)
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def test_background_sink_writes_in_its_thread_and_flushes_on_close(
+    data_path: Path, state_dir: Path
+) -> None:
+    inner = JsonlSink(JsonlSinkConfig(path=data_path), state_dir)
+    sink = BackgroundSink(inner)
+    sink.start()
+    assert sink.write("acme-page", "facebook_page", [page_views(5), followers(1)], COLLECTED) == 2
+    assert sink.flush(5)
+    assert [r["value"] for r in read_records(data_path)] == [5.0, 1.0]
+    assert sink.write("acme-page", "facebook_page", [followers(2)], COLLECTED) == 1
+    sink.close()
+    assert [r["value"] for r in read_records(data_path)] == [5.0, 1.0, 2.0]
+    assert sink.stats.records == 3
+    assert sink.stats.dropped == 0
+    assert (state_dir / INDEX_FILE).is_file()
+
+
+def test_full_queue_drops_and_counts_the_batch() -> None:
+    inner = GatedSink()
+    sink = BackgroundSink(inner, max_batches=1)
+    sink.start()
+    with capture_logs() as logs:
+        assert sink.write("s", "p", [followers(1)], COLLECTED) == 1  # taken by the thread
+        assert inner.entered.wait(5), "the writer thread holds the first batch"
+        assert sink.write("s", "p", [followers(2)], COLLECTED) == 1  # queued
+        assert sink.write("s", "p", [followers(3), page_views(1)], COLLECTED) == 0
+        assert sink.write("s", "p", [followers(4)], COLLECTED) == 0
+    assert sink.stats.dropped == 3
+    assert [e["event"] for e in logs] == ["sink queue full, batch dropped"]
+    assert not sink.flush(0.01), "the first batch is still being written"
+    inner.gate.set()
+    assert sink.flush(5)
+    assert inner.batches == [1, 1]
+    sink.close()
+    assert inner.closed
+    assert threading.get_ident() not in inner.threads
+
+
+def test_close_waits_a_bounded_time_for_a_stuck_sink() -> None:
+    inner = GatedSink()
+    sink = BackgroundSink(inner, close_timeout=0.05)
+    sink.start()
+    sink.write("s", "p", [followers(1)], COLLECTED)
+    with capture_logs() as logs:
+        sink.close()
+    assert [e["event"] for e in logs] == ["sink not flushed at shutdown"]
+    assert not inner.closed
+    inner.gate.set()

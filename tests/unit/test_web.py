@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import gzip
 import socket
+import threading
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -15,9 +18,10 @@ from prometheus_client.openmetrics.parser import (
 from prometheus_client.parser import text_string_to_metric_families
 
 from collectord import PollResult, Skip
-from collectord.exporter.registry import make_registry
+from collectord.exporter.exposition import Exposition, make_exposition
 from collectord.graph.stats import GraphStats
 from collectord.model import Sample, make_labels
+from collectord.plugin.api import Disable
 from collectord.sinks.stats import SinkStats
 from collectord.store.store import Store
 from collectord.web.server import make_app, start_server, stop_server
@@ -30,6 +34,8 @@ class Server:
     store: Store
     alive: list[bool]
     session: aiohttp.ClientSession
+    exposition: Exposition
+    graph_stats: GraphStats
 
     async def get(self, path: str, **kwargs) -> tuple[int, str, aiohttp.ClientResponse]:
         async with self.session.get(self.url + path, **kwargs) as resp:
@@ -55,14 +61,15 @@ async def server() -> AsyncIterator[Server]:
     store = Store()
     store.register("acme-page", "facebook_page", ("fast", "daily"))
     store.register("acme-ig", "instagram_user", ("daily",))
-    registry = make_registry(store, GraphStats(), [SinkStats("jsonl")], version="9.8.7")
+    graph_stats = GraphStats()
+    exposition = make_exposition(store, graph_stats, [SinkStats("jsonl")], version="9.8.7")
     alive = [True]
-    app = make_app(registry=registry, store=store, version="9.8.7", alive=lambda: alive[0])
+    app = make_app(exposition=exposition, store=store, version="9.8.7", alive=lambda: alive[0])
     runner, port = await start_server(app, "127.0.0.1", 0)
     assert port != 0
     try:
         async with aiohttp.ClientSession() as session:
-            yield Server(f"http://127.0.0.1:{port}", store, alive, session)
+            yield Server(f"http://127.0.0.1:{port}", store, alive, session, exposition, graph_stats)
     finally:
         await stop_server(runner)
 
@@ -100,6 +107,105 @@ async def test_metrics_gzip_when_accepted(server: Server):
     assert status == 200
     assert resp.headers.get("Content-Encoding") == "gzip"
     assert "collectord_build_info" in body  # the client decompressed it
+
+
+async def test_samples_rendered_once_per_change_self_metrics_current(server: Server):
+    server.store.record_success("acme-page", "daily", [views(1.0)], duration=0.2)
+    exposition = server.exposition
+    renders = exposition.renders
+    bodies = [(await server.get("/metrics"))[1] for _ in range(3)]
+    assert exposition.renders == renders + 1, "scrapes without a change reuse the rendering"
+    assert all(
+        'facebook_page_views{page_id="123",period="day",source="acme-page"} 1.0' in b
+        for b in bodies
+    )
+    server.graph_stats.requests["200"] += 5
+    body = (await server.get("/metrics"))[1]
+    assert exposition.renders == renders + 1
+    assert 'collectord_graph_requests_total{code="200"} 5.0' in body, "self-metrics are live"
+    server.store.record_success("acme-page", "daily", [views(2.0)], duration=0.2)
+    body = (await server.get("/metrics"))[1]
+    assert exposition.renders == renders + 2
+    assert 'facebook_page_views{page_id="123",period="day",source="acme-page"} 2.0' in body
+
+
+async def test_concurrent_scrapes_of_a_change_share_one_rendering_off_the_loop(
+    server: Server, monkeypatch: pytest.MonkeyPatch
+):
+    builder = server.exposition.insights.families
+    threads: list[int] = []
+    build = builder.build
+
+    def recording_build(snapshot):  # type: ignore[no-untyped-def]
+        threads.append(threading.get_ident())
+        return build(snapshot)
+
+    monkeypatch.setattr(builder, "build", recording_build)
+    server.store.record_success("acme-page", "daily", [views(4.0)], duration=0.2)
+    results = await asyncio.gather(*(server.get("/metrics") for _ in range(10)))
+    assert all(status == 200 for status, _, _ in results)
+    line = 'facebook_page_views{page_id="123",period="day",source="acme-page"} 4.0'
+    assert all(line in body for _, body, _ in results)
+    assert len(threads) == 1, "one rendering for ten scrapes"
+    assert threads[0] != threading.get_ident(), "rendered in a worker thread"
+
+
+async def test_a_cancelled_scrape_does_not_fail_the_others(
+    server: Server, monkeypatch: pytest.MonkeyPatch
+):
+    builder = server.exposition.insights.families
+    entered, release = threading.Event(), threading.Event()
+    build = builder.build
+
+    def slow_build(snapshot):  # type: ignore[no-untyped-def]
+        entered.set()
+        release.wait(10)
+        return build(snapshot)
+
+    monkeypatch.setattr(builder, "build", slow_build)
+    server.store.record_success("acme-page", "daily", [views(6.0)], duration=0.2)
+    first = asyncio.create_task(server.exposition.body(""))
+    assert await asyncio.to_thread(entered.wait, 10)
+    second = asyncio.create_task(server.exposition.body(""))
+    await asyncio.sleep(0)  # let the second scrape wait for the same rendering
+    first.cancel()
+    release.set()
+    body, _ = await second
+    assert b'source="acme-page"} 6.0' in body
+    with pytest.raises(asyncio.CancelledError):
+        await first
+    status, text, _ = await server.get("/metrics")
+    assert status == 200
+    assert 'source="acme-page"} 6.0' in text
+
+
+async def test_gzip_and_plain_bodies_are_the_same_exposition(server: Server):
+    server.store.record_success("acme-page", "daily", [views(3.0)], duration=0.2)
+    server.graph_stats.requests["200"] += 1
+    for accept in ("", "application/openmetrics-text; version=1.0.0"):
+        headers = {"Accept": accept}
+        async with server.session.get(
+            server.url + "/metrics",
+            headers={**headers, "Accept-Encoding": "gzip"},
+            auto_decompress=False,
+        ) as resp:
+            raw = await resp.read()
+        assert resp.headers["Content-Encoding"] == "gzip"
+        zipped = gzip.decompress(raw).decode()
+        plain = (await server.get("/metrics", headers={**headers, "Accept-Encoding": "identity"}))[
+            1
+        ]
+        assert _without_process(zipped) == _without_process(plain)
+        assert "facebook_page_views" in zipped
+        assert "collectord_graph_requests" in zipped
+        if accept:
+            assert zipped.endswith("# EOF\n")
+            assert zipped.count("# EOF") == 1
+
+
+def _without_process(body: str) -> list[str]:
+    """The exposition's lines but those of the process collector (CPU time moves)."""
+    return [line for line in body.splitlines() if "process_" not in line]
 
 
 async def test_head_requests_answer_without_body(server: Server):
@@ -141,7 +247,9 @@ async def test_status_page_shows_sources(server: Server):
         message="(#10) Requires pages_read_engagement",
         duration=0.1,
     )
-    server.store.status("acme-page").disabled["page_fans"] = "retired"
+    server.store.record_success(
+        "acme-page", "fast", PollResult(disabled=(Disable("page_fans", "retired"),)), duration=0.1
+    )
     skips = tuple(
         Skip(str(i), why)
         for i, why in enumerate(("not_enough_viewers", "vanished", "not_enough_viewers"))
@@ -149,9 +257,7 @@ async def test_status_page_shows_sources(server: Server):
     server.store.record_success(
         "acme-page", "fast", PollResult(samples=(views(1.0),), skipped=skips), duration=0.1
     )
-    server.store.status("acme-page").per_cadence["fast"].next_run = datetime(
-        2030, 1, 2, 3, 4, 5, tzinfo=UTC
-    )
+    server.store.set_next_run("acme-page", "fast", datetime(2030, 1, 2, 3, 4, 5, tzinfo=UTC))
     status, body, resp = await server.get("/")
     assert status == 200
     assert resp.content_type == "text/html"
@@ -192,7 +298,7 @@ async def test_start_server_reports_a_busy_port():
         busy.listen()
         port = busy.getsockname()[1]
         app = make_app(
-            registry=make_registry(Store(), GraphStats(), [], version="1"),
+            exposition=make_exposition(Store(), GraphStats(), [], version="1"),
             store=Store(),
             version="1",
             alive=lambda: True,
