@@ -45,11 +45,25 @@ from collectord.model import (
     Sample,
     breakdown_name,
     make_labels,
+    number,
     prom_name,
     sanitize,
 )
 from collectord.plugin.api import Disable, PollContext, PollResult, Skip, SourceGraph, SourcePlugin
 from collectord.plugin.hookspecs import hookimpl
+from collectord.plugin.kit import (
+    METRIC_OUTCOMES,
+    SKIP_REASONS,
+    Requests,
+    Tag,
+    breakdown_rows,
+    disable_reason,
+    field_samples,
+    insight_samples,
+    is_metric_error,
+    skip_failed,
+    skip_reason,
+)
 from collectord.plugin.names import MetricNames, Retired
 from collectord.secret import Secret
 
@@ -61,7 +75,9 @@ except PackageNotFoundError:  # running from a source tree that is not installed
 __all__ = [
     "CADENCES",
     "ERROR_REASONS",
+    "METRIC_OUTCOMES",
     "REQUIRED",
+    "SKIP_REASONS",
     "AuthError",
     "BadResponseError",
     "Cadence",
@@ -82,6 +98,7 @@ __all__ = [
     "PollContext",
     "PollError",
     "PollResult",
+    "Requests",
     "Retired",
     "Sample",
     "Secret",
@@ -89,18 +106,27 @@ __all__ = [
     "Skip",
     "SourceGraph",
     "SourcePlugin",
+    "Tag",
     "ThrottledError",
     "TransientError",
     "__version__",
     "breakdown_key",
     "breakdown_name",
+    "breakdown_rows",
+    "disable_reason",
     "fetch_insights",
+    "field_samples",
     "hookimpl",
+    "insight_samples",
+    "is_metric_error",
     "make_labels",
+    "number",
     "parse_entries",
     "parse_time",
     "prom_name",
     "samples_from_values",
     "sanitize",
     "scoped_key",
+    "skip_failed",
+    "skip_reason",
 ]
