@@ -143,10 +143,12 @@ class FakeGraph:
             items.extend(data)
             if max_items is not None and len(items) >= max_items:
                 return items[:max_items]
-            paging = body.get("paging") if isinstance(body.get("paging"), Mapping) else {}
-            cursors = paging.get("cursors") if isinstance(paging.get("cursors"), Mapping) else {}
-            after = cursors.get("after")
-            if not paging.get("next") or not isinstance(after, str) or not after:
+            paging = body.get("paging")
+            cursors = paging.get("cursors") if isinstance(paging, Mapping) else None
+            after = cursors.get("after") if isinstance(cursors, Mapping) else None
+            if not isinstance(paging, Mapping) or not paging.get("next"):
+                break
+            if not isinstance(after, str) or not after:
                 break
             query = {**query, "after": after}
         return items
@@ -230,9 +232,9 @@ class PluginHost:
                 self.errors["invalid_metric"] += 1
         if result.memory is not None:
             self.memory = copy.deepcopy(dict(result.memory))
-        ask = (cadence, result.poll_again_at)
-        if result.poll_again_at is not None and ask not in self.poll_requests:
-            self.poll_requests.append(ask)  # one extra poll per instant, as the scheduler
+        when = result.poll_again_at
+        if when is not None and (cadence, when) not in self.poll_requests:
+            self.poll_requests.append((cadence, when))  # one per instant, as the scheduler
         kept = self._samples.get(cadence, ()) if result.partial else ()
         self._samples[cadence] = newest_per_series((*kept, *result.samples))
         self.results.append(result)

@@ -71,7 +71,6 @@ from .instagram_media_catalogue import (
     NAMES,
     RETIRED,
     STORY,
-    STORY_PREFIX,
     media_insight,
 )
 
@@ -160,10 +159,7 @@ class InstagramMedia(SourcePlugin):
                     _add(requests, objects, story_id, labels, story_specs, STORY)
 
         samples += await _read_answers(ctx, requests, objects)
-        if stories_only:
-            story = [s for s in samples if s.metric.startswith(f"{STORY_PREFIX}_")]
-            return ctx.result(story, partial=True)
-        return ctx.result(samples)
+        return ctx.result(samples, partial=stories_only)
 
 
 async def _media_requests(
@@ -264,14 +260,6 @@ def _media_labels(ig_user_id: str, item: Mapping[str, Any]) -> dict[str, str]:
         "media_type": str(item.get("media_type") or ""),
         "media_product_type": str(item.get("media_product_type") or ""),
     }
-
-
-def _media_specs(specs: Sequence[MetricSpec], item: Mapping[str, Any]) -> list[MetricSpec]:
-    """The media's metric set; ``impressions`` only for media from before 2024-07-02 (Meta
-    fails the whole call for newer ones)."""
-    created = parse_time(item.get("timestamp"))
-    legacy = created is not None and created < IMPRESSIONS_CUTOFF
-    return [s for s in specs if s.graph_name != "impressions" or legacy]
 
 
 def _media_specs(specs: Sequence[MetricSpec], item: Mapping[str, Any]) -> list[MetricSpec]:

@@ -611,6 +611,11 @@ async def test_requested_poll_reads_the_stories_only_and_keeps_the_media() -> No
     assert media_only(extra) == media_only(full), "the media's samples of the last full poll"
     assert of(extra, "instagram_story_views"), "the story's values are read again"
     assert of(extra, NAV_BY)
+    handed_back = poller.host.results[-1]
+    assert handed_back.partial, "the store keeps the media's series"
+    assert {s.metric.split("_")[1] for s in handed_back.samples} == {"story"}, (
+        "only the stories' values are handed back (and reach the JSONL sink)"
+    )
 
     # the next scheduled poll lists the media again and finds the new post
     graph.reset()
