@@ -1,7 +1,10 @@
 """collectord: a Prometheus exporter for Meta's Facebook and Instagram insights.
 
 This module is the public API for plugin authors: everything a plugin may import from
-collectord is re-exported here (see :mod:`collectord.plugin.hookspecs` for the hooks).
+collectord is re-exported here (see :mod:`collectord.plugin.hookspecs` for the hooks, and
+:mod:`collectord.plugin.kit` for the helpers every Graph API plugin needs). Tests of a
+plugin use :mod:`collectord.testing` (a fake Graph API and a host that polls like
+collectord).
 """
 
 from __future__ import annotations

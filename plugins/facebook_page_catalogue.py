@@ -14,8 +14,8 @@ DAYS = ("day", "week", "days_28")
 UPLOADED_60S = "page_uploaded_views_60s_excludes_shorter_unique_count_by_is_60s_returning_viewer"
 AD_BREAK = "page_daily_video_ad_break_{}_by_crosspost_status"
 
-# Dict-valued metrics: the label their keys go under; where
-# Meta's name says what the keys are (``..._by_crosspost_status``), the label is that.
+# Dict-valued metrics: the label their keys go under; where Meta's name says what the keys
+# are (``..._by_crosspost_status``), the label is that.
 DICT_LABELS: Mapping[str, str] = {
     "page_actions_post_reactions_total": "reaction_type",
     "page_tab_views_login_top": "tab",

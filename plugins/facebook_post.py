@@ -48,7 +48,6 @@ from collectord import (
     MetricSpec,
     Option,
     Outcome,
-    PermissionDeniedError,
     PollContext,
     PollResult,
     Requests,
@@ -184,9 +183,9 @@ async def _list_posts(
     """
     try:
         return await _list_posts_once(ctx, page_id, fields, insights)
-    except PermissionDeniedError:
+    except GraphError as err:
         gated = [f for f in fields if f.graph_name in GATED_FIELDS]
-        if not gated:
+        if err.outcome is not Outcome.PERMISSION or not gated:
             raise
         for spec in gated:
             ctx.disable_metric(spec.graph_name, "permission")
@@ -213,7 +212,7 @@ async def _list_posts_once(
     except GraphError as err:
         if err.outcome not in _EXPANSION_REJECTED:
             raise  # the Page itself is gone, auth, throttling, an outage
-        why = err.message
+        why = str(err)
     if ctx.log is not None:
         ctx.log.info("post insights expansion rejected; reading them in batches", error=why)
     return await _window(ctx, page_id, wanted), REJECTED
