@@ -45,7 +45,7 @@ from collectord.errors import ConfigError, GraphError
 from collectord.graph.answers import meta_error
 from collectord.graph.client import BATCH_LIMIT, encode_params
 from collectord.model import Cadence, MetricSpec, Sample
-from collectord.plugin.api import PollContext, PollResult, SourcePlugin
+from collectord.plugin.api import PollContext, PollResult, SourceGraph, SourcePlugin
 from collectord.store.store import newest_per_series
 
 __all__ = ["Call", "FakeGraph", "PluginHost"]
@@ -183,7 +183,7 @@ class PluginHost:
         plugin: SourcePlugin,
         options: Mapping[str, Any] | None = None,
         *,
-        graph: Any,
+        graph: SourceGraph,
         metrics: Sequence[str] | None = None,
         source: str = "test",
         now: datetime | None = None,
