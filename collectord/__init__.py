@@ -1,7 +1,10 @@
 """collectord: a Prometheus exporter for Meta's Facebook and Instagram insights.
 
 This module is the public API for plugin authors: everything a plugin may import from
-collectord is re-exported here (see :mod:`collectord.plugin.hookspecs` for the hooks).
+collectord is re-exported here (see :mod:`collectord.plugin.hookspecs` for the hooks, and
+:mod:`collectord.plugin.kit` for the helpers every Graph API plugin needs). Tests of a
+plugin use :mod:`collectord.testing` (a fake Graph API and a host that polls like
+collectord).
 """
 
 from __future__ import annotations
@@ -48,11 +51,25 @@ from collectord.model import (
     Sample,
     breakdown_name,
     make_labels,
+    number,
     prom_name,
     sanitize,
 )
 from collectord.plugin.api import Disable, PollContext, PollResult, Skip, SourceGraph, SourcePlugin
 from collectord.plugin.hookspecs import hookimpl
+from collectord.plugin.kit import (
+    METRIC_OUTCOMES,
+    SKIP_REASONS,
+    Requests,
+    Tag,
+    breakdown_rows,
+    disable_reason,
+    field_samples,
+    insight_samples,
+    is_metric_error,
+    skip_failed,
+    skip_reason,
+)
 from collectord.plugin.names import MetricNames, Retired
 from collectord.secret import Secret
 
@@ -64,7 +81,9 @@ except PackageNotFoundError:  # running from a source tree that is not installed
 __all__ = [
     "CADENCES",
     "ERROR_REASONS",
+    "METRIC_OUTCOMES",
     "REQUIRED",
+    "SKIP_REASONS",
     "AuthError",
     "AuthKind",
     "BadResponseError",
@@ -88,6 +107,7 @@ __all__ = [
     "PollError",
     "PollResult",
     "ReduceDataError",
+    "Requests",
     "Retired",
     "Sample",
     "Secret",
@@ -95,18 +115,27 @@ __all__ = [
     "Skip",
     "SourceGraph",
     "SourcePlugin",
+    "Tag",
     "ThrottledError",
     "TransientError",
     "__version__",
     "breakdown_key",
     "breakdown_name",
+    "breakdown_rows",
+    "disable_reason",
     "fetch_insights",
+    "field_samples",
     "hookimpl",
+    "insight_samples",
+    "is_metric_error",
     "make_labels",
+    "number",
     "parse_entries",
     "parse_time",
     "prom_name",
     "samples_from_values",
     "sanitize",
     "scoped_key",
+    "skip_failed",
+    "skip_reason",
 ]

@@ -42,7 +42,7 @@ def sanitize(name: str) -> str:
 
 
 def prom_name(prefix: str, graph_name: str, *, strip: str = "", milliseconds: bool = False) -> str:
-    """Build a Prometheus family name from a Meta metric name (DESIGN.md "Metric names").
+    """Build a Prometheus family name from a Meta metric name.
 
     ``prefix`` is the platform and object (``facebook_page``); ``strip`` is the prefix Meta
     puts on its own names for that object (``page_``), removed when present. A trailing
@@ -70,6 +70,29 @@ def breakdown_name(family: str, breakdown: str) -> str:
     ``"x_by_age_gender"``."""
     dims = "_".join(sanitize(d.strip()) for d in breakdown.split(","))
     return f"{family}_by_{dims}"
+
+
+#: The ``unit`` a catalogue gives for values Meta reports in milliseconds.
+MILLISECONDS = "ms"
+
+
+def number(value: Any) -> float | None:
+    """Meta's number as a float: JSON numbers and numeric strings (App Insights sends
+    ``"1520"``). A JSON boolean is not a number, and neither is anything else: ``None``.
+
+    >>> number("1520"), number(7), number(True), number("n/a")
+    (1520.0, 7.0, None, None)
+    """
+    if isinstance(value, bool) or value is None:
+        return None
+    if isinstance(value, int | float):
+        return float(value)
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            return None
+    return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,16 +136,61 @@ class MetricSpec:
         name: str | None = None,
         cadence: Cadence = "fast",
         default: bool = True,
+        unit: str = "count",
     ) -> MetricSpec:
         """A node field (``followers_count``) exported as ``{prefix}_{name or graph_name}``;
-        fields are current counts, ``fast`` by default (DESIGN.md "Cadence")."""
+        fields are current counts, ``fast`` by default. ``unit="ms"`` is Meta's
+        milliseconds: exported in seconds, with the ``_seconds`` suffix."""
+        ms = unit == MILLISECONDS
+        full = f"{prefix}_{sanitize(name or graph_name)}"
+        if ms and not full.endswith("_seconds"):
+            full += "_seconds"
         return cls(
             graph_name=graph_name,
-            prom_name=f"{prefix}_{sanitize(name or graph_name)}",
+            prom_name=full,
             cadence=cadence,
             help=help,
             kind="field",
             default=default,
+            unit="seconds" if ms else unit,
+            scale=0.001 if ms else 1.0,
+        )
+
+    @classmethod
+    def insight(
+        cls,
+        prefix: str,
+        graph_name: str,
+        help: str,
+        *,
+        cadence: Cadence,
+        periods: tuple[str, ...] = (),
+        strip: str = "",
+        unit: str = "count",
+        default: bool = True,
+        group: tuple[str, ...] = (),
+        breakdowns: tuple[str, ...] = (),
+    ) -> MetricSpec:
+        """An insight metric exported as :func:`prom_name` ``(prefix, graph_name, strip)``.
+
+        ``unit="ms"`` is Meta's milliseconds: the value is scaled by 0.001, the unit is
+        ``seconds`` and the family gets the ``_seconds`` suffix.
+
+        >>> MetricSpec.insight("x", "avg_time", "", cadence="daily", unit="ms").prom_name
+        'x_avg_time_seconds'
+        """
+        ms = unit == MILLISECONDS
+        return cls(
+            graph_name=graph_name,
+            prom_name=prom_name(prefix, graph_name, strip=strip, milliseconds=ms),
+            cadence=cadence,
+            periods=periods,
+            unit="seconds" if ms else unit,
+            help=help,
+            scale=0.001 if ms else 1.0,
+            default=default,
+            group=group,
+            breakdowns=breakdowns,
         )
 
 

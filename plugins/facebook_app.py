@@ -9,14 +9,14 @@ Exposition, for a source ``acme-app`` (values invented)::
 
 The App Insights edge takes the metric in the path:
 ``GET {app_id}/app_insights/{metric}?period=daily&breakdowns[0]=client&aggregateBy=COUNT``
-``&since=..&until=..`` (seeds/002). One request per metric, sent as batch requests (50 per
+``&since=..&until=..``. One request per metric, sent as batch requests (50 per
 HTTP request). ``period``, ``breakdowns`` and ``aggregate_by`` are the source's and apply to
 every metric; the ``period`` label is the requested period. With ``breakdowns`` the series go
 to ``facebook_app_<metric>_by_<breakdowns joined by _>``, one label per breakdown. Custom app
 events are asked for as ``metrics = ["app_event:<event name>"]`` (``event_name=``), exported
 as ``facebook_app_app_event_<event name>``.
 
-**Meta retired Facebook Analytics in 2021** (graph-api.md 4), and with it most of this edge.
+**Meta retired Facebook Analytics in 2021** (docs/meta-graph-api.md 4), and with it most of this edge.
 A metric that Meta answers as invalid or unsupported (code 100, 2500, or "does not support
 this operation") is disabled for the source: reported once in the log, exported as
 ``collectord_metric_disabled{metric,reason}``, never requested again by this process, and
@@ -35,40 +35,31 @@ from typing import Any
 import collectord
 from collectord import (
     GraphError,
-    InsightRequest,
-    InvalidRequestError,
     MetricSpec,
-    ObjectNotFoundError,
     Option,
     Outcome,
     PollContext,
+    PollResult,
+    Requests,
     Sample,
     Secret,
     SourcePlugin,
     breakdown_name,
-    fetch_insights,
+    disable_reason,
+    field_samples,
+    is_metric_error,
+    number,
     parse_entries,
     parse_time,
 )
 
-PREFIX = "facebook_app"
+from .facebook_app_catalogue import AGGREGATIONS, BREAKDOWNS, CATALOGUE, PERIODS, insight
+
+__all__ = ["CATALOGUE", "AppRow", "FacebookApp", "parse_app_rows", "register_source_plugins"]
+
 EDGE = "app_insights"
 #: ``metrics = ["app_event:<name>"]`` reads the custom app event ``<name>``.
 APP_EVENT = "app_event"
-
-PERIODS = ("mins_15", "hourly", "daily", "weekly", "days_28", "monthly", "lifetime", "range")
-AGGREGATIONS = (
-    *("COUNT", "USERS", "TOPK", "SUM", "USD_SUM", "UNKNOWN_USERS"),
-    *("SCORE", "MEDIAN_VALUE", "DAU", "WAU", "MAU"),
-)
-BREAKDOWNS = (
-    *("age", "gender", "auth_state", "client", "country", "locale", "action_type"),
-    *("destination", "object_type", "sponsored", "acquisition_source"),
-    *("acquisition_source_l1", "acquisition_source_l2", "acquisition_source_l3"),
-    *("ref", "label_cohort", *(f"app_event_parameter{i}" for i in range(1, 11))),
-    *("short_version_code", "ui_element", "sdk_version", "device_model", "device_os"),
-    *("app_name", "app_version"),
-)
 
 #: How far back each period is read (``lifetime`` takes no range; ``range`` sums this span).
 LOOKBACK: Mapping[str, timedelta] = {
@@ -86,92 +77,6 @@ STEP: Mapping[str, timedelta] = {
     **dict.fromkeys(("daily", "weekly", "days_28", "monthly"), timedelta(days=1)),
 }
 
-_HR = ("daily", "hourly", "range")
-_R = ("daily", "range")
-# The seed's metrics (seeds/002): (name, periods, in the default set, unit, help);
-# unit "ms" is Meta's milliseconds, exported in seconds.
-_INSIGHTS: tuple[tuple[str, tuple[str, ...], bool, str, str], ...] = (
-    ("api_calls", _R, True, "count", "API calls from the app."),
-    ("api_errors", _R, True, "count", "API errors from the app."),
-    ("api_avg_request_time", _R, True, "ms", "Average time of the app's API requests."),
-    ("api_calls_by_method", ("daily",), False, "count", "Sampled API calls, by method."),
-    ("api_errors_by_method", ("daily",), False, "count", "Sampled API errors, by method."),
-    ("api_error_rate_by_method", ("daily",), False, "ratio", "Errors per request, by method."),
-    ("app_blocks", _R, False, "count", "Blocks of the app."),
-    ("app_center_initial_permission_grants", _HR, False, "count", "App Center accepts."),
-    ("app_center_initial_permission_requests", _HR, False, "count", "App Center impressions."),
-    *(
-        (f"app_notification_{k}", _HR, False, "count", f"App-to-user notifications: {k}.")
-        for k in ("clicks", "hides", "impressions", "sends", "spam_reports", "total_accepts")
-    ),
-    ("app_notification_unhides", _HR, False, "count", "Notifications unhidden."),
-    ("app_notification_hide_rate", _HR, False, "ratio", "Notifications hidden per 10k."),
-    ("app_notification_spam_rate", _HR, False, "ratio", "Notifications marked spam per 10k."),
-    *(
-        (f"facebook_features_{k}_active_users", ("daily",), True, "count", f"{k} active users.")
-        for k in ("daily", "weekly", "monthly")
-    ),
-    ("facebook_login_total_users", ("lifetime",), False, "count", "Total accepts of the app."),
-    ("initial_permission_grants", _R, True, "count", "Accepts from all sources."),
-    *(
-        (f"login_dialog_{k}_permission_{w}", _HR, False, "count", f"Login dialog: {k} {w}.")
-        for k in ("initial", "additional", "publish")
-        for w in ("grants", "requests")
-    ),
-    ("mobile_referral_installs", _HR, True, "count", "New mobile installs from referrals."),
-    ("mobile_referrals", _HR, False, "count", "App launches from Facebook on mobile."),
-    ("total_referrals", _HR, True, "count", "App launches from Facebook."),
-    ("payments_daily_chargebacks", _R, False, "currency", "Chargeback amount."),
-    ("payments_daily_refunds", _R, False, "currency", "Refund amount."),
-    ("payments_daily_spend", _R, False, "currency", "Spend amount."),
-    ("permission_revocations", _HR, True, "count", "Users who removed the app's permissions."),
-    ("request_accepts", _R, False, "count", "Requests accepted by friends."),
-    ("request_blocks", _HR, False, "count", "Requests blocked."),
-    ("request_impressions", _R, False, "count", "Requests seen."),
-    ("request_sends", _HR, False, "count", "Requests sent to friends."),
-    ("request_spam_rate", _HR, False, "ratio", "Requests marked spam per 10k."),
-    *(
-        (f"story_{k}", _HR, False, "count", f"Open Graph stories: {k}.")
-        for k in ("clicks", "comments", "impressions", "likes", "publishes")
-    ),
-    ("story_spam_rate", _HR, False, "ratio", "Open Graph story spam reports per 10k."),
-    *(
-        (f"structured_request_{k}", _R, False, "count", f"Structured requests: {k}.")
-        for k in ("accepts", "impressions", "sends")
-    ),
-)
-
-
-def _insight(
-    graph_name: str,
-    periods: tuple[str, ...],
-    help: str,
-    *,
-    default: bool = False,
-    unit: str = "count",
-) -> MetricSpec:
-    ms = unit == "ms"
-    return MetricSpec(
-        graph_name=graph_name,
-        prom_name=collectord.prom_name(PREFIX, graph_name, milliseconds=ms),
-        cadence="daily",
-        periods=periods,
-        unit="seconds" if ms else unit,
-        help=help,
-        scale=0.001 if ms else 1.0,
-        default=default,
-    )
-
-
-CATALOGUE: tuple[MetricSpec, ...] = (
-    MetricSpec.field(PREFIX, "daily_active_users", "Daily active users (the app node's field)."),
-    MetricSpec.field(PREFIX, "weekly_active_users", "Weekly active users (the app node's field)."),
-    MetricSpec.field(
-        PREFIX, "monthly_active_users", "Monthly active users (the app node's field)."
-    ),
-    *(_insight(n, p, h, default=d, unit=u) for n, p, d, u, h in _INSIGHTS),
-)
-
 OPTIONS: tuple[Option, ...] = (
     Option("app_id", "id", help="The numeric id of the app whose insights are read."),
     Option("period", "str", default="daily", choices=PERIODS, help="Period of every metric."),
@@ -181,6 +86,8 @@ OPTIONS: tuple[Option, ...] = (
 
 
 class FacebookApp(SourcePlugin):
+    """Reads one app: its active-user fields, and one App Insights request per metric."""
+
     name = "facebook_app"
     version = collectord.__version__
     description = "Facebook app active users and App Insights (retired by Meta in 2021)"
@@ -205,9 +112,9 @@ class FacebookApp(SourcePlugin):
             return None  # needs an event name: app_event:<name>
         if graph_name.startswith(f"{APP_EVENT}:"):
             event = graph_name.partition(":")[2]
-            return _insight(graph_name, PERIODS, f"App event {event!r}.") if event else None
+            return insight(graph_name, PERIODS, f"App event {event!r}.") if event else None
         # Any other name may be asked for: Meta decides, and a rejected one is disabled.
-        return _insight(graph_name, (), f"App insight {graph_name}.")
+        return insight(graph_name, (), f"App insight {graph_name}.")
 
     def default_access_token(self, app_id: str | None, app_secret: Secret | None) -> str | None:
         """The app token ``app_id|app_secret`` when ``[graph]`` sets both."""
@@ -216,20 +123,20 @@ class FacebookApp(SourcePlugin):
             return f"{app_id}|{secret}"
         return None
 
-    async def collect(self, ctx: PollContext) -> list[Sample]:
+    async def collect(self, ctx: PollContext) -> PollResult:
         app_id = str(ctx.options["app_id"])
         samples: list[Sample] = []
         fields = ctx.metrics(kind="field")
         if fields:
-            samples.extend(await _field_samples(ctx, app_id, fields))
+            samples += await _field_samples(ctx, app_id, fields)
         insights = _offering_period(ctx, ctx.metrics(kind="insight"))
         if insights:
-            samples.extend(await _insight_samples(ctx, app_id, insights))
-        return samples
+            samples += await _insight_samples(ctx, app_id, insights)
+        return ctx.result(samples)
 
 
 def _offering_period(ctx: PollContext, insights: Sequence[MetricSpec]) -> list[MetricSpec]:
-    """The metrics that offer the source's ``period`` (seeds/002 lists each metric's
+    """The metrics that offer the source's ``period`` (the catalogue lists each metric's
     periods); the others are disabled without asking Meta. A metric the catalogue does not
     know (``periods`` empty) is asked for, and Meta decides."""
     period = str(ctx.options["period"])
@@ -249,26 +156,23 @@ async def _field_samples(
     names = [f.graph_name for f in fields]
     try:
         node = await ctx.graph.get(app_id, {"fields": ",".join(names)})
-    except InvalidRequestError as err:
-        if isinstance(err, ObjectNotFoundError):
-            raise  # the app itself
+    except GraphError as err:
+        if not is_metric_error(err):
+            raise  # the app itself, the token, Meta
         node = {}
         for name in names:  # find the culprit: one request per field, once
             try:
                 node.update(await ctx.graph.get(app_id, {"fields": name}))
-            except InvalidRequestError as one:
-                if isinstance(one, ObjectNotFoundError):
+            except GraphError as one:
+                if not is_metric_error(one):
                     raise
-                ctx.disable_metric(name, _reason(one))
-    out: list[Sample] = []
-    for spec in fields:
-        value = _number(node.get(spec.graph_name))
-        if value is not None:
-            out.append(ctx.sample(spec, value, object_id=app_id, labels={"app_id": app_id}))
-    return out
+                ctx.disable_metric(name, disable_reason(one))
+    return field_samples(ctx, fields, node, object_id=app_id, labels={"app_id": app_id})
 
 
-def _request(ctx: PollContext, app_id: str, spec: MetricSpec) -> InsightRequest:
+def _params(ctx: PollContext, spec: MetricSpec) -> dict[str, str]:
+    """The query of one metric's request: the source's period, breakdowns, aggregation
+    and time range, and the event name of an ``app_event:<name>`` metric."""
     period = str(ctx.options["period"])
     params: dict[str, str] = {"period": period}
     for i, bd in enumerate(ctx.options.get("breakdowns") or ()):
@@ -278,33 +182,37 @@ def _request(ctx: PollContext, app_id: str, spec: MetricSpec) -> InsightRequest:
     if period in LOOKBACK:
         params["since"] = str(int((ctx.now - LOOKBACK[period]).timestamp()))
         params["until"] = str(int(ctx.now.timestamp()))
-    metric, _, event = spec.graph_name.partition(":")
+    event = spec.graph_name.partition(":")[2]
     if event:
         params["event_name"] = event
-    return InsightRequest(
-        app_id,
-        (metric,),
-        params,
-        key=spec.graph_name,
-        edge=EDGE,
-        metric_in_path=True,
-        disable_as=spec.graph_name,  # app_event:<name>, one event at a time
-    )
+    return params
+
+
+#: Answers about the app that end the poll: the token cannot read its insights.
+_DENIED = frozenset({Outcome.PERMISSION, Outcome.TOO_FEW_VIEWERS})
 
 
 async def _insight_samples(
     ctx: PollContext, app_id: str, insights: Sequence[MetricSpec]
 ) -> list[Sample]:
-    requests = [_request(ctx, app_id, spec) for spec in insights]
-    answers = await fetch_insights(ctx, requests)
+    requests: Requests[MetricSpec] = Requests()
+    for spec in insights:
+        requests.add(
+            spec,
+            app_id,
+            (spec.graph_name.partition(":")[0],),
+            _params(ctx, spec),
+            edge=EDGE,
+            metric_in_path=True,
+            disable_as=spec.graph_name,  # app_event:<name>, one event at a time
+        )
     period = str(ctx.options["period"])
     breakdowns = tuple(ctx.options.get("breakdowns") or ())
     out: list[Sample] = []
-    for spec, req in zip(insights, requests, strict=True):
-        answer = answers.get(req.ident, [])
+    for spec, answer in await requests.fetch(ctx):
         if isinstance(answer, GraphError):
-            if not isinstance(answer, InvalidRequestError):
-                raise answer  # e.g. a permission error: the token cannot read this app
+            if answer.outcome in _DENIED:
+                raise answer  # the token cannot read this app
             # "does not support this operation" (100/33): the retired edge
             ctx.disable_metric(spec.graph_name, "unsupported")
             continue
@@ -368,11 +276,11 @@ def parse_app_rows(entries: Sequence[Mapping[str, Any]], period: str) -> Iterato
         value = entry.get("value")
         if isinstance(value, Mapping):
             for key, sub in value.items():
-                num = _number(sub)
+                num = number(sub)
                 if num is not None:
                     yield AppRow(num, end_time, dims, str(key))
             continue
-        num = _number(value)
+        num = number(value)
         if num is not None:
             yield AppRow(num, end_time, dims)
 
@@ -382,24 +290,6 @@ def _interval_end(start: datetime | None, period: str) -> datetime | None:
     if start is None or period not in STEP:
         return None
     return start + STEP[period]
-
-
-def _number(value: Any) -> float | None:
-    """Meta's number, also when it comes as a string (``"1520"``)."""
-    if isinstance(value, bool) or value is None:
-        return None
-    if isinstance(value, int | float):
-        return float(value)
-    if isinstance(value, str):
-        try:
-            return float(value)
-        except ValueError:
-            return None
-    return None
-
-
-def _reason(err: GraphError) -> str:
-    return "unsupported" if err.outcome is Outcome.METRIC_UNSUPPORTED else "invalid_metric"
 
 
 @collectord.hookimpl

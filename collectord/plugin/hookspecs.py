@@ -19,12 +19,12 @@ Minimal plugin::
 
     class Weather(collectord.SourcePlugin):
         name = "weather"
-        catalogue = (collectord.MetricSpec("temp", "weather_temp", "fast", kind="field"),)
+        catalogue = (collectord.MetricSpec.field("weather", "temp", "The temperature."),)
 
         async def collect(self, ctx):
             body = await ctx.graph.get("me", {"fields": "temp"})
             spec = ctx.metrics()[0]
-            return [ctx.sample(spec, body["temp"], object_id="me", labels={})]
+            return ctx.result([ctx.sample(spec, body["temp"], object_id="me", labels={})])
 
     @collectord.hookimpl
     def register_source_plugins():

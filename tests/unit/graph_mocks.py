@@ -5,13 +5,18 @@ requires (pnuckowski/aioresponses#289); :class:`Mocked` supplies a finished one.
 :class:`MetaDouble` answers plain GETs and batch POSTs from one handler function, so a
 plugin can be driven through the real :class:`~collectord.graph.client.GraphClient`;
 :class:`OneSource` loads a one-source config and polls it as the daemon's poller does.
+:class:`StateContext` is a poll context that writes what a poll notes straight into a
+:class:`SourceState`, for the insights fetcher's tests (plugin tests use
+:mod:`collectord.testing`).
 """
 
 from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Mapping
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from types import SimpleNamespace
@@ -20,16 +25,16 @@ from urllib.parse import parse_qsl, urlsplit
 
 import aiohttp
 from aioresponses import CallbackResult, aioresponses
-from plugin_harness import SourceState
 from yarl import URL
 
 from collectord.config.loader import load_config
 from collectord.graph.client import GraphClient
 from collectord.graph.stats import GraphStats
 from collectord.model import Sample
+from collectord.plugin.api import PollContext
 from collectord.plugin.manager import load_source_plugins, plugin_map
 from collectord.scheduling.scheduler import Poller, SourceRuntime
-from collectord.store.store import Store
+from collectord.store.store import SourceStatus, Store
 
 BASE = "https://graph.test"
 VERSION = "v26.0"
@@ -140,7 +145,7 @@ class OneSource:
         (src,) = config.sources
         self.client = GraphClient(session, config.graph, stats=GraphStats(), sleep=_no_sleep)
         self.store = Store()
-        self.status: SourceState = self.store.register(src.name, src.plugin, src.cadences())
+        self.status: SourceStatus = self.store.register(src.name, src.plugin, src.cadences())
         self.runtime = SourceRuntime(
             src, plugins[src.plugin], self.client.bind(src.access_token), self.status
         )
@@ -167,3 +172,47 @@ class OneSource:
 
     def reason(self, cadence: str) -> str | None:
         return self.status.per_cadence[cadence].last_error_reason
+
+
+# -- a write-through poll context, for tests of the insights fetcher --------------------
+
+
+@dataclass
+class SourceState:
+    """What the host keeps of one source between polls (disabled metrics, memory, counts)."""
+
+    name: str = "test"
+    plugin: str = ""
+    cadences: tuple[str, ...] = ("fast", "daily")
+    disabled: dict[str, str] = field(default_factory=dict)
+    memory: dict[str, Any] = field(default_factory=dict)
+    errors: Counter[str] = field(default_factory=Counter)
+    skipped: Counter[str] = field(default_factory=Counter)
+
+
+def new_state(
+    name: str = "test", plugin: str = "", cadences: Iterable[str] = ("fast", "daily")
+) -> SourceState:
+    return SourceState(name=name, plugin=plugin, cadences=tuple(cadences))
+
+
+@dataclass
+class StateContext(PollContext):
+    """A poll context whose notes (disabled metrics, memory, skips) land in ``state`` at
+    once, so that a test can call the fetcher several times and look in between."""
+
+    state: SourceState = field(default_factory=SourceState)
+
+    def __post_init__(self) -> None:
+        self.disabled_before = self.state.disabled
+        self.memory = self.state.memory
+
+    def disable_metric(self, graph_name: str, reason: str) -> None:
+        if graph_name not in self.state.disabled:
+            self.state.disabled[graph_name] = reason
+            self.state.errors["invalid_metric"] += 1
+
+    def skip(self, object_id: str, reason: str) -> None:
+        super().skip(object_id, reason)
+        self.state.errors["skipped_object"] += 1
+        self.state.skipped[reason] += 1

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from plugin_harness import SourceState, StateContext, new_state
+from graph_mocks import SourceState, StateContext, new_state
 
 from collectord import (
     AuthError,

@@ -3,7 +3,7 @@ seeds/002 documents it, and can answer as the retired edge does (graph-api.md 4)
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -14,17 +14,14 @@ from collectord_plugins.facebook_app import (
     parse_app_rows,
     register_source_plugins,
 )
-from plugin_harness import SourceState, StateContext, new_state
 
 from collectord import (
-    GraphError,
-    MetricSpec,
     PermissionDeniedError,
     Sample,
     Secret,
 )
 from collectord.graph.answers import meta_error
-from collectord.graph.client import get_many
+from collectord.testing import FakeGraph, PluginHost
 
 APP = "4321"
 NOW = datetime(2026, 11, 23, 18, 0, tzinfo=UTC)
@@ -51,10 +48,8 @@ def day_start(days_back: int) -> datetime:
     return datetime(2026, 11, 23, 8, 0, tzinfo=UTC) - days_back * DAY
 
 
-class FakeApp:
+class FakeApp(FakeGraph):
     """One app's node and App Insights edge, recording every HTTP request."""
-
-    version = "v26.0"
 
     def __init__(
         self,
@@ -64,39 +59,17 @@ class FakeApp:
         bad_fields: Sequence[str] = (),
         denied: bool = False,
     ) -> None:
+        super().__init__()
         self.retired = retired
         self.retired_metrics = set(retired_metrics)
         self.bad_fields = set(bad_fields)
         self.denied = denied
-        self.http: list[tuple[str, str, dict[str, Any]]] = []
 
-    async def get(self, path: str, params: Mapping[str, Any] | None = None) -> dict[str, Any]:
-        self.http.append(("GET", path, dict(params or {})))
-        return self._answer(path, dict(params or {}))
-
-    async def get_all(self, path, params=None, *, max_items=None, max_pages=100):  # type: ignore[no-untyped-def]
-        raise AssertionError("the app plugin does not page")
-
-    async def get_many(self, calls):  # type: ignore[no-untyped-def]
-        return await get_many(self, calls)  # the Graph client's batching policy
-
-    async def batch(
-        self, requests: Sequence[tuple[str, Mapping[str, Any] | None]]
-    ) -> list[dict[str, Any] | GraphError]:
-        for start in range(0, len(requests), 50):
-            self.http.append(("POST", "", {"batch": list(requests[start : start + 50])}))
-        out: list[dict[str, Any] | GraphError] = []
-        for path, params in requests:
-            try:
-                out.append(self._answer(path, dict(params or {})))
-            except GraphError as err:
-                out.append(err)
-        return out
+    def respond(self, path: str, params: dict[str, str]) -> dict[str, Any]:
+        return self._answer(path, params)
 
     def insight_calls(self) -> list[tuple[str, dict[str, Any]]]:
-        calls = [(p, q) for m, p, q in self.http if m == "GET"]
-        calls += [pq for m, _, q in self.http if m == "POST" for pq in q["batch"]]
-        return [(p, dict(q or {})) for p, q in calls if "/app_insights/" in p]
+        return [(p, dict(q)) for p, q in self.calls if "/app_insights/" in p]
 
     def _answer(self, path: str, params: dict[str, Any]) -> dict[str, Any]:
         if path == APP:
@@ -144,41 +117,28 @@ class FakeApp:
         return {"data": rows}
 
 
-def new_status() -> SourceState:
-    return new_state("acme-app", "facebook_app", ("fast", "daily"))
+def new_status(metrics: Sequence[str] | None = None, **options: Any) -> PluginHost:
+    """The source ``acme-app`` as the host keeps it between polls."""
+    opts = {"app_id": APP, "period": "daily", **options}
+    return PluginHost(
+        FacebookApp(), opts, graph=FakeApp(), metrics=metrics, source="acme-app", now=NOW
+    )
 
 
 async def poll(
     graph: FakeApp,
     cadence: str,
     *,
-    status: SourceState | None = None,
+    status: PluginHost | None = None,
     metrics: Sequence[str] | None = None,
     **options: Any,
 ) -> list[Sample]:
-    plugin = FacebookApp()
-    if metrics is None:
-        specs: list[MetricSpec] = [m for m in CATALOGUE if m.default]
-    else:
-        known = {m.graph_name: m for m in CATALOGUE}
-        specs = [known.get(n) or plugin.spec_for(n) for n in metrics]  # type: ignore[misc]
-    ctx = StateContext(
-        source="acme-app",
-        plugin="facebook_app",
-        cadence=cadence,  # type: ignore[arg-type]
-        options={
-            "app_id": APP,
-            "period": "daily",
-            "breakdowns": (),
-            "aggregate_by": None,
-            **options,
-        },
-        graph=graph,
-        catalogue=tuple(specs),
-        state=status or new_status(),
-        now=NOW,
-    )
-    return await plugin.collect(ctx)
+    """One poll of ``cadence`` against ``graph``; pass the same ``status`` to poll the same
+    source again (its options and metrics are those it was made with)."""
+    host = status or new_status(metrics, **options)
+    host.graph = graph
+    result = await host.poll(cadence)  # type: ignore[arg-type]
+    return list(result.samples)
 
 
 def newest(samples: Sequence[Sample], metric: str, **labels: str) -> Sample:
@@ -264,8 +224,8 @@ async def test_retired_edge_disables_each_metric_once_without_failing() -> None:
 
 
 async def test_unsupported_operation_answer_disables_as_unsupported() -> None:
-    status = new_status()
-    await poll(FakeApp(retired="unsupported"), "daily", status=status, metrics=["api_calls"])
+    status = new_status(metrics=["api_calls"])
+    await poll(FakeApp(retired="unsupported"), "daily", status=status)
     assert status.disabled == {"api_calls": "unsupported"}
 
 
@@ -379,26 +339,26 @@ def asked_events(graph: FakeApp) -> list[str]:
 
 @pytest.mark.parametrize("refusal", ["invalid", "gone"])
 async def test_a_refused_app_event_does_not_stop_the_other_events(refusal: str) -> None:
-    status = new_status()
-    graph = EventPickyApp(**{refusal: ["foo"]})
     events = ["app_event:foo", "app_event:bar"]
-    samples = await poll(graph, "daily", status=status, metrics=events)
+    status = new_status(metrics=events)
+    graph = EventPickyApp(**{refusal: ["foo"]})
+    samples = await poll(graph, "daily", status=status)
     assert set(status.disabled) == {"app_event:foo"}, "one event at a time"
     assert "app_event" not in status.disabled
     assert newest(samples, "facebook_app_app_event_bar").value == 300.0
     assert not [s for s in samples if s.metric == "facebook_app_app_event_foo"]
 
     graph = EventPickyApp(**{refusal: ["foo"]})
-    samples = await poll(graph, "daily", status=status, metrics=events)
+    samples = await poll(graph, "daily", status=status)
     assert asked_events(graph) == ["bar"], "the refused event is not asked again"
     assert newest(samples, "facebook_app_app_event_bar").value == 300.0
 
 
 async def test_weekly_period_disables_catalogue_metrics_without_weekly_without_asking() -> None:
-    status = new_status()
-    graph = FakeApp()
     metrics = ["api_calls", "total_referrals", "facebook_login_total_users", "app_event:bar"]
-    samples = await poll(graph, "daily", status=status, metrics=metrics, period="weekly")
+    status = new_status(metrics, period="weekly")
+    graph = FakeApp()
+    samples = await poll(graph, "daily", status=status)
     assert status.disabled == {
         "api_calls": "unsupported_period",
         "total_referrals": "unsupported_period",
@@ -411,15 +371,15 @@ async def test_weekly_period_disables_catalogue_metrics_without_weekly_without_a
     assert bar.label_dict == {"app_id": APP, "period": "weekly"}
 
     graph = FakeApp()
-    await poll(graph, "daily", status=status, metrics=metrics, period="weekly")
+    await poll(graph, "daily", status=status)
     assert [p for p, _ in graph.insight_calls()] == [f"{APP}/app_insights/app_event"]
     assert len(status.disabled) == 3
 
 
 async def test_weekly_period_with_only_catalogue_metrics_sends_nothing() -> None:
-    status = new_status()
+    status = new_status(period="weekly")
     graph = FakeApp()
-    assert await poll(graph, "daily", status=status, period="weekly") == []
+    assert await poll(graph, "daily", status=status) == []
     defaults = {m.graph_name for m in CATALOGUE if m.default and m.kind == "insight"}
     assert not any("weekly" in PERIODS[n] for n in defaults)
     assert status.disabled == dict.fromkeys(defaults, "unsupported_period")
@@ -427,9 +387,9 @@ async def test_weekly_period_with_only_catalogue_metrics_sends_nothing() -> None
 
 
 async def test_a_metric_unknown_to_the_catalogue_is_asked_in_any_period() -> None:
-    status = new_status()
+    status = new_status(["brand_new_metric"], period="weekly")
     graph = FakeApp()
-    await poll(graph, "daily", status=status, metrics=["brand_new_metric"], period="weekly")
+    await poll(graph, "daily", status=status)
     ((path, params),) = graph.insight_calls()
     assert (path, params["period"]) == (f"{APP}/app_insights/brand_new_metric", "weekly")
     assert status.disabled == {"brand_new_metric": "invalid_metric"}, "Meta decided"

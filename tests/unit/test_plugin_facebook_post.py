@@ -5,7 +5,6 @@ batch elements with their own errors, posts deleted between the listing and thei
 from __future__ import annotations
 
 import re
-import warnings
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -14,18 +13,14 @@ from typing import Any
 import pytest
 from collectord_plugins.facebook_post import CATALOGUE, FacebookPost, register_source_plugins
 from config_support import metrics_rejected, metrics_said, write_source
-from plugin_harness import SourceState, StateContext, new_state
 
 from collectord import (
-    GraphError,
-    InvalidRequestError,
-    MetricSpec,
     PermissionDeniedError,
     Sample,
 )
 from collectord.cli import main
 from collectord.graph.answers import meta_error
-from collectord.graph.client import get_many
+from collectord.testing import FakeGraph, PluginHost
 
 PAGE = "1234567890"
 NOW = datetime(2026, 11, 23, 18, 0, tzinfo=UTC)
@@ -52,14 +47,12 @@ def metric_value(pid: str, metric: str) -> Any:
     return 10 * n + len(metric)
 
 
-class FakeMeta:
+class FakeMeta(FakeGraph):
     """Posts of one Page, and the Graph API calls made to read them.
 
     ``http`` records one entry per HTTP request (a GET, or a POST of up to 50 batch
-    elements); ``calls`` counts Graph calls as Meta meters them (each batch element is one).
+    elements); ``calls`` lists Graph calls as Meta meters them (each batch element is one).
     """
-
-    version = "v26.0"
 
     def __init__(
         self,
@@ -72,6 +65,7 @@ class FakeMeta:
         insights_denied: bool = False,
         ignore_since: bool = False,
     ) -> None:
+        super().__init__()
         # newest first, like Meta
         self.posts = sorted(created.items(), key=lambda kv: kv[1], reverse=True)
         self.vanished = {post_id(n) for n in vanished}
@@ -80,51 +74,9 @@ class FakeMeta:
         self.gated_denied = gated_denied
         self.insights_denied = insights_denied
         self.ignore_since = ignore_since
-        self.http: list[tuple[str, str, dict[str, Any]]] = []
-        self.calls = 0
 
-    # -- SourceGraph -----------------------------------------------------------------------
-    async def get(self, path: str, params: Mapping[str, Any] | None = None) -> dict[str, Any]:
-        self.http.append(("GET", path, dict(params or {})))
-        self.calls += 1
-        return self._answer(path, dict(params or {}))
-
-    async def get_all(
-        self,
-        path: str,
-        params: Mapping[str, Any] | None = None,
-        *,
-        max_items: int | None = None,
-        max_pages: int = 100,
-    ) -> list[dict[str, Any]]:
-        query = dict(params or {})
-        items: list[dict[str, Any]] = []
-        for _ in range(max_pages):
-            body = await self.get(path, query)
-            items.extend(body["data"])
-            if max_items is not None and len(items) >= max_items:
-                return items[:max_items]
-            if "next" not in body["paging"]:
-                break
-            query = {**query, "after": body["paging"]["cursors"]["after"]}
-        return items
-
-    async def get_many(self, calls):  # type: ignore[no-untyped-def]
-        return await get_many(self, calls)  # the Graph client's batching policy
-
-    async def batch(
-        self, requests: Sequence[tuple[str, Mapping[str, Any] | None]]
-    ) -> list[dict[str, Any] | GraphError]:
-        for start in range(0, len(requests), 50):
-            self.http.append(("POST", "", {"batch": list(requests[start : start + 50])}))
-        out: list[dict[str, Any] | GraphError] = []
-        for path, params in requests:
-            self.calls += 1
-            try:
-                out.append(self._answer(path, dict(params or {})))
-            except GraphError as err:
-                out.append(err)
-        return out
+    def respond(self, path: str, params: dict[str, str]) -> dict[str, Any]:
+        return self._answer(path, params)
 
     # -- what Meta answers -----------------------------------------------------------------
     def _answer(self, path: str, params: dict[str, Any]) -> dict[str, Any]:
@@ -143,10 +95,10 @@ class FakeMeta:
             raise meta_error("(#10) This endpoint requires permission", code=10)
         expansion = _EXPANSION.search(fields)
         if expansion and self.reject_expansion:
-            raise InvalidRequestError(self.reject_expansion, code=2500)
+            raise meta_error(self.reject_expansion, code=2500)
         metrics = expansion.group(1).split(",") if expansion else []
         if any(m not in VALID for m in metrics):
-            raise InvalidRequestError(INVALID_METRIC, code=100)  # the whole call fails
+            raise meta_error(INVALID_METRIC, code=100)  # the whole call fails
         since = datetime.fromtimestamp(int(params.get("since", 0)), UTC)
         rows = [(n, t) for n, t in self.posts if self.ignore_since or t >= since]
         after = params.get("after", "c0")
@@ -195,7 +147,7 @@ class FakeMeta:
             raise meta_error("(#10) Not enough permission", code=10)
         metrics = params["metric"].split(",")
         if any(m not in VALID for m in metrics):
-            raise InvalidRequestError(INVALID_METRIC, code=100)
+            raise meta_error(INVALID_METRIC, code=100)
         breakdown = params.get("breakdown")
         if not breakdown:
             return {"data": [self._entry(pid, m) for m in metrics]}
@@ -209,39 +161,36 @@ def days_ago(*days: float) -> dict[int, datetime]:
     return {i + 1: NOW - timedelta(days=d) for i, d in enumerate(days)}
 
 
-def new_status() -> SourceState:
-    return new_state("acme-posts", "facebook_post", ("fast", "daily"))
+def new_status(*, extra: Sequence[str] = (), **options: Any) -> PluginHost:
+    """The source ``acme-posts`` as the host keeps it between polls: the default metrics
+    and ``extra`` ones, and ``options`` besides the page id."""
+    defaults = [m.graph_name for m in CATALOGUE if m.default]
+    return PluginHost(
+        FacebookPost(),
+        {"page_id": PAGE, **options},
+        graph=FakeGraph(),
+        metrics=[*defaults, *extra] if extra else None,
+        source="acme-posts",
+        now=NOW,
+    )
 
 
 async def poll(
     graph: FakeMeta,
     cadence: str,
     *,
-    status: SourceState | None = None,
+    status: PluginHost | None = None,
     now: datetime = NOW,
     extra: Sequence[str] = (),
     **options: Any,
 ) -> list[Sample]:
-    plugin = FacebookPost()
-    specs: list[MetricSpec] = [m for m in CATALOGUE if m.default]
-    for name in extra:
-        known = {m.graph_name: m for m in CATALOGUE}
-        with warnings.catch_warnings():  # what check says about the name: tested below
-            warnings.simplefilter("ignore")
-            spec = known.get(name) or plugin.spec_for(name)
-        assert spec is not None
-        specs.append(spec)
-    ctx = StateContext(
-        source="acme-posts",
-        plugin="facebook_post",
-        cadence=cadence,  # type: ignore[arg-type]
-        options={"page_id": PAGE, "max_age": 28 * 86400.0, "max_posts": 100, **options},
-        graph=graph,
-        catalogue=tuple(specs),
-        state=status or new_status(),
-        now=now,
-    )
-    return await plugin.collect(ctx)
+    """One poll of ``cadence`` against ``graph`` at ``now``; pass the same ``status`` to
+    poll the same source again (with the metrics and options it was made with)."""
+    assert status is None or not (extra or options), "give them to new_status"
+    host = status or new_status(extra=extra, **options)
+    host.graph = graph
+    result = await host.poll(cadence, now=now)  # type: ignore[arg-type]
+    return list(result.samples)
 
 
 def value(samples: Sequence[Sample], metric: str, **labels: str) -> float:
@@ -357,7 +306,7 @@ async def test_request_count_is_about_n_over_100_plus_breakdown_batches() -> Non
     # 3 list requests; 2 breakdowns x 250 posts = 500 batch elements = 10 HTTP requests
     assert methods.count("GET") == 3
     assert methods.count("POST") == 10
-    assert graph.calls == 3 + 2 * n
+    assert len(graph.calls) == 3 + 2 * n
 
 
 async def test_an_empty_page_with_next_is_followed() -> None:
@@ -370,9 +319,9 @@ async def test_an_empty_page_with_next_is_followed() -> None:
 async def test_invalid_metric_falls_back_to_batches_then_expands_again() -> None:
     n = 120
     created = {i: NOW - timedelta(hours=i) for i in range(1, n + 1)}
-    status = new_status()
+    status = new_status(extra=["post_impressions"], max_posts=200)
     graph = FakeMeta(created)
-    samples = await poll(graph, "daily", status=status, extra=["post_impressions"], max_posts=200)
+    samples = await poll(graph, "daily", status=status)
 
     assert status.disabled == {"post_impressions": "invalid_metric"}
     assert len(posts_in(samples)) == n
@@ -384,7 +333,7 @@ async def test_invalid_metric_falls_back_to_batches_then_expands_again() -> None
 
     # next poll: the expansion again, without the culprit; only breakdowns go in batches
     graph = FakeMeta(created)
-    again = await poll(graph, "daily", status=status, extra=["post_impressions"], max_posts=200)
+    again = await poll(graph, "daily", status=status)
     lists = [p for m, path, p in graph.http if m == "GET"]
     assert len(lists) == 2
     assert "post_impressions" not in lists[0]["fields"]
@@ -423,9 +372,9 @@ async def test_expansion_refused_without_a_culprit_pauses_it_for_a_day() -> None
 
 
 async def test_a_gated_field_refused_for_permission_is_disabled() -> None:
-    status = new_status()
+    status = new_status(extra=["comments"])
     graph = FakeMeta(days_ago(1), gated_denied=True)
-    samples = await poll(graph, "fast", status=status, extra=["comments"])
+    samples = await poll(graph, "fast", status=status)
     assert status.disabled == {"comments": "permission"}
     assert value(samples, "facebook_post_shares_count", post_id=post_id(1)) == 1
     assert not [s for s in samples if s.metric == "facebook_post_comments_count"]

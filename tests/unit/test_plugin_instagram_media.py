@@ -13,18 +13,15 @@ from typing import Any
 import pytest
 from collectord_plugins.instagram_media import InstagramMedia
 from config_support import metrics_rejected, metrics_said, write_source
-from plugin_harness import SourceState, StateContext, new_state
 
 from collectord import (
-    GraphError,
     PermissionDeniedError,
-    PollContext,
     Sample,
 )
 from collectord.cli import main
 from collectord.config.loader import load_config
 from collectord.graph.answers import meta_error
-from collectord.graph.client import get_many
+from collectord.testing import FakeGraph, PluginHost
 
 IG = "17841400000000001"
 NOW = datetime(2026, 11, 23, 18, 0, tzinfo=UTC)
@@ -68,18 +65,48 @@ class Media:
 
 
 @dataclass
-class FakeInstagram:
+class FakeInstagram(FakeGraph):
     """An IG account's ``/media``, ``/stories`` and media ``/insights`` as Meta serves them."""
 
     media: list[Media] = field(default_factory=list)
     stories: list[Media] = field(default_factory=list)
     empty_page_after: int | None = 1  # serve an empty page carrying `next` after page N
     permission_denied: bool = False
-    version: str = "v26.0"
-    http_requests: int = 0
-    batch_calls: int = 0
-    list_calls: list[tuple[str, dict[str, str]]] = field(default_factory=list)
-    insight_calls: list[tuple[str, dict[str, str]]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        FakeGraph.__init__(self)
+
+    @property
+    def insight_calls(self) -> list[tuple[str, dict[str, str]]]:
+        return [(path, p) for path, p in self.calls if path.endswith("/insights")]
+
+    @property
+    def list_calls(self) -> list[tuple[str, dict[str, str]]]:
+        """One call per page of ``/media`` or ``/stories``."""
+        return [(path, p) for path, p in self.calls if not path.endswith("/insights")]
+
+    @property
+    def http_requests(self) -> int:
+        return len(self.http)
+
+    @property
+    def batch_calls(self) -> int:
+        return sum(1 for method, _, _ in self.http if method == "POST")
+
+    def reset(self) -> None:
+        """Forget the calls made so far."""
+        self.calls.clear()
+        self.http.clear()
+
+    def respond(self, path: str, params: dict[str, str]) -> dict[str, Any]:
+        if path.endswith("/insights"):
+            return self.insights(path, params)
+        pages = self.pages(path, params)
+        index = int(params.get("after", "0"))
+        body: dict[str, Any] = {"data": pages[index], "paging": {}}
+        if index + 1 < len(pages):
+            body["paging"] = {"cursors": {"after": str(index + 1)}, "next": "https://x/next"}
+        return body
 
     def by_id(self) -> dict[str, Media]:
         return {m.id: m for m in [*self.media, *self.stories]}
@@ -87,7 +114,6 @@ class FakeInstagram:
     # -- insights ---------------------------------------------------------------------------
     def insights(self, path: str, params: Mapping[str, Any]) -> dict[str, Any]:
         p = {k: str(v) for k, v in params.items()}
-        self.insight_calls.append((path, p))
         object_id, edge = path.split("/")
         assert edge == "insights"
         m = self.by_id().get(object_id)
@@ -168,47 +194,6 @@ class FakeInstagram:
             pages.insert(self.empty_page_after, [])
         return pages
 
-    # -- SourceGraph ------------------------------------------------------------------------
-    async def get(self, path: str, params: Mapping[str, Any] | None = None) -> dict[str, Any]:
-        self.http_requests += 1
-        return self.insights(path, params or {})
-
-    async def get_all(
-        self,
-        path: str,
-        params: Mapping[str, Any] | None = None,
-        *,
-        max_items: int | None = None,
-        max_pages: int = 100,
-    ) -> list[dict[str, Any]]:
-        """What the Graph client does: follow ``next`` (also past empty pages) until it is
-        missing or ``max_items`` items were read; one HTTP request per page."""
-        got: list[dict[str, Any]] = []
-        for page in self.pages(path, params or {})[:max_pages]:
-            self.http_requests += 1
-            self.list_calls.append((path, {k: str(v) for k, v in (params or {}).items()}))
-            got.extend(page)
-            if max_items is not None and len(got) >= max_items:
-                return got[:max_items]
-        return got
-
-    async def get_many(self, calls):  # type: ignore[no-untyped-def]
-        return await get_many(self, calls)  # the Graph client's batching policy
-
-    async def batch(
-        self, requests: Sequence[tuple[str, Mapping[str, Any] | None]]
-    ) -> list[dict[str, Any] | GraphError]:
-        calls = -(-len(requests) // 50)
-        self.http_requests += calls
-        self.batch_calls += calls
-        out: list[dict[str, Any] | GraphError] = []
-        for path, params in requests:
-            try:
-                out.append(self.insights(path, params or {}))
-            except GraphError as err:
-                out.append(err)
-        return out
-
 
 PLUGIN = InstagramMedia()
 DEFAULTS = tuple(s for s in PLUGIN.catalogue if s.default)
@@ -219,42 +204,28 @@ class Poller:
 
     def __init__(self, graph: FakeInstagram, metrics: Sequence[str] | None = None, **opts: Any):
         self.graph = graph
-        self.status: SourceState = new_state("acme-ig", PLUGIN.name, ("fast",))
-        self.extra_polls: list[datetime] = []
-        self.status.on_poll_request = lambda _src, _cad, when: self.extra_polls.append(when)
-        self.specs = (
-            DEFAULTS
-            if metrics is None
-            else tuple(s for s in PLUGIN.catalogue if s.graph_name in metrics)
+        options = {"ig_user_id": IG} | opts
+        self.host = PluginHost(
+            PLUGIN, options, graph=graph, metrics=metrics, source="acme-ig", now=NOW
         )
-        self.options = {
-            "ig_user_id": IG,
-            "max_age": 30 * 86400.0,
-            "max_media": 200,
-            "include_stories": True,
-        } | opts
 
-    def ctx(
-        self, now: datetime = NOW, cadence: str = "fast", *, requested: bool = False
-    ) -> PollContext:
-        return StateContext(
-            source="acme-ig",
-            plugin=PLUGIN.name,
-            cadence=cadence,  # type: ignore[arg-type]
-            options=self.options,
-            graph=self.graph,
-            catalogue=self.specs,
-            state=self.status,
-            now=now,
-            requested=requested,
-        )
+    @property
+    def status(self) -> PluginHost:
+        """What the host keeps of the source: disabled metrics, memory, counts."""
+        return self.host
+
+    @property
+    def extra_polls(self) -> list[datetime]:
+        return [when for _, when in self.host.poll_requests]
 
     async def poll(self, now: datetime = NOW, *, requested: bool = False) -> list[Sample]:
-        return await PLUGIN.collect(self.ctx(now, requested=requested))
+        """One fast poll; returns what ``/metrics`` shows for the source afterwards."""
+        await self.host.poll("fast", now=now, requested=requested)
+        return list(self.host.samples())
 
     @property
     def skipped(self) -> int:
-        return self.status.errors["skipped_object"]
+        return self.host.errors["skipped_object"]
 
 
 def media_id(i: int) -> str:
@@ -348,7 +319,7 @@ async def test_impressions_only_for_media_from_before_july_2024() -> None:
             Media(media_id(2), datetime(2024, 7, 3, tzinfo=UTC)),
         ]
     )
-    poller = Poller(graph, metrics=["impressions", "views"], max_age=1000 * 86400.0)
+    poller = Poller(graph, metrics=["impressions", "views"], max_age="1000d")
     samples = await poller.poll()
     assert poller.status.disabled == {}
     assert metric_sets(graph) == {media_id(1): {"impressions", "views"}, media_id(2): {"views"}}
@@ -377,7 +348,7 @@ async def test_expected_object_errors_are_skipped_and_counted() -> None:
     assert of(samples, "instagram_media_like_count", media_id(2)), "its fields still flow"
 
     # pre-conversion media is permanent: not asked again, still counted
-    graph.insight_calls.clear()
+    graph.reset()
     await poller.poll()
     assert media_id(2) not in metric_sets(graph)
     assert poller.skipped == 6
@@ -423,8 +394,12 @@ async def test_final_snapshot_is_requested_once_per_story_before_expiry() -> Non
     poller = Poller(graph)
     await poller.poll()
     lead = timedelta(hours=24) - timedelta(minutes=5)
-    assert sorted(poller.extra_polls) == [early + lead, NOW - timedelta(hours=2) + lead]
+    assert poller.extra_polls == [early + lead], "the burst's extra poll comes first"
     await poller.poll(NOW + timedelta(minutes=15))
+    # the extra poll of the burst asks for the next one due
+    await poller.poll(early + lead, requested=True)
+    assert sorted(poller.extra_polls) == [early + lead, NOW - timedelta(hours=2) + lead]
+    await poller.poll(early + lead + timedelta(minutes=1))
     assert len(poller.extra_polls) == 2, "asked once per story, not once per poll"
 
 
@@ -449,12 +424,12 @@ async def test_media_window_by_age_and_count() -> None:
     graph = FakeInstagram(
         media=[Media(media_id(i), NOW - timedelta(days=i, hours=1)) for i in range(40)]
     )
-    poller = Poller(graph, max_age=10 * 86400.0)
+    poller = Poller(graph, max_age="10d")
     samples = await poller.poll()
     assert {s.object_id for s in samples} == {media_id(i) for i in range(10)}
     assert set(metric_sets(graph)) == {media_id(i) for i in range(10)}, "old media not asked"
 
-    graph.insight_calls.clear()
+    graph.reset()
     samples = await Poller(graph, max_media=5).poll()
     assert {s.object_id for s in samples} == {media_id(i) for i in range(5)}, "the newest 5"
     assert all(int(p["limit"]) <= 100 for _, p in graph.list_calls)
@@ -481,7 +456,7 @@ async def test_a_cycle_costs_the_list_pages_plus_one_batch_per_50_media() -> Non
 async def test_daily_poll_does_nothing() -> None:
     graph = FakeInstagram(media=[Media(media_id(1), NOW - timedelta(days=1))])
     poller = Poller(graph)
-    assert await PLUGIN.collect(poller.ctx(cadence="daily")) == []
+    assert (await poller.host.poll("daily")).samples == ()
     assert graph.http_requests == 0
 
 
@@ -511,12 +486,10 @@ class PickyInstagram(FakeInstagram):
         names = str(params.get("metric", "")).split(",")
         refused = [n for n in names if n in self.refuse.get(object_id, set())]
         if refused:
-            self.insight_calls.append((path, {k: str(v) for k, v in params.items()}))
             raise meta_error(
                 f"(#100) The metric {refused[0]} is not supported for this media type", code=100
             )
         if self.navigation_unknown and params.get("breakdown") == "story_navigation_action_type":
-            self.insight_calls.append((path, {k: str(v) for k, v in params.items()}))
             raise meta_error("An unknown error has occurred.", code=1)
         return super().insights(path, params)
 
@@ -549,7 +522,7 @@ async def test_shares_refused_for_a_feed_image_is_disabled_for_feed_images_only(
     } <= refused_post, "the other metrics of that post arrive in the same poll"
     assert "instagram_media_shares" not in refused_post
 
-    graph.insight_calls.clear()
+    graph.reset()
     samples = await poller.poll(NOW + timedelta(minutes=15))
     sets = metric_sets(graph)
     assert "shares" not in sets[media_id(1)]
@@ -571,7 +544,7 @@ async def test_story_shares_refused_does_not_cost_the_media_their_shares() -> No
     poller = Poller(graph)
     await poller.poll()
     assert poller.status.disabled == {"STORY/shares": "unsupported"}
-    graph.insight_calls.clear()
+    graph.reset()
     samples = await poller.poll(NOW + timedelta(minutes=15))
     assert "shares" not in metric_sets(graph)[story_id(1)]
     assert len(of(samples, "instagram_media_shares")) == 4
@@ -599,7 +572,7 @@ async def test_story_breakdown_with_unknown_error_twice_is_disabled_and_navigati
     }
     assert of(samples, "instagram_story_navigation")
 
-    graph.insight_calls.clear()
+    graph.reset()
     samples = await poller.poll(NOW + timedelta(minutes=30))
     assert not [p for _, p in graph.insight_calls if "breakdown" in p], "no longer asked"
     assert [s.value for s in of(samples, "instagram_story_navigation")] == [25.0]
@@ -629,9 +602,7 @@ async def test_requested_poll_reads_the_stories_only_and_keeps_the_media() -> No
 
     # a new post appears; the extra poll before the story expires must not list media
     graph.media.append(Media(media_id(5), NOW - timedelta(minutes=5), "FEED", "IMAGE"))
-    graph.http_requests = 0
-    graph.list_calls.clear()
-    graph.insight_calls.clear()
+    graph.reset()
     extra = await poller.poll(NOW + timedelta(minutes=10), requested=True)
 
     assert [path for path, _ in graph.list_calls] == [f"{IG}/stories"]
@@ -640,9 +611,14 @@ async def test_requested_poll_reads_the_stories_only_and_keeps_the_media() -> No
     assert media_only(extra) == media_only(full), "the media's samples of the last full poll"
     assert of(extra, "instagram_story_views"), "the story's values are read again"
     assert of(extra, NAV_BY)
+    handed_back = poller.host.results[-1]
+    assert handed_back.partial, "the store keeps the media's series"
+    assert {s.metric.split("_")[1] for s in handed_back.samples} == {"story"}, (
+        "only the stories' values are handed back (and reach the JSONL sink)"
+    )
 
     # the next scheduled poll lists the media again and finds the new post
-    graph.list_calls.clear()
+    graph.reset()
     later = await poller.poll(NOW + timedelta(minutes=15))
     assert f"{IG}/media" in {path for path, _ in graph.list_calls}
     assert len(of(later, "instagram_media_views")) == 5

@@ -3,28 +3,26 @@ like Meta's ``/{ig-user-id}/insights`` (graph-api.md 5)."""
 
 from __future__ import annotations
 
-import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
-from collectord_plugins.instagram_user import InstagramUser, build_requests
+from collectord_plugins.instagram_user import InstagramUser
 from config_support import metrics_rejected, metrics_said, write_source
-from plugin_harness import SourceState, StateContext, new_state
 
 from collectord import (
     GraphError,
     InvalidRequestError,
-    PollContext,
     Sample,
     ServerError,
 )
 from collectord.cli import main
 from collectord.config.loader import load_config
 from collectord.graph.answers import meta_error
-from collectord.graph.client import get_many
+from collectord.testing import FakeGraph, PluginHost
 
 IG = "17841400000000001"
 NOW = datetime(2026, 11, 23, 18, 0, tzinfo=UTC)
@@ -64,20 +62,15 @@ def bad(message: str) -> InvalidRequestError:
     return meta_error(message, code=100)
 
 
-class FakeInstagramUser:
+class FakeInstagramUser(FakeGraph):
     """An IG account as Meta serves it: one wrong metric fails the whole call."""
 
-    version = "v26.0"
-
     def __init__(self, *, followers: int = 12000) -> None:
+        super().__init__()
         self.followers = followers
-        self.calls: list[tuple[str, dict[str, str]]] = []
-        self.http_requests = 0
 
     # -- answers --------------------------------------------------------------------------
-    def answer(self, path: str, params: Mapping[str, Any]) -> dict[str, Any]:
-        params = {k: str(v) for k, v in params.items()}
-        self.calls.append((path, params))
+    def respond(self, path: str, params: dict[str, str]) -> dict[str, Any]:
         if path == IG:
             names = params["fields"].split(",")
             counts = {"followers_count": self.followers, "follows_count": 381, "media_count": 77}
@@ -157,31 +150,23 @@ class FakeInstagramUser:
         period = "lifetime" if name in DEMOGRAPHIC else "day"
         return {"name": name, "period": period, "total_value": block}
 
-    # -- SourceGraph ----------------------------------------------------------------------
-    async def get(self, path: str, params: Mapping[str, Any] | None = None) -> dict[str, Any]:
-        self.http_requests += 1
-        return self.answer(path, params or {})
-
-    async def get_all(self, path, params=None, *, max_items=None, max_pages=100):
-        raise AssertionError("instagram_user lists nothing")
-
-    async def get_many(self, calls):  # type: ignore[no-untyped-def]
-        return await get_many(self, calls)  # the Graph client's batching policy
-
-    async def batch(
-        self, requests: Sequence[tuple[str, Mapping[str, Any] | None]]
-    ) -> list[dict[str, Any] | GraphError]:
-        self.http_requests += -(-len(requests) // 50)
-        out: list[dict[str, Any] | GraphError] = []
-        for path, params in requests:
-            try:
-                out.append(self.answer(path, params or {}))
-            except GraphError as err:
-                out.append(err)
-        return out
-
 
 PLUGIN = InstagramUser()
+
+
+def new_status(metrics: Sequence[str] | None = None) -> PluginHost:
+    """The source ``acme-ig`` as the host keeps it between polls."""
+    return PluginHost(
+        PLUGIN, {"ig_user_id": IG}, graph=FakeGraph(), metrics=metrics, source="acme-ig", now=NOW
+    )
+
+
+@dataclass
+class Poll:
+    """One poll to run: the source (as the host keeps it) and the cadence."""
+
+    host: PluginHost
+    cadence: str
 
 
 def make_ctx(
@@ -189,27 +174,19 @@ def make_ctx(
     cadence: str,
     *,
     metrics: Sequence[str] | None = None,
-    status: SourceState | None = None,
-) -> PollContext:
-    if metrics is None:
-        specs = tuple(s for s in PLUGIN.catalogue if s.default)
-    else:
-        known = {s.graph_name: s for s in PLUGIN.catalogue}
-        with warnings.catch_warnings():  # what check says about the names: tested below
-            warnings.simplefilter("ignore")
-            specs = tuple(known.get(m) or PLUGIN.spec_for(m) for m in metrics)  # type: ignore[misc]
-    if status is None:
-        status = new_state("acme-ig", PLUGIN.name, ("fast", "daily"))
-    return StateContext(
-        source="acme-ig",
-        plugin=PLUGIN.name,
-        cadence=cadence,  # type: ignore[arg-type]
-        options={"ig_user_id": IG},
-        graph=graph,
-        catalogue=specs,
-        state=status,
-        now=NOW,
-    )
+    status: PluginHost | None = None,
+) -> Poll:
+    """A poll of ``cadence`` against ``graph``; pass the same ``status`` to poll the same
+    source again (with the metrics it was made with)."""
+    assert status is None or metrics is None, "give the metrics to new_status"
+    host = status or new_status(metrics)
+    host.graph = graph
+    return Poll(host, cadence)
+
+
+async def collect(run: Poll) -> list[Sample]:
+    result = await run.host.poll(run.cadence)  # type: ignore[arg-type]
+    return list(result.samples)
 
 
 def series(samples: Sequence[Sample], metric: str) -> list[Sample]:
@@ -218,8 +195,8 @@ def series(samples: Sequence[Sample], metric: str) -> list[Sample]:
 
 async def test_fast_poll_reads_the_counts_in_one_call() -> None:
     graph = FakeInstagramUser()
-    samples = await PLUGIN.collect(make_ctx(graph, "fast"))
-    assert graph.http_requests == 1
+    samples = await collect(make_ctx(graph, "fast"))
+    assert len(graph.http) == 1
     assert {s.metric: s.value for s in samples} == {
         "instagram_user_followers_count": 12000.0,
         "instagram_user_follows_count": 381.0,
@@ -231,9 +208,9 @@ async def test_fast_poll_reads_the_counts_in_one_call() -> None:
 async def test_daily_poll_names_labels_and_values() -> None:
     graph = FakeInstagramUser()
     ctx = make_ctx(graph, "daily")
-    samples = await PLUGIN.collect(ctx)
+    samples = await collect(ctx)
 
-    assert ctx.state.disabled == {}, "every default metric is asked for the way Meta wants"
+    assert ctx.host.disabled == {}, "every default metric is asked for the way Meta wants"
     assert all(s.cadence == "daily" for s in samples)
     assert not series(samples, "instagram_user_followers_count"), "fields are fast only"
 
@@ -292,8 +269,8 @@ async def test_daily_poll_names_labels_and_values() -> None:
 
 async def test_daily_poll_calls_meta_as_it_demands() -> None:
     graph = FakeInstagramUser()
-    await PLUGIN.collect(make_ctx(graph, "daily"))
-    assert graph.http_requests == 1, "every insights call of a daily poll fits one batch"
+    await collect(make_ctx(graph, "daily"))
+    assert len(graph.http) == 1, "every insights call of a daily poll fits one batch"
     for _path, params in graph.calls:
         if "breakdown" in params:
             assert "," not in params["metric"], "one metric per breakdown call"
@@ -316,9 +293,9 @@ async def test_daily_poll_calls_meta_as_it_demands() -> None:
 async def test_small_account_gets_no_data_and_no_error() -> None:
     graph = FakeInstagramUser(followers=60)
     ctx = make_ctx(graph, "daily")
-    samples = await PLUGIN.collect(ctx)
-    assert ctx.state.disabled == {}
-    assert ctx.state.errors == {}
+    samples = await collect(ctx)
+    assert ctx.host.disabled == {}
+    assert ctx.host.errors == {}
     assert not [s for s in samples if "demographics" in s.metric]
     assert not series(samples, "instagram_user_online_followers")
     assert series(samples, "instagram_user_views"), "ungated metrics still flow"
@@ -327,24 +304,24 @@ async def test_small_account_gets_no_data_and_no_error() -> None:
 async def test_retired_metric_is_disabled_and_the_rest_flow() -> None:
     graph = FakeInstagramUser()
     ctx = make_ctx(graph, "daily", metrics=["impressions", "views", "accounts_engaged"])
-    samples = await PLUGIN.collect(ctx)
-    assert ctx.state.disabled == {"impressions": "invalid_metric"}
+    samples = await collect(ctx)
+    assert ctx.host.disabled == {"impressions": "invalid_metric"}
     assert {s.metric for s in samples} >= {
         "instagram_user_views",
         "instagram_user_accounts_engaged",
     }
     graph.calls.clear()
-    await PLUGIN.collect(ctx)
+    await collect(ctx)
     assert all("impressions" not in p.get("metric", "") for _, p in graph.calls)
 
 
 async def test_a_failing_account_fails_the_poll() -> None:
     class Gone(FakeInstagramUser):
-        def answer(self, path: str, params: Mapping[str, Any]) -> dict[str, Any]:
+        def respond(self, path: str, params: dict[str, str]) -> dict[str, Any]:
             raise meta_error("Unsupported get request.", code=100, subcode=33)
 
     with pytest.raises(GraphError):
-        await PLUGIN.collect(make_ctx(Gone(), "daily"))
+        await collect(make_ctx(Gone(), "daily"))
 
 
 def test_catalogue_cadences_and_validation() -> None:
@@ -363,10 +340,10 @@ def test_catalogue_cadences_and_validation() -> None:
     assert spec.prom_name == "instagram_user_some_new_metric"
 
 
-def test_the_window_of_time_series_is_short() -> None:
-    ctx = make_ctx(FakeInstagramUser(), "daily")
-    reqs = build_requests(ctx, IG, ctx.metrics(kind="insight"))
-    windows = [int(r.params["until"]) - int(r.params["since"]) for r in reqs if "since" in r.params]
+async def test_the_window_of_time_series_is_short() -> None:
+    graph = FakeInstagramUser()
+    await collect(make_ctx(graph, "daily"))
+    windows = [int(p["until"]) - int(p["since"]) for _, p in graph.calls if "since" in p]
     assert windows
     assert max(windows) <= timedelta(days=30).total_seconds()
 
@@ -398,15 +375,11 @@ class RefusingInstagramUser(FakeInstagramUser):
         )
 
 
-def new_status() -> SourceState:
-    return new_state("acme-ig", PLUGIN.name, ("fast", "daily"))
-
-
 async def test_refused_breakdown_disables_the_breakdown_not_the_metric() -> None:
     graph = RefusingInstagramUser()
     graph.refused.add(("reach", "follow_type"))
     status = new_status()
-    samples = await PLUGIN.collect(make_ctx(graph, "daily", status=status))
+    samples = await collect(make_ctx(graph, "daily", status=status))
     assert status.disabled == {"reach:follow_type": "unsupported"}
     assert len(series(samples, "instagram_user_reach")) == 2, "reach's time series flows"
     assert series(samples, "instagram_user_reach_by_media_product_type")
@@ -416,7 +389,7 @@ async def test_refused_breakdown_disables_the_breakdown_not_the_metric() -> None
     )
 
     graph.calls.clear()
-    samples = await PLUGIN.collect(make_ctx(graph, "daily", status=status))
+    samples = await collect(make_ctx(graph, "daily", status=status))
     assert graph.breakdown_calls("reach", "follow_type") == 0, "not asked again"
     assert graph.breakdown_calls("reach", "media_product_type") == 1
     assert any(p.get("metric") == "reach" and "breakdown" not in p for _, p in graph.calls)
@@ -428,18 +401,18 @@ async def test_breakdown_with_unknown_error_in_two_polls_is_disabled() -> None:
     graph.unknown.add(("reach", "follow_type"))
     status = new_status()
 
-    samples = await PLUGIN.collect(make_ctx(graph, "daily", status=status))
+    samples = await collect(make_ctx(graph, "daily", status=status))
     assert not series(samples, "instagram_user_reach_by_follow_type"), "left out of this poll"
     assert len(series(samples, "instagram_user_reach")) == 2
     assert series(samples, "instagram_user_views"), "the poll delivered the rest"
     assert status.disabled == {}
 
-    samples = await PLUGIN.collect(make_ctx(graph, "daily", status=status))
+    samples = await collect(make_ctx(graph, "daily", status=status))
     assert status.disabled == {"reach:follow_type": "unsupported_breakdown"}
     assert len(series(samples, "instagram_user_reach")) == 2
 
     graph.calls.clear()
-    samples = await PLUGIN.collect(make_ctx(graph, "daily", status=status))
+    samples = await collect(make_ctx(graph, "daily", status=status))
     assert graph.breakdown_calls("reach", "follow_type") == 0
     assert len(series(samples, "instagram_user_reach")) == 2, "the plain metric keeps coming"
     assert series(samples, "instagram_user_reach_by_media_product_type")
@@ -449,9 +422,9 @@ async def test_breakdown_with_unknown_error_once_is_kept() -> None:
     graph = RefusingInstagramUser()
     graph.unknown.add(("reach", "follow_type"))
     status = new_status()
-    await PLUGIN.collect(make_ctx(graph, "daily", status=status))
+    await collect(make_ctx(graph, "daily", status=status))
     graph.unknown.clear()
-    samples = await PLUGIN.collect(make_ctx(graph, "daily", status=status))
+    samples = await collect(make_ctx(graph, "daily", status=status))
     assert status.disabled == {}
     follow = series(samples, "instagram_user_reach_by_follow_type")
     assert {s.label_dict["follow_type"] for s in follow} == {"FOLLOWER", "NON_FOLLOWER"}
@@ -460,16 +433,14 @@ async def test_breakdown_with_unknown_error_once_is_kept() -> None:
 async def test_unknown_error_on_every_call_fails_the_poll() -> None:
     graph = RefusingInstagramUser()
     graph.down = True
-    status = new_status()
     # demographics only: every call of the poll is a breakdown call
+    status = new_status(["follower_demographics"])
     for _ in range(2):
         with pytest.raises(ServerError):
-            await PLUGIN.collect(
-                make_ctx(graph, "daily", metrics=["follower_demographics"], status=status)
-            )
+            await collect(make_ctx(graph, "daily", status=status))
     assert status.disabled == {}, "Meta being down disables nothing"
     with pytest.raises(ServerError):
-        await PLUGIN.collect(make_ctx(graph, "daily", status=status))
+        await collect(make_ctx(graph, "daily"))
 
 
 # -- names in `metrics`, through the config loader ------------------------------------

@@ -1,0 +1,258 @@
+"""The scaffolding every Graph API plugin needs, written once.
+
+- :func:`number`: Meta's number (a JSON number or a numeric string; a boolean is not one).
+- :class:`Tag` and :class:`Requests`: insight requests tagged with what they are about (a
+  frozen dataclass, never a string to parse back), and their answers handed back per tag.
+- :func:`breakdown_rows`: keep an answer's breakdown rows, or its plain values only (Meta
+  may echo the total in a breakdown answer; it belongs to the plain family).
+- :func:`insight_samples`: samples of the parsed values of an answer, grouped per metric.
+- :func:`field_samples`: samples of a node's numeric fields.
+- :func:`skip_failed`: skip objects whose insights failed, and fail the poll when every
+  object was denied (the token lacks the permission, not the objects).
+
+``MetricSpec.insight`` and ``MetricSpec.field`` (:mod:`collectord.model`) build catalogue
+entries that know Meta's units (``unit="ms"``: scaled to seconds, ``_seconds`` suffix).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+from collectord.errors import GraphError, Outcome
+from collectord.graph.insights import (
+    InsightRequest,
+    InsightValue,
+    breakdown_key,
+    fetch_insights,
+    samples_from_values,
+    scoped_key,
+)
+from collectord.model import MetricSpec, Sample, number
+from collectord.plugin.api import PollContext
+
+__all__ = [
+    "METRIC_OUTCOMES",
+    "SKIP_REASONS",
+    "Requests",
+    "Tag",
+    "breakdown_rows",
+    "disable_reason",
+    "field_samples",
+    "insight_samples",
+    "is_metric_error",
+    "number",
+    "skip_failed",
+    "skip_reason",
+]
+
+T = TypeVar("T", bound=Hashable)
+
+#: What an answer's data is: its ``data`` entries, or the object-level error that stopped it.
+Answer = list[dict[str, Any]] | GraphError
+
+
+@dataclass(frozen=True, slots=True)
+class Tag:
+    """What one insights request is about: its object and, for a breakdown request, the
+    breakdown (``timeframe`` for Instagram's demographics). Plugins that need more context
+    use their own frozen dataclass with :class:`Requests`."""
+
+    object_id: str
+    breakdown: str = ""
+    timeframe: str = ""
+
+
+class Requests(Generic[T]):
+    """Insight requests, each tagged with a hashable value (a frozen dataclass).
+
+    :meth:`fetch` runs them through :func:`~collectord.fetch_insights` (culprit metrics
+    disabled, batch requests) and returns ``(tag, answer)`` pairs in the order added.
+    """
+
+    def __init__(self) -> None:
+        self._items: list[tuple[T, InsightRequest]] = []
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def add(
+        self,
+        tag: T,
+        object_id: str,
+        metrics: Iterable[str],
+        params: Mapping[str, str] | None = None,
+        *,
+        scope: str = "",
+        edge: str = "insights",
+        metric_in_path: bool = False,
+        disable_as: str = "",
+    ) -> None:
+        """A request of ``metrics`` of ``object_id`` (see :class:`~collectord.InsightRequest`)."""
+        key = f"#{len(self._items)}"
+        request = InsightRequest(
+            object_id,
+            tuple(metrics),
+            dict(params or {}),
+            key=key,
+            edge=edge,
+            metric_in_path=metric_in_path,
+            disable_as=disable_as,
+            scope=scope,
+        )
+        self._items.append((tag, request))
+
+    def add_breakdown(
+        self,
+        tag: T,
+        object_id: str,
+        metric: str,
+        breakdown: str,
+        params: Mapping[str, str] | None = None,
+        *,
+        scope: str = "",
+    ) -> None:
+        """A request of one metric by one breakdown: Meta refusing the breakdown disables
+        it alone (``reach:follow_type``, within ``scope``), never the plain metric."""
+        self.add(
+            tag,
+            object_id,
+            (metric,),
+            {**(params or {}), "breakdown": breakdown},
+            scope=scope,
+            disable_as=scoped_key(scope, breakdown_key(metric, breakdown)),
+        )
+
+    def split(self, count: int) -> tuple[Requests[T], Requests[T]]:
+        """The first ``count`` requests and the others, as two sets of requests (to send a
+        probe first: a bad metric is then isolated on one object, not on every one)."""
+        head: Requests[T] = Requests()
+        tail: Requests[T] = Requests()
+        head._items, tail._items = self._items[:count], self._items[count:]
+        return head, tail
+
+    async def fetch(self, ctx: PollContext) -> list[tuple[T, Answer]]:
+        """Every request's answer, with its tag; auth, throttling and outages are raised."""
+        if not self._items:
+            return []
+        answers = await fetch_insights(ctx, [req for _, req in self._items])
+        return [(tag, answers.get(req.ident, [])) for tag, req in self._items]
+
+
+def breakdown_rows(values: Iterable[InsightValue], *, breakdown: bool) -> list[InsightValue]:
+    """The breakdown rows of an answer (``breakdown``), or its plain values only."""
+    return [v for v in values if bool(v.dims) == breakdown]
+
+
+def insight_samples(
+    ctx: PollContext,
+    specs: Mapping[str, MetricSpec],
+    values: Iterable[InsightValue],
+    *,
+    breakdown: bool,
+    object_id: str,
+    labels: Mapping[str, str],
+    dict_labels: Mapping[str, str] | None = None,
+    with_period: bool = True,
+    spec_periods: bool = False,
+) -> list[Sample]:
+    """Samples of the values of ``specs`` metrics in one answer.
+
+    ``breakdown`` keeps the breakdown rows only, else the plain values only (see
+    :func:`breakdown_rows`); ``spec_periods`` keeps only the periods a spec lists (when it
+    lists any). ``dict_labels`` names the label of a dict-valued metric's keys (``key`` by
+    default); ``with_period`` makes ``period`` a label.
+    """
+    grouped: dict[str, list[InsightValue]] = {}
+    for v in breakdown_rows(values, breakdown=breakdown):
+        spec = specs.get(v.name)
+        if spec is None or (spec_periods and spec.periods and v.period not in spec.periods):
+            continue
+        grouped.setdefault(v.name, []).append(v)
+    out: list[Sample] = []
+    for name, rows in grouped.items():
+        out.extend(
+            samples_from_values(
+                ctx,
+                specs[name],
+                rows,
+                object_id=object_id,
+                labels=labels,
+                with_period=with_period,
+                dict_label=(dict_labels or {}).get(name, "key"),
+            )
+        )
+    return out
+
+
+def field_samples(
+    ctx: PollContext,
+    fields: Iterable[MetricSpec],
+    node: Mapping[str, Any],
+    *,
+    object_id: str,
+    labels: Mapping[str, str],
+) -> list[Sample]:
+    """Samples of a node's fields; a field Meta left out or that is not a number has none."""
+    out: list[Sample] = []
+    for spec in fields:
+        value = number(node.get(spec.graph_name))
+        if value is not None:
+            out.append(ctx.sample(spec, value, object_id=object_id, labels=labels))
+    return out
+
+
+#: Outcomes that blame a metric (or a field), not the object or the token.
+METRIC_OUTCOMES: frozenset[Outcome] = frozenset(
+    {Outcome.INVALID_METRIC, Outcome.METRIC_UNSUPPORTED}
+)
+
+
+def is_metric_error(err: GraphError) -> bool:
+    """Whether Meta rejected a metric or field of the request (disable it, keep the rest)."""
+    return err.outcome in METRIC_OUTCOMES
+
+
+def disable_reason(err: GraphError) -> str:
+    """The reason a metric Meta rejected is disabled under: ``unsupported`` or
+    ``invalid_metric``."""
+    return "unsupported" if err.outcome is Outcome.METRIC_UNSUPPORTED else "invalid_metric"
+
+
+#: Skip reasons (``collectord_source_skipped`` status) of the per-object outcomes.
+SKIP_REASONS: Mapping[Outcome, str] = {
+    Outcome.OBJECT_GONE: "vanished",
+    Outcome.BEFORE_CONVERSION: "pre_conversion",
+    Outcome.TOO_FEW_VIEWERS: "not_enough_viewers",
+    Outcome.PERMISSION: "permission",
+}
+
+
+def skip_reason(err: GraphError, default: str | None = None) -> str:
+    """Why an object was skipped, from the outcome of Meta's answer: :data:`SKIP_REASONS`,
+    else ``default`` (the error's counting reason when ``None``)."""
+    return SKIP_REASONS.get(err.outcome, default if default is not None else err.reason)
+
+
+def skip_failed(
+    ctx: PollContext,
+    failed: Mapping[str, GraphError],
+    objects: Sequence[str] | int,
+    *,
+    default: str | None = None,
+) -> dict[str, str]:
+    """Skip every object of ``failed`` (``ctx.skip``) and return its reasons.
+
+    When every one of ``objects`` (or that many) failed and every failure is a permission
+    error, the token cannot read any of them: the first error is raised and the poll fails.
+    """
+    total = objects if isinstance(objects, int) else len(set(objects))
+    if failed and len(failed) >= total:
+        errors = list(failed.values())
+        if all(e.outcome is Outcome.PERMISSION for e in errors):
+            raise errors[0]
+    reasons = {oid: skip_reason(err, default) for oid, err in failed.items()}
+    for object_id, reason in reasons.items():
+        ctx.skip(object_id, reason)
+    return reasons
