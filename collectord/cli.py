@@ -27,7 +27,13 @@ from collectord.config.loader import (
 from collectord.config.types import Config
 from collectord.errors import ConfigError
 from collectord.logs import configure_logging, get_logger
-from collectord.plugin.manager import LoadedPlugin, PluginLoadError, load_source_plugins, plugin_map
+from collectord.plugin.manager import (
+    LoadedPlugin,
+    PluginLoadError,
+    describe_plugin,
+    load_source_plugins,
+    plugin_map,
+)
 
 EXIT_OK, EXIT_FAILED, EXIT_INVALID = 0, 1, 2
 #: Interrupted by Ctrl-C (128 + SIGINT), as shells report it.
@@ -164,30 +170,19 @@ def _problems(lines: Sequence[str]) -> None:
 
 
 def _print_plugins(loaded: Mapping[str, LoadedPlugin], fmt: str, out: TextIO) -> None:
-    doc = [
-        {
-            "name": name,
-            "version": lp.plugin.version,
-            "origin": lp.origin,
-            "metrics": [
-                {
-                    "graph_name": m.graph_name,
-                    "prometheus_name": m.prom_name,
-                    "cadence": m.cadence,
-                    "periods": list(m.periods),
-                    "unit": m.unit,
-                }
-                for m in lp.plugin.catalogue
-            ],
-        }
-        for name, lp in loaded.items()
-    ]
+    doc = [describe_plugin(name, lp) for name, lp in loaded.items()]
     if fmt == "json":
         json.dump({"plugins": doc}, out, indent=2)
         out.write("\n")
         return
     for p in doc:
         out.write(f"{p['name']} {p['version']} ({p['origin']})\n")
+        if p["description"]:
+            out.write(f"  {p['description']}\n")
+        for o in p["options"]:
+            default = "required" if o["required"] else f"default {json.dumps(o['default'])}"
+            out.write(f"  option {o['name']} ({o['type']}, {default})")
+            out.write(f": {o['help']}\n" if o["help"] else "\n")
         for m in p["metrics"]:
             periods = ",".join(m["periods"]) or "-"
             out.write(

@@ -81,8 +81,13 @@ def test_plugins_json_has_exactly_the_documented_fields(
     assert main(["plugins", "--format", "json"]) == 0
     doc = json.loads(capsys.readouterr().out)
     page = next(p for p in doc["plugins"] if p["name"] == "facebook_page")
-    assert set(page) == {"name", "version", "origin", "metrics"}
+    assert set(page) == {"name", "version", "origin", "description", "options", "metrics"}
     assert page["origin"] == "built-in"
+    assert page["description"]
+    page_id = next(o for o in page["options"] if o["name"] == "page_id")
+    assert set(page_id) == {"name", "type", "required", "default", "help"}
+    assert (page_id["type"], page_id["required"], page_id["default"]) == ("id", True, None)
+    assert page_id["help"]
     views = next(m for m in page["metrics"] if m["graph_name"] == "page_views_total")
     assert views == {
         "graph_name": "page_views_total",
