@@ -1,4 +1,4 @@
-"""Read and check ``collector.toml`` (DESIGN.md "Config file (TOML)") into a :class:`Config`.
+"""Read and check ``collector.toml`` (README "Configuration") into a :class:`Config`.
 
 :func:`load_config` reports every problem of a file at once, in one
 :class:`~collectord.errors.ConfigError` whose ``problems`` are lines of the form
@@ -37,7 +37,9 @@ from collectord.secret import Secret
 __all__ = [
     "format_duration",
     "load_config",
+    "load_document",
     "parse_duration",
+    "read_document",
     "read_plugin_dirs",
     "resolve_config_path",
 ]
@@ -79,18 +81,33 @@ def load_config(
     plugins: Mapping[str, SourcePlugin],
     *,
     environ: Mapping[str, str] | None = None,
-    demo: bool = False,
 ) -> Config:
     """Read ``path``, check it against collectord's tables and the ``plugins``' own keys.
 
-    ``environ`` (default ``os.environ``) resolves ``${VAR}``. Under ``demo`` an unset
-    variable is no error: the value is treated as not set, and a required key left unset
-    that way is accepted (the daemon substitutes the simulator's values). Raises
+    ``environ`` (default ``os.environ``) resolves ``${VAR}``. Raises
     :class:`ConfigError` listing every problem found.
     """
     path = Path(path)
-    data = _parse(path)
-    ctx = _context(path, environ, demo)
+    return load_document(read_document(path), path, plugins, environ=environ)
+
+
+def read_document(path: Path) -> dict[str, Any]:
+    """The TOML document in ``path``, unchecked; a one-line :class:`ConfigError` naming the
+    file when it cannot be read or parsed."""
+    return _parse(Path(path))
+
+
+def load_document(
+    data: Mapping[str, Any],
+    path: Path,
+    plugins: Mapping[str, SourcePlugin],
+    *,
+    environ: Mapping[str, str] | None = None,
+) -> Config:
+    """:func:`load_config` for a document already read (``path`` names it in messages, and
+    relative paths are relative to its folder)."""
+    path = Path(path)
+    ctx = _context(path, environ)
     for key, value in data.items():
         if key not in _TABLES:
             _unknown_top_level(ctx, key, value)
@@ -116,25 +133,22 @@ def load_config(
     )
 
 
-def read_plugin_dirs(
-    path: Path, *, environ: Mapping[str, str] | None = None, demo: bool = False
-) -> tuple[Path, ...]:
+def read_plugin_dirs(path: Path, *, environ: Mapping[str, str] | None = None) -> tuple[Path, ...]:
     """``[collector] plugin_dirs`` alone, read before the plugins are loaded (which
     :func:`load_config` needs). A wrong value gives ``()`` here: :func:`load_config`
     reports it. Raises :class:`ConfigError` for a file that cannot be read or parsed."""
     path = Path(path)
     data = _parse(path)
-    ctx = _context(path, environ, demo)
+    ctx = _context(path, environ)
     dirs = _table(ctx, data, "collector", "[collector]").take("plugin_dirs", "path_list")
     return dirs if isinstance(dirs, tuple) and not ctx.problems else ()
 
 
-def _context(path: Path, environ: Mapping[str, str] | None, demo: bool) -> Context:
+def _context(path: Path, environ: Mapping[str, str] | None) -> Context:
     return Context(
         file=str(path),
         base_dir=path.expanduser().absolute().parent,
         environ=os.environ if environ is None else environ,
-        demo=demo,
     )
 
 

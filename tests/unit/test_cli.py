@@ -216,3 +216,31 @@ def test_a_reader_that_goes_away_gets_no_traceback(tmp_path: Path) -> None:
     assert proc.wait(timeout=60) == 1
     assert "Traceback" not in err
     assert "BrokenPipeError" not in err
+
+
+def test_once_demo_without_a_config_file_uses_the_built_in_demo_config(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("COLLECTORD_CONFIG", raising=False)
+    assert main(["once", "--demo"]) == 0
+    out = capsys.readouterr().out
+    for family in (
+        "facebook_page_followers_count{",
+        "facebook_post_",
+        "facebook_app_",
+        "instagram_user_",
+        "instagram_media_",
+    ):
+        assert family in out, family
+    assert 'source="demo-page"' in out
+    assert not list(tmp_path.iterdir()), "once writes no state"
+
+
+def test_demo_with_a_chosen_config_file_that_is_missing_exits_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["once", "--demo", "-c", str(tmp_path / "nope.toml")]) == 2
+    err = capsys.readouterr().err
+    assert "nope.toml: cannot read the config file" in err
+    assert "Traceback" not in err
