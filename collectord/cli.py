@@ -168,7 +168,8 @@ def _dispatch(args: argparse.Namespace) -> int:
         log.warning("config warning", detail=warning)
     try:
         if args.command == "run":
-            return asyncio.run(daemon.run(source, plugin_map(loaded)))
+            about = [describe_plugin(name, lp) for name, lp in loaded.items()]
+            return asyncio.run(daemon.run(source, plugin_map(loaded), about=about))
         if args.command == "once":
             return _once(config, source, loaded, args)
     except ConfigError as exc:  # found at start-up, such as a state_dir that cannot be made

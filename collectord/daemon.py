@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import asyncio
 import signal
-from collections.abc import AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 from types import TracebackType
+from typing import Any
 
 import aiohttp
 from aiohttp import web
@@ -166,8 +167,15 @@ async def scheduling(scheduler: PollScheduler, grace: float) -> AsyncIterator[Po
         await scheduler.shutdown(grace)
 
 
-async def run(config: ConfigSource, plugins: Mapping[str, SourcePlugin]) -> int:
-    """The daemon: poll on schedule and serve HTTP until SIGTERM or SIGINT; 0 when clean."""
+async def run(
+    config: ConfigSource,
+    plugins: Mapping[str, SourcePlugin],
+    *,
+    about: Sequence[Mapping[str, Any]] = (),
+) -> int:
+    """The daemon: poll on schedule and serve HTTP until SIGTERM or SIGINT; 0 when clean.
+    ``about`` describes the loaded plugins for the status page
+    (:func:`collectord.plugin.manager.describe_plugin`)."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -183,6 +191,7 @@ async def run(config: ConfigSource, plugins: Mapping[str, SourcePlugin]) -> int:
                 store=col.store,
                 version=__version__,
                 alive=lambda: scheduler.scheduler.running,
+                plugins=about,
             )
             host, port = col.config.collector.listen_host, col.config.collector.listen_port
             try:

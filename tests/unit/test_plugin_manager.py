@@ -144,3 +144,27 @@ def test_a_source_checkout_that_is_not_installed_has_the_built_ins(tmp_path: Pat
     assert out.returncode == 0, out.stderr
     doc = json.loads(out.stdout)
     assert {p["name"]: p["origin"] for p in doc["plugins"]} == dict.fromkeys(BUILTINS, "built-in")
+
+
+async def test_the_status_page_shows_each_plugin_with_its_options(tmp_path: Path) -> None:
+    from aiohttp.test_utils import TestClient, TestServer
+    from prometheus_client import CollectorRegistry
+
+    from collectord.plugin.manager import describe_plugin
+    from collectord.store.store import Store
+    from collectord.web.server import make_app
+
+    folder = plugin_dir(tmp_path, weather=VERSIONED.replace("Where to measure.", "<city> & co"))
+    about = [describe_plugin(name, lp) for name, lp in load_source_plugins([folder]).items()]
+    app = make_app(
+        registry=CollectorRegistry(), store=Store(), version="1", alive=lambda: True, plugins=about
+    )
+    async with TestClient(TestServer(app)) as client:
+        resp = await client.get("/")
+        assert resp.status == 200
+        page = await resp.text()
+    assert "<h2>Plugins</h2>" in page
+    assert "Temperature of a place" in page
+    assert "<code>city</code> (str): &lt;city&gt; &amp; co" in page
+    assert f"<td>{folder / 'weather.py'}</td>" in page
+    assert "<code>page_id</code> (id, required): " in page  # the built-ins too
