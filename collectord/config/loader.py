@@ -11,7 +11,6 @@ from __future__ import annotations
 import ipaddress
 import os
 import re
-import tomllib
 from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
@@ -21,7 +20,17 @@ from urllib.parse import urlsplit
 
 from collectord.config.durations import format_duration, parse_duration
 from collectord.config.options import read_options, read_token, resolve_metrics, validate_options
-from collectord.config.reader import INVALID, MISSING, Context, Kind, Table, suggestion, type_name
+from collectord.config.reader import (
+    CONFIG_ENV,
+    INVALID,
+    MISSING,
+    Context,
+    Kind,
+    Table,
+    read_document,
+    suggestion,
+    type_name,
+)
 from collectord.config.types import (
     CollectorConfig,
     Config,
@@ -35,6 +44,7 @@ from collectord.plugin.api import SourcePlugin
 from collectord.secret import Secret
 
 __all__ = [
+    "CONFIG_ENV",
     "format_duration",
     "load_config",
     "load_document",
@@ -45,7 +55,6 @@ __all__ = [
 ]
 
 DEFAULT_CONFIG: Final = "collector.toml"
-CONFIG_ENV: Final = "COLLECTORD_CONFIG"
 
 _TABLES: Final = ("collector", "graph", "schedule", "source", "sink")
 _SINKS: Final = ("jsonl",)
@@ -91,12 +100,6 @@ def load_config(
     return load_document(read_document(path), path, plugins, environ=environ)
 
 
-def read_document(path: Path) -> dict[str, Any]:
-    """The TOML document in ``path``, unchecked; a one-line :class:`ConfigError` naming the
-    file when it cannot be read or parsed."""
-    return _parse(Path(path))
-
-
 def load_document(
     data: Mapping[str, Any],
     path: Path,
@@ -138,7 +141,7 @@ def read_plugin_dirs(path: Path, *, environ: Mapping[str, str] | None = None) ->
     :func:`load_config` needs). A wrong value gives ``()`` here: :func:`load_config`
     reports it. Raises :class:`ConfigError` for a file that cannot be read or parsed."""
     path = Path(path)
-    data = _parse(path)
+    data = read_document(path)
     ctx = _context(path, environ)
     dirs = _table(ctx, data, "collector", "[collector]").take("plugin_dirs", "path_list")
     return dirs if isinstance(dirs, tuple) and not ctx.problems else ()
@@ -150,29 +153,6 @@ def _context(path: Path, environ: Mapping[str, str] | None) -> Context:
         base_dir=path.expanduser().absolute().parent,
         environ=os.environ if environ is None else environ,
     )
-
-
-def _parse(path: Path) -> dict[str, Any]:
-    """The TOML document, or a one-line :class:`ConfigError` naming the file."""
-    try:
-        raw = path.expanduser().read_bytes()
-    except OSError as exc:
-        reason = exc.strerror or type(exc).__name__
-        hint = f" (choose the file with -c FILE or ${CONFIG_ENV})"
-        raise ConfigError([f"{path}: cannot read the config file: {reason}{hint}"]) from None
-    try:
-        return tomllib.loads(raw.decode("utf-8"))
-    except UnicodeDecodeError:
-        raise ConfigError([f"{path}: not UTF-8 text"]) from None
-    except tomllib.TOMLDecodeError as exc:
-        message = str(exc)
-        where = re.search(r"\s*\(at line (\d+), column (\d+)\)$", message)
-        if where:
-            message = message[: where.start()]
-            location = f"line {where.group(1)}, column {where.group(2)}: "
-        else:
-            location = ""
-        raise ConfigError([f"{path}: {location}invalid TOML: {message}"]) from None
 
 
 def _unknown_top_level(ctx: Context, key: str, value: Any) -> None:

@@ -11,12 +11,14 @@ from __future__ import annotations
 import datetime as dt
 import difflib
 import re
+import tomllib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final, Literal
 
 from collectord.config.durations import DURATION_FORM, parse_duration
+from collectord.errors import ConfigError
 from collectord.secret import Secret
 
 Kind = Literal["str", "int", "float", "bool", "duration", "str_list", "path", "path_list"]
@@ -35,8 +37,34 @@ MISSING: Final[Any] = _Marker("MISSING")
 #: The key is set but wrong; the problem has been recorded.
 INVALID: Final[Any] = _Marker("INVALID")
 
+#: The variable naming the config file when ``-c`` does not.
+CONFIG_ENV: Final = "COLLECTORD_CONFIG"
 _REFERENCE = re.compile(r"\$\$|\$\{(?P<name>[^}]*)\}|\$\{")
 _VARIABLE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def read_document(path: Path) -> dict[str, Any]:
+    """The TOML document in ``path``, unchecked; a one-line :class:`ConfigError` naming the
+    file when it cannot be read or parsed."""
+    try:
+        raw = path.expanduser().read_bytes()
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        hint = f" (choose the file with -c FILE or ${CONFIG_ENV})"
+        raise ConfigError([f"{path}: cannot read the config file: {reason}{hint}"]) from None
+    try:
+        return tomllib.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise ConfigError([f"{path}: not UTF-8 text"]) from None
+    except tomllib.TOMLDecodeError as exc:
+        message = str(exc)
+        where = re.search(r"\s*\(at line (\d+), column (\d+)\)$", message)
+        if where:
+            message = message[: where.start()]
+            location = f"line {where.group(1)}, column {where.group(2)}: "
+        else:
+            location = ""
+        raise ConfigError([f"{path}: {location}invalid TOML: {message}"]) from None
 
 
 def substitute(text: str, environ: Mapping[str, str]) -> str | None:
