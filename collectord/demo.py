@@ -15,6 +15,7 @@ the demo.
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import dataclasses
 import tomllib
@@ -37,6 +38,9 @@ from collectord.simulator.world import World
 DEMO_MAX_JITTER: Final = 2.0
 #: State and samples go to this folder of the state_dir.
 DEMO_STATE: Final = "demo"
+#: Seconds the simulator gets to stop within the daemon's shutdown bound (an answer it is
+#: delaying, a fault injected through ``/_sim/faults``, would hold it up to a minute).
+SIMULATOR_STOP: Final = 0.5
 #: How the built-in config is named in messages (relative paths start at the working folder).
 BUILT_IN_PATH: Final = Path("(built-in demo config)")
 #: The config used when there is no config file: every built-in plugin on the simulator.
@@ -125,7 +129,11 @@ class Demo:
                 log.info("demo samples are written apart", jsonl=str(config.jsonl.path))
             yield config
         finally:
-            await self.simulator.stop()
+            try:
+                async with asyncio.timeout(SIMULATOR_STOP):
+                    await self.simulator.stop()
+            except TimeoutError:
+                log.info("demo simulator stopped; answers it was delaying are dropped")
 
 
 def point_at_simulator(

@@ -23,10 +23,26 @@ MEASURE_SLACK = 0.5
 
 
 async def test_sigterm_during_slow_requests_exits_0_within_the_bound(
-    simulator: Simulator, start_daemon: Any, make_config: Callable[..., str]
+    simulator: Simulator,
+    start_daemon: Any,
+    make_config: Callable[..., str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     world = simulator.world
-    simulator.faults.delay(SLOW_ANSWER, count=None)  # every answer, from now on
+    faults = simulator.faults
+    faults.delay(SLOW_ANSWER, count=None)  # every answer, from now on
+    # what the simulator is delaying, as each request arrives
+    delayed: asyncio.Queue[set[str]] = asyncio.Queue()
+    seen: set[str] = set()
+    take = faults.take
+
+    def taking(kind: str, paths: list[str]) -> Any:
+        if kind == "delay":
+            seen.update("token check" if "debug_token" in p else "poll" for p in paths)
+            delayed.put_nowait(set(seen))
+        return take(kind, paths)
+
+    monkeypatch.setattr(faults, "take", taking)
     source = f"""
 [[source]]
 name = "acme-page"
@@ -38,14 +54,12 @@ page_id = "{world.first_page.id}"
     config = make_config(simulator, source).replace('timeout = "5s"', 'timeout = "60s"')
     daemon = await start_daemon(config)
 
-    async def in_flight() -> bool:
-        paths = [entry.path for entry in simulator.requests]
-        polling = any(world.first_page.id in p for p in paths)
-        return polling and any("debug_token" in p for p in paths)
-
-    while not await in_flight():  # the simulator logs each request before delaying it
-        assert daemon.proc.returncode is None, daemon.logs()
-        await asyncio.sleep(0.05)
+    try:
+        async with asyncio.timeout(30):
+            while not {"poll", "token check"} <= await delayed.get():
+                pass
+    except TimeoutError:
+        pytest.fail(f"no poll and token check in flight:\n{daemon.logs()}")
     started = time.monotonic()
     code = await daemon.stop(within=SHUTDOWN_BOUND + 5)
     took = time.monotonic() - started

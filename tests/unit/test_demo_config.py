@@ -3,14 +3,16 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import pytest
 from test_config import EXAMPLE, PAGE_SOURCE, PLUGINS, UNSET_VARIABLES, FacebookPage
 
 from collectord.config.loader import load_config
-from collectord.demo import BUILT_IN_PATH, DEMO_MAX_JITTER, Demo, config_file
+from collectord.demo import BUILT_IN_PATH, DEMO_MAX_JITTER, SIMULATOR_STOP, Demo, config_file
 from collectord.errors import ConfigError
 from collectord.plugin.manager import load_source_plugins, plugin_map
 from collectord.secret import Secret
@@ -108,3 +110,29 @@ def test_without_a_config_file_the_built_in_config_has_every_built_in_plugin(
     assert sorted(src.plugin for src in demo.config.sources) == sorted(plugins)
     assert demo.config.collector.state_dir == tmp_path / ".collectord" / "demo"
     assert demo.config.warnings == ()
+
+
+async def test_the_simulator_stops_within_its_share_of_the_shutdown_bound(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    demo = Demo(None, plugin_map(load_source_plugins()), environ={})
+    faults = demo.simulator.faults
+    faults.delay(60, count=None)
+    delaying = asyncio.Event()
+    take = faults.take
+
+    def taking(kind: str, paths: list[str]) -> Any:
+        if kind == "delay":  # the request has arrived and is about to be delayed
+            delaying.set()
+        return take(kind, paths)
+
+    monkeypatch.setattr(faults, "take", taking)
+    loop = asyncio.get_running_loop()
+    async with demo.running() as config, aiohttp.ClientSession() as session:
+        request = asyncio.ensure_future(session.get(f"{config.graph.base_url}/v26.0/me"))
+        await delaying.wait()
+        request.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await request
+        started = loop.time()
+    assert loop.time() - started < SIMULATOR_STOP + 0.5
