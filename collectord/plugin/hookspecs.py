@@ -8,12 +8,15 @@ collectord uses `pluggy <https://pluggy.readthedocs.io/>`_ with the project name
   (``[project.entry-points."collectord.plugins"] my_plugin = "my_package.my_module"``),
 * as a ``*.py`` file or a package in a folder listed in ``[collector] plugin_dirs``.
 
+(The built-in plugins, the package ``collectord_plugins``, are registered by collectord
+itself, also from a source checkout that is not installed.)
+
 Hooks are called through the plugin manager with keyword arguments only, and pluggy passes
 each implementation just the arguments it names: later versions can add arguments without
 breaking plugins that do not take them (``def register_source_plugins():`` and
-``def register_source_plugins(collectord_version):`` are both fine). pluggy is synchronous: hooks *register* objects,
-and collectord awaits those objects' async methods itself. A misspelt hook name fails at
-start-up (``check_pending``).
+``def register_source_plugins(collectord_version):`` are both fine). pluggy is
+synchronous: hooks *register* objects, and collectord awaits those objects' async methods
+itself. A misspelt hook name fails at start-up (``check_pending``).
 
 Minimal plugin::
 
