@@ -1,4 +1,4 @@
-"""The ``collectord`` command line (DESIGN.md "Command line").
+"""The ``collectord`` command line (README "Command line").
 
 Exit status: 0 success; 1 a source failed (``once``) or the daemon could not start (port in
 use); 2 an invalid config or plugin set. Invalid configs print one line per problem and
@@ -15,10 +15,12 @@ import signal
 import sys
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import TextIO
 
-from collectord import __version__
+from collectord import __version__, daemon
 from collectord.config.loader import (
+    CONFIG_ENV,
     format_duration,
     load_config,
     read_plugin_dirs,
@@ -27,7 +29,13 @@ from collectord.config.loader import (
 from collectord.config.types import Config
 from collectord.errors import ConfigError
 from collectord.logs import configure_logging, get_logger
-from collectord.plugin.manager import LoadedPlugin, PluginLoadError, load_source_plugins, plugin_map
+from collectord.plugin.manager import (
+    LoadedPlugin,
+    PluginLoadError,
+    describe_plugin,
+    load_source_plugins,
+    plugin_map,
+)
 
 EXIT_OK, EXIT_FAILED, EXIT_INVALID = 0, 1, 2
 #: Interrupted by Ctrl-C (128 + SIGINT), as shells report it.
@@ -112,10 +120,15 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "simulate":
         return _simulate(args.listen)
-    path = resolve_config_path(getattr(args, "config", None), os.environ)
+    path: Path | None = resolve_config_path(getattr(args, "config", None), os.environ)
     demo = getattr(args, "demo", False)
+    if demo and path is not None:
+        from collectord.demo import config_file
+
+        chosen = args.config is not None or CONFIG_ENV in os.environ
+        path = config_file(path, chosen=chosen)
     try:
-        dirs = read_plugin_dirs(path, environ=os.environ, demo=demo)
+        dirs = read_plugin_dirs(path, environ=os.environ) if path is not None else ()
     except ConfigError as exc:
         if args.command != "plugins":  # `plugins` works without a config file
             _problems(exc.problems)
@@ -129,8 +142,16 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "plugins":
         _print_plugins(loaded, args.format, sys.stdout)
         return EXIT_OK
+    source: daemon.ConfigSource
     try:
-        config = load_config(path, plugin_map(loaded), demo=demo)
+        if demo:  # an ordinary config pointing at a simulator, which runs with the daemon
+            from collectord.demo import Demo
+
+            prepared = Demo(path, plugin_map(loaded), environ=os.environ)
+            config, source = prepared.config, prepared.running()
+        else:
+            assert path is not None
+            config = source = load_config(path, plugin_map(loaded))
     except ConfigError as exc:
         _problems(exc.problems)
         return EXIT_INVALID
@@ -147,11 +168,10 @@ def _dispatch(args: argparse.Namespace) -> int:
         log.warning("config warning", detail=warning)
     try:
         if args.command == "run":
-            from collectord import daemon
-
-            return asyncio.run(daemon.run(config, plugin_map(loaded), demo=args.demo))
+            about = [describe_plugin(name, lp) for name, lp in loaded.items()]
+            return asyncio.run(daemon.run(source, plugin_map(loaded), about=about))
         if args.command == "once":
-            return _once(config, loaded, args)
+            return _once(config, source, loaded, args)
     except ConfigError as exc:  # found at start-up, such as a state_dir that cannot be made
         _problems(exc.problems)
         return EXIT_INVALID
@@ -164,30 +184,19 @@ def _problems(lines: Sequence[str]) -> None:
 
 
 def _print_plugins(loaded: Mapping[str, LoadedPlugin], fmt: str, out: TextIO) -> None:
-    doc = [
-        {
-            "name": name,
-            "version": lp.plugin.version,
-            "origin": lp.origin,
-            "metrics": [
-                {
-                    "graph_name": m.graph_name,
-                    "prometheus_name": m.prom_name,
-                    "cadence": m.cadence,
-                    "periods": list(m.periods),
-                    "unit": m.unit,
-                }
-                for m in lp.plugin.catalogue
-            ],
-        }
-        for name, lp in loaded.items()
-    ]
+    doc = [describe_plugin(name, lp) for name, lp in loaded.items()]
     if fmt == "json":
         json.dump({"plugins": doc}, out, indent=2)
         out.write("\n")
         return
     for p in doc:
         out.write(f"{p['name']} {p['version']} ({p['origin']})\n")
+        if p["description"]:
+            out.write(f"  {p['description']}\n")
+        for o in p["options"]:
+            default = "required" if o["required"] else f"default {json.dumps(o['default'])}"
+            out.write(f"  option {o['name']} ({o['type']}, {default})")
+            out.write(f": {o['help']}\n" if o["help"] else "\n")
         for m in p["metrics"]:
             periods = ",".join(m["periods"]) or "-"
             out.write(
@@ -213,8 +222,12 @@ def _print_check(config: Config, out: TextIO) -> None:
         out.write(f"warning: {warning}\n")
 
 
-def _once(config: Config, loaded: Mapping[str, LoadedPlugin], args: argparse.Namespace) -> int:
-    from collectord import daemon
+def _once(
+    config: Config,
+    source: daemon.ConfigSource,
+    loaded: Mapping[str, LoadedPlugin],
+    args: argparse.Namespace,
+) -> int:
     from collectord.exporter.registry import InsightsCollector
 
     if args.source:
@@ -222,9 +235,7 @@ def _once(config: Config, loaded: Mapping[str, LoadedPlugin], args: argparse.Nam
         if unknown:
             _problems([f"--source {name}: no such source in {config.path}" for name in unknown])
             return EXIT_INVALID
-    ok, col = asyncio.run(
-        daemon.once(config, plugin_map(loaded), demo=args.demo, sources=args.source)
-    )
+    ok, col = asyncio.run(daemon.once(source, plugin_map(loaded), sources=args.source))
     if args.format == "prom":
         from prometheus_client import CollectorRegistry, generate_latest
 

@@ -1,5 +1,6 @@
 """collectord's built-in source plugins (installed as the package ``collectord_plugins``).
 
-Each module registers itself through the ``collectord.plugins`` entry-point group, exactly
-as a third-party plugin would, and imports only from :mod:`collectord`.
+collectord registers each module itself (:mod:`collectord.plugin.manager`); like a
+third-party plugin, each implements ``register_source_plugins`` and imports only from
+:mod:`collectord`.
 """

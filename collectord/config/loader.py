@@ -1,4 +1,4 @@
-"""Read and check ``collector.toml`` (DESIGN.md "Config file (TOML)") into a :class:`Config`.
+"""Read and check ``collector.toml`` (README "Configuration") into a :class:`Config`.
 
 :func:`load_config` reports every problem of a file at once, in one
 :class:`~collectord.errors.ConfigError` whose ``problems`` are lines of the form
@@ -11,7 +11,6 @@ from __future__ import annotations
 import ipaddress
 import os
 import re
-import tomllib
 from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
@@ -21,7 +20,17 @@ from urllib.parse import urlsplit
 
 from collectord.config.durations import format_duration, parse_duration
 from collectord.config.options import read_options, read_token, resolve_metrics, validate_options
-from collectord.config.reader import INVALID, MISSING, Context, Kind, Table, suggestion, type_name
+from collectord.config.reader import (
+    CONFIG_ENV,
+    INVALID,
+    MISSING,
+    Context,
+    Kind,
+    Table,
+    read_document,
+    suggestion,
+    type_name,
+)
 from collectord.config.types import (
     CollectorConfig,
     Config,
@@ -35,15 +44,17 @@ from collectord.plugin.api import SourcePlugin
 from collectord.secret import Secret
 
 __all__ = [
+    "CONFIG_ENV",
     "format_duration",
     "load_config",
+    "load_document",
     "parse_duration",
+    "read_document",
     "read_plugin_dirs",
     "resolve_config_path",
 ]
 
 DEFAULT_CONFIG: Final = "collector.toml"
-CONFIG_ENV: Final = "COLLECTORD_CONFIG"
 
 _TABLES: Final = ("collector", "graph", "schedule", "source", "sink")
 _SINKS: Final = ("jsonl",)
@@ -79,18 +90,27 @@ def load_config(
     plugins: Mapping[str, SourcePlugin],
     *,
     environ: Mapping[str, str] | None = None,
-    demo: bool = False,
 ) -> Config:
     """Read ``path``, check it against collectord's tables and the ``plugins``' own keys.
 
-    ``environ`` (default ``os.environ``) resolves ``${VAR}``. Under ``demo`` an unset
-    variable is no error: the value is treated as not set, and a required key left unset
-    that way is accepted (the daemon substitutes the simulator's values). Raises
+    ``environ`` (default ``os.environ``) resolves ``${VAR}``. Raises
     :class:`ConfigError` listing every problem found.
     """
     path = Path(path)
-    data = _parse(path)
-    ctx = _context(path, environ, demo)
+    return load_document(read_document(path), path, plugins, environ=environ)
+
+
+def load_document(
+    data: Mapping[str, Any],
+    path: Path,
+    plugins: Mapping[str, SourcePlugin],
+    *,
+    environ: Mapping[str, str] | None = None,
+) -> Config:
+    """:func:`load_config` for a document already read (``path`` names it in messages, and
+    relative paths are relative to its folder)."""
+    path = Path(path)
+    ctx = _context(path, environ)
     for key, value in data.items():
         if key not in _TABLES:
             _unknown_top_level(ctx, key, value)
@@ -116,49 +136,23 @@ def load_config(
     )
 
 
-def read_plugin_dirs(
-    path: Path, *, environ: Mapping[str, str] | None = None, demo: bool = False
-) -> tuple[Path, ...]:
+def read_plugin_dirs(path: Path, *, environ: Mapping[str, str] | None = None) -> tuple[Path, ...]:
     """``[collector] plugin_dirs`` alone, read before the plugins are loaded (which
     :func:`load_config` needs). A wrong value gives ``()`` here: :func:`load_config`
     reports it. Raises :class:`ConfigError` for a file that cannot be read or parsed."""
     path = Path(path)
-    data = _parse(path)
-    ctx = _context(path, environ, demo)
+    data = read_document(path)
+    ctx = _context(path, environ)
     dirs = _table(ctx, data, "collector", "[collector]").take("plugin_dirs", "path_list")
     return dirs if isinstance(dirs, tuple) and not ctx.problems else ()
 
 
-def _context(path: Path, environ: Mapping[str, str] | None, demo: bool) -> Context:
+def _context(path: Path, environ: Mapping[str, str] | None) -> Context:
     return Context(
         file=str(path),
         base_dir=path.expanduser().absolute().parent,
         environ=os.environ if environ is None else environ,
-        demo=demo,
     )
-
-
-def _parse(path: Path) -> dict[str, Any]:
-    """The TOML document, or a one-line :class:`ConfigError` naming the file."""
-    try:
-        raw = path.expanduser().read_bytes()
-    except OSError as exc:
-        reason = exc.strerror or type(exc).__name__
-        hint = f" (choose the file with -c FILE or ${CONFIG_ENV})"
-        raise ConfigError([f"{path}: cannot read the config file: {reason}{hint}"]) from None
-    try:
-        return tomllib.loads(raw.decode("utf-8"))
-    except UnicodeDecodeError:
-        raise ConfigError([f"{path}: not UTF-8 text"]) from None
-    except tomllib.TOMLDecodeError as exc:
-        message = str(exc)
-        where = re.search(r"\s*\(at line (\d+), column (\d+)\)$", message)
-        if where:
-            message = message[: where.start()]
-            location = f"line {where.group(1)}, column {where.group(2)}: "
-        else:
-            location = ""
-        raise ConfigError([f"{path}: {location}invalid TOML: {message}"]) from None
 
 
 def _unknown_top_level(ctx: Context, key: str, value: Any) -> None:

@@ -32,8 +32,8 @@ HOST_KEYS: Final = (
 
 
 def read_token(table: Table, plugin: SourcePlugin | None, graph: GraphConfig) -> Secret | None:
-    """The source's token: its own, else the plugin's default (the app token), else none
-    (accepted only under ``--demo``, which replaces every token)."""
+    """The source's token: its own, else the plugin's default (the app token); ``None``
+    with a problem recorded when neither."""
     token = table.take("access_token", "str", secret=True)
     if isinstance(token, Secret):
         if not token:
@@ -44,11 +44,10 @@ def read_token(table: Table, plugin: SourcePlugin | None, graph: GraphConfig) ->
     default = plugin.default_access_token(graph.app_id, graph.app_secret)
     if default:
         return Secret(default)
-    if not table.ctx.demo:  # under --demo the daemon gives every source the simulator's token
-        hint = "set access_token or access_token_file"
-        if type(plugin).default_access_token is not SourcePlugin.default_access_token:
-            hint += ", or [graph] app_id and app_secret for the app token"
-        table.problem("access_token", f"missing required key ({hint})")
+    hint = "set access_token or access_token_file"
+    if type(plugin).default_access_token is not SourcePlugin.default_access_token:
+        hint += ", or [graph] app_id and app_secret for the app token"
+    table.problem("access_token", f"missing required key ({hint})")
     return None
 
 
@@ -103,8 +102,7 @@ def _spec_for(table: Table, plugin: SourcePlugin, metric: str) -> MetricSpec | N
 
 def read_options(table: Table, plugin: SourcePlugin) -> tuple[dict[str, Any], bool]:
     """The plugin's own keys, checked and with defaults filled in, and whether all are
-    there and right (``validate`` is skipped otherwise, also when ``--demo`` left a
-    required one unset)."""
+    there and right (``validate`` is skipped otherwise)."""
     options: dict[str, Any] = {}
     complete = True
     for option in plugin.options:
@@ -112,11 +110,6 @@ def read_options(table: Table, plugin: SourcePlugin) -> tuple[dict[str, Any], bo
             continue
         kind: Kind = "str" if option.type == "id" else option.type
         value = table.take(option.name, kind, secret=option.secret, required=option.required)
-        if value is MISSING and option.name in table.unresolved:
-            complete = False
-            if option.type in ("str", "id"):
-                options[option.name] = Secret("") if option.secret else ""
-            continue
         if value is MISSING:
             complete = complete and not option.required
             value = _default(table, option)

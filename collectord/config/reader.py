@@ -11,12 +11,14 @@ from __future__ import annotations
 import datetime as dt
 import difflib
 import re
+import tomllib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final, Literal
 
 from collectord.config.durations import DURATION_FORM, parse_duration
+from collectord.errors import ConfigError
 from collectord.secret import Secret
 
 Kind = Literal["str", "int", "float", "bool", "duration", "str_list", "path", "path_list"]
@@ -30,13 +32,57 @@ class _Marker:
         return self._name
 
 
-#: The key is not set (or, under ``--demo``, set through an environment variable that is not).
+#: The key is not set.
 MISSING: Final[Any] = _Marker("MISSING")
 #: The key is set but wrong; the problem has been recorded.
 INVALID: Final[Any] = _Marker("INVALID")
 
+#: The variable naming the config file when ``-c`` does not.
+CONFIG_ENV: Final = "COLLECTORD_CONFIG"
 _REFERENCE = re.compile(r"\$\$|\$\{(?P<name>[^}]*)\}|\$\{")
 _VARIABLE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def read_document(path: Path) -> dict[str, Any]:
+    """The TOML document in ``path``, unchecked; a one-line :class:`ConfigError` naming the
+    file when it cannot be read or parsed."""
+    try:
+        raw = path.expanduser().read_bytes()
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        hint = f" (choose the file with -c FILE or ${CONFIG_ENV})"
+        raise ConfigError([f"{path}: cannot read the config file: {reason}{hint}"]) from None
+    try:
+        return tomllib.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise ConfigError([f"{path}: not UTF-8 text"]) from None
+    except tomllib.TOMLDecodeError as exc:
+        message = str(exc)
+        where = re.search(r"\s*\(at line (\d+), column (\d+)\)$", message)
+        if where:
+            message = message[: where.start()]
+            location = f"line {where.group(1)}, column {where.group(2)}: "
+        else:
+            location = ""
+        raise ConfigError([f"{path}: {location}invalid TOML: {message}"]) from None
+
+
+def substitute(text: str, environ: Mapping[str, str]) -> str | None:
+    """``text`` with each ``${VAR}`` replaced from ``environ`` and ``$$`` turned into ``$``,
+    as :meth:`Table.take` reads it; ``None`` when a variable is not set (or malformed)."""
+    unset: list[str] = []
+
+    def replace(match: re.Match[str]) -> str:
+        name = match.group("name")
+        if match.group(0) == "$$":
+            return "$"
+        if name is None or name not in environ:
+            unset.append(name or "")
+            return ""
+        return environ[name]
+
+    result = _REFERENCE.sub(replace, text)
+    return None if unset else result
 
 
 @dataclass
@@ -46,7 +92,6 @@ class Context:
     file: str
     base_dir: Path
     environ: Mapping[str, str]
-    demo: bool = False
     problems: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
 
@@ -99,8 +144,6 @@ class Table:
         self.data = data
         #: Keys this table accepts (filled by :meth:`take` and :meth:`accept`).
         self.known: set[str] = set()
-        #: Keys whose value used an unset variable under ``--demo`` (treated as not set).
-        self.unresolved: set[str] = set()
 
     def problem(self, key: str | None, what: str) -> None:
         self.ctx.problem(self.label, key, what)
@@ -117,8 +160,7 @@ class Table:
         """The value of ``key`` (or of the file ``key_file`` names) checked as ``kind``.
 
         Returns the converted value (a :class:`Secret` when ``secret``), :data:`MISSING`
-        or :data:`INVALID`. A required key left unset by an unset variable under
-        ``--demo`` is not a problem (see :attr:`unresolved`).
+        or :data:`INVALID`.
         """
         file_key = f"{key}_file"
         self.known.update((key, file_key))
@@ -133,7 +175,7 @@ class Table:
         else:
             value = MISSING
         if value is MISSING:
-            if required and key not in self.unresolved:
+            if required:
                 self.problem(key, "missing required key")
             return value
         if value is INVALID:
@@ -214,9 +256,6 @@ class Table:
             self.problem(report_key, bad[0])
             return INVALID
         if missing:
-            if self.ctx.demo:
-                self.unresolved.add(key)
-                return MISSING
             names = ", ".join(dict.fromkeys(missing))
             plural = "s" if len(set(missing)) > 1 else ""
             verb = "are" if plural else "is"

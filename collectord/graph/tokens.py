@@ -8,8 +8,9 @@ and then twice a day; a failed check is logged once per source, never fails a po
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from collectord.config.types import GraphConfig
@@ -24,28 +25,43 @@ log = get_logger("collectord.graph.tokens")
 
 
 class TokenWatcher:
+    """Checks the sources' token expiry now and then every 12 hours, while entered.
+
+    An async context manager of its own (an asyncio task, not a scheduler job), so that the
+    daemon's shutdown cancels a check in flight at once, quietly: a token check is never a
+    failed job and never holds up the exit.
+    """
+
     def __init__(self, client: Any, runtimes: Sequence[SourceRuntime], store: Store) -> None:
         self.client = client
         self.store = store
         self.runtimes = [rt for rt in runtimes if _has_app(rt.config.graph)]
         self.enabled = bool(self.runtimes)
         self._failing: set[str] = set()
+        self._task: asyncio.Task[None] | None = None
 
-    def start(self, scheduler: Any) -> None:
-        """Add the check to ``scheduler`` (an APScheduler instance): now, then every 12 h."""
+    async def __aenter__(self) -> TokenWatcher:
         if not self.enabled:
             log.info("token expiry unknown: set [graph] app_id and app_secret to check tokens")
+        else:
+            self._task = asyncio.create_task(self._every(CHECK_INTERVAL), name="token check")
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        task, self._task = self._task, None
+        if task is None:
             return
-        scheduler.add_job(
-            self.check_all,
-            "interval",
-            seconds=CHECK_INTERVAL,
-            id="tokens",
-            name="check token expiry",
-            next_run_time=datetime.now(UTC) + timedelta(seconds=1),
-            max_instances=1,
-            coalesce=True,
-        )
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+    async def _every(self, interval: float) -> None:
+        while True:
+            try:
+                await self.check_all()
+            except Exception as exc:  # a bug here must not end the checks or the daemon
+                log.error("token check failed", error=scrub(f"{type(exc).__name__}: {exc}"))
+            await asyncio.sleep(interval)
 
     async def check_all(self) -> None:
         for rt in self.runtimes:

@@ -1,14 +1,21 @@
 """Finding and loading source plugins (see :mod:`collectord.plugin.hookspecs` for the contract).
 
 Nothing is loaded at import time: :func:`get_plugin_manager` builds a fresh manager, adds
-the hookspecs, loads the ``collectord.plugins`` entry points (the built-in plugins are
-registered there too) and the modules in ``plugin_dirs``, and checks that every hook
-implementation matches a spec.
+the hookspecs, registers the built-in plugins itself (the modules of the package
+``collectord_plugins``, installed or, in a source checkout, the ``plugins/`` folder next to
+``collectord/``), then the ``collectord.plugins`` entry points and the modules in
+``plugin_dirs``, and checks that every hook implementation matches a spec.
+
+:func:`load_source_plugins` calls ``register_source_plugins`` through the manager's hook,
+one plugin module at a time (``pm.subset_hook_caller``), so that a module whose hook raises
+is reported by name and origin while the others still load.
 """
 
 from __future__ import annotations
 
+import importlib
 import importlib.util
+import pkgutil
 import sys
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -19,9 +26,18 @@ from typing import Any
 
 import pluggy
 
+from collectord import __version__
 from collectord.errors import CollectordError
+from collectord.model import Option
 from collectord.plugin import hookspecs
 from collectord.plugin.api import SourcePlugin
+
+#: The package the built-in plugins are installed as.
+BUILTIN_PACKAGE = "collectord_plugins"
+#: Where the built-in plugins live in a source checkout (``plugins/`` beside ``collectord/``).
+_CHECKOUT_FOLDER = Path(__file__).resolve().parents[2] / "plugins"
+#: The origin shown for the built-in plugins.
+BUILTIN = "built-in"
 
 
 class PluginLoadError(CollectordError):
@@ -34,6 +50,8 @@ class PluginLoadError(CollectordError):
 
 @dataclass(frozen=True)
 class LoadedPlugin:
+    """A source plugin and where it came from."""
+
     plugin: SourcePlugin
     origin: str  # "built-in", "entry point DIST VERSION" or a file path
 
@@ -48,6 +66,12 @@ def get_plugin_manager(
     origins: dict[object, str] = {}
     problems: list[str] = []
 
+    for name, module_or_error in _builtin_modules():
+        if isinstance(module_or_error, BaseException):
+            problems.append(f"built-in plugin {name!r}: cannot import: {module_or_error}")
+            continue
+        _register(pm, module_or_error, f"builtin:{name}", origins, BUILTIN, problems)
+
     for ep in entry_points(group=entry_point_group):
         try:
             module = ep.load()
@@ -55,9 +79,7 @@ def get_plugin_manager(
             problems.append(f"plugin entry point {ep.name!r} ({ep.value}): cannot import: {exc}")
             continue
         dist = ep.dist
-        if dist is not None and dist.metadata["Name"] == "collectord":
-            origin = "built-in"
-        elif dist is not None:
+        if dist is not None:
             origin = f"entry point {dist.metadata['Name']} {dist.version}"
         else:
             origin = f"entry point {ep.value}"
@@ -85,6 +107,47 @@ def get_plugin_manager(
     if problems:
         raise PluginLoadError(problems)
     return pm, origins
+
+
+def _builtin_package() -> ModuleType:
+    """The package of the built-in plugins: installed, else the checkout's ``plugins/``."""
+    try:
+        return importlib.import_module(BUILTIN_PACKAGE)
+    except ModuleNotFoundError as exc:
+        if exc.name != BUILTIN_PACKAGE or not (_CHECKOUT_FOLDER / "__init__.py").is_file():
+            raise
+    spec = importlib.util.spec_from_file_location(
+        BUILTIN_PACKAGE,
+        _CHECKOUT_FOLDER / "__init__.py",
+        submodule_search_locations=[str(_CHECKOUT_FOLDER)],
+    )
+    if spec is None or spec.loader is None:  # pragma: no cover - a folder with __init__.py
+        raise ModuleNotFoundError(f"no package at {_CHECKOUT_FOLDER}", name=BUILTIN_PACKAGE)
+    package = importlib.util.module_from_spec(spec)
+    sys.modules[BUILTIN_PACKAGE] = package
+    try:
+        spec.loader.exec_module(package)
+    except BaseException:
+        del sys.modules[BUILTIN_PACKAGE]
+        raise
+    return package
+
+
+def _builtin_modules() -> list[tuple[str, ModuleType | Exception]]:
+    """Each built-in plugin module by name, or the error importing it."""
+    try:
+        package = _builtin_package()
+    except Exception as exc:
+        return [(BUILTIN_PACKAGE, exc)]
+    found: list[tuple[str, ModuleType | Exception]] = []
+    for info in sorted(pkgutil.iter_modules(package.__path__), key=lambda i: i.name):
+        if info.name.startswith("_"):
+            continue
+        try:
+            found.append((info.name, importlib.import_module(f"{BUILTIN_PACKAGE}.{info.name}")))
+        except Exception as exc:
+            found.append((info.name, exc))
+    return found
 
 
 def _register(
@@ -121,6 +184,15 @@ def _import_path(path: Path) -> ModuleType:
     return module
 
 
+def register_source_plugins(pm: pluggy.PluginManager, module: object) -> list[Any]:
+    """Call ``register_source_plugins`` of ``module`` alone, through the manager's hook
+    (pluggy passes each implementation the keyword arguments it takes); the lists joined."""
+    others = [p for p in pm.get_plugins() if p is not module]
+    caller = pm.subset_hook_caller("register_source_plugins", remove_plugins=others)
+    results = caller(collectord_version=__version__)
+    return [plugin for result in results for plugin in (result or ())]
+
+
 def load_source_plugins(plugin_dirs: Iterable[Path] = ()) -> dict[str, LoadedPlugin]:
     """Every source plugin by name. Raises :class:`PluginLoadError` on duplicates, objects
     that are not :class:`~collectord.SourcePlugin` instances, and a
@@ -131,7 +203,7 @@ def load_source_plugins(plugin_dirs: Iterable[Path] = ()) -> dict[str, LoadedPlu
     for impl in pm.hook.register_source_plugins.get_hookimpls():
         origin = origins.get(impl.plugin, impl.plugin_name)
         try:
-            result = list(impl.function() or ())
+            result = register_source_plugins(pm, impl.plugin)
         except Exception as exc:  # a broken plugin is a clear start-up error, not a traceback
             problems.append(
                 f"plugin module {impl.plugin_name!r} ({origin}): register_source_plugins "
@@ -157,5 +229,49 @@ def load_source_plugins(plugin_dirs: Iterable[Path] = ()) -> dict[str, LoadedPlu
     return dict(sorted(loaded.items()))
 
 
+def describe_option(option: Option) -> dict[str, Any]:
+    """One plugin option as ``collectord plugins --format json`` and the status page show it."""
+    return {
+        "name": option.name,
+        "type": option.type,
+        "required": option.required,
+        "default": None if option.required else _plain(option.default),
+        "help": option.help,
+    }
+
+
+def describe_plugin(name: str, lp: LoadedPlugin) -> dict[str, Any]:
+    """A plugin as ``collectord plugins --format json`` documents it: name, version, origin,
+    description, its options with their help, and for each metric its Graph name,
+    Prometheus name, cadence, periods and unit."""
+    return {
+        "name": name,
+        "version": lp.plugin.version,
+        "origin": lp.origin,
+        "description": lp.plugin.description,
+        "options": [describe_option(o) for o in lp.plugin.options],
+        "metrics": [
+            {
+                "graph_name": m.graph_name,
+                "prometheus_name": m.prom_name,
+                "cadence": m.cadence,
+                "periods": list(m.periods),
+                "unit": m.unit,
+            }
+            for m in lp.plugin.catalogue
+        ],
+    }
+
+
+def _plain(value: Any) -> Any:
+    """``value`` as JSON can hold it (tuples become lists, other objects their text)."""
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return str(value)
+
+
 def plugin_map(loaded: Mapping[str, LoadedPlugin]) -> dict[str, SourcePlugin]:
+    """The plugins by name, without their origins."""
     return {name: lp.plugin for name, lp in loaded.items()}

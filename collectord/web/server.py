@@ -8,7 +8,8 @@ route answers GET and HEAD; any other path is a 404.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 from aiohttp import web
 
@@ -23,6 +24,7 @@ EXPOSITION_KEY = web.AppKey("exposition", Exposition)
 STORE_KEY = web.AppKey("store", Store)
 VERSION_KEY = web.AppKey("version", str)
 ALIVE_KEY: web.AppKey[Callable[[], bool]] = web.AppKey("alive")
+PLUGINS_KEY: web.AppKey[Sequence[Mapping[str, Any]]] = web.AppKey("plugins")
 
 #: Seconds the server waits for requests in flight when it stops.
 SHUTDOWN_TIMEOUT = 2.0
@@ -84,7 +86,11 @@ async def status_page(request: web.Request) -> web.Response:
     """The HTML overview of every source."""
     store = request.app[STORE_KEY]
     html = render_status_page(
-        store.snapshot(), version=request.app[VERSION_KEY], ready=store.ready, now=time.time()
+        store.snapshot(),
+        version=request.app[VERSION_KEY],
+        ready=store.ready,
+        now=time.time(),
+        plugins=request.app[PLUGINS_KEY],
     )
     return web.Response(text=html, content_type="text/html", charset="utf-8")
 
@@ -95,6 +101,7 @@ def make_app(
     store: Store,
     version: str,
     alive: Callable[[], bool],
+    plugins: Sequence[Mapping[str, Any]] = (),
 ) -> web.Application:
     """The aiohttp application serving the exposition, the probes and the status page."""
     app = web.Application()
@@ -102,6 +109,7 @@ def make_app(
     app[STORE_KEY] = store
     app[VERSION_KEY] = version
     app[ALIVE_KEY] = alive
+    app[PLUGINS_KEY] = plugins
     # add_get also answers HEAD (aiohttp drops the body).
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/healthz", healthz)

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from html import escape
+from typing import Any
 
 from collectord.logs import scrub
 from collectord.store.store import Snapshot, SourceView
@@ -80,7 +81,39 @@ def _row(status: SourceView, series: int, now: float) -> str:
     return "<tr>" + "".join(f"<td>{cell}</td>" for cell in cells) + "</tr>"
 
 
-def render_status_page(snapshot: Snapshot, *, version: str, ready: bool, now: float) -> str:
+def render_plugins(plugins: Iterable[Mapping[str, Any]]) -> str:
+    """The plugins section: name, version, origin, description and options with their help
+    of each plugin, from the documents ``collectord plugins --format json`` prints."""
+    rows = []
+    for p in plugins:
+        options = "".join(
+            f"<li><code>{escape(o['name'])}</code> ({escape(o['type'])}"
+            f"{', required' if o['required'] else ''}): {escape(o['help'])}</li>"
+            for o in p["options"]
+        )
+        cells = [
+            escape(p["name"]),
+            escape(p["version"]),
+            escape(p["origin"]),
+            escape(p["description"]) or "—",
+            f"<ul>{options}</ul>" if options else "none",
+        ]
+        rows.append("<tr>" + "".join(f"<td>{cell}</td>" for cell in cells) + "</tr>")
+    if not rows:
+        return ""
+    head = "".join(f"<th>{h}</th>" for h in ("plugin", "version", "origin", "what", "options"))
+    body = "\n".join(rows)
+    return f"<h2>Plugins</h2>\n<table>\n<thead><tr>{head}</tr></thead>\n<tbody>\n{body}\n</tbody>\n</table>"
+
+
+def render_status_page(
+    snapshot: Snapshot,
+    *,
+    version: str,
+    ready: bool,
+    now: float,
+    plugins: Iterable[Mapping[str, Any]] = (),
+) -> str:
     """The whole page for ``snapshot``; ``now`` (unix time) is used for the ages shown."""
     headers = (
         "source",
@@ -114,6 +147,7 @@ def render_status_page(snapshot: Snapshot, *, version: str, ready: bool, now: fl
 {rows}
 </tbody>
 </table>
+{render_plugins(plugins)}
 </body>
 </html>
 """

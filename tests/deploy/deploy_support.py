@@ -69,14 +69,17 @@ def daemon_shutdown_bound() -> float:
 
     ``run`` gives running polls ``daemon.SHUTDOWN_GRACE``, then waits up to
     ``scheduler.CANCEL_WAIT`` for the ones it cancelled, then stops the HTTP server, which
-    lets requests in flight run for up to ``web.SHUTDOWN_TIMEOUT``. A supervisor's stop
-    timeout must exceed the sum, or it kills the daemon in the middle of a clean shutdown.
+    lets requests in flight run for up to ``web.SHUTDOWN_TIMEOUT``, then the rest; all of it
+    within ``daemon.SHUTDOWN_BOUND``. A supervisor's stop timeout must exceed it, or it
+    kills the daemon in the middle of a clean shutdown.
     """
-    from collectord.daemon import SHUTDOWN_GRACE
+    from collectord.daemon import SHUTDOWN_BOUND, SHUTDOWN_GRACE
     from collectord.scheduling.scheduler import CANCEL_WAIT
     from collectord.web.server import SHUTDOWN_TIMEOUT
 
-    return SHUTDOWN_GRACE + CANCEL_WAIT + SHUTDOWN_TIMEOUT
+    assert SHUTDOWN_GRACE > 0
+    assert SHUTDOWN_GRACE + CANCEL_WAIT + SHUTDOWN_TIMEOUT < SHUTDOWN_BOUND
+    return SHUTDOWN_BOUND
 
 
 #: Which Debian package brings each external tool (for skip reasons).

@@ -81,8 +81,13 @@ def test_plugins_json_has_exactly_the_documented_fields(
     assert main(["plugins", "--format", "json"]) == 0
     doc = json.loads(capsys.readouterr().out)
     page = next(p for p in doc["plugins"] if p["name"] == "facebook_page")
-    assert set(page) == {"name", "version", "origin", "metrics"}
+    assert set(page) == {"name", "version", "origin", "description", "options", "metrics"}
     assert page["origin"] == "built-in"
+    assert page["description"]
+    page_id = next(o for o in page["options"] if o["name"] == "page_id")
+    assert set(page_id) == {"name", "type", "required", "default", "help"}
+    assert (page_id["type"], page_id["required"], page_id["default"]) == ("id", True, None)
+    assert page_id["help"]
     views = next(m for m in page["metrics"] if m["graph_name"] == "page_views_total")
     assert views == {
         "graph_name": "page_views_total",
@@ -211,3 +216,31 @@ def test_a_reader_that_goes_away_gets_no_traceback(tmp_path: Path) -> None:
     assert proc.wait(timeout=60) == 1
     assert "Traceback" not in err
     assert "BrokenPipeError" not in err
+
+
+def test_once_demo_without_a_config_file_uses_the_built_in_demo_config(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("COLLECTORD_CONFIG", raising=False)
+    assert main(["once", "--demo"]) == 0
+    out = capsys.readouterr().out
+    for family in (
+        "facebook_page_followers_count{",
+        "facebook_post_",
+        "facebook_app_",
+        "instagram_user_",
+        "instagram_media_",
+    ):
+        assert family in out, family
+    assert 'source="demo-page"' in out
+    assert not list(tmp_path.iterdir()), "once writes no state"
+
+
+def test_demo_with_a_chosen_config_file_that_is_missing_exits_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["once", "--demo", "-c", str(tmp_path / "nope.toml")]) == 2
+    err = capsys.readouterr().err
+    assert "nope.toml: cannot read the config file" in err
+    assert "Traceback" not in err

@@ -592,8 +592,9 @@ def test_lone_dollar_is_kept(tmp_path: Path) -> None:
     assert config.sources[0].access_token == Secret("a$b")
 
 
-def test_demo_accepts_unset_variables(tmp_path: Path) -> None:
-    text = """
+#: A config whose every secret and id comes from variables (``--demo`` accepts it unset:
+#: tests/unit/test_demo.py).
+UNSET_VARIABLES = """
     [graph]
     base_url = "${SIM_URL}"
     app_id = "${FB_APP_ID}"
@@ -608,21 +609,12 @@ def test_demo_accepts_unset_variables(tmp_path: Path) -> None:
     plugin = "fake_app"
     app_id = "${FB_APP_ID}"
     """
-    found = "\n".join(problems(tmp_path, text))
+
+
+def test_unset_variables_are_problems(tmp_path: Path) -> None:
+    found = "\n".join(problems(tmp_path, UNSET_VARIABLES))
     for variable in ("SIM_URL", "FB_APP_ID", "FB_APP_SECRET", "ACME_PAGE_TOKEN", "ACME_PAGE_ID"):
         assert f"environment variable {variable} is not set" in found
-    config = load(tmp_path, text, demo=True)
-    page, app = config.sources
-    assert config.graph.base_url == "https://graph.facebook.com"
-    assert (config.graph.app_id, config.graph.app_secret) == (None, None)
-    assert page.access_token is None
-    assert page.options["page_id"] == ""
-    assert (app.access_token, app.options["app_id"]) == (None, "")
-
-
-def test_demo_still_reports_other_problems(tmp_path: Path) -> None:
-    found = problems(tmp_path, PAGE_SOURCE + "max_posts = -1\nfoo = 1\n", demo=True)
-    assert len(found) == 2
 
 
 # -- secrets ------------------------------------------------------------------------------
@@ -757,8 +749,6 @@ def test_design_example_loads(tmp_path: Path) -> None:
     assert source.access_token == Secret(TOKEN)
     assert config.jsonl is not None
     assert config.jsonl.path == tmp_path / "samples.jsonl"
-    demo = load_config(path, {"facebook_page": FacebookPage()}, environ={}, demo=True)
-    assert demo.sources[0].access_token is None
 
 
 class PickyPage(SourcePlugin):
