@@ -44,7 +44,7 @@ class SelfMetricNote:
 #: (counters without ``_total``, as ``prometheus_client`` names them). The generator fails
 #: when the exporter and this table disagree on which families exist.
 SELF_METRIC_NOTES: Mapping[str, SelfMetricNote] = {
-    "collectord_build_info": SelfMetricNote(("version", "python"), "always 1"),
+    "collectord_build_info": SelfMetricNote(("version", "python"), ""),
     "collectord_source_up": SelfMetricNote(
         ("source", "plugin"),
         "0 while the last poll of any cadence failed; the last good values stay exposed",
