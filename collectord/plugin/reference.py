@@ -16,7 +16,6 @@ from __future__ import annotations
 import sys
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from pathlib import Path
 
 from prometheus_client.metrics_core import Metric
 
@@ -26,6 +25,10 @@ from collectord.graph.stats import GraphStats
 from collectord.model import MetricSpec, breakdown_name
 from collectord.plugin.manager import LoadedPlugin, load_source_plugins
 from collectord.store.store import Store
+
+#: The origin :func:`~collectord.plugin.manager.load_source_plugins` gives the plugins
+#: that ship with collectord.
+BUILT_IN = "built-in"
 
 #: The command that regenerates the file; printed in its header and by the drift test.
 COMMAND = "python -m collectord.plugin.reference > docs/metrics.md"
@@ -114,8 +117,8 @@ def render_plugin(name: str, loaded: LoadedPlugin) -> str:
     if plugin.description:
         lines += [_cell(plugin.description) + ".", ""]
     lines += [
-        f"Origin: {loaded.origin}. Config keys: see "
-        "[configuration.md](configuration.md#built-in-plugins).",
+        "Config keys: [configuration.md](configuration.md#built-in-plugins); what it "
+        "collects and how: [sources.md](sources.md).",
         "",
     ]
     default = [m for m in plugin.catalogue if m.default]
@@ -200,9 +203,15 @@ def render(plugins: Mapping[str, LoadedPlugin], self_metrics: Iterable[Metric]) 
     return "\n".join(head) + "\n" + "\n".join([*sections, render_self_metrics(self_metrics)])
 
 
-def generate(plugin_dirs: Iterable[Path] = ()) -> str:
-    """Render the reference for the plugins installed here (plus ``plugin_dirs``)."""
-    return render(load_source_plugins(plugin_dirs), self_metric_families())
+def builtin_plugins() -> dict[str, LoadedPlugin]:
+    """The plugins that ship with collectord (third-party ones installed beside it are left
+    out, so the reference does not depend on the machine it is generated on)."""
+    return {name: lp for name, lp in load_source_plugins().items() if lp.origin == BUILT_IN}
+
+
+def generate() -> str:
+    """Render the reference for the built-in plugins."""
+    return render(builtin_plugins(), self_metric_families())
 
 
 def main() -> int:
