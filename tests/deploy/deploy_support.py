@@ -33,7 +33,7 @@ RULE_TEST_FILES = (
 SCRAPE_CONFIG = PROMETHEUS_DIR / "prometheus.yml"
 DASHBOARD = DEPLOY / "grafana" / "collectord.json"
 
-#: The self-metrics of DESIGN.md ("Self-metrics"), as exposed.
+#: The self-metrics of docs/metrics.md ("Self-metrics"), as exposed.
 SELF_METRICS: frozenset[str] = frozenset(
     {
         "collectord_build_info",
@@ -305,7 +305,7 @@ class ExportedNames:
         for histogram in SELF_HISTOGRAMS:
             if name in (f"{histogram}_bucket", f"{histogram}_sum", f"{histogram}_count"):
                 return True
-        # Breakdown families (DESIGN.md "Metric names"): only those a plugin produces, so
+        # Breakdown families (docs/operations.md "Metric names and labels"): only those a plugin produces, so
         # a misspelt dimension (`..._by_is_from_adz`) is refused.
         return name in self.breakdown_families
 
@@ -356,7 +356,7 @@ def exported_names(cwd: Path) -> ExportedNames:
     """What collectord exports, asked of collectord itself (run in ``cwd``).
 
     ``collectord plugins --format json`` lists the plugins' metrics. It names no breakdowns
-    (DESIGN.md fixes its fields), so the breakdown families are read from what the plugins
+    (its fields are a contract, see docs/operations.md "Command line"), so the breakdown families are read from what the plugins
     really produce: ``collectord once --demo --format prom`` with the shipped collector.toml,
     which polls every example source from the built-in simulator.
 

@@ -126,7 +126,7 @@ async def test_retired_edge_disables_insights_once_while_fields_flow(
     assert not [n for n in scrape.names() if n in DEFAULT_INSIGHTS.values()]
     assert scrape.value("collectord_source_up", source="acme-app") == 1
     errors = scrape.matching("collectord_source_poll_errors_total", source="acme-app")
-    # each disabled metric is counted once (DESIGN.md: they do not fail the poll; they are
+    # each disabled metric is counted once (docs/operations.md: they do not fail the poll; they are
     # counted), and nothing else went wrong
     by_reason = {labels["reason"]: v for labels, v in errors if v}
     assert by_reason == {"invalid_metric": len(DEFAULT_INSIGHTS)}, errors

@@ -132,7 +132,7 @@ async def test_post_window_and_insights_match_the_simulator(
         expected = expected_post(world, "newest-three", post.id)
         assert exposed_post(scrape, "newest-three", post.id) == pytest.approx(expected), post.id
 
-    # Labels exactly per DESIGN.md "Metric names".
+    # Labels exactly per docs/operations.md "Metric names and labels".
     def label_names(family: str) -> set[str]:
         found = {frozenset(lab) for lab in scrape.series(family)}
         assert len(found) == 1, (family, found)

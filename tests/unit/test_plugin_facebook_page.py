@@ -1,5 +1,5 @@
 """The facebook_page plugin: its catalogue against Meta's list of live Page metrics
-(graph-api.md 2.3 and 2.4), and what ``collectord once --demo`` shows for them."""
+(docs/meta-graph-api.md 2.3 and 2.4), and what ``collectord once --demo`` shows for them."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ BY_NAME = {spec.graph_name: spec for spec in CATALOGUE}
 DWM = ("day", "week", "days_28")
 NONE_LISTED = ()  # Meta lists no period: the plugin keeps whatever Meta answers
 
-#: graph-api.md 2.3: every Page metric that still works, its cadence (starred = fast) and
+#: docs/meta-graph-api.md 2.3: every Page metric that still works, its cadence (starred = fast) and
 #: its periods.
 LIVE: dict[str, tuple[str, tuple[str, ...]]] = {
     "page_media_view": ("daily", DWM),
@@ -76,7 +76,7 @@ LIVE: dict[str, tuple[str, tuple[str, ...]]] = {
     "creator_monetization_qualified_views": ("daily", ("day", "lifetime")),
 }
 
-#: graph-api.md 2.4: names and name patterns Meta retired (they fail the whole call).
+#: docs/meta-graph-api.md 2.4: names and name patterns Meta retired (they fail the whole call).
 RETIRED = (
     "page_impressions*",
     "page_posts_impressions*",
