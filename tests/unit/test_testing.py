@@ -6,9 +6,9 @@ from __future__ import annotations
 import textwrap
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
-import pluggy
 import pytest
 
 import collectord
@@ -26,6 +26,7 @@ from collectord import (
 )
 from collectord.graph.answers import classify_error
 from collectord.plugin import hookspecs
+from collectord.plugin.manager import load_source_plugins
 from collectord.testing import FakeGraph, PluginHost
 
 NOW = datetime(2026, 11, 23, 18, 0, tzinfo=UTC)
@@ -51,12 +52,11 @@ def manual_plugin_module() -> dict[str, Any]:
     return namespace
 
 
-async def test_the_manuals_minimal_plugin_runs_as_written() -> None:
-    module = manual_plugin_module()
-    manager = pluggy.PluginManager(hookspecs.PROJECT)
-    manager.add_hookspecs(hookspecs)
-    manager.register(type("M", (), {"register_source_plugins": module["register_source_plugins"]}))
-    ((weather,),) = manager.hook.register_source_plugins()
+async def test_the_manuals_minimal_plugin_runs_as_written(tmp_path: Path) -> None:
+    # loaded the way a user's plugin is: a file in a folder of [collector] plugin_dirs
+    source = literal_block(hookspecs.__doc__ or "", "Minimal plugin::")
+    (tmp_path / "weather.py").write_text(source, encoding="utf-8")
+    weather = load_source_plugins([tmp_path])["weather"].plugin
     assert isinstance(weather, SourcePlugin)
 
     graph = FakeGraph({"me": {"temp": 21.5}})
