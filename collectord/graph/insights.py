@@ -33,7 +33,7 @@ from typing import Any
 from collectord.errors import GraphError, InvalidRequestError, Outcome, PermissionDeniedError
 from collectord.graph.answers import answer_to
 from collectord.graph.client import METRICS_PER_REQUEST
-from collectord.model import MetricSpec, Sample, breakdown_name
+from collectord.model import MetricSpec, Sample, breakdown_name, number
 from collectord.plugin.api import PollContext
 
 #: ``ctx.memory`` key: breakdown requests whose last answer was that error.
@@ -230,19 +230,6 @@ def parse_time(text: str | None) -> datetime | None:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
-def _number(value: Any) -> float | None:
-    if isinstance(value, bool):
-        return float(value)
-    if isinstance(value, int | float):
-        return float(value)
-    if isinstance(value, str):
-        try:
-            return float(value)
-        except ValueError:
-            return None
-    return None
-
-
 def parse_entries(entries: Sequence[Mapping[str, Any]]) -> Iterator[InsightValue]:
     """Flatten insights ``data`` entries into :class:`InsightValue` objects.
 
@@ -274,11 +261,11 @@ def _from_value_item(
     value = item.get("value")
     if isinstance(value, Mapping):
         for key, sub in value.items():
-            num = _number(sub)
+            num = number(sub)
             if num is not None:
                 yield InsightValue(name, period, end_time, num, flags, key=str(key))
         return
-    num = _number(value)
+    num = number(value)
     if num is not None:
         yield InsightValue(name, period, end_time, num, flags)
 
@@ -293,13 +280,13 @@ def _from_total_value(
             keys = [str(k) for k in bd.get("dimension_keys") or ()]
             for result in bd.get("results") or ():
                 values = [str(v) for v in result.get("dimension_values") or ()]
-                num = _number(result.get("value"))
+                num = number(result.get("value"))
                 if num is None or len(values) != len(keys):
                     continue
                 end_time = parse_time(result.get("end_time"))
                 dims = tuple(zip(keys, values, strict=True))
                 yield InsightValue(name, period, end_time, num, dims)
-    num = _number(total.get("value"))
+    num = number(total.get("value"))
     if with_total and num is not None:
         yield InsightValue(name, period, None, num)
 

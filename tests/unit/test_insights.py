@@ -466,3 +466,18 @@ async def test_one_metric_that_is_still_too_much_is_raised() -> None:
 
     with pytest.raises(ReduceDataError):
         await fetch_insights(make_ctx(Stingy(invalid=set())), [InsightRequest("1", ("m",))])
+
+
+def test_a_boolean_is_not_a_value() -> None:
+    """One number parser for the fetcher and the plugins: ``true`` is skipped, not 1."""
+    entries = [
+        {
+            "name": "reach",
+            "period": "day",
+            "values": [
+                {"value": True, "end_time": "2026-11-22T08:00:00+0000"},
+                {"value": 5, "end_time": "2026-11-23T08:00:00+0000"},
+            ],
+        }
+    ]
+    assert [v.value for v in parse_entries(entries)] == [5.0]
