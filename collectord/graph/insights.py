@@ -28,13 +28,15 @@ import dataclasses
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from collectord.errors import GraphError, InvalidRequestError, Outcome, PermissionDeniedError
 from collectord.graph.answers import answer_to
 from collectord.graph.client import METRICS_PER_REQUEST
 from collectord.model import MetricSpec, Sample, breakdown_name, number
-from collectord.plugin.api import PollContext
+
+if TYPE_CHECKING:
+    from collectord.plugin.api import PollContext
 
 #: ``ctx.memory`` key: breakdown requests whose last answer was that error.
 _UNKNOWN_BREAKDOWNS = "insights.unknown_error_breakdowns"

@@ -11,13 +11,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from collectord.config.types import GraphConfig
 from collectord.errors import GraphError
 from collectord.logs import get_logger, scrub
-from collectord.scheduling.scheduler import SourceRuntime
-from collectord.store.store import Store
+
+if TYPE_CHECKING:
+    from collectord.scheduling.scheduler import SourceRuntime
+    from collectord.store.store import Store
 
 CHECK_INTERVAL = 12 * 3600.0
 

@@ -15,10 +15,10 @@ from pathlib import Path
 import pytest
 from prometheus_client.core import GaugeMetricFamily
 
+from collectord import reference
 from collectord.config.loader import load_config
 from collectord.config.types import GraphConfig, JsonlSinkConfig, ScheduleConfig
 from collectord.model import REQUIRED
-from collectord.plugin import reference
 from collectord.plugin.manager import load_source_plugins, plugin_map
 
 REPO = Path(__file__).resolve().parents[2]

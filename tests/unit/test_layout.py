@@ -114,3 +114,35 @@ def test_modules_are_small() -> None:
         if (n := len(path.read_text().splitlines())) > MAX_LINES and "catalog" not in path.name
     }
     assert not too_long, f"modules over {MAX_LINES} lines: {too_long}"
+
+
+#: Which packages each package may import at run time: the flow config → Graph layer →
+#: plugin host → store → scheduling / exporter / web / sinks. The top-level modules
+#: (model, errors, secret, logs) are open to all; the entry points (cli, daemon, demo,
+#: testing, reference) may import anything.
+ALLOWED: dict[str, set[str]] = {
+    "config": {"plugin"},  # validates each source against its plugin's declared options
+    "graph": {"config"},  # reads its settings (config.types)
+    "plugin": {"graph", "config"},
+    "store": {"plugin"},  # applies a PollResult
+    "scheduling": {"config", "plugin", "store"},
+    "exporter": {"store", "graph", "sinks"},  # reads the snapshot and the clients' counters
+    "sinks": {"config"},
+    "web": {"exporter", "store"},
+    "simulator": set(),
+}
+
+
+def test_packages_import_in_the_direction_of_the_flow() -> None:
+    wrong: list[str] = []
+    for name, imports in _graph().items():
+        parts = name.split(".")
+        if len(parts) < 3 or parts[1] not in ALLOWED:
+            continue
+        for target in imports:
+            tparts = target.split(".")
+            if len(tparts) < 3 or tparts[1] == parts[1]:
+                continue  # a top-level module, or the same package
+            if tparts[1] not in ALLOWED[parts[1]]:
+                wrong.append(f"{name} imports {target}")
+    assert not wrong, "imports against the flow:\n" + "\n".join(sorted(wrong))

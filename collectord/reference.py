@@ -6,7 +6,7 @@ help); the self-metrics table from the exporter's own families (name, type and H
 with :data:`SELF_METRIC_NOTES` (labels and what to read from each). Regenerate after
 changing a catalogue or a self-metric::
 
-    python -m collectord.plugin.reference > docs/metrics.md
+    python -m collectord.reference > docs/metrics.md
 
 ``tests/unit/test_docs.py`` fails when the checked-in file differs from this output.
 """
@@ -31,7 +31,7 @@ from collectord.store.store import Store
 BUILT_IN = "built-in"
 
 #: The command that regenerates the file; printed in its header and by the drift test.
-COMMAND = "python -m collectord.plugin.reference > docs/metrics.md"
+COMMAND = "python -m collectord.reference > docs/metrics.md"
 
 
 @dataclass(frozen=True, slots=True)
