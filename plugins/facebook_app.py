@@ -80,8 +80,20 @@ STEP: Mapping[str, timedelta] = {
 OPTIONS: tuple[Option, ...] = (
     Option("app_id", "id", help="The numeric id of the app whose insights are read."),
     Option("period", "str", default="daily", choices=PERIODS, help="Period of every metric."),
-    Option("breakdowns", "str_list", default=(), choices=BREAKDOWNS, help="breakdowns[n]."),
-    Option("aggregate_by", "str", default=None, choices=AGGREGATIONS, help="aggregateBy."),
+    Option(
+        "breakdowns",
+        "str_list",
+        default=(),
+        choices=BREAKDOWNS,
+        help="App Insights breakdowns to request, each sent as breakdowns[n] (for example country).",
+    ),
+    Option(
+        "aggregate_by",
+        "str",
+        default=None,
+        choices=AGGREGATIONS,
+        help="How App Insights aggregates each value (its aggregateBy parameter); Meta's default when unset.",
+    ),
 )
 
 
