@@ -124,6 +124,10 @@ async def test_page_metrics_match_what_the_simulator_served(
         "value": float(world.page_insight(page_id, "page_views_total", "day", newest)),
         "labels": {"source": "acme-page", "page_id": page_id, "period": "day"},
     }
+    # a field is exported by what it counts; the record keeps Meta's name
+    followers = [r for r in records if r["graph_metric"] == "followers_count"]
+    assert followers
+    assert {(r["metric"], r["end_time"]) for r in followers} == {("facebook_page_followers", None)}
 
 
 async def test_restart_writes_no_duplicate_records(
