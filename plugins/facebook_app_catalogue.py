@@ -24,11 +24,15 @@ BREAKDOWNS = (
 _HR = ("daily", "hourly", "range")
 _R = ("daily", "range")
 # App Insights metrics: (name, periods, in the default set, unit, help);
-# unit "ms" is Meta's milliseconds, exported in seconds.
+# unit "ms" is Meta's milliseconds, exported in seconds. None is in the default set: Meta shut
+# the edge down with Facebook Analytics after 2021-06-30 (docs/meta-graph-api.md 4), so asking
+# for them by default cost failing calls and "metric disabled" warnings on every start. A
+# source that still gets answers lists them in ``metrics``; the active-user node fields
+# (below) stay on.
 _INSIGHTS: tuple[tuple[str, tuple[str, ...], bool, str, str], ...] = (
-    ("api_calls", _R, True, "count", "API calls from the app."),
-    ("api_errors", _R, True, "count", "API errors from the app."),
-    ("api_avg_request_time", _R, True, "ms", "Average time of the app's API requests."),
+    ("api_calls", _R, False, "count", "API calls from the app."),
+    ("api_errors", _R, False, "count", "API errors from the app."),
+    ("api_avg_request_time", _R, False, "ms", "Average time of the app's API requests."),
     ("api_calls_by_method", ("daily",), False, "count", "Sampled API calls, by method."),
     ("api_errors_by_method", ("daily",), False, "count", "Sampled API errors, by method."),
     ("api_error_rate_by_method", ("daily",), False, "ratio", "Errors per request, by method."),
@@ -43,23 +47,23 @@ _INSIGHTS: tuple[tuple[str, tuple[str, ...], bool, str, str], ...] = (
     ("app_notification_hide_rate", _HR, False, "ratio", "Notifications hidden per 10k."),
     ("app_notification_spam_rate", _HR, False, "ratio", "Notifications marked spam per 10k."),
     *(
-        (f"facebook_features_{k}_active_users", ("daily",), True, "count", f"{k} active users.")
+        (f"facebook_features_{k}_active_users", ("daily",), False, "count", f"{k} active users.")
         for k in ("daily", "weekly", "monthly")
     ),
     ("facebook_login_total_users", ("lifetime",), False, "count", "Total accepts of the app."),
-    ("initial_permission_grants", _R, True, "count", "Accepts from all sources."),
+    ("initial_permission_grants", _R, False, "count", "Accepts from all sources."),
     *(
         (f"login_dialog_{k}_permission_{w}", _HR, False, "count", f"Login dialog: {k} {w}.")
         for k in ("initial", "additional", "publish")
         for w in ("grants", "requests")
     ),
-    ("mobile_referral_installs", _HR, True, "count", "New mobile installs from referrals."),
+    ("mobile_referral_installs", _HR, False, "count", "New mobile installs from referrals."),
     ("mobile_referrals", _HR, False, "count", "App launches from Facebook on mobile."),
-    ("total_referrals", _HR, True, "count", "App launches from Facebook."),
+    ("total_referrals", _HR, False, "count", "App launches from Facebook."),
     ("payments_daily_chargebacks", _R, False, "currency", "Chargeback amount."),
     ("payments_daily_refunds", _R, False, "currency", "Refund amount."),
     ("payments_daily_spend", _R, False, "currency", "Spend amount."),
-    ("permission_revocations", _HR, True, "count", "Users who removed the app's permissions."),
+    ("permission_revocations", _HR, False, "count", "Users who removed the app's permissions."),
     ("request_accepts", _R, False, "count", "Requests accepted by friends."),
     ("request_blocks", _HR, False, "count", "Requests blocked."),
     ("request_impressions", _R, False, "count", "Requests seen."),

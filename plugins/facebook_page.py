@@ -2,7 +2,7 @@
 
 Exposition, for a source ``acme-page`` (values invented)::
 
-    facebook_page_followers_count{source="acme-page",page_id="1234567890"} 10234.0
+    facebook_page_followers{source="acme-page",page_id="1234567890"} 10234.0
     facebook_page_views{source="acme-page",page_id="1234567890",period="day"} 412.0
     facebook_page_media_view_by_is_from_ads{source="acme-page",page_id="1234567890",period="day",is_from_ads="1"} 25.0
     facebook_page_actions_post_reactions{source="acme-page",page_id="1234567890",period="day",reaction_type="love"} 3.0

@@ -5,6 +5,7 @@ metrics."""
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 
 from collectord import Cadence, MetricNames, MetricSpec, Retired
 
@@ -53,8 +54,12 @@ def insight(
 REACTIONS = ("like", "love", "wow", "haha", "sorry", "anger")
 
 CATALOGUE: tuple[MetricSpec, ...] = (
-    MetricSpec.field(PREFIX, "followers_count", "People following the Page (current total)."),
-    MetricSpec.field(PREFIX, "fan_count", "People who like the Page (current total)."),
+    # Fields are named by what they count (``followers_count`` -> ``facebook_page_followers``):
+    # a gauge ending in ``_count`` fails ``promtool check metrics``.
+    MetricSpec.field(
+        PREFIX, "followers_count", "People following the Page (current total).", name="followers"
+    ),
+    MetricSpec.field(PREFIX, "fan_count", "People who like the Page (current total).", name="fans"),
     insight(
         "page_media_view",
         "daily",
@@ -137,12 +142,15 @@ CATALOGUE: tuple[MetricSpec, ...] = (
         unit="ms",
     ),
     # Meta lists no periods for the uploaded-video metrics: whatever it answers is kept.
-    insight(
-        "page_uploaded_views_15s_count",
-        "fast",
-        "15-second views of videos uploaded to the Page.",
-        periods=(),
-        default=False,
+    replace(
+        insight(
+            "page_uploaded_views_15s_count",
+            "fast",
+            "15-second views of videos uploaded to the Page.",
+            periods=(),
+            default=False,
+        ),
+        prom_name=f"{PREFIX}_uploaded_views_15s",  # no ``_count`` suffix on a gauge
     ),
     insight(
         "page_uploaded_3s_to_15s_views_rate",

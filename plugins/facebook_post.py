@@ -3,7 +3,7 @@
 Exposition, for a source ``acme-posts`` (values invented; ``...`` stands for the
 ``source``, ``page_id`` and ``post_id`` labels shown on the first line)::
 
-    facebook_post_shares_count{source="acme-posts",page_id="1234567890",post_id="1234567890_987"} 12.0
+    facebook_post_shares{source="acme-posts",page_id="1234567890",post_id="1234567890_987"} 12.0
     facebook_post_clicks{...,period="lifetime"} 31.0
     facebook_post_clicks_by_type{...,period="lifetime",click_type="link clicks"} 20.0
     facebook_post_activity_by_action_type{...,period="lifetime",action_type="share"} 4.0

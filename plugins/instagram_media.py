@@ -2,7 +2,7 @@
 
 Exposition, for a source ``northwind-media`` (values invented)::
 
-    instagram_media_like_count{source="northwind-media",ig_user_id="17841400000000001",media_id="18000000000000042",media_type="VIDEO",media_product_type="REELS"} 311.0
+    instagram_media_likes{source="northwind-media",ig_user_id="17841400000000001",media_id="18000000000000042",media_type="VIDEO",media_product_type="REELS"} 311.0
     instagram_media_views{source="northwind-media",ig_user_id="17841400000000001",media_id="18000000000000042",media_type="VIDEO",media_product_type="REELS"} 9120.0
     instagram_media_ig_reels_avg_watch_time_seconds{source="northwind-media",ig_user_id="17841400000000001",media_id="18000000000000042",media_type="VIDEO",media_product_type="REELS"} 7.412
     instagram_story_navigation{source="northwind-media",ig_user_id="17841400000000001",media_id="17900000000000007"} 25.0
@@ -43,6 +43,7 @@ with a config warning naming the nearest known one.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -70,6 +71,7 @@ from .instagram_media_catalogue import (
     MEDIA_PRODUCTS,
     NAMES,
     RETIRED,
+    SAME_AS_FIELD,
     STORY,
     media_insight,
 )
@@ -130,7 +132,17 @@ class InstagramMedia(SourcePlugin):
         """Any name may be asked for, as a metric of posts and reels (Meta decides: a
         rejected one is disabled for that kind of media), with a config warning: what
         replaced it for a retired name, else the nearest known one; a Prometheus name is a
-        config error."""
+        config error. ``likes`` and ``comments`` are the media's ``like_count`` and
+        ``comments_count`` fields (the same counts, one series each)."""
+        field = SAME_AS_FIELD.get(graph_name)
+        if field is not None:
+            spec = next(s for s in CATALOGUE if s.graph_name == field)
+            warnings.warn(
+                f"{graph_name!r} is read as the media's {field!r} field ({spec.prom_name}): "
+                "the same count, exported once",
+                stacklevel=2,
+            )
+            return spec
         NAMES.check(graph_name)
         return media_insight(graph_name, f"Instagram media insight {graph_name}.")
 

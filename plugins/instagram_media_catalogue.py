@@ -3,6 +3,8 @@ kinds of media each is valid for (its ``group``), and the names Meta retired."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from collectord import MetricNames, MetricSpec, Retired
 
 MEDIA_PREFIX = "instagram_media"
@@ -52,17 +54,23 @@ def story_insight(
 
 
 CATALOGUE: tuple[MetricSpec, ...] = (
+    # One measure of one object is one series: the ``like_count`` and ``comments_count``
+    # fields come with the media list at no extra call, so they are exported (named by what
+    # they count) and the ``likes`` and ``comments`` insights, the same counts, are not asked.
     MetricSpec.field(
-        MEDIA_PREFIX, "like_count", "Likes of the media (organic; left out when likes are hidden)."
+        MEDIA_PREFIX,
+        "like_count",
+        "Likes of the media (organic; left out when likes are hidden).",
+        name="likes",
     ),
-    MetricSpec.field(MEDIA_PREFIX, "comments_count", "Comments on the media (organic)."),
+    MetricSpec.field(
+        MEDIA_PREFIX, "comments_count", "Comments on the media (organic).", name="comments"
+    ),
     media_insight(
         "views", "Times the media was played or displayed (replaces impressions, plays)."
     ),
     media_insight("reach", "Accounts that saw the media (estimated)."),
     media_insight("total_interactions", "Likes, comments, saves and shares (organic)."),
-    media_insight("likes", "Likes (organic)."),
-    media_insight("comments", "Comments (organic)."),
     media_insight("saved", "Saves."),
     media_insight("shares", "Shares."),
     media_insight("reposts", "Reposts."),
@@ -135,6 +143,10 @@ CATALOGUE: tuple[MetricSpec, ...] = (
         breakdowns=("action_type",),
     ),
 )
+
+#: Media insights that count what a field of the media list counts: a source listing one
+#: gets the field (one measure of one object is one series), with a config warning.
+SAME_AS_FIELD: Mapping[str, str] = {"likes": "like_count", "comments": "comments_count"}
 
 # What Meta retired, when, and what to ask for instead (docs/meta-graph-api.md 6.7); fnmatch patterns,
 # the first match wins. ``impressions`` itself is in the catalogue: Meta still answers it for

@@ -2,7 +2,7 @@
 
 Exposition, for a source ``northwind-ig`` (values invented)::
 
-    instagram_user_followers_count{source="northwind-ig",ig_user_id="17841400000000001"} 12034.0
+    instagram_user_followers{source="northwind-ig",ig_user_id="17841400000000001"} 12034.0
     instagram_user_reach{source="northwind-ig",ig_user_id="17841400000000001",period="day"} 3114.0
     instagram_user_reach_by_follow_type{source="northwind-ig",ig_user_id="17841400000000001",period="day",follow_type="FOLLOWER"} 2210.0
     instagram_user_views{source="northwind-ig",ig_user_id="17841400000000001",period="day"} 8120.0

@@ -4,6 +4,7 @@ how each is asked for (its ``group``), and the names Meta retired."""
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 
 from collectord import MetricNames, MetricSpec, Retired
 
@@ -48,13 +49,25 @@ def insight(
 
 
 CATALOGUE: tuple[MetricSpec, ...] = (
-    MetricSpec.field(PREFIX, "followers_count", "Accounts following the account (current total)."),
-    MetricSpec.field(PREFIX, "follows_count", "Accounts the account follows (current total)."),
-    MetricSpec.field(PREFIX, "media_count", "Media the account has published (current total)."),
+    # Fields are named by what they count (``followers_count`` -> ``instagram_user_followers``):
+    # a gauge ending in ``_count`` fails ``promtool check metrics``.
+    MetricSpec.field(
+        PREFIX,
+        "followers_count",
+        "Accounts following the account (current total).",
+        name="followers",
+    ),
+    MetricSpec.field(
+        PREFIX, "follows_count", "Accounts the account follows (current total).", name="follows"
+    ),
+    MetricSpec.field(
+        PREFIX, "media_count", "Media the account has published (current total).", name="media"
+    ),
     insight(
         "views",
         "Times the account's content was played or displayed (replaces impressions).",
-        breakdowns=_MPT,
+        # follower_type (FOLLOWER, NON_FOLLOWER): views only, docs/meta-graph-api.md 5.2
+        breakdowns=("media_product_type", "follower_type"),
     ),
     insight(
         "reach",
@@ -105,11 +118,14 @@ CATALOGUE: tuple[MetricSpec, ...] = (
         mode=SERIES,
         period="lifetime",
     ),
-    insight(
-        "follower_count",
-        "New followers per day (legacy time series; 100 or more followers).",
-        mode=SERIES,
-        default=False,
+    replace(
+        insight(
+            "follower_count",
+            "New followers per day (legacy time series; 100 or more followers).",
+            mode=SERIES,
+            default=False,
+        ),
+        prom_name=f"{PREFIX}_new_followers",  # what it counts; no ``_count`` on a gauge
     ),
     insight(
         "profile_views",

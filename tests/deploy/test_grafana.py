@@ -25,8 +25,8 @@ from deploy_support import (
 
 #: Sections the issue asks for, by row title, with a series each must show.
 REQUIRED_ROWS = {
-    "Facebook Page": "facebook_page_followers_count",
-    "Instagram account": "instagram_user_followers_count",
+    "Facebook Page": "facebook_page_followers",
+    "Instagram account": "instagram_user_followers",
     "Trends": "source:engagement_rate:ratio",
     "Top posts and media": "instagram_media_total_interactions",
     "Instagram stories": "instagram_story_views",

@@ -206,6 +206,18 @@ def test_prometheus_scrapes_collectord_and_evaluates_the_rules(
     assert rate[0]["metric"]["platform"] == "facebook"
     assert float(rate[0]["value"][1]) >= 0
 
+    # What Prometheus scrapes, self-metrics included, passes promtool's linter: no warning.
+    with urllib.request.urlopen(f"http://127.0.0.1:{collectord_port}/metrics", timeout=5) as r:
+        exposition = r.read()
+    lint = subprocess.run(
+        [require_tool("promtool"), "check", "metrics"],
+        input=exposition,
+        capture_output=True,
+        timeout=60,
+        check=False,
+    )
+    assert (lint.returncode, lint.stdout + lint.stderr) == (0, b"")
+
     targets = _api(prometheus_port, "/api/v1/targets")["activeTargets"]
     assert [t["health"] for t in targets if t["labels"]["job"] == "collectord"] == ["up"]
     # Every shipped rule evaluates without error against collectord's real series.

@@ -46,12 +46,10 @@ async def test_page_metrics_match_what_the_simulator_served(
     scrape = await daemon.scrape()
     labels = {"source": "acme-page", "page_id": page_id}
 
-    assert scrape.value("facebook_page_followers_count", **labels) == world.page_field(
+    assert scrape.value("facebook_page_followers", **labels) == world.page_field(
         page_id, "followers_count"
     )
-    assert scrape.value("facebook_page_fan_count", **labels) == world.page_field(
-        page_id, "fan_count"
-    )
+    assert scrape.value("facebook_page_fans", **labels) == world.page_field(page_id, "fan_count")
 
     newest = pacific_midnight_on_or_before(frozen_now)
     for graph_name, prom in [
@@ -126,6 +124,10 @@ async def test_page_metrics_match_what_the_simulator_served(
         "value": float(world.page_insight(page_id, "page_views_total", "day", newest)),
         "labels": {"source": "acme-page", "page_id": page_id, "period": "day"},
     }
+    # a field is exported by what it counts; the record keeps Meta's name
+    followers = [r for r in records if r["graph_metric"] == "followers_count"]
+    assert followers
+    assert {(r["metric"], r["end_time"]) for r in followers} == {("facebook_page_followers", None)}
 
 
 async def test_restart_writes_no_duplicate_records(
@@ -184,10 +186,10 @@ async def test_failing_source_recovers_and_keeps_last_values(
     daemon = await start_daemon(config)
     await daemon.wait_ready()
     good = await daemon.scrape()
-    followers = good.value("facebook_page_followers_count")
+    followers = good.value("facebook_page_followers")
     simulator.faults.token_error(subcode=463)
     bad = await daemon.wait_for_value("collectord_source_up", 0, source="acme-page")
-    assert bad.value("facebook_page_followers_count") == followers
+    assert bad.value("facebook_page_followers") == followers
     assert bad.value("collectord_source_poll_errors_total", source="acme-page", reason="auth") >= 1
     assert (await daemon.get("/healthz"))[0] == 200
     simulator.faults.clear()

@@ -3,6 +3,7 @@ the retired edge (Meta ended Facebook Analytics in 2021) as a quiet, once-report
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
@@ -15,8 +16,9 @@ from collectord.simulator.timewin import pacific_midnight_days_before
 
 pytestmark = pytest.mark.integration
 
-#: The default App Insights metrics and their families (``_seconds``: Meta's milliseconds).
-DEFAULT_INSIGHTS = {
+#: App Insights metrics a source lists (none is in the default set since Meta shut the edge
+#: down) and their families (``_seconds``: Meta's milliseconds).
+LISTED_INSIGHTS = {
     "api_calls": "facebook_app_api_calls",
     "api_errors": "facebook_app_api_errors",
     "api_avg_request_time": "facebook_app_api_avg_request_time_seconds",
@@ -29,6 +31,8 @@ DEFAULT_INSIGHTS = {
     "permission_revocations": "facebook_app_permission_revocations",
 }
 FIELDS = ("daily_active_users", "weekly_active_users", "monthly_active_users")
+#: The ``metrics`` line of a source reading the fields and the listed insights.
+LISTED = f"metrics = {json.dumps([*FIELDS, *LISTED_INSIGHTS])}"
 
 
 def app_source(world: World, name: str, extra: str = "") -> str:
@@ -56,7 +60,7 @@ async def test_app_fields_and_insights_match_the_simulator(
 ) -> None:
     world = simulator.world
     app_id = world.app_id
-    sources = app_source(world, "acme-app") + app_source(
+    sources = app_source(world, "acme-app", LISTED) + app_source(
         world, "acme-app-by-country", 'metrics = ["api_calls"]\nbreakdowns = ["country"]'
     )
     daemon = await start_daemon(make_config(simulator, sources))
@@ -71,7 +75,7 @@ async def test_app_fields_and_insights_match_the_simulator(
         ], family
 
     when = newest_point(frozen_now)
-    for graph, family in DEFAULT_INSIGHTS.items():
+    for graph, family in LISTED_INSIGHTS.items():
         expected = float(world.app_insight(app_id, graph, "daily", when))
         if family.endswith("_seconds"):
             expected /= 1000
@@ -107,7 +111,7 @@ async def test_retired_edge_disables_insights_once_while_fields_flow(
     app_id = world.app_id
     simulator.faults.app_insights_retired = True
     recorder = tap(simulator)
-    config = make_config(simulator, app_source(world, "acme-app"), fast="1s", daily="1s")
+    config = make_config(simulator, app_source(world, "acme-app", LISTED), fast="1s", daily="1s")
     daemon = await start_daemon(config)
     await daemon.wait_ready()
 
@@ -119,17 +123,17 @@ async def test_retired_edge_disables_insights_once_while_fields_flow(
 
     scrape = await daemon.wait_for(lambda s: polls(s, "daily") >= 4 and polls(s, "fast") >= 4)
 
-    for graph in DEFAULT_INSIGHTS:
+    for graph in LISTED_INSIGHTS:
         assert scrape.matching("collectord_metric_disabled", source="acme-app", metric=graph) == [
             ({"source": "acme-app", "metric": graph, "reason": "unsupported"}, 1.0)
         ], graph
-    assert not [n for n in scrape.names() if n in DEFAULT_INSIGHTS.values()]
+    assert not [n for n in scrape.names() if n in LISTED_INSIGHTS.values()]
     assert scrape.value("collectord_source_up", source="acme-app") == 1
     errors = scrape.matching("collectord_source_poll_errors_total", source="acme-app")
     # each disabled metric is counted once (docs/operations.md: they do not fail the poll; they are
     # counted), and nothing else went wrong
     by_reason = {labels["reason"]: v for labels, v in errors if v}
-    assert by_reason == {"invalid_metric": len(DEFAULT_INSIGHTS)}, errors
+    assert by_reason == {"invalid_metric": len(LISTED_INSIGHTS)}, errors
     for name in FIELDS:
         assert scrape.value(f"facebook_app_{name}", source="acme-app") == float(
             world.app_field(app_id, name)
@@ -138,13 +142,13 @@ async def test_retired_edge_disables_insights_once_while_fields_flow(
     # No error storm: each metric was asked for once, in the first daily poll only, while
     # the fields are read on every fast poll.
     asked = [c for c in recorder.calls if "/app_insights" in c.path]
-    assert sorted(c.path.rsplit("/", 1)[1] for c in asked) == sorted(DEFAULT_INSIGHTS)
+    assert sorted(c.path.rsplit("/", 1)[1] for c in asked) == sorted(LISTED_INSIGHTS)
     assert all(c.status == 400 for c in asked)
     # The simulator's HTTP request log: one batch for the insights, then field reads only
     # (and the token check).
     http = list(simulator.requests)
     insight_batches = [r for r in http if any("/app_insights" in e for e in r.elements)]
-    assert [r.batch_size for r in insight_batches] == [len(DEFAULT_INSIGHTS)]
+    assert [r.batch_size for r in insight_batches] == [len(LISTED_INSIGHTS)]
     field_reads = [r for r in http if r.path == f"/v26.0/{app_id}"]
     assert len(field_reads) >= 4
     rest = [r.path for r in http if r not in insight_batches and r not in field_reads]
@@ -156,4 +160,28 @@ async def test_retired_edge_disables_insights_once_while_fields_flow(
     assert "unsupported" in page
     assert await daemon.stop() == 0
     warnings = [e for e in daemon.log_events() if e.get("event") == "metric disabled"]
-    assert sorted(w["metric"] for w in warnings) == sorted(DEFAULT_INSIGHTS), "one line each"
+    assert sorted(w["metric"] for w in warnings) == sorted(LISTED_INSIGHTS), "one line each"
+
+
+async def test_default_set_reads_the_fields_and_never_calls_the_retired_edge(
+    simulator: Simulator,
+    start_daemon: Any,
+    make_config: Callable[..., str],
+    tap: Callable[[Simulator], Any],
+) -> None:
+    """Meta shut App Insights down in 2021: a source that lists no metrics reads the
+    active-user fields, makes no App Insights call and logs no "metric disabled"."""
+    world = simulator.world
+    simulator.faults.app_insights_retired = True
+    recorder = tap(simulator)
+    daemon = await start_daemon(make_config(simulator, app_source(world, "acme-app")))
+    await daemon.wait_ready()
+    scrape = await daemon.scrape()
+    for name in FIELDS:
+        assert scrape.value(f"facebook_app_{name}", source="acme-app") == float(
+            world.app_field(world.app_id, name)
+        )
+    assert not scrape.matching("collectord_metric_disabled", source="acme-app")
+    assert not [c for c in recorder.calls if "/app_insights" in c.path]
+    assert await daemon.stop() == 0
+    assert not [e for e in daemon.log_events() if e.get("event") == "metric disabled"]

@@ -46,7 +46,7 @@ def expected_post(world: World, source: str, post_id: str) -> Series:
         out[(family, frozenset({**base, **labels}.items()))] = float(value)
 
     activity = world.post_insight(post_id, "post_activity_by_action_type")
-    put("facebook_post_shares_count", activity.get("share", 0))
+    put("facebook_post_shares", activity.get("share", 0))
     for action, value in activity.items():
         put("facebook_post_activity_by_action_type", value, period="lifetime", action_type=action)
     for graph, family in [
@@ -138,7 +138,7 @@ async def test_post_window_and_insights_match_the_simulator(
         assert len(found) == 1, (family, found)
         return set(next(iter(found)))
 
-    assert label_names("facebook_post_shares_count") == POST_LABELS
+    assert label_names("facebook_post_shares") == POST_LABELS
     assert label_names("facebook_post_media_view") == INSIGHT_LABELS
     assert label_names("facebook_post_media_view_by_is_from_ads") == INSIGHT_LABELS | {
         "is_from_ads"

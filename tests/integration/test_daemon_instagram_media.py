@@ -106,8 +106,8 @@ def expected_media(sim: Simulator, source: str, item: dict[str, Any], now: datet
     }
     key = frozenset(labels.items())
     out: Series = {
-        ("instagram_media_like_count", key): float(item["like_count"]),
-        ("instagram_media_comments_count", key): float(item["comments_count"]),
+        ("instagram_media_likes", key): float(item["like_count"]),
+        ("instagram_media_comments", key): float(item["comments_count"]),
     }
     if item["pre_conversion"]:
         return out  # no insights: skipped
@@ -194,8 +194,8 @@ async def test_media_and_stories_match_the_simulator(
     def followed(source: str, family: str) -> set[str]:
         return {lab["media_id"] for lab, _ in scrape.matching(family, source=source)}
 
-    assert followed("recent-media", "instagram_media_like_count") == {m["id"] for m in items[:size]}
-    assert followed("all-media", "instagram_media_like_count") == {m["id"] for m in items}
+    assert followed("recent-media", "instagram_media_likes") == {m["id"] for m in items[:size]}
+    assert followed("all-media", "instagram_media_likes") == {m["id"] for m in items}
     assert not exposed(scrape, "recent-media", items[size]["id"]), "older than max_age"
 
     # Per product type: exactly the metrics Meta serves for it, with their labels.

@@ -33,6 +33,7 @@ BREAKDOWNS = (
         (m, "media_product_type")
         for m in ("views", "reach", "total_interactions", "likes", "comments", "saves", "shares")
     ),
+    ("views", "follower_type"),
     ("reach", "follow_type"),
     ("profile_links_taps", "contact_button_type"),
     ("follows_and_unfollows", "follow_type"),
@@ -65,8 +66,8 @@ def expected_account(sim: Simulator, now: datetime) -> Expected:
     def truth(metric: str, **kw: Any) -> Any:
         return ig.user_insight(user, metric, now=now, **kw)
 
-    for name in ("followers_count", "follows_count", "media_count"):
-        put(f"instagram_user_{name}", ig.user_field(user, name, now))
+    for name in ("followers_count", "follows_count", "media_count"):  # named by what they count
+        put(f"instagram_user_{name.removesuffix('_count')}", ig.user_field(user, name, now))
     for metric in TOTALS:
         put(f"instagram_user_{metric}", truth(metric, metric_type="total_value"), period="day")
     for metric, dim in BREAKDOWNS:

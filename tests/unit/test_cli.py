@@ -171,7 +171,7 @@ def test_once_logs_config_warnings_on_stderr_and_keeps_stdout_for_samples(
     assert len(warnings) == 1
     assert "fast_interval: 1m is shorter" in warnings[0]["detail"]
     assert "config warning" not in out
-    assert "facebook_page_followers_count{" in out
+    assert "facebook_page_followers{" in out
 
 
 def test_a_state_dir_that_cannot_be_made_is_one_problem_line_and_exit_2(
@@ -226,7 +226,7 @@ def test_once_demo_without_a_config_file_uses_the_built_in_demo_config(
     assert main(["once", "--demo"]) == 0
     out = capsys.readouterr().out
     for family in (
-        "facebook_page_followers_count{",
+        "facebook_page_followers{",
         "facebook_post_",
         "facebook_app_",
         "instagram_user_",

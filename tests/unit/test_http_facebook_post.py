@@ -143,7 +143,7 @@ async def test_fast_poll_pages_through_the_window_with_insights_expanded(
 
     everyone = {post_id(n) for n in range(5)}
     assert by_post(source, "facebook_post_clicks") == dict.fromkeys(everyone, 31.0)
-    assert by_post(source, "facebook_post_shares_count") == dict.fromkeys(everyone, 12.0)
+    assert by_post(source, "facebook_post_shares") == dict.fromkeys(everyone, 12.0)
     (link,) = [
         s
         for s in source.series("facebook_post_clicks_by_type")

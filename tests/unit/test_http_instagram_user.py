@@ -20,6 +20,7 @@ COUNTS = {"followers_count": 12034, "follows_count": 381, "media_count": 77}
 GATED = {"follower_demographics", "engaged_audience_demographics", "online_followers"}
 ROWS = {
     "follow_type": ["FOLLOWER", "NON_FOLLOWER"],
+    "follower_type": ["FOLLOWER", "NON_FOLLOWER"],
     "media_product_type": ["POST", "REEL"],
     "city": ["Berlin, Berlin"],
 }
@@ -92,9 +93,9 @@ async def test_fast_poll_reads_the_account_fields(
     source = OneSource(session, tmp_path, TOML, now=NOW)
     assert await source.poll("fast")
     assert {s.metric: s.value for s in source.samples()} == {
-        "instagram_user_followers_count": 12034.0,
-        "instagram_user_follows_count": 381.0,
-        "instagram_user_media_count": 77.0,
+        "instagram_user_followers": 12034.0,
+        "instagram_user_follows": 381.0,
+        "instagram_user_media": 77.0,
     }
     ((path, params),) = double.calls
     assert path == IG
@@ -150,6 +151,7 @@ async def test_small_account_empty_data_is_no_data_not_an_error(
     assert {s.metric for s in source.samples()} == {
         "instagram_user_views",
         "instagram_user_views_by_media_product_type",
+        "instagram_user_views_by_follower_type",
     }, "only the metrics with data"
     assert source.status.disabled == {}
     assert sum(source.status.errors.values()) == 0

@@ -40,7 +40,7 @@ def page_views(value: float = 123, end_time: datetime | None = DAY, page: str = 
 
 def followers(value: float = 10) -> Sample:
     return Sample(
-        metric="facebook_page_followers_count",
+        metric="facebook_page_followers",
         graph_metric="followers_count",
         value=value,
         labels=make_labels({"page_id": "1234567890"}),
@@ -162,10 +162,10 @@ def test_new_end_time_or_changed_value_writes_a_record(data_path: Path, state_di
     records = read_records(data_path)
     assert [(r["metric"], r["end_time"], r["value"]) for r in records] == [
         ("facebook_page_views", "2026-11-23T08:00:00Z", 5.0),
-        ("facebook_page_followers_count", None, 1.0),
+        ("facebook_page_followers", None, 1.0),
         ("facebook_page_views", "2026-11-24T08:00:00Z", 5.0),
-        ("facebook_page_followers_count", None, 2.0),
-        ("facebook_page_followers_count", None, 1.0),
+        ("facebook_page_followers", None, 2.0),
+        ("facebook_page_followers", None, 1.0),
     ]
 
 
@@ -302,7 +302,7 @@ def test_torn_last_line_is_moved_aside_and_rewritten(data_path: Path, state_dir:
 
     assert write(again, page_views(9), followers(1)) == 1
     assert [r["metric"] for r in read_records(data_path)] == [
-        "facebook_page_followers_count",
+        "facebook_page_followers",
         "facebook_page_views",
     ]
 

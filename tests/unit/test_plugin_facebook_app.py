@@ -32,6 +32,14 @@ FIELDS = {
     "weekly_active_users": "4010",
     "monthly_active_users": "9001",
 }
+#: App Insights metrics a source lists to read the edge (none is in the default set), with
+#: the node fields.
+EDGE_METRICS = (
+    *("api_calls", "api_errors", "api_avg_request_time", "initial_permission_grants"),
+    *("mobile_referral_installs", "total_referrals", "permission_revocations"),
+    *(f"facebook_features_{k}_active_users" for k in ("daily", "weekly", "monthly")),
+)
+LISTED = (*FIELDS, *EDGE_METRICS)
 RETIRED = {
     "invalid": meta_error("(#100) The value must be a valid insights metric", code=100),
     "unsupported": meta_error(
@@ -173,10 +181,22 @@ async def test_fast_poll_reads_active_users_fields_as_numbers() -> None:
     assert (dau.value, dau.label_dict, dau.cadence) == (1520.0, {"app_id": APP}, "fast")
 
 
+async def test_default_set_asks_the_retired_edge_nothing() -> None:
+    """Meta shut App Insights down in 2021: by default a source reads the active-user
+    fields only, and its daily poll makes no call that would fail."""
+    assert not [m for m in CATALOGUE if m.default and m.kind == "insight"]
+    graph = FakeApp(retired="invalid")
+    status = new_status()
+    assert await poll(graph, "daily", status=status) == []
+    assert graph.insight_calls() == []
+    assert status.disabled == {}, "no 'metric disabled' warning on start"
+    assert len(await poll(FakeApp(), "fast", status=status)) == 3
+
+
 async def test_daily_poll_asks_each_metric_in_the_path_in_one_batch() -> None:
     graph = FakeApp()
-    samples = await poll(graph, "daily")
-    defaults = [m for m in CATALOGUE if m.default and m.kind == "insight"]
+    samples = await poll(graph, "daily", metrics=LISTED)
+    defaults = [m for m in CATALOGUE if m.graph_name in EDGE_METRICS]
     assert [m for m, _, _ in graph.http] == ["POST"]  # 10 metrics, one HTTP request
     calls = graph.insight_calls()
     assert sorted(p for p, _ in calls) == sorted(
@@ -199,7 +219,9 @@ async def test_daily_poll_asks_each_metric_in_the_path_in_one_batch() -> None:
 
 async def test_breakdowns_become_labels_of_a_by_family() -> None:
     graph = FakeApp()
-    samples = await poll(graph, "daily", breakdowns=("client",), aggregate_by="COUNT")
+    samples = await poll(
+        graph, "daily", metrics=LISTED, breakdowns=("client",), aggregate_by="COUNT"
+    )
     params = graph.insight_calls()[0][1]
     assert (params["breakdowns[0]"], params["aggregateBy"]) == ("client", "COUNT")
     android = newest(samples, "facebook_app_api_calls_by_client", client="android")
@@ -209,11 +231,10 @@ async def test_breakdowns_become_labels_of_a_by_family() -> None:
 
 
 async def test_retired_edge_disables_each_metric_once_without_failing() -> None:
-    status = new_status()
+    status = new_status(LISTED)
     graph = FakeApp(retired="invalid")
     assert await poll(graph, "daily", status=status) == []
-    defaults = {m.graph_name for m in CATALOGUE if m.default and m.kind == "insight"}
-    assert status.disabled == dict.fromkeys(defaults, "invalid_metric")
+    assert status.disabled == dict.fromkeys(EDGE_METRICS, "invalid_metric")
     assert len(graph.http) == 1  # one batch found them all
 
     graph = FakeApp(retired="invalid")
@@ -230,7 +251,7 @@ async def test_unsupported_operation_answer_disables_as_unsupported() -> None:
 
 
 async def test_one_retired_metric_leaves_the_others_flowing() -> None:
-    status = new_status()
+    status = new_status(LISTED)
     graph = FakeApp(retired_metrics=["api_errors"])
     samples = await poll(graph, "daily", status=status)
     assert status.disabled == {"api_errors": "invalid_metric"}
@@ -239,7 +260,7 @@ async def test_one_retired_metric_leaves_the_others_flowing() -> None:
 
 
 async def test_permission_error_fails_the_poll() -> None:
-    status = new_status()
+    status = new_status(LISTED)
     with pytest.raises(PermissionDeniedError):
         await poll(FakeApp(denied=True), "daily", status=status)
     assert status.disabled == {}

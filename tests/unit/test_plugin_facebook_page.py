@@ -195,7 +195,7 @@ def test_once_demo_shows_the_metrics_listed(
     lines = [line for line in capsys.readouterr().out.splitlines() if not line.startswith("#")]
     families = {line.split("{")[0] for line in lines}
     assert families == {
-        "facebook_page_uploaded_views_15s_count",
+        "facebook_page_uploaded_views_15s",
         "facebook_page_uploaded_views_60s_excludes_shorter_unique_count_by_is_60s_returning_viewer",
         "facebook_page_tab_views_login_top_unique",
         "facebook_page_video_complete_views_30s_unique",

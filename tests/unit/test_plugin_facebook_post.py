@@ -233,8 +233,8 @@ async def test_fast_poll_brings_insights_with_the_listing() -> None:
     assert {s.cadence for s in samples} == {"fast"}
 
     p1, p2 = post_id(1), post_id(2)
-    assert value(samples, "facebook_post_shares_count", post_id=p1) == 1.0
-    assert value(samples, "facebook_post_shares_count", post_id=p2) == 0.0  # never shared
+    assert value(samples, "facebook_post_shares", post_id=p1) == 1.0
+    assert value(samples, "facebook_post_shares", post_id=p2) == 0.0  # never shared
     clicks = [s for s in samples if s.metric == "facebook_post_clicks" and s.object_id == p1]
     assert clicks[0].label_dict == {"page_id": PAGE, "post_id": p1, "period": "lifetime"}
     assert clicks[0].value == 10 + len("post_clicks")
@@ -252,7 +252,7 @@ async def test_daily_poll_labels_breakdowns_and_seconds() -> None:
     p1 = post_id(1)
 
     assert {s.cadence for s in samples} == {"daily"}
-    assert not [s for s in samples if s.metric == "facebook_post_shares_count"]  # fast field
+    assert not [s for s in samples if s.metric == "facebook_post_shares"]  # fast field
     total = value(samples, "facebook_post_media_view", post_id=p1)
     assert total == 10 + len("post_media_view")
     ads = "facebook_post_media_view_by_is_from_ads"
@@ -376,12 +376,12 @@ async def test_a_gated_field_refused_for_permission_is_disabled() -> None:
     graph = FakeMeta(days_ago(1), gated_denied=True)
     samples = await poll(graph, "fast", status=status)
     assert status.disabled == {"comments": "permission"}
-    assert value(samples, "facebook_post_shares_count", post_id=post_id(1)) == 1
-    assert not [s for s in samples if s.metric == "facebook_post_comments_count"]
+    assert value(samples, "facebook_post_shares", post_id=post_id(1)) == 1
+    assert not [s for s in samples if s.metric == "facebook_post_comments"]
 
     graph = FakeMeta(days_ago(1))
     samples = await poll(graph, "fast", extra=["comments"])
-    assert value(samples, "facebook_post_comments_count", post_id=post_id(1)) == 5
+    assert value(samples, "facebook_post_comments", post_id=post_id(1)) == 5
 
 
 async def test_no_post_readable_for_permission_fails_the_poll() -> None:

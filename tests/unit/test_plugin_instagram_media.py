@@ -270,7 +270,7 @@ async def test_names_labels_and_values_of_posts_and_reels() -> None:
     assert views.period == "lifetime"
     (watch,) = of(samples, "instagram_media_ig_reels_avg_watch_time_seconds")
     assert watch.value == pytest.approx(7.412), "milliseconds become seconds"
-    (likes,) = of(samples, "instagram_media_like_count", media_id(1))
+    (likes,) = of(samples, "instagram_media_likes", media_id(1))
     assert likes.value == 1.0
     assert likes.label_dict["media_product_type"] == "FEED"
     assert all("period" not in s.label_dict for s in samples)
@@ -290,7 +290,9 @@ async def test_only_metrics_valid_for_the_product_type_are_requested() -> None:
     await poller.poll()
     assert poller.status.disabled == {}, "no call failed for a product-type mismatch"
     sets = metric_sets(graph)
-    feed = {"views", "reach", "total_interactions", "likes", "comments", "saved", "shares"}
+    # likes and comments are the like_count and comments_count fields of the list (one
+    # series per measure): their insights are not asked
+    feed = {"views", "reach", "total_interactions", "saved", "shares"}
     feed |= {"reposts", "follows", "profile_visits"}
     assert sets[media_id(1)] == sets[media_id(3)] == feed, "media_type does not change the set"
     reels = (feed - {"follows", "profile_visits"}) | {
@@ -345,7 +347,7 @@ async def test_expected_object_errors_are_skipped_and_counted() -> None:
     assert poller.status.disabled == {}
     insight_objects = {s.object_id for s in samples if s.metric.endswith("_views")}
     assert insight_objects == {media_id(1), story_id(2)}, "empty data is no data, no error"
-    assert of(samples, "instagram_media_like_count", media_id(2)), "its fields still flow"
+    assert of(samples, "instagram_media_likes", media_id(2)), "its fields still flow"
 
     # pre-conversion media is permanent: not asked again, still counted
     graph.reset()
@@ -518,7 +520,7 @@ async def test_shares_refused_for_a_feed_image_is_disabled_for_feed_images_only(
         "instagram_media_views",
         "instagram_media_reach",
         "instagram_media_saved",
-        "instagram_media_like_count",
+        "instagram_media_likes",
     } <= refused_post, "the other metrics of that post arrive in the same poll"
     assert "instagram_media_shares" not in refused_post
 
@@ -687,6 +689,25 @@ def test_impressions_loads_without_a_warning_it_still_answers_for_older_posts(
         ("instagram_media_impressions", ("FEED",))
     ]
     assert "impressions" not in {s.graph_name for s in PLUGIN.catalogue if s.default}
+
+
+@pytest.mark.parametrize(
+    ("name", "field"), [("likes", "like_count"), ("comments", "comments_count")]
+)
+def test_likes_and_comments_insights_are_read_as_the_fields_one_series_each(
+    tmp_path: Path, name: str, field: str
+) -> None:
+    """The ``likes`` insight counts what the ``like_count`` field counts: listing it gets
+    the field (``instagram_media_likes``), once even when both are listed."""
+    specs, warned = said(tmp_path, "views", name, field)
+    assert sorted(specs) == sorted([field, "views", "views"])  # media and story views
+    prom = f"instagram_media_{name}"
+    assert warned == [
+        f"{name!r} is read as the media's {field!r} field ({prom}): "
+        + ("the same count, exported once")
+    ]
+    specs, _ = said(tmp_path, name)
+    assert specs == [field]
 
 
 @pytest.mark.parametrize(

@@ -198,9 +198,9 @@ async def test_fast_poll_reads_the_counts_in_one_call() -> None:
     samples = await collect(make_ctx(graph, "fast"))
     assert len(graph.http) == 1
     assert {s.metric: s.value for s in samples} == {
-        "instagram_user_followers_count": 12000.0,
-        "instagram_user_follows_count": 381.0,
-        "instagram_user_media_count": 77.0,
+        "instagram_user_followers": 12000.0,
+        "instagram_user_follows": 381.0,
+        "instagram_user_media": 77.0,
     }
     assert all(s.label_dict == {"ig_user_id": IG} and s.cadence == "fast" for s in samples)
 
@@ -212,7 +212,7 @@ async def test_daily_poll_names_labels_and_values() -> None:
 
     assert ctx.host.disabled == {}, "every default metric is asked for the way Meta wants"
     assert all(s.cadence == "daily" for s in samples)
-    assert not series(samples, "instagram_user_followers_count"), "fields are fast only"
+    assert not series(samples, "instagram_user_followers"), "fields are fast only"
 
     (views,) = series(samples, "instagram_user_views")
     assert views.label_dict == {"ig_user_id": IG, "period": "day"}

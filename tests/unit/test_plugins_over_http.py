@@ -22,6 +22,8 @@ from collectord.store.store import Store
 NOW = datetime.now(UTC).replace(microsecond=0)
 PAGE = "1234567890"
 IG = "17841400000000001"
+#: App Insights metrics are off by default (Meta shut the edge down in 2021): listed here.
+APP_METRICS = '["daily_active_users", "weekly_active_users", "api_calls", "api_errors"]'
 
 
 def fb_time(dt: datetime) -> str:
@@ -182,7 +184,10 @@ async def test_app_retired_edge_disables_each_metric_once_and_fields_flow(
         return 400, envelope(100, "(#100) The metric is no longer supported")
 
     double = MetaDouble(mocked, meta)
-    toml = 'plugin = "facebook_app"\naccess_token = "4321|secret"\napp_id = "4321"\n'
+    toml = (
+        'plugin = "facebook_app"\naccess_token = "4321|secret"\napp_id = "4321"\n'
+        f"metrics = {APP_METRICS}\n"
+    )
     ok, store, rt = await poll(session, tmp_path, toml, "daily")
     assert ok, "a retired edge is not a failed poll"
     assert rt.status.disabled
@@ -239,7 +244,10 @@ async def test_app_insights_denied_fails_the_poll_as_permission(
         return 400, envelope(code, message)
 
     double = MetaDouble(mocked, meta)
-    toml = 'plugin = "facebook_app"\naccess_token = "4321|secret"\napp_id = "4321"\n'
+    toml = (
+        'plugin = "facebook_app"\naccess_token = "4321|secret"\napp_id = "4321"\n'
+        f"metrics = {APP_METRICS}\n"
+    )
     ok, _store, rt = await poll(session, tmp_path, toml, "daily")
     assert not ok
     assert rt.status.per_cadence["daily"].last_error_reason == "permission"
