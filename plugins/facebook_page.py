@@ -33,6 +33,7 @@ from collectord import (
     field_samples,
     insight_samples,
     parse_entries,
+    skip_reason,
 )
 
 from .facebook_page_catalogue import CATALOGUE, DICT_LABELS, NAMES, RETIRED, insight
@@ -84,7 +85,12 @@ class FacebookPage(SourcePlugin):
         specs = {m.graph_name: m for m in insights}
         for tag, answer in await requests.fetch(ctx):
             if isinstance(answer, GraphError):
-                raise answer  # the Page itself: the poll cannot deliver
+                if not tag.breakdown:
+                    raise answer  # the Page's own values: the poll cannot deliver
+                # a breakdown call Meta refused for this Page (permission, too few people,
+                # not supported): left out and counted, the rest of the poll delivers
+                ctx.skip(page_id, skip_reason(answer, "unsupported"))
+                continue
             samples += insight_samples(
                 ctx,
                 specs,

@@ -282,10 +282,12 @@ def _add(
     ``scope`` (what Meta rejects is disabled for objects of that kind only)."""
     by_name = {s.graph_name: s for s in specs}
     objects[object_id] = (labels, by_name)
-    requests.add(Tag(object_id), object_id, by_name, scope=scope)
+    requests.add(Tag(object_id), object_id, by_name, scope=scope, per_object=True)
     for spec in specs:
         for bd in spec.breakdowns:
-            requests.add_breakdown(Tag(object_id, bd), object_id, spec.graph_name, bd, scope=scope)
+            requests.add_breakdown(
+                Tag(object_id, bd), object_id, spec.graph_name, bd, scope=scope, per_object=True
+            )
 
 
 async def _read_answers(

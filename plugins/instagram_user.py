@@ -54,6 +54,7 @@ from collectord import (
     field_samples,
     insight_samples,
     parse_entries,
+    skip_reason,
 )
 
 from .instagram_user_catalogue import (
@@ -122,7 +123,12 @@ class InstagramUser(SourcePlugin):
         specs = {m.graph_name: m for m in insights}
         for tag, answer in await build_requests(ctx, ig_user_id, insights).fetch(ctx):
             if isinstance(answer, GraphError):
-                raise answer  # the account itself: the poll cannot deliver
+                if not tag.breakdown:
+                    raise answer  # the account's own values: the poll cannot deliver
+                # a breakdown or demographics call (permission, too few people, not
+                # supported): left out and counted, the rest of the poll delivers
+                ctx.skip(ig_user_id, skip_reason(answer, "unsupported"))
+                continue
             values: Iterable[InsightValue] = parse_entries(answer)
             if tag.timeframe:
                 values = [_with_timeframe(v, tag.timeframe) for v in values if v.dims]

@@ -22,6 +22,7 @@ from typing import Any, Generic, TypeVar
 
 from collectord.errors import GraphError, Outcome
 from collectord.graph.insights import (
+    KIND_AFTER,
     InsightRequest,
     InsightValue,
     breakdown_key,
@@ -88,8 +89,11 @@ class Requests(Generic[T]):
         edge: str = "insights",
         metric_in_path: bool = False,
         disable_as: str = "",
+        per_object: bool = False,
     ) -> None:
-        """A request of ``metrics`` of ``object_id`` (see :class:`~collectord.InsightRequest`)."""
+        """A request of ``metrics`` of ``object_id`` (see :class:`~collectord.InsightRequest`;
+        ``per_object``: a rejected metric is disabled for this object until several
+        objects of the scope had it rejected)."""
         key = f"#{len(self._items)}"
         request = InsightRequest(
             object_id,
@@ -100,6 +104,7 @@ class Requests(Generic[T]):
             metric_in_path=metric_in_path,
             disable_as=disable_as,
             scope=scope,
+            per_object=per_object,
         )
         self._items.append((tag, request))
 
@@ -112,6 +117,7 @@ class Requests(Generic[T]):
         params: Mapping[str, str] | None = None,
         *,
         scope: str = "",
+        per_object: bool = False,
     ) -> None:
         """A request of one metric by one breakdown: Meta refusing the breakdown disables
         it alone (``reach:follow_type``, within ``scope``), never the plain metric."""
@@ -122,6 +128,7 @@ class Requests(Generic[T]):
             {**(params or {}), "breakdown": breakdown},
             scope=scope,
             disable_as=scoped_key(scope, breakdown_key(metric, breakdown)),
+            per_object=per_object,
         )
 
     def split(self, count: int) -> tuple[Requests[T], Requests[T]]:
@@ -131,6 +138,20 @@ class Requests(Generic[T]):
         tail: Requests[T] = Requests()
         head._items, tail._items = self._items[:count], self._items[count:]
         return head, tail
+
+    def split_probe(self) -> tuple[Requests[T], Requests[T]]:
+        """The requests of the first few objects (enough for a metric rejected by all of
+        them to be disabled for their whole kind: :data:`~collectord.graph.insights.KIND_AFTER`)
+        and the others: send the probe first, and a bad metric costs a few objects, not all."""
+        seen: set[str] = set()
+        count = 0
+        for _tag, req in self._items:
+            if req.object_id not in seen:
+                if len(seen) == KIND_AFTER:
+                    break
+                seen.add(req.object_id)
+            count += 1
+        return self.split(count)
 
     async def fetch(self, ctx: PollContext) -> list[tuple[T, Answer]]:
         """Every request's answer, with its tag; auth, throttling and outages are raised."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import fnmatch
 from pathlib import Path
+from typing import Any
 
 import pytest
 from collectord_plugins.facebook_page import CATALOGUE, FacebookPage
@@ -13,6 +14,8 @@ from collectord.cli import main
 from collectord.config.loader import load_config
 from collectord.config.types import Config
 from collectord.errors import ConfigError
+from collectord.graph.answers import meta_error
+from collectord.testing import FakeGraph, PluginHost
 
 BY_NAME = {spec.graph_name: spec for spec in CATALOGUE}
 DWM = ("day", "week", "days_28")
@@ -352,3 +355,31 @@ def test_check_rejects_a_prometheus_name_with_exit_2(
 ) -> None:
     assert main(["check", "-c", str(write(tmp_path, ["facebook_page_views"]))]) == 2
     assert "did you mean 'page_views_total'?" in capsys.readouterr().err
+
+
+# -- issue 8: a breakdown call Meta refuses never costs the poll -----------------------
+
+
+class BreakdownDenied(FakeGraph):
+    """A Page whose insights Meta serves, except one breakdown answered with code 10."""
+
+    def respond(self, path: str, params: dict[str, str]) -> dict[str, Any]:
+        if path == "1234":
+            return {"id": "1234", "followers_count": 10234, "fan_count": 10000}
+        assert path == "1234/insights", path
+        if params.get("breakdown") == "is_from_ads":
+            raise meta_error("(#10) Application does not have permission for this action", code=10)
+        day = {"value": 7, "end_time": "2026-11-23T08:00:00+0000"}
+        entries = [
+            {"name": n, "period": "day", "values": [day]} for n in params["metric"].split(",")
+        ]
+        return {"data": entries}
+
+
+async def test_one_refused_breakdown_keeps_the_polls_other_samples() -> None:
+    host = PluginHost(FacebookPage(), {"page_id": "1234"}, graph=BreakdownDenied())
+    result = await host.poll("daily")
+    assert result.samples, "the Page's own insights arrive"
+    assert not [s for s in result.samples if "is_from_ads" in s.label_dict]
+    assert host.skipped["permission"] >= 1
+    assert host.disabled == {}

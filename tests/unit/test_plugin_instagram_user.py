@@ -543,3 +543,40 @@ def test_check_prints_the_warning_and_exits_0(
     out = capsys.readouterr().out
     assert "warning: " in out
     assert "'impressions' was retired by Meta in April 2025 (Graph API v22.0)" in out
+
+
+# -- issue 8: a breakdown or demographics call Meta refuses never costs the poll ---------
+
+
+class DemographicsDenied(FakeInstagramUser):
+    """Meta answering code 10 to one demographics breakdown (Meta gates them by
+    permission and by audience size), and every other call as usual."""
+
+    def insights(self, p: dict[str, str]) -> dict[str, Any]:
+        if p["metric"] == "follower_demographics" and p.get("breakdown") == "city":
+            raise meta_error("(#10) Application does not have permission for this action", code=10)
+        return super().insights(p)
+
+
+async def test_one_refused_demographics_call_keeps_the_polls_other_samples() -> None:
+    status = new_status()
+    samples = await collect(make_ctx(DemographicsDenied(), "daily", status=status))
+    assert series(samples, "instagram_user_views"), "the account's values arrive"
+    assert len(series(samples, "instagram_user_reach")) == 2
+    demo = "instagram_user_follower_demographics_by_age_gender"
+    assert series(samples, demo), "the other demographics calls arrive"
+    assert not series(samples, "instagram_user_follower_demographics_by_city")
+    assert status.skipped == {"permission": 2}, "one per timeframe, counted"
+    assert status.errors["skipped_object"] == 2
+    assert status.disabled == {}, "a permission answer is no reason to disable the metric"
+
+
+async def test_the_accounts_own_insights_failing_still_fails_the_poll() -> None:
+    class Denied(FakeInstagramUser):
+        def insights(self, p: dict[str, str]) -> dict[str, Any]:
+            if "breakdown" not in p and "timeframe" not in p:
+                raise meta_error("(#10) Application does not have permission", code=10)
+            return super().insights(p)
+
+    with pytest.raises(GraphError):
+        await collect(make_ctx(Denied(), "daily"))

@@ -299,7 +299,7 @@ async def test_media_shares_refused_for_a_feed_image_in_a_batch_is_scoped(
     toml = f'plugin = "instagram_media"\naccess_token = "t"\nig_user_id = "{IG}"\n'
     ok, store, rt = await poll(session, tmp_path, toml, "fast")
     assert ok
-    assert rt.status.disabled == {"FEED/IMAGE/shares": "unsupported"}
+    assert rt.status.disabled == {"FEED/IMAGE/shares@img": "unsupported"}  # that media only
     img = {s.graph_metric for s in store.samples("s") if s.object_id == "img"}
     assert {"views", "reach", "saved"} <= img
     assert "shares" not in img
