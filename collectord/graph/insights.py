@@ -198,8 +198,7 @@ async def fetch_insights(
     _disable_rejected(ctx, rejected)
     if unknown and not answered:
         raise unknown[0][1]  # nothing answered: Meta is failing, not the breakdown
-    for req, _err in unknown:
-        key = req.disable_key(req.metrics[0])
+    for key in dict.fromkeys(req.disable_key(req.metrics[0]) for req, _err in unknown):
         if key in suspects or key in ctx.disabled_before:  # a re-probe: fails once, off
             suspects.discard(key)
             ctx.disable_metric(key, "unsupported_breakdown")

@@ -9,6 +9,8 @@
 - :func:`field_samples`: samples of a node's numeric fields.
 - :func:`skip_failed`: skip objects whose insights failed, and fail the poll when every
   object was denied (the token lacks the permission, not the objects).
+- :func:`completed_days`: Meta's last completed days (US Pacific, docs/meta-graph-api.md
+  2.5), as explicit ``since``/``until`` windows, so a "day" value is a day.
 
 ``MetricSpec.insight`` and ``MetricSpec.field`` (:mod:`collectord.model`) build catalogue
 entries that know Meta's units (``unit="ms"``: scaled to seconds, ``_seconds`` suffix).
@@ -18,7 +20,9 @@ from __future__ import annotations
 
 from collections.abc import Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
 from typing import Any, Generic, TypeVar
+from zoneinfo import ZoneInfo
 
 from collectord.errors import GraphError, Outcome
 from collectord.graph.insights import (
@@ -35,10 +39,13 @@ from collectord.plugin.api import PollContext
 
 __all__ = [
     "METRIC_OUTCOMES",
+    "PACIFIC",
     "SKIP_REASONS",
+    "Day",
     "Requests",
     "Tag",
     "breakdown_rows",
+    "completed_days",
     "disable_reason",
     "field_samples",
     "insight_samples",
@@ -277,3 +284,42 @@ def skip_failed(
     for object_id, reason in reasons.items():
         ctx.skip(object_id, reason)
     return reasons
+
+
+#: Meta's day: a daily value covers a US Pacific day and its ``end_time`` is the Pacific
+#: midnight that ends it (docs/meta-graph-api.md 2.5, 5.4).
+PACIFIC = ZoneInfo("America/Los_Angeles")
+
+
+def _pacific_midnight(day: date) -> datetime:
+    return datetime(day.year, day.month, day.day, tzinfo=PACIFIC).astimezone(UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class Day:
+    """One completed Meta day: ``[since, until)`` in UTC, ``until`` being its ``end_time``
+    (23 or 25 hours long on the days the clocks change)."""
+
+    since: datetime
+    until: datetime
+
+    def params(self) -> dict[str, str]:
+        """``since``/``until`` as Meta takes them (Unix seconds)."""
+        return {
+            "since": str(int(self.since.timestamp())),
+            "until": str(int(self.until.timestamp())),
+        }
+
+
+def completed_days(now: datetime, count: int) -> tuple[Day, ...]:
+    """The last ``count`` completed Meta days before ``now``, newest first: the newest ends
+    at the last Pacific midnight at or before ``now``. Reading more than one re-reads days
+    Meta may still revise (Instagram values can be 48 hours late, 5.3)."""
+    today = now.astimezone(PACIFIC).date()
+    return tuple(
+        Day(
+            _pacific_midnight(today - timedelta(days=i + 1)),
+            _pacific_midnight(today - timedelta(days=i)),
+        )
+        for i in range(count)
+    )

@@ -3,7 +3,7 @@ tags, breakdown rows, and skipping objects (failing the poll when every one is d
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -17,6 +17,7 @@ from collectord import (
     Requests,
     Tag,
     breakdown_rows,
+    completed_days,
     disable_reason,
     field_samples,
     insight_samples,
@@ -292,3 +293,19 @@ def test_every_object_denied_fails_the_poll() -> None:
         "b": "vanished",
     }
     assert skip_failed(make_ctx(), {}, 0) == {}
+
+
+def test_completed_days_are_pacific_days_newest_first() -> None:
+    # 22:00 on 2026-06-30 in California (PDT): the running day is not one of them
+    days = completed_days(datetime(2026, 7, 1, 5, tzinfo=UTC), 2)
+    assert [(d.since, d.until) for d in days] == [
+        (datetime(2026, 6, 29, 7, tzinfo=UTC), datetime(2026, 6, 30, 7, tzinfo=UTC)),
+        (datetime(2026, 6, 28, 7, tzinfo=UTC), datetime(2026, 6, 29, 7, tzinfo=UTC)),
+    ]
+    assert days[0].params() == {
+        "since": str(int(datetime(2026, 6, 29, 7, tzinfo=UTC).timestamp())),
+        "until": str(int(datetime(2026, 6, 30, 7, tzinfo=UTC).timestamp())),
+    }
+    # the day the clocks go back (2026-11-01) has 25 hours
+    (fall,) = completed_days(datetime(2026, 11, 2, 12, tzinfo=UTC), 1)
+    assert fall.until - fall.since == timedelta(hours=25)

@@ -214,10 +214,18 @@ async def test_daily_poll_names_labels_and_values() -> None:
     assert all(s.cadence == "daily" for s in samples)
     assert not series(samples, "instagram_user_followers_count"), "fields are fast only"
 
-    (views,) = series(samples, "instagram_user_views")
-    assert views.label_dict == {"ig_user_id": IG, "period": "day"}
-    assert views.value == 500.0
+    # issue 8: a total_value is one completed Pacific day, dated by its end; the day before
+    # is read again for Meta's revisions
+    views = series(samples, "instagram_user_views")
+    assert sorted(s.end_time for s in views) == [
+        datetime(2026, 11, 22, 8, tzinfo=UTC),
+        datetime(2026, 11, 23, 8, tzinfo=UTC),
+    ]
+    assert all(s.label_dict == {"ig_user_id": IG, "period": "day"} for s in views)
+    assert all(s.value == 500.0 for s in views)
     by_type = series(samples, "instagram_user_views_by_media_product_type")
+    newest = datetime(2026, 11, 23, 8, tzinfo=UTC)
+    by_type = [s for s in by_type if s.end_time == newest]
     assert {s.label_dict["media_product_type"]: s.value for s in by_type} == {
         "POST": 10.0,
         "REEL": 20.0,
@@ -391,7 +399,7 @@ async def test_refused_breakdown_disables_the_breakdown_not_the_metric() -> None
     graph.calls.clear()
     samples = await collect(make_ctx(graph, "daily", status=status))
     assert graph.breakdown_calls("reach", "follow_type") == 0, "not asked again"
-    assert graph.breakdown_calls("reach", "media_product_type") == 1
+    assert graph.breakdown_calls("reach", "media_product_type") == 2, "the last two days"
     assert any(p.get("metric") == "reach" and "breakdown" not in p for _, p in graph.calls)
     assert len(series(samples, "instagram_user_reach")) == 2
 
@@ -580,3 +588,29 @@ async def test_the_accounts_own_insights_failing_still_fails_the_poll() -> None:
 
     with pytest.raises(GraphError):
         await collect(make_ctx(Denied(), "daily"))
+
+
+def _ts(*args: int) -> int:
+    return int(datetime(*args, tzinfo=UTC).timestamp())
+
+
+async def test_day_values_are_asked_for_completed_pacific_days() -> None:
+    graph = FakeInstagramUser()
+    await collect(make_ctx(graph, "daily"))  # NOW: 10:00 on 2026-11-23 in California
+    day = {
+        (int(p["since"]), int(p["until"]))
+        for _, p in graph.calls
+        if p.get("metric_type") == "total_value" and "timeframe" not in p
+    }
+    yesterday = (_ts(2026, 11, 22, 8), _ts(2026, 11, 23, 8))
+    before = (_ts(2026, 11, 21, 8), _ts(2026, 11, 22, 8))
+    assert day == {yesterday, before}, "whole Pacific days, never the running one"
+    spans = {
+        (int(p["since"]), int(p["until"]))
+        for _, p in graph.calls
+        if p.get("metric_type") == "time_series"
+    }
+    assert spans == {(before[0], yesterday[1])}
+    demo = [p for _, p in graph.calls if "timeframe" in p]
+    assert demo
+    assert not any("since" in p for p in demo), "timeframe wins over since/until"

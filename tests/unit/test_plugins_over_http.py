@@ -79,7 +79,8 @@ async def test_page_retired_metric_found_by_splitting_and_disabled(
     )
     assert ok
     assert rt.status.disabled == {"page_impressions": "invalid_metric"}
-    assert names(store) == {"facebook_page_total_actions"}  # views is fast, not this poll
+    # issue 8: every Page insight is daily (a day query answers completed days only)
+    assert names(store) == {"facebook_page_total_actions", "facebook_page_views"}
     assert all(s.value == 7 for s in store.samples("s"))
     before = len(double.calls)
     assert await Poller(store).poll(rt, "daily")
