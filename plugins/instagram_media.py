@@ -297,7 +297,11 @@ async def _read_answers(
     permission error on every object (the token lacks the permission: the poll fails)."""
     samples: list[Sample] = []
     failed: dict[str, GraphError] = {}
-    for tag, answer in await requests.fetch(ctx):
+    # a re-probe goes to a few media of each kind first: a metric Meta still rejects is
+    # disabled for the kind again before the other media ask for it
+    parts = requests.split_probe() if ctx.reprobing else (requests,)
+    answers = [pair for part in parts for pair in await part.fetch(ctx)]
+    for tag, answer in answers:
         if isinstance(answer, GraphError):
             failed.setdefault(tag.object_id, answer)
             continue

@@ -186,6 +186,12 @@ class PollContext:
         before = {k: r for k, r in self.disabled_before.items() if not self.is_due(k)}
         return {**before, **self._disabled}
 
+    @property
+    def reprobing(self) -> bool:
+        """Whether a disabled name is due for its re-probe in this poll (a plugin of many
+        objects then sends a few objects first: :meth:`Requests.split_probe`)."""
+        return any(self.is_due(k) for k in self.disabled_before)
+
     def is_due(self, key: str) -> bool:
         """Whether ``key``, disabled before this poll, is due for its daily re-probe."""
         at = self.disabled_at.get(key)

@@ -147,18 +147,19 @@ class Requests(Generic[T]):
         return head, tail
 
     def split_probe(self) -> tuple[Requests[T], Requests[T]]:
-        """The requests of the first few objects (enough for a metric rejected by all of
-        them to be disabled for their whole kind: :data:`~collectord.graph.insights.KIND_AFTER`)
-        and the others: send the probe first, and a bad metric costs a few objects, not all."""
-        seen: set[str] = set()
-        count = 0
-        for _tag, req in self._items:
-            if req.object_id not in seen:
-                if len(seen) == KIND_AFTER:
-                    break
-                seen.add(req.object_id)
-            count += 1
-        return self.split(count)
+        """The requests of the first few objects of each scope (enough for a metric
+        rejected by all of them to be disabled for their whole kind:
+        :data:`~collectord.graph.insights.KIND_AFTER`) and the others, each in the order
+        added: send the probe first, and a bad metric costs a few objects, not all."""
+        head: Requests[T] = Requests()
+        tail: Requests[T] = Requests()
+        chosen: dict[str, list[str]] = {}
+        for item in self._items:
+            seen = chosen.setdefault(item[1].scope, [])
+            if item[1].object_id not in seen and len(seen) < KIND_AFTER:
+                seen.append(item[1].object_id)
+            (head if item[1].object_id in seen else tail)._items.append(item)
+        return head, tail
 
     async def fetch(self, ctx: PollContext) -> list[tuple[T, Answer]]:
         """Every request's answer, with its tag; auth, throttling and outages are raised."""

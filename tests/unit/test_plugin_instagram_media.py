@@ -752,3 +752,27 @@ def test_check_prints_the_warning_and_exits_0(
     out = capsys.readouterr().out
     assert "warning: " in out
     assert "'plays' was retired by Meta in April 2025 (Graph API v22.0)" in out
+
+
+async def test_a_kind_wide_rejection_is_re_probed_a_day_later_on_a_few_media_only() -> None:
+    graph = PickyInstagram(
+        media=[Media(media_id(i), NOW - timedelta(hours=i), "FEED", "IMAGE") for i in range(1, 9)],
+        stories=[],
+    )
+    graph.refuse = {media_id(i): {"shares"} for i in range(1, 9)}
+    poller = Poller(graph)
+    await poller.poll()
+    assert poller.status.disabled == {"FEED/IMAGE/shares": "unsupported"}
+
+    graph.reset()  # a day later Meta still rejects it: three media find out, not eight
+    await poller.poll(NOW + timedelta(days=1))
+    asked = {m for m, metrics in metric_sets(graph).items() if "shares" in metrics}
+    assert asked == {media_id(1), media_id(2), media_id(3)}
+    assert poller.status.disabled == {"FEED/IMAGE/shares": "unsupported"}
+    assert poller.status.errors["invalid_metric"] == 1
+
+    graph.refuse = {}  # Meta serves it again: the next re-probe brings it back
+    graph.reset()
+    samples = await poller.poll(NOW + timedelta(days=2))
+    assert poller.status.disabled == {}
+    assert len(of(samples, "instagram_media_shares")) == 8
