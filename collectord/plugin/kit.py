@@ -20,9 +20,9 @@ from __future__ import annotations
 
 from collections.abc import Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta, tzinfo
 from typing import Any, Generic, TypeVar
-from zoneinfo import ZoneInfo
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from collectord.errors import GraphError, Outcome
 from collectord.graph.insights import (
@@ -287,9 +287,47 @@ def skip_failed(
     return reasons
 
 
+class UsPacific(tzinfo):
+    """US Pacific time by the rules in force since 2007 (UTC-8; UTC-7 from the second
+    Sunday of March, 02:00, to the first Sunday of November, 02:00): the stand-in for a
+    system without a time zone database (a slim container)."""
+
+    @staticmethod
+    def _sunday(year: int, month: int, nth: int) -> datetime:
+        first = datetime(year, month, 1)
+        return first + timedelta(days=(6 - first.weekday()) % 7 + 7 * (nth - 1), hours=2)
+
+    def utcoffset(self, dt: datetime | None) -> timedelta:
+        return timedelta(hours=-8) + self.dst(dt)
+
+    def dst(self, dt: datetime | None) -> timedelta:
+        if dt is None:
+            return timedelta(0)
+        local = dt.replace(tzinfo=None)
+        start, end = self._sunday(dt.year, 3, 2), self._sunday(dt.year, 11, 1)
+        return timedelta(hours=1) if start <= local < end else timedelta(0)
+
+    def tzname(self, dt: datetime | None) -> str:
+        return "PDT" if self.dst(dt) else "PST"
+
+    def fromutc(self, dt: datetime) -> datetime:
+        standard = dt + timedelta(hours=-8)
+        start = self._sunday(dt.year, 3, 2) + timedelta(hours=8)  # in UTC
+        end = self._sunday(dt.year, 11, 1) + timedelta(hours=7)
+        naive = dt.replace(tzinfo=None)
+        return standard + (timedelta(hours=1) if start <= naive < end else timedelta(0))
+
+
+def _pacific() -> tzinfo:
+    try:
+        return ZoneInfo("America/Los_Angeles")
+    except ZoneInfoNotFoundError:
+        return UsPacific()
+
+
 #: Meta's day: a daily value covers a US Pacific day and its ``end_time`` is the Pacific
 #: midnight that ends it (docs/meta-graph-api.md 2.5, 5.4).
-PACIFIC = ZoneInfo("America/Los_Angeles")
+PACIFIC = _pacific()
 
 
 def _pacific_midnight(day: date) -> datetime:

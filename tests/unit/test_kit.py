@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -26,6 +27,7 @@ from collectord import (
     skip_failed,
 )
 from collectord.graph.answers import meta_error
+from collectord.plugin.kit import UsPacific
 from collectord.testing import FakeGraph
 
 NOW = datetime(2026, 11, 23, 18, 0, tzinfo=UTC)
@@ -309,3 +311,15 @@ def test_completed_days_are_pacific_days_newest_first() -> None:
     # the day the clocks go back (2026-11-01) has 25 hours
     (fall,) = completed_days(datetime(2026, 11, 2, 12, tzinfo=UTC), 1)
     assert fall.until - fall.since == timedelta(hours=25)
+
+
+def test_the_stand_in_pacific_zone_agrees_with_the_database() -> None:
+    db, rules = ZoneInfo("America/Los_Angeles"), UsPacific()
+    start = datetime(2025, 1, 1, tzinfo=UTC)
+    for hour in range(0, 2 * 366 * 24, 1):
+        t = start + timedelta(hours=hour)
+        assert t.astimezone(rules).replace(tzinfo=None) == t.astimezone(db).replace(tzinfo=None)
+    for day in range(0, 2 * 366):
+        d = (start + timedelta(days=day)).date()
+        local = datetime(d.year, d.month, d.day, tzinfo=rules)
+        assert local.astimezone(UTC) == datetime(d.year, d.month, d.day, tzinfo=db).astimezone(UTC)
