@@ -22,7 +22,8 @@ N posts cost about N/100 list requests per cadence. Breakdowns (``post_media_vie
 ``is_from_ads`` and ``is_from_followers``) cannot ride along: they go out as batch requests
 (one element per post and breakdown, 50 per HTTP request). When Meta rejects the expansion
 because one metric is invalid (it fails the whole call), that poll lists the posts plainly
-and reads their insights in batches, which isolates and disables the culprit; the next poll
+and reads their insights in batches, 3 posts first, which isolates and disables the culprit
+(for those posts; for every post once 3 had it rejected); the next poll
 expands again with the remaining metrics. A post deleted between the listing and its
 insights is skipped (counted as ``skipped_object``), never a failed poll.
 

@@ -30,7 +30,10 @@ were), so no media is asked for more often than the fast cadence. Once expired a
 
 Media and stories share metric names, and Meta's metric sets differ between kinds of
 media, so a metric Meta rejects is disabled for one kind only: ``STORY/shares`` for
-stories, ``FEED/IMAGE/shares`` for feed images (``{media_product_type}/{media_type}``).
+stories, ``FEED/IMAGE/shares`` for feed images (``{media_product_type}/{media_type}``);
+and only for the media Meta rejected it for (``FEED/IMAGE/shares@1789...``) until it was 3
+media of that kind. A day later it is asked for again (of 3 media per kind first), and
+comes back when Meta answers.
 
 Meta replaced ``impressions``, ``plays``, ``video_views`` and the ``carousel_album_*``
 metrics with ``views``; ``impressions`` still answers for media created before 2024-07-02
