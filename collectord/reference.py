@@ -75,7 +75,9 @@ SELF_METRIC_NOTES: Mapping[str, SelfMetricNote] = {
         "`reason`: `invalid_metric`, `unsupported`, `unsupported_breakdown`, "
         "`unsupported_period`; `metric` is Meta's name, `metric:breakdown` for a breakdown "
         "(`reach:follow_type`), `KIND/metric` for a kind of media (`STORY/shares`, "
-        "`FEED/IMAGE/shares`); lasts until the daemon restarts",
+        "`FEED/IMAGE/shares`), `KIND/metric@object` for one object (`FEED/IMAGE/shares@1789...`, "
+        "until Meta rejects it for 3 objects of the kind); asked for again a day later, "
+        "and dropped when Meta answers",
     ),
     "collectord_token_expiry_timestamp_seconds": SelfMetricNote(
         ("source",),

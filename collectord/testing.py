@@ -202,6 +202,7 @@ class PluginHost:
         self.options, self.specs = _read_source(plugin, source, options or {}, metrics)
         #: What the host keeps between polls.
         self.disabled: dict[str, str] = {}
+        self.disabled_at: dict[str, datetime] = {}
         self.memory: dict[str, Any] = {}
         self.errors: Counter[str] = Counter()
         self.skipped: Counter[str] = Counter()
@@ -223,6 +224,7 @@ class PluginHost:
             catalogue=self.specs,
             now=now or self.now,
             disabled_before=dict(self.disabled),
+            disabled_at=dict(self.disabled_at),
             memory=copy.deepcopy(self.memory),
             requested=requested,
         )
@@ -233,10 +235,15 @@ class PluginHost:
         for skip in result.skipped:
             self.errors["skipped_object"] += 1
             self.skipped[skip.reason] += 1
+        for key in result.reenabled:
+            self.disabled.pop(key, None)
+            self.disabled_at.pop(key, None)
         for d in result.disabled:
             if d.metric not in self.disabled:
                 self.disabled[d.metric] = d.reason
                 self.errors["invalid_metric"] += 1
+            if d.at is not None:
+                self.disabled_at[d.metric] = d.at
         if result.memory is not None:
             self.memory = copy.deepcopy(dict(result.memory))
         when = result.poll_again_at

@@ -7,8 +7,15 @@ Exposition, for a source ``acme-page`` (values invented)::
     facebook_page_media_view_by_is_from_ads{source="acme-page",page_id="1234567890",period="day",is_from_ads="1"} 25.0
     facebook_page_actions_post_reactions{source="acme-page",page_id="1234567890",period="day",reaction_type="love"} 3.0
 
-Metrics Meta marks as refreshed several times a day (the starred ones of the reference)
-and the Page fields are ``fast``; the rest are ``daily``. Meta retired the impressions,
+The Page fields are ``fast``; every insight is ``daily``. Insights are asked for the last
+:data:`REVISION_DAYS` completed Meta days (US Pacific, explicit ``since``/``until``,
+docs/meta-graph-api.md 2.1, 2.5): each value carries its day's ``end_time``, and the day
+before is read again so Meta's late revision overwrites the first reading. A ``day`` query
+answers completed days only, so the metrics Meta refreshes several times a day (the
+starred ones of the reference) have nothing new to give within the day: polling them every
+15 minutes re-read the same two finished days at 96 times the cost of the daily poll.
+Breakdown calls Meta refuses (a permission, too few people, "not supported") are left out
+and counted as skipped; only the Page's own calls fail the poll. Meta retired the impressions,
 ``page_fans*`` and most demographic metrics (docs/meta-graph-api.md 2.4): a retired name in
 ``metrics`` gets a config warning that says when and what replaced it (a warning, not an
 error, so that a config written before Meta retired a metric still starts after an
@@ -30,14 +37,20 @@ from collectord import (
     Sample,
     SourcePlugin,
     Tag,
+    completed_days,
     field_samples,
     insight_samples,
     parse_entries,
+    skip_reason,
 )
 
 from .facebook_page_catalogue import CATALOGUE, DICT_LABELS, NAMES, RETIRED, insight
 
 __all__ = ["CATALOGUE", "RETIRED", "FacebookPage", "register_source_plugins"]
+
+#: Completed days each poll reads: the last one and, again, the one before (Meta revises
+#: a day for a day or two, docs/meta-graph-api.md 2.5).
+REVISION_DAYS = 2
 
 PAGE_ID = Option(
     "page_id",
@@ -75,16 +88,23 @@ class FacebookPage(SourcePlugin):
             samples += field_samples(ctx, fields, node, object_id=page_id, labels=labels)
 
         insights = ctx.metrics(kind="insight")
+        days = completed_days(ctx.now, REVISION_DAYS)
+        window = {"since": days[-1].params()["since"], "until": days[0].params()["until"]}
         requests: Requests[Tag] = Requests()
         if insights:
-            requests.add(Tag(page_id), page_id, (m.graph_name for m in insights))
+            requests.add(Tag(page_id), page_id, (m.graph_name for m in insights), window)
         for spec in insights:
             for bd in spec.breakdowns:
-                requests.add_breakdown(Tag(page_id, bd), page_id, spec.graph_name, bd)
+                requests.add_breakdown(Tag(page_id, bd), page_id, spec.graph_name, bd, window)
         specs = {m.graph_name: m for m in insights}
         for tag, answer in await requests.fetch(ctx):
             if isinstance(answer, GraphError):
-                raise answer  # the Page itself: the poll cannot deliver
+                if not tag.breakdown:
+                    raise answer  # the Page's own values: the poll cannot deliver
+                # a breakdown call Meta refused for this Page (permission, too few people,
+                # not supported): left out and counted, the rest of the poll delivers
+                ctx.skip(page_id, skip_reason(answer, "unsupported"))
+                continue
             samples += insight_samples(
                 ctx,
                 specs,

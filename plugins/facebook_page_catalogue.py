@@ -71,18 +71,18 @@ CATALOGUE: tuple[MetricSpec, ...] = (
         "daily",
         "Unique viewers of the Page's content (replaces impressions_unique / reach).",
     ),
-    insight("page_post_engagements", "fast", "Reactions, comments, shares and clicks on posts."),
+    insight("page_post_engagements", "daily", "Reactions, comments, shares and clicks on posts."),
     insight("page_total_actions", "daily", "Clicks on the Page's contact info and CTA button."),
-    insight("page_views_total", "fast", "Times the Page's profile was viewed."),
+    insight("page_views_total", "daily", "Times the Page's profile was viewed."),
     insight(
-        "page_follows", "fast", "Lifetime total followers, reported per day.", periods=("day",)
+        "page_follows", "daily", "Lifetime total followers, reported per day.", periods=("day",)
     ),
-    insight("page_daily_follows", "fast", "New followers.", periods=("day",)),
-    insight("page_daily_follows_unique", "fast", "Unique new followers."),
-    insight("page_daily_unfollows_unique", "fast", "Unique unfollows."),
+    insight("page_daily_follows", "daily", "New followers.", periods=("day",)),
+    insight("page_daily_follows_unique", "daily", "Unique new followers."),
+    insight("page_daily_unfollows_unique", "daily", "Unique unfollows."),
     insight(
         "page_lifetime_engaged_followers_unique",
-        "fast",
+        "daily",
         "Followers who engaged with the Page.",
         periods=(),
         default=False,
@@ -96,7 +96,7 @@ CATALOGUE: tuple[MetricSpec, ...] = (
     *(
         insight(
             f"page_actions_post_reactions_{r}_total",
-            "fast",
+            "daily",
             f"'{r}' reactions on the Page's posts.",
             default=False,
         )
@@ -115,11 +115,11 @@ CATALOGUE: tuple[MetricSpec, ...] = (
         for k in ("paid", "organic", "autoplayed", "click_to_play")
     ),
     insight(
-        "page_video_views_by_paid_non_paid", "fast", "Video views, paid and unpaid.", default=False
+        "page_video_views_by_paid_non_paid", "daily", "Video views, paid and unpaid.", default=False
     ),
     insight(
         "page_video_views_by_uploaded_hosted",
-        "fast",
+        "daily",
         "Video views by uploaded/hosted.",
         default=False,
     ),
@@ -145,7 +145,7 @@ CATALOGUE: tuple[MetricSpec, ...] = (
     replace(
         insight(
             "page_uploaded_views_15s_count",
-            "fast",
+            "daily",
             "15-second views of videos uploaded to the Page.",
             periods=(),
             default=False,
@@ -154,7 +154,7 @@ CATALOGUE: tuple[MetricSpec, ...] = (
     ),
     insight(
         "page_uploaded_3s_to_15s_views_rate",
-        "fast",
+        "daily",
         "Share of 3-second views of uploaded videos that reached 15 seconds.",
         periods=(),
         default=False,
@@ -162,7 +162,7 @@ CATALOGUE: tuple[MetricSpec, ...] = (
     ),
     insight(
         UPLOADED_60S,
-        "fast",
+        "daily",
         "Unique 60-second viewers of uploaded videos, new and returning.",
         periods=(),
         default=False,

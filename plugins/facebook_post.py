@@ -22,7 +22,8 @@ N posts cost about N/100 list requests per cadence. Breakdowns (``post_media_vie
 ``is_from_ads`` and ``is_from_followers``) cannot ride along: they go out as batch requests
 (one element per post and breakdown, 50 per HTTP request). When Meta rejects the expansion
 because one metric is invalid (it fails the whole call), that poll lists the posts plainly
-and reads their insights in batches, which isolates and disables the culprit; the next poll
+and reads their insights in batches, 3 posts first, which isolates and disables the culprit
+(for those posts; for every post once 3 had it rejected); the next poll
 expands again with the remaining metrics. A post deleted between the listing and its
 insights is skipped (counted as ``skipped_object``), never a failed poll.
 
@@ -146,12 +147,14 @@ class FacebookPost(SourcePlugin):
         requests: Requests[Tag] = Requests()
         if how != EXPANDED and insights:
             for post_id in found:
-                requests.add(Tag(post_id), post_id, specs, LIFETIME_PARAMS)
+                requests.add(Tag(post_id), post_id, specs, LIFETIME_PARAMS, per_object=True)
         for spec in insights:
             for bd in spec.breakdowns:
                 for post_id in found:
                     tag = Tag(post_id, bd)
-                    requests.add_breakdown(tag, post_id, spec.graph_name, bd, LIFETIME_PARAMS)
+                    requests.add_breakdown(
+                        tag, post_id, spec.graph_name, bd, LIFETIME_PARAMS, per_object=True
+                    )
         if len(requests):
             await _fetch_into(ctx, page_id, specs, requests, found, probe=how == REJECTED)
         return ctx.result(s for samples in found.values() for s in samples)
@@ -292,11 +295,12 @@ async def _fetch_into(
 ) -> None:
     """Read ``requests`` in batches and add their samples to ``found`` (per post).
 
-    With ``probe`` the first request goes alone, so that a bad metric is isolated on one
-    post instead of on every post. Posts that answer with an object error are skipped;
+    With ``probe`` the requests of the first few posts go first, so that a bad metric is
+    isolated on those posts (and disabled for every post, as Meta rejected it for several)
+    instead of on every post. Posts that answer with an object error are skipped;
     when every post is denied, the token lacks the permission and the poll fails.
     """
-    parts = requests.split(1) if probe and len(requests) > 1 else (requests,)
+    parts = requests.split_probe() if probe and len(requests) > 1 else (requests,)
     answers = [pair for part in parts for pair in await part.fetch(ctx)]
     if probe and not ctx.newly_disabled:
         # Nothing to blame on a metric: the expansion itself is the problem; rest from it.

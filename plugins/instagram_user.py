@@ -13,9 +13,15 @@ The fields are ``fast``; every insight is ``daily``. How Meta wants
 each metric asked for (docs/meta-graph-api.md 5.2, 5.3) is the spec's ``group``:
 
 - ``total_value``: one call for all of them with ``metric_type=total_value`` (Meta fails
-  the whole call without it); the plain family is the total of the last 24 hours.
+  the whole call without it) per completed Meta day (a US Pacific day, explicit
+  ``since``/``until``; without them Meta sums the 24 hours before the call, a window that
+  moves with the poll and whose last hours are not in yet). The value carries the day's
+  ``end_time`` (its closing Pacific midnight), and each daily poll reads the last
+  :data:`REVISION_DAYS` days: Meta's values can be 48 hours late, so the day before is read
+  again and its revision overwrites the first reading (the JSONL sink gets both; ``/metrics``
+  shows the newest day). The breakdowns of those metrics are read the same way.
 - ``time_series``: ``reach`` (and the legacy ``follower_count``, ``online_followers``) with
-  ``metric_type=time_series`` over the last two days; the plain family carries Meta's
+  ``metric_type=time_series`` over the same completed days; the plain family carries Meta's
   ``end_time``. ``reach``'s total_value breakdowns go to the ``_by_`` families only, so a
   family never mixes a total with its breakdown.
 - ``demographic``: ``follower_demographics`` and ``engaged_audience_demographics``, one
@@ -23,7 +29,9 @@ each metric asked for (docs/meta-graph-api.md 5.2, 5.3) is the spec's ``group``:
   ``city``, ``country``), with ``timeframe`` as a label.
 
 Every breakdown is its own call with one metric: Meta answers "An unknown error has
-occurred" when any metric of a call lacks the breakdown. All calls of a poll go out as one
+occurred" when any metric of a call lacks the breakdown. A breakdown or demographics call
+Meta refuses (a permission, too few people, "not supported") is left out and counted as a
+skipped object; only the account's own calls (fields, plain values) fail the poll. All calls of a poll go out as one
 batch request. An account too small for a metric gets an empty ``data``: no series, no
 error. Meta retired ``impressions``, the ``audience_*`` demographics and the time series
 of ``profile_views``, ``website_clicks`` and the other contact clicks; they are not in the
@@ -37,7 +45,8 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterable
-from datetime import timedelta
+from dataclasses import dataclass
+from datetime import datetime
 
 import collectord
 from collectord import (
@@ -50,10 +59,11 @@ from collectord import (
     Requests,
     Sample,
     SourcePlugin,
-    Tag,
+    completed_days,
     field_samples,
     insight_samples,
     parse_entries,
+    skip_reason,
 )
 
 from .instagram_user_catalogue import (
@@ -70,8 +80,22 @@ from .instagram_user_catalogue import (
 
 __all__ = ["CATALOGUE", "RETIRED", "InstagramUser", "build_requests", "register_source_plugins"]
 
-#: Time series look back this far (Meta rejects windows over 30 days; data lags up to 48 h).
-SERIES_WINDOW = timedelta(days=2)
+#: Completed days each daily poll reads: the last one and, again, the one before (Meta's
+#: account values can be 48 hours late, docs/meta-graph-api.md 5.3); well within the 30
+#: days Meta allows in one query.
+REVISION_DAYS = 2
+
+
+@dataclass(frozen=True, slots=True)
+class UserTag:
+    """What one account insights call is about: its breakdown, its demographics
+    ``timeframe``, and the end of the day it covers (``None``: not one day)."""
+
+    object_id: str
+    breakdown: str = ""
+    timeframe: str = ""
+    end: datetime | None = None
+
 
 IG_USER_ID = Option(
     "ig_user_id",
@@ -122,8 +146,15 @@ class InstagramUser(SourcePlugin):
         specs = {m.graph_name: m for m in insights}
         for tag, answer in await build_requests(ctx, ig_user_id, insights).fetch(ctx):
             if isinstance(answer, GraphError):
-                raise answer  # the account itself: the poll cannot deliver
+                if not tag.breakdown:
+                    raise answer  # the account's own values: the poll cannot deliver
+                # a breakdown or demographics call (permission, too few people, not
+                # supported): left out and counted, the rest of the poll delivers
+                ctx.skip(ig_user_id, skip_reason(answer, "unsupported"))
+                continue
             values: Iterable[InsightValue] = parse_entries(answer)
+            if tag.end is not None:  # a total of one day: that day's end, as Meta dates days
+                values = [_ending(v, tag.end) for v in values]
             if tag.timeframe:
                 values = [_with_timeframe(v, tag.timeframe) for v in values if v.dims]
             samples += insight_samples(
@@ -140,34 +171,46 @@ class InstagramUser(SourcePlugin):
 
 def build_requests(
     ctx: PollContext, ig_user_id: str, insights: Iterable[MetricSpec]
-) -> Requests[Tag]:
-    """The calls one daily poll makes: one per (mode, period) for the plain values, one per
-    metric and breakdown, one per demographic metric, timeframe and breakdown (tagged
-    with the breakdown and the timeframe)."""
-    until = int(ctx.now.timestamp())
-    since = int((ctx.now - SERIES_WINDOW).timestamp())
+) -> Requests[UserTag]:
+    """The calls one daily poll makes: per completed day (:data:`REVISION_DAYS`) one per
+    (mode, period) for the plain total_value values and one per metric and breakdown; one
+    time series call per period over those days; one per demographic metric, timeframe and
+    breakdown (demographics cover a timeframe, not a day)."""
+    days = completed_days(ctx.now, REVISION_DAYS)
+    span = {"since": days[-1].params()["since"], "until": days[0].params()["until"]}
     plain: dict[tuple[str, str], list[str]] = {}
-    extra: list[tuple[Tag, MetricSpec, dict[str, str]]] = []
+    extra: list[tuple[UserTag, MetricSpec, dict[str, str]]] = []
     for spec in insights:
         mode, period = _mode(spec), _period(spec)
         if mode == DEMOGRAPHIC:
             for timeframe in TIMEFRAMES:
                 for bd in spec.breakdowns:
                     params = {"period": period, "metric_type": TOTAL, "timeframe": timeframe}
-                    extra.append((Tag(ig_user_id, bd, timeframe), spec, params))
+                    extra.append((UserTag(ig_user_id, bd, timeframe), spec, params))
             continue
         plain.setdefault((mode, period), []).append(spec.graph_name)
-        for bd in spec.breakdowns:
-            extra.append((Tag(ig_user_id, bd), spec, {"period": period, "metric_type": TOTAL}))
-    requests: Requests[Tag] = Requests()
+        for day in days:
+            for bd in spec.breakdowns:
+                params = {"period": period, "metric_type": TOTAL, **day.params()}
+                extra.append((UserTag(ig_user_id, bd, end=day.until), spec, params))
+    requests: Requests[UserTag] = Requests()
     for (mode, period), names in plain.items():
         params = {"period": period, "metric_type": mode}
-        if mode == SERIES:
-            params.update(since=str(since), until=str(until))
-        requests.add(Tag(ig_user_id), ig_user_id, names, params)
+        if mode == SERIES:  # one value per day, each with Meta's end_time
+            requests.add(UserTag(ig_user_id), ig_user_id, names, {**params, **span})
+            continue
+        for day in days:
+            requests.add(
+                UserTag(ig_user_id, end=day.until), ig_user_id, names, {**params, **day.params()}
+            )
     for tag, spec, params in extra:
         requests.add_breakdown(tag, ig_user_id, spec.graph_name, tag.breakdown, params)
     return requests
+
+
+def _ending(value: InsightValue, end: datetime) -> InsightValue:
+    """A total of one requested day, dated by that day's end (Meta's answer has none)."""
+    return value if value.end_time is not None else dataclasses.replace(value, end_time=end)
 
 
 def _with_timeframe(value: InsightValue, timeframe: str) -> InsightValue:

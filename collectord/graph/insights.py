@@ -8,13 +8,22 @@ once, exported as ``collectord_metric_disabled``) and keeps the others flowing. 
 ``scope`` narrows that to one kind of object (``STORY/shares``, ``FEED/IMAGE/shares``) where
 Meta's metric sets differ between kinds that share metric names.
 
+A request of a source of many objects (``per_object``: posts, media) keeps a rejection to
+its object (``FEED/IMAGE/shares@1789``): Meta may refuse a metric for one media and serve
+it for the next. Once Meta rejected it for :data:`KIND_AFTER` objects of the scope, it is
+disabled for the scope, so a metric Meta dropped for a whole kind costs a few objects'
+splitting, not every object's on every poll. Every disabled name is asked for again a day
+after its rejection (``PollContext.is_disabled`` answers False for it; the host re-enables
+it when Meta answers, and renews it for a day when Meta rejects it again).
+
 Meta answers a breakdown that a metric does not support with code 1, "An unknown error has
 occurred" (docs/meta-graph-api.md 5.3, 6.3), which is otherwise a transient failure; the
 Graph layer gives it the outcome ``BREAKDOWN_UNSUPPORTED``
 (:func:`collectord.graph.answers.answer_to`). A breakdown request that still fails that way after the client's retries,
 while other requests of the same fetch succeed, is left out of that poll (the poll does not
-fail); when it fails so in two polls in a row, the breakdown is disabled
-(``unsupported_breakdown``), so a passing fault of Meta's never costs it for good. When
+fail); when it fails so in two polls in a row (or once on its daily re-probe), the
+breakdown is disabled (``unsupported_breakdown``), so a passing fault of Meta's never
+costs it for good. When
 nothing succeeds, Meta is down and the error is raised.
 
 :func:`parse_entries` turns the ``data`` entries of an answer, in any of Meta's shapes
@@ -41,6 +50,10 @@ if TYPE_CHECKING:
 #: ``ctx.memory`` key: breakdown requests whose last answer was that error.
 _UNKNOWN_BREAKDOWNS = "insights.unknown_error_breakdowns"
 
+#: A metric Meta rejects for this many objects of one scope (in force together) is
+#: disabled for the whole scope; for fewer, for those objects only.
+KIND_AFTER = 3
+
 
 @dataclass(frozen=True)
 class InsightRequest:
@@ -52,7 +65,9 @@ class InsightRequest:
     the metric, within ``scope``): a breakdown request uses :func:`breakdown_key` so that
     Meta refusing the breakdown does not cost the plain metric. ``scope`` (default: none)
     keeps a rejection to one kind of object: metric ``m`` is disabled as ``{scope}/{m}``
-    (:func:`scoped_key`), and only requests of the same scope stop asking for it."""
+    (:func:`scoped_key`), and only requests of the same scope stop asking for it.
+    ``per_object`` (a source of many objects: posts, media) keeps a rejection to the
+    object until :data:`KIND_AFTER` objects of the scope had it rejected."""
 
     object_id: str
     metrics: tuple[str, ...]
@@ -62,6 +77,7 @@ class InsightRequest:
     metric_in_path: bool = False
     disable_as: str = ""
     scope: str = ""
+    per_object: bool = False
 
     @property
     def ident(self) -> str:
@@ -126,19 +142,19 @@ async def fetch_insights(
     Requests are chunked to :data:`~collectord.graph.client.METRICS_PER_REQUEST` metrics
     and handed to ``ctx.graph.get_many`` (the client decides how they go out).
     """
-    disabled = ctx.disabled
     results: dict[str, list[dict[str, Any]] | GraphError] = {}
     pending: list[InsightRequest] = []
     for req in requests:
         results.setdefault(req.ident, [])
-        if req.disable_as and req.disable_as in disabled:
+        if req.disable_as and _is_off(ctx, req, req.disable_as):
             continue
-        metrics = [m for m in req.metrics if scoped_key(req.scope, m) not in disabled]
+        metrics = [m for m in req.metrics if not _is_off(ctx, req, scoped_key(req.scope, m))]
         size = 1 if req.metric_in_path else METRICS_PER_REQUEST
         for i in range(0, len(metrics), size):
             pending.append(req.part(tuple(metrics[i : i + size])))
 
     answered = False  # did any request of this fetch succeed?
+    rejected: dict[str, dict[str, str]] = {}  # per-object requests: key -> object -> reason
     unknown: list[tuple[InsightRequest, GraphError]] = []
     suspects: set[str] = ctx.memory.setdefault(_UNKNOWN_BREAKDOWNS, set())
     while pending:
@@ -170,21 +186,45 @@ async def fetch_insights(
                 results[req.ident] = answer
                 continue
             if len(req.metrics) == 1:
-                ctx.disable_metric(req.disable_key(req.metrics[0]), _disable_reason(answer))
+                key, reason = req.disable_key(req.metrics[0]), _disable_reason(answer)
+                if req.per_object:
+                    rejected.setdefault(key, {})[req.object_id] = reason
+                else:
+                    ctx.disable_metric(key, reason)
                 continue
             half = len(req.metrics) // 2
             retry.extend((req.part(req.metrics[:half]), req.part(req.metrics[half:])))
         pending = retry
+    _disable_rejected(ctx, rejected)
     if unknown and not answered:
         raise unknown[0][1]  # nothing answered: Meta is failing, not the breakdown
-    for req, _err in unknown:
-        key = req.disable_key(req.metrics[0])
-        if key in suspects:
+    for key in dict.fromkeys(req.disable_key(req.metrics[0]) for req, _err in unknown):
+        if key in suspects or key in ctx.disabled_before:  # a re-probe: fails once, off
             suspects.discard(key)
             ctx.disable_metric(key, "unsupported_breakdown")
         else:
             suspects.add(key)  # left out of this poll; disabled if the next one fails too
     return results
+
+
+def _is_off(ctx: PollContext, req: InsightRequest, key: str) -> bool:
+    """Whether ``key`` is disabled for the request's object (for its scope, or for that
+    object alone)."""
+    if ctx.is_disabled(key):
+        return True
+    return req.per_object and ctx.is_disabled(ctx.object_key(key, req.object_id))
+
+
+def _disable_rejected(ctx: PollContext, rejected: Mapping[str, Mapping[str, str]]) -> None:
+    """Disable what Meta rejected for some objects: for those objects, or for the whole
+    scope once :data:`KIND_AFTER` objects had it rejected (the object-scoped names go)."""
+    for key, objects in rejected.items():
+        hit = set(objects) | set(ctx.disabled_objects(key))
+        if len(hit) >= KIND_AFTER:
+            ctx.disable_metric(key, next(iter(objects.values())))
+            continue
+        for object_id, reason in objects.items():
+            ctx.disable_metric(ctx.object_key(key, object_id), reason)
 
 
 async def _send(

@@ -13,7 +13,7 @@ from __future__ import annotations
 import abc
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from collectord.graph.api import FACEBOOK, GraphApi
@@ -92,15 +92,32 @@ class Skip:
     reason: str
 
 
+#: How long a metric Meta rejected stays disabled before it is asked for again (a re-probe:
+#: Meta restores metrics, and a rejection for one object may pass).
+REPROBE_AFTER = timedelta(days=1)
+
+#: Separates a disabled name from the one object it is disabled for (``STORY/shares@1789``).
+OBJECT_MARK = "@"
+
+
+def object_key(key: str, object_id: str) -> str:
+    """``key`` (a metric, maybe scoped) disabled for one object only: ``STORY/shares@1789``."""
+    return f"{key}{OBJECT_MARK}{object_id}"
+
+
 @dataclass(frozen=True, slots=True)
 class Disable:
-    """A metric Meta rejected for this source, no longer requested.
+    """A metric Meta rejected for this source, no longer requested until its re-probe.
 
     ``metric`` is Meta's name, with its scope where the rejection is scoped
-    (``reach:follow_type`` for a breakdown, ``STORY/shares`` for a kind of object)."""
+    (``reach:follow_type`` for a breakdown, ``STORY/shares`` for a kind of object,
+    ``STORY/shares@1789`` for one object: :func:`object_key`). ``at`` is when the poll that
+    rejected it ran (``None``: never re-probed); a day later (:data:`REPROBE_AFTER`) the
+    metric is asked for again."""
 
     metric: str
     reason: str
+    at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,11 +128,16 @@ class PollResult:
     extra poll that refreshed only some series: the store keeps the others). ``memory`` is
     the plugin's memory for the next poll of this source (``None``: unchanged).
     ``poll_again_at`` asks for one extra poll of this cadence at that time.
+    ``disabled`` holds the metrics this poll rejected (new ones, and re-probed ones Meta
+    still rejects: the host renews their date); ``reenabled`` the disabled names the host
+    forgets (a re-probe Meta answered, an object-scoped one due again, object-scoped ones
+    a kind-wide one replaced).
     """
 
     samples: tuple[Sample, ...] = ()
     skipped: tuple[Skip, ...] = ()
     disabled: tuple[Disable, ...] = ()
+    reenabled: tuple[str, ...] = ()
     memory: Mapping[str, Any] | None = None
     poll_again_at: datetime | None = None
     partial: bool = False
@@ -126,8 +148,11 @@ class PollContext:
     """Everything a plugin gets for one poll of one source at one cadence.
 
     ``options`` holds the plugin's own keys, validated and with defaults filled in
-    (durations in seconds). ``disabled`` holds the metrics Meta rejected for this source
-    before this poll (Meta name, maybe scoped, to reason). ``memory`` is the plugin's own
+    (durations in seconds). ``disabled_before`` holds the metrics Meta rejected for this
+    source before this poll (Meta name, maybe scoped, to reason) and ``disabled_at`` when
+    (a name missing there is never re-probed). A name disabled for
+    :data:`REPROBE_AFTER` or longer is due: :meth:`is_disabled` answers False for it, so
+    it is asked for again; when Meta answers, :meth:`result` re-enables it. ``memory`` is the plugin's own
     memory of this source from its last poll: a private copy, returned with the result.
     ``requested`` is True for an extra poll the plugin asked for with
     :meth:`poll_again_at` (not a scheduled one): such a poll may refresh only what it was
@@ -148,14 +173,29 @@ class PollContext:
     memory: dict[str, Any] = field(default_factory=dict)
     log: Any = None
     requested: bool = False
+    disabled_at: Mapping[str, datetime] = field(default_factory=dict)
     _skipped: list[Skip] = field(default_factory=list, repr=False)
     _disabled: dict[str, str] = field(default_factory=dict, repr=False)
+    _probed: set[str] = field(default_factory=set, repr=False)
     _again: datetime | None = field(default=None, repr=False)
 
     @property
     def disabled(self) -> Mapping[str, str]:
-        """Metrics rejected for this source: before this poll and during it."""
-        return {**self.disabled_before, **self._disabled}
+        """Metrics rejected for this source and not due for a re-probe: before this poll
+        and during it."""
+        before = {k: r for k, r in self.disabled_before.items() if not self.is_due(k)}
+        return {**before, **self._disabled}
+
+    @property
+    def reprobing(self) -> bool:
+        """Whether a disabled name is due for its re-probe in this poll (a plugin of many
+        objects then sends a few objects first: :meth:`Requests.split_probe`)."""
+        return any(self.is_due(k) for k in self.disabled_before)
+
+    def is_due(self, key: str) -> bool:
+        """Whether ``key``, disabled before this poll, is due for its daily re-probe."""
+        at = self.disabled_at.get(key)
+        return key in self.disabled_before and at is not None and self.now - at >= REPROBE_AFTER
 
     @property
     def newly_disabled(self) -> Mapping[str, str]:
@@ -167,7 +207,26 @@ class PollContext:
         return tuple(self._skipped)
 
     def is_disabled(self, key: str) -> bool:
-        return key in self._disabled or key in self.disabled_before
+        """Whether ``key`` must not be asked for in this poll. A name due for its re-probe
+        is not (it is noted as probed: re-enabled unless this poll rejects it again)."""
+        if key in self._disabled:
+            return True
+        if key not in self.disabled_before:
+            return False
+        if self.is_due(key):
+            self._probed.add(key)
+            return False
+        return True
+
+    @staticmethod
+    def object_key(key: str, object_id: str) -> str:
+        """``key`` disabled for one object only (:func:`object_key`)."""
+        return object_key(key, object_id)
+
+    def disabled_objects(self, key: str) -> list[str]:
+        """The objects ``key`` is disabled for one by one (:func:`object_key`), in force."""
+        prefix = key + OBJECT_MARK
+        return [k[len(prefix) :] for k in self.disabled if k.startswith(prefix)]
 
     def metrics(
         self, kind: MetricKind | None = None, group: str | None = None
@@ -188,9 +247,13 @@ class PollContext:
     def disable_metric(self, graph_name: str, reason: str) -> None:
         """Stop requesting ``graph_name`` (maybe scoped) for this source; the host shows it
         in ``collectord_metric_disabled``, logs it once and counts it once in
-        ``collectord_source_poll_errors_total{reason="invalid_metric"}``."""
-        if not self.is_disabled(graph_name):
-            self._disabled[graph_name] = reason
+        ``collectord_source_poll_errors_total{reason="invalid_metric"}``. A re-probed name
+        Meta still rejects is disabled for another day (not logged or counted again)."""
+        if graph_name in self._disabled:
+            return
+        if graph_name in self.disabled_before and not self.is_due(graph_name):
+            return
+        self._disabled[graph_name] = reason
 
     def skip(self, object_id: str, reason: str) -> None:
         """Note an expected per-object answer (pre-conversion media, a story under five
@@ -204,12 +267,29 @@ class PollContext:
         if self._again is None or when < self._again:
             self._again = when
 
+    def reenabled(self) -> tuple[str, ...]:
+        """The disabled names the host forgets after this poll: those re-probed and not
+        rejected again, object-scoped ones that are due (asked again when the object
+        is), and object-scoped ones of a name now disabled kind-wide."""
+        kinds = tuple(k + OBJECT_MARK for k in self._disabled if OBJECT_MARK not in k)
+        out = set(self._probed)
+        for key in self.disabled_before:
+            if (OBJECT_MARK in key and self.is_due(key)) or (kinds and key.startswith(kinds)):
+                out.add(key)
+        return tuple(sorted(k for k in out if k not in self._disabled))
+
     def result(self, samples: Iterable[Sample] = (), *, partial: bool = False) -> PollResult:
         """The poll's result: ``samples`` plus everything noted on this context."""
         return PollResult(
             samples=tuple(samples),
             skipped=tuple(self._skipped),
-            disabled=tuple(Disable(m, r) for m, r in self._disabled.items()),
+            disabled=tuple(
+                Disable(m, r, self.now)
+                for m, r in self._disabled.items()
+                if m.partition(OBJECT_MARK)[0] == m
+                or m.partition(OBJECT_MARK)[0] not in self._disabled
+            ),
+            reenabled=self.reenabled(),
             memory=self.memory,
             poll_again_at=self._again,
             partial=partial,

@@ -9,6 +9,8 @@
 - :func:`field_samples`: samples of a node's numeric fields.
 - :func:`skip_failed`: skip objects whose insights failed, and fail the poll when every
   object was denied (the token lacks the permission, not the objects).
+- :func:`completed_days`: Meta's last completed days (US Pacific, docs/meta-graph-api.md
+  2.5), as explicit ``since``/``until`` windows, so a "day" value is a day.
 
 ``MetricSpec.insight`` and ``MetricSpec.field`` (:mod:`collectord.model`) build catalogue
 entries that know Meta's units (``unit="ms"``: scaled to seconds, ``_seconds`` suffix).
@@ -18,10 +20,13 @@ from __future__ import annotations
 
 from collections.abc import Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta, tzinfo
 from typing import Any, Generic, TypeVar
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from collectord.errors import GraphError, Outcome
 from collectord.graph.insights import (
+    KIND_AFTER,
     InsightRequest,
     InsightValue,
     breakdown_key,
@@ -34,10 +39,13 @@ from collectord.plugin.api import PollContext
 
 __all__ = [
     "METRIC_OUTCOMES",
+    "PACIFIC",
     "SKIP_REASONS",
+    "Day",
     "Requests",
     "Tag",
     "breakdown_rows",
+    "completed_days",
     "disable_reason",
     "field_samples",
     "insight_samples",
@@ -88,8 +96,11 @@ class Requests(Generic[T]):
         edge: str = "insights",
         metric_in_path: bool = False,
         disable_as: str = "",
+        per_object: bool = False,
     ) -> None:
-        """A request of ``metrics`` of ``object_id`` (see :class:`~collectord.InsightRequest`)."""
+        """A request of ``metrics`` of ``object_id`` (see :class:`~collectord.InsightRequest`;
+        ``per_object``: a rejected metric is disabled for this object until several
+        objects of the scope had it rejected)."""
         key = f"#{len(self._items)}"
         request = InsightRequest(
             object_id,
@@ -100,6 +111,7 @@ class Requests(Generic[T]):
             metric_in_path=metric_in_path,
             disable_as=disable_as,
             scope=scope,
+            per_object=per_object,
         )
         self._items.append((tag, request))
 
@@ -112,6 +124,7 @@ class Requests(Generic[T]):
         params: Mapping[str, str] | None = None,
         *,
         scope: str = "",
+        per_object: bool = False,
     ) -> None:
         """A request of one metric by one breakdown: Meta refusing the breakdown disables
         it alone (``reach:follow_type``, within ``scope``), never the plain metric."""
@@ -122,6 +135,7 @@ class Requests(Generic[T]):
             {**(params or {}), "breakdown": breakdown},
             scope=scope,
             disable_as=scoped_key(scope, breakdown_key(metric, breakdown)),
+            per_object=per_object,
         )
 
     def split(self, count: int) -> tuple[Requests[T], Requests[T]]:
@@ -130,6 +144,21 @@ class Requests(Generic[T]):
         head: Requests[T] = Requests()
         tail: Requests[T] = Requests()
         head._items, tail._items = self._items[:count], self._items[count:]
+        return head, tail
+
+    def split_probe(self) -> tuple[Requests[T], Requests[T]]:
+        """The requests of the first few objects of each scope (enough for a metric
+        rejected by all of them to be disabled for their whole kind:
+        :data:`~collectord.graph.insights.KIND_AFTER`) and the others, each in the order
+        added: send the probe first, and a bad metric costs a few objects, not all."""
+        head: Requests[T] = Requests()
+        tail: Requests[T] = Requests()
+        chosen: dict[str, list[str]] = {}
+        for item in self._items:
+            seen = chosen.setdefault(item[1].scope, [])
+            if item[1].object_id not in seen and len(seen) < KIND_AFTER:
+                seen.append(item[1].object_id)
+            (head if item[1].object_id in seen else tail)._items.append(item)
         return head, tail
 
     async def fetch(self, ctx: PollContext) -> list[tuple[T, Answer]]:
@@ -256,3 +285,80 @@ def skip_failed(
     for object_id, reason in reasons.items():
         ctx.skip(object_id, reason)
     return reasons
+
+
+class UsPacific(tzinfo):
+    """US Pacific time by the rules in force since 2007 (UTC-8; UTC-7 from the second
+    Sunday of March, 02:00, to the first Sunday of November, 02:00): the stand-in for a
+    system without a time zone database (a slim container)."""
+
+    @staticmethod
+    def _sunday(year: int, month: int, nth: int) -> datetime:
+        first = datetime(year, month, 1)
+        return first + timedelta(days=(6 - first.weekday()) % 7 + 7 * (nth - 1), hours=2)
+
+    def utcoffset(self, dt: datetime | None) -> timedelta:
+        return timedelta(hours=-8) + self.dst(dt)
+
+    def dst(self, dt: datetime | None) -> timedelta:
+        if dt is None:
+            return timedelta(0)
+        local = dt.replace(tzinfo=None)
+        start, end = self._sunday(dt.year, 3, 2), self._sunday(dt.year, 11, 1)
+        return timedelta(hours=1) if start <= local < end else timedelta(0)
+
+    def tzname(self, dt: datetime | None) -> str:
+        return "PDT" if self.dst(dt) else "PST"
+
+    def fromutc(self, dt: datetime) -> datetime:
+        standard = dt + timedelta(hours=-8)
+        start = self._sunday(dt.year, 3, 2) + timedelta(hours=8)  # in UTC
+        end = self._sunday(dt.year, 11, 1) + timedelta(hours=7)
+        naive = dt.replace(tzinfo=None)
+        return standard + (timedelta(hours=1) if start <= naive < end else timedelta(0))
+
+
+def _pacific() -> tzinfo:
+    try:
+        return ZoneInfo("America/Los_Angeles")
+    except ZoneInfoNotFoundError:
+        return UsPacific()
+
+
+#: Meta's day: a daily value covers a US Pacific day and its ``end_time`` is the Pacific
+#: midnight that ends it (docs/meta-graph-api.md 2.5, 5.4).
+PACIFIC = _pacific()
+
+
+def _pacific_midnight(day: date) -> datetime:
+    return datetime(day.year, day.month, day.day, tzinfo=PACIFIC).astimezone(UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class Day:
+    """One completed Meta day: ``[since, until)`` in UTC, ``until`` being its ``end_time``
+    (23 or 25 hours long on the days the clocks change)."""
+
+    since: datetime
+    until: datetime
+
+    def params(self) -> dict[str, str]:
+        """``since``/``until`` as Meta takes them (Unix seconds)."""
+        return {
+            "since": str(int(self.since.timestamp())),
+            "until": str(int(self.until.timestamp())),
+        }
+
+
+def completed_days(now: datetime, count: int) -> tuple[Day, ...]:
+    """The last ``count`` completed Meta days before ``now``, newest first: the newest ends
+    at the last Pacific midnight at or before ``now``. Reading more than one re-reads days
+    Meta may still revise (Instagram values can be 48 hours late, 5.3)."""
+    today = now.astimezone(PACIFIC).date()
+    return tuple(
+        Day(
+            _pacific_midnight(today - timedelta(days=i + 1)),
+            _pacific_midnight(today - timedelta(days=i)),
+        )
+        for i in range(count)
+    )

@@ -96,6 +96,7 @@ class Poller:
             catalogue=rt.config.specs,
             now=self.clock(),
             disabled_before=dict(rt.status.disabled),
+            disabled_at=dict(rt.status.disabled_at),
             memory=copy.deepcopy(rt.status.memory),
             log=self.log.bind(source=rt.name, cadence=cadence),
             requested=requested,
@@ -134,6 +135,8 @@ class Poller:
                 self.log.warning(
                     "metric disabled", source=rt.name, metric=d.metric, reason=d.reason
                 )
+        for key in result.reenabled:
+            self.log.info("metric re-enabled", source=rt.name, metric=key)
         for s in result.skipped:
             self.log.debug("object skipped", source=rt.name, object_id=s.object_id, why=s.reason)
         self.store.record_success(rt.name, cadence, result, duration=time.monotonic() - started)

@@ -118,14 +118,14 @@ def _compute(
         ends = pacific_day_ends(lo, hi)
         if spec.name == "online_followers":
             return _Result(series=[(e, values.online_followers(acct, e)) for e in ends])
-        return _Result(series=values.daily_series(acct, spec.name, ends))
+        return _Result(series=values.daily_series(acct, spec.name, ends, at))
     if spec.name == "follows_and_unfollows":
-        split = values.follows_split(acct, lo, hi) if hi > lo else {}
+        split = values.follows_split(acct, lo, hi, at) if hi > lo else {}
         total = sum(split.values())
         return _Result(
             total=total, breakdown={(k,): v for k, v in split.items() if v} if dims else None
         )
-    total = values.window_total(acct, spec.name, lo, hi)
+    total = values.window_total(acct, spec.name, lo, hi, at)
     return _Result(
         total=total, breakdown=values.split(acct, spec.name, total, dims) if dims else None
     )

@@ -6,6 +6,11 @@ little per-hour noise. A window's value is the sum of its hours (partial hours p
 so values move as time passes; "unique" metrics (reach, accounts engaged) are
 de-duplicated over windows longer than a day, so daily reach never sums to weekly reach.
 Breakdowns split a total by stable per-account shares and always add up to it.
+
+Values are late, as Meta's are (up to 48 hours, docs/meta-graph-api.md 5.3): asked with a
+``now``, an hour younger than :data:`SETTLE` counts only in part (85 % when just over,
+rising to all of it at 48 hours), so a completed day read again the next day is revised
+upwards, and a reading that old is final.
 """
 
 from __future__ import annotations
@@ -41,6 +46,8 @@ DAILY_PER_12K: dict[str, float] = {
     "unfollows": 21.0,
 }
 UNIQUE = frozenset({"reach", "accounts_engaged"})
+#: How long Meta keeps revising an hour's activity.
+SETTLE = timedelta(hours=48)
 INTERACTION_PARTS = ("likes", "comments", "saves", "shares", "replies", "reposts")
 
 DIMENSION_SHARES: dict[str, dict[str, float]] = {
@@ -192,35 +199,58 @@ class AccountValues:
         day = 0.8 + 0.4 * unit_hash(self.seed, acct.id, key, "day", hour_index // 24)
         return DAILY_PER_12K[key] / 24 * scale * _hour_rhythm(hour_index) * noise * day
 
-    def raw_sum(self, acct: IgAccount, key: str, since: datetime, until: datetime) -> float:
-        """The summed hourly volume of ``key`` in ``[since, until)``, partial hours pro rata."""
+    def raw_sum(
+        self,
+        acct: IgAccount,
+        key: str,
+        since: datetime,
+        until: datetime,
+        now: datetime | None = None,
+    ) -> float:
+        """The summed hourly volume of ``key`` in ``[since, until)``, partial hours pro rata;
+        as known at ``now`` (hours younger than :data:`SETTLE` in part), final without it."""
         lo_ts, hi_ts = since.timestamp(), until.timestamp()
+        settle = SETTLE.total_seconds()
         total = 0.0
         for hour in range(math.floor(lo_ts / 3600), math.ceil(hi_ts / 3600)):
             overlap = min((hour + 1) * 3600, hi_ts) - max(hour * 3600, lo_ts)
             if overlap > 0:
-                total += overlap / 3600 * self._hourly(acct, key, hour)
+                known = 1.0
+                if now is not None:
+                    age = max(now.timestamp() - (hour + 1) * 3600, 0.0)
+                    known = 0.85 + 0.15 * min(age / settle, 1.0)
+                total += overlap / 3600 * self._hourly(acct, key, hour) * known
         return total
 
-    def window_total(self, acct: IgAccount, metric: str, since: datetime, until: datetime) -> int:
-        """The ``total_value`` of an account metric over ``[since, until)``."""
+    def window_total(
+        self,
+        acct: IgAccount,
+        metric: str,
+        since: datetime,
+        until: datetime,
+        now: datetime | None = None,
+    ) -> int:
+        """The ``total_value`` of an account metric over ``[since, until)`` (as known at
+        ``now``: see :meth:`raw_sum`)."""
         if until <= since:
             return 0
         if metric == "total_interactions":
-            return sum(self.window_total(acct, m, since, until) for m in INTERACTION_PARTS)
+            return sum(self.window_total(acct, m, since, until, now) for m in INTERACTION_PARTS)
         if metric == "follows_and_unfollows":
-            return sum(self.follows_split(acct, since, until).values())
-        raw = self.raw_sum(acct, metric, since, until)
+            return sum(self.follows_split(acct, since, until, now).values())
+        raw = self.raw_sum(acct, metric, since, until, now)
         days = (until - since).total_seconds() / 86400
         if metric in UNIQUE and days > 1:
             raw *= days**-0.3
         return round(raw)
 
-    def follows_split(self, acct: IgAccount, since: datetime, until: datetime) -> dict[str, int]:
+    def follows_split(
+        self, acct: IgAccount, since: datetime, until: datetime, now: datetime | None = None
+    ) -> dict[str, int]:
         """``follows_and_unfollows`` by ``follow_type``: FOLLOWER follows, NON_FOLLOWER left."""
         return {
-            "FOLLOWER": round(self.raw_sum(acct, "follows", since, until)),
-            "NON_FOLLOWER": round(self.raw_sum(acct, "unfollows", since, until)),
+            "FOLLOWER": round(self.raw_sum(acct, "follows", since, until, now)),
+            "NON_FOLLOWER": round(self.raw_sum(acct, "unfollows", since, until, now)),
         }
 
     def shares(self, acct: IgAccount, metric: str, dimension: str) -> dict[str, float]:
@@ -246,14 +276,15 @@ class AccountValues:
     # -- time series -------------------------------------------------------------------------
 
     def daily_series(
-        self, acct: IgAccount, metric: str, ends: list[datetime]
+        self, acct: IgAccount, metric: str, ends: list[datetime], now: datetime | None = None
     ) -> list[tuple[datetime, int]]:
-        """One value per Pacific day ending at each of ``ends`` (reach or follower_count)."""
+        """One value per Pacific day ending at each of ``ends`` (reach or follower_count),
+        as known at ``now``."""
         key = "follows" if metric == "follower_count" else metric
         out = []
         for end in ends:
             start = pacific_midnight_on_or_before(end - timedelta(hours=12))
-            out.append((end, round(self.raw_sum(acct, key, start, end))))
+            out.append((end, round(self.raw_sum(acct, key, start, end, now))))
         return out
 
     def online_followers(self, acct: IgAccount, day_end: datetime) -> dict[str, int]:

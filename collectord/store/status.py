@@ -161,6 +161,8 @@ class SourceStatus(_Derived):
     #: for the status page; ``/metrics`` counts them all as ``skipped_object``.
     skipped: Counter[str] = field(default_factory=Counter)
     disabled: dict[str, str] = field(default_factory=dict)
+    #: When each disabled metric was (last) rejected: re-probed a day later.
+    disabled_at: dict[str, datetime] = field(default_factory=dict)
     memory: dict[str, Any] = field(default_factory=dict)
     token_expiry: float | None = None
 

@@ -117,7 +117,8 @@ class Store:
     ) -> None:
         """Record a poll's result: replace the source's samples of ``cadence`` (series
         missing now disappear) or, for a ``partial`` result, only the series it carries;
-        count its skipped objects and newly disabled metrics; keep its memory.
+        count its skipped objects and newly disabled metrics (each once: a re-probe Meta
+        still rejects only renews the date), forget the re-enabled ones; keep its memory.
 
         When a poll returned several values of one series (Meta's last two days), the one
         with the newest ``end_time`` is kept.
@@ -129,10 +130,15 @@ class Store:
         for skip in result.skipped:
             status.errors["skipped_object"] += 1
             status.skipped[skip.reason] += 1
+        for key in result.reenabled:  # re-probed and answered, or replaced
+            status.disabled.pop(key, None)
+            status.disabled_at.pop(key, None)
         for d in result.disabled:
             if d.metric not in status.disabled:
                 status.disabled[d.metric] = d.reason
                 status.errors["invalid_metric"] += 1
+            if d.at is not None:  # a re-probe Meta still rejects: another day
+                status.disabled_at[d.metric] = d.at
         if result.memory is not None:
             status.memory = dict(result.memory)
         cs = status.per_cadence[cadence]

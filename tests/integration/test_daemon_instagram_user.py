@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from collectord import completed_days
 from collectord.simulator import Simulator
 
 pytestmark = pytest.mark.integration
@@ -68,14 +69,17 @@ def expected_account(sim: Simulator, now: datetime) -> Expected:
 
     for name in ("followers_count", "follows_count", "media_count"):  # named by what they count
         put(f"instagram_user_{name.removesuffix('_count')}", ig.user_field(user, name, now))
+    # issue 8: a day is the last completed Pacific day, not the 24 hours before the poll
+    last, before = completed_days(now, 2)
+    day = {"metric_type": "total_value", "since": last.since, "until": last.until}
     for metric in TOTALS:
-        put(f"instagram_user_{metric}", truth(metric, metric_type="total_value"), period="day")
+        put(f"instagram_user_{metric}", truth(metric, **day), period="day")
     for metric, dim in BREAKDOWNS:
-        split = truth(metric, metric_type="total_value", breakdown=dim)
+        split = truth(metric, breakdown=dim, **day)
         assert split, (metric, dim)
         for key, value in split.items():
             put(f"instagram_user_{metric}_by_{dim}", value, period="day", **{dim: key})
-    window = {"metric_type": "time_series", "since": now - timedelta(days=2), "until": now}
+    window = {"metric_type": "time_series", "since": before.since, "until": last.until}
     put("instagram_user_reach", newest(truth("reach", **window)), period="day")
     for hour, value in newest(truth("online_followers", **window)).items():
         put("instagram_user_online_followers", value, period="lifetime", hour=hour)
@@ -144,6 +148,27 @@ ig_user_id = "{user}"
     inner = {e: v for e, v in truth.items() if e > frozen_now - timedelta(days=2) + MARGIN}
     assert inner
     assert inner.items() <= recorded.items() <= truth.items()
+
+    # a total_value is a day too: the JSONL file has each of the two days read, with its end
+    views = {
+        _utc(r["end_time"]): r["value"]
+        for r in jsonl_records()
+        if r["metric"] == "instagram_user_views"
+    }
+    days = completed_days(frozen_now, 2)
+    assert views == {
+        d.until: float(
+            world.instagram.user_insight(
+                user,
+                "views",
+                now=frozen_now,
+                metric_type="total_value",
+                since=d.since,
+                until=d.until,
+            )
+        )
+        for d in days
+    }
 
 
 def _utc(text: str) -> datetime:

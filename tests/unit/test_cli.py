@@ -92,7 +92,7 @@ def test_plugins_json_has_exactly_the_documented_fields(
     assert views == {
         "graph_name": "page_views_total",
         "prometheus_name": "facebook_page_views",
-        "cadence": "fast",
+        "cadence": "daily",  # issue 8: a Page day query has completed days only
         "periods": ["day", "week", "days_28"],
         "unit": "count",
     }

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -16,8 +16,13 @@ from collectord import (
     MetricSpec,
     ObjectNotFoundError,
     PollContext,
+    PollResult,
     ReduceDataError,
+    Requests,
+    Sample,
     ServerError,
+    SourcePlugin,
+    Tag,
     breakdown_key,
     fetch_insights,
     parse_entries,
@@ -26,6 +31,7 @@ from collectord import (
 )
 from collectord.graph.answers import meta_error
 from collectord.graph.client import get_many
+from collectord.testing import PluginHost
 
 
 class MetaLikeGraph:
@@ -481,3 +487,106 @@ def test_a_boolean_is_not_a_value() -> None:
         }
     ]
     assert [v.value for v in parse_entries(entries)] == [5.0]
+
+
+# -- issue 8: a rejection for some objects stays with them; every rejection is re-probed --
+
+
+class Objects(SourcePlugin):
+    """A source of many objects (posts, media), each asked for ``reach`` and ``shares``."""
+
+    name = "objects"
+    catalogue = tuple(
+        MetricSpec.insight("objects", m, f"{m}.", cadence="daily") for m in ("reach", "shares")
+    )
+
+    def __init__(self, objects: Sequence[str]) -> None:
+        self.objects = list(objects)
+
+    async def collect(self, ctx: PollContext) -> PollResult:
+        requests: Requests[Tag] = Requests()
+        names = [m.graph_name for m in ctx.metrics(kind="insight")]
+        for oid in self.objects:
+            requests.add(Tag(oid), oid, names, scope="FEED", per_object=True)
+        samples: list[Sample] = []
+        for tag, answer in await requests.fetch(ctx):
+            assert not isinstance(answer, GraphError)
+            for entry in answer:
+                spec = self.catalogue[0] if entry["name"] == "reach" else self.catalogue[1]
+                samples.append(
+                    ctx.sample(spec, 1, object_id=tag.object_id, labels={"o": tag.object_id})
+                )
+        return ctx.result(samples)
+
+
+DAY0 = datetime(2026, 11, 23, 6, 0, tzinfo=UTC)
+
+
+def objects_host(graph: KindAwareGraph, objects: Sequence[str]) -> PluginHost:
+    return PluginHost(Objects(objects), graph=graph, now=DAY0)  # type: ignore[arg-type]
+
+
+def shares_of(host: PluginHost) -> set[str]:
+    return {s.object_id for s in host.samples() if s.graph_metric == "shares"}
+
+
+async def test_a_metric_rejected_for_one_object_is_disabled_for_that_object_only() -> None:
+    graph = KindAwareGraph(rejects={"a": {"shares"}})
+    host = objects_host(graph, ["a", "b", "c", "d"])
+    await host.poll("daily")
+    assert host.disabled == {"FEED/shares@a": "unsupported"}
+    assert shares_of(host) == {"b", "c", "d"}
+
+    graph.calls.clear()
+    await host.poll("daily", now=DAY0 + timedelta(hours=1))
+    assert graph.asked("a") == [{"reach"}], "one call, without the culprit"
+    assert graph.asked("b") == [{"reach", "shares"}], "other objects keep it"
+    assert shares_of(host) == {"b", "c", "d"}
+    assert host.errors["invalid_metric"] == 1
+
+
+async def test_a_metric_rejected_for_several_objects_is_disabled_for_the_kind() -> None:
+    graph = KindAwareGraph(rejects={o: {"shares"} for o in "abc"})
+    host = objects_host(graph, ["a", "b", "c", "d"])
+    await host.poll("daily")
+    assert host.disabled == {"FEED/shares": "unsupported"}, "three objects: the kind"
+    graph.calls.clear()
+    await host.poll("daily", now=DAY0 + timedelta(hours=1))
+    assert graph.asked("d") == [{"reach"}], "the kind stops asking"
+
+
+async def test_a_disabled_metric_is_re_probed_a_day_later_and_comes_back() -> None:
+    graph = KindAwareGraph(rejects={o: {"shares"} for o in "abcd"})
+    host = objects_host(graph, ["a", "b", "c", "d"])
+    await host.poll("daily")
+    assert host.disabled == {"FEED/shares": "unsupported"}
+
+    graph.calls.clear()
+    await host.poll("daily", now=DAY0 + timedelta(hours=23, minutes=59))
+    assert all(asked == [{"reach"}] for asked in map(graph.asked, "abcd")), "not yet"
+
+    graph.calls.clear()  # a day later Meta still rejects it: asked once, off for a day more
+    await host.poll("daily", now=DAY0 + timedelta(days=1))
+    assert "shares" in set().union(*graph.asked("a"))
+    assert host.disabled == {"FEED/shares": "unsupported"}
+    assert host.errors["invalid_metric"] == 1, "a rejection is counted once"
+    assert host.disabled_at["FEED/shares"] == DAY0 + timedelta(days=1)
+
+    graph.rejects = {}  # Meta restores it
+    graph.calls.clear()
+    await host.poll("daily", now=DAY0 + timedelta(days=1, hours=12))
+    assert all(asked == [{"reach"}] for asked in map(graph.asked, "abcd")), "not yet"
+    await host.poll("daily", now=DAY0 + timedelta(days=2))
+    assert host.disabled == {}, "collectord_metric_disabled drops it"
+    assert shares_of(host) == {"a", "b", "c", "d"}
+
+
+async def test_an_object_scoped_rejection_is_forgotten_after_a_day() -> None:
+    graph = KindAwareGraph(rejects={"a": {"shares"}})
+    host = objects_host(graph, ["a", "b"])
+    await host.poll("daily")
+    assert host.disabled == {"FEED/shares@a": "unsupported"}
+    graph.rejects = {}
+    await host.poll("daily", now=DAY0 + timedelta(days=1))
+    assert host.disabled == {}
+    assert shares_of(host) == {"a", "b"}

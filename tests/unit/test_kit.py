@@ -3,8 +3,9 @@ tags, breakdown rows, and skipping objects (failing the poll when every one is d
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -17,6 +18,7 @@ from collectord import (
     Requests,
     Tag,
     breakdown_rows,
+    completed_days,
     disable_reason,
     field_samples,
     insight_samples,
@@ -25,6 +27,7 @@ from collectord import (
     skip_failed,
 )
 from collectord.graph.answers import meta_error
+from collectord.plugin.kit import UsPacific
 from collectord.testing import FakeGraph
 
 NOW = datetime(2026, 11, 23, 18, 0, tzinfo=UTC)
@@ -292,3 +295,31 @@ def test_every_object_denied_fails_the_poll() -> None:
         "b": "vanished",
     }
     assert skip_failed(make_ctx(), {}, 0) == {}
+
+
+def test_completed_days_are_pacific_days_newest_first() -> None:
+    # 22:00 on 2026-06-30 in California (PDT): the running day is not one of them
+    days = completed_days(datetime(2026, 7, 1, 5, tzinfo=UTC), 2)
+    assert [(d.since, d.until) for d in days] == [
+        (datetime(2026, 6, 29, 7, tzinfo=UTC), datetime(2026, 6, 30, 7, tzinfo=UTC)),
+        (datetime(2026, 6, 28, 7, tzinfo=UTC), datetime(2026, 6, 29, 7, tzinfo=UTC)),
+    ]
+    assert days[0].params() == {
+        "since": str(int(datetime(2026, 6, 29, 7, tzinfo=UTC).timestamp())),
+        "until": str(int(datetime(2026, 6, 30, 7, tzinfo=UTC).timestamp())),
+    }
+    # the day the clocks go back (2026-11-01) has 25 hours
+    (fall,) = completed_days(datetime(2026, 11, 2, 12, tzinfo=UTC), 1)
+    assert fall.until - fall.since == timedelta(hours=25)
+
+
+def test_the_stand_in_pacific_zone_agrees_with_the_database() -> None:
+    db, rules = ZoneInfo("America/Los_Angeles"), UsPacific()
+    start = datetime(2025, 1, 1, tzinfo=UTC)
+    for hour in range(0, 2 * 366 * 24, 1):
+        t = start + timedelta(hours=hour)
+        assert t.astimezone(rules).replace(tzinfo=None) == t.astimezone(db).replace(tzinfo=None)
+    for day in range(0, 2 * 366):
+        d = (start + timedelta(days=day)).date()
+        local = datetime(d.year, d.month, d.day, tzinfo=rules)
+        assert local.astimezone(UTC) == datetime(d.year, d.month, d.day, tzinfo=db).astimezone(UTC)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import fnmatch
 from pathlib import Path
+from typing import Any
 
 import pytest
 from collectord_plugins.facebook_page import CATALOGUE, FacebookPage
@@ -13,27 +14,30 @@ from collectord.cli import main
 from collectord.config.loader import load_config
 from collectord.config.types import Config
 from collectord.errors import ConfigError
+from collectord.graph.answers import meta_error
+from collectord.testing import FakeGraph, PluginHost
 
 BY_NAME = {spec.graph_name: spec for spec in CATALOGUE}
 DWM = ("day", "week", "days_28")
 NONE_LISTED = ()  # Meta lists no period: the plugin keeps whatever Meta answers
 
-#: docs/meta-graph-api.md 2.3: every Page metric that still works, its cadence (starred = fast) and
-#: its periods.
+#: docs/meta-graph-api.md 2.3: every Page metric that still works, its cadence and its periods.
+#: Issue 8: every one is daily, starred ones too: a Page insights query answers completed
+#: days only (2.1), so a faster poll re-reads finished days.
 LIVE: dict[str, tuple[str, tuple[str, ...]]] = {
     "page_media_view": ("daily", DWM),
     "page_total_media_view_unique": ("daily", DWM),
-    "page_post_engagements": ("fast", DWM),
+    "page_post_engagements": ("daily", DWM),
     "page_total_actions": ("daily", DWM),
-    "page_views_total": ("fast", DWM),
-    "page_follows": ("fast", ("day",)),
-    "page_daily_follows": ("fast", ("day",)),
-    "page_daily_follows_unique": ("fast", DWM),
-    "page_daily_unfollows_unique": ("fast", DWM),
-    "page_lifetime_engaged_followers_unique": ("fast", NONE_LISTED),
+    "page_views_total": ("daily", DWM),
+    "page_follows": ("daily", ("day",)),
+    "page_daily_follows": ("daily", ("day",)),
+    "page_daily_follows_unique": ("daily", DWM),
+    "page_daily_unfollows_unique": ("daily", DWM),
+    "page_lifetime_engaged_followers_unique": ("daily", NONE_LISTED),
     "page_fan_adds_by_paid_non_paid_unique": ("daily", ("day",)),
     **{
-        f"page_actions_post_reactions_{r}_total": ("fast", DWM)
+        f"page_actions_post_reactions_{r}_total": ("daily", DWM)
         for r in ("like", "love", "wow", "haha", "sorry", "anger")
     },
     "page_actions_post_reactions_total": ("daily", ("day",)),
@@ -42,8 +46,8 @@ LIVE: dict[str, tuple[str, tuple[str, ...]]] = {
         f"page_video_views_{k}": ("daily", DWM)
         for k in ("paid", "organic", "autoplayed", "click_to_play")
     },
-    "page_video_views_by_paid_non_paid": ("fast", DWM),
-    "page_video_views_by_uploaded_hosted": ("fast", DWM),
+    "page_video_views_by_paid_non_paid": ("daily", DWM),
+    "page_video_views_by_uploaded_hosted": ("daily", DWM),
     "page_video_repeat_views": ("daily", DWM),
     **{
         f"page_video_complete_views_30s{k}": ("daily", DWM)
@@ -58,10 +62,10 @@ LIVE: dict[str, tuple[str, tuple[str, ...]]] = {
         )
     },
     "page_video_view_time": ("daily", ("day",)),
-    "page_uploaded_views_15s_count": ("fast", NONE_LISTED),
-    "page_uploaded_3s_to_15s_views_rate": ("fast", NONE_LISTED),
+    "page_uploaded_views_15s_count": ("daily", NONE_LISTED),
+    "page_uploaded_3s_to_15s_views_rate": ("daily", NONE_LISTED),
     "page_uploaded_views_60s_excludes_shorter_unique_count_by_is_60s_returning_viewer": (
-        "fast",
+        "daily",
         NONE_LISTED,
     ),
     "page_tab_views_login_top": ("daily", ("day", "week")),
@@ -352,3 +356,31 @@ def test_check_rejects_a_prometheus_name_with_exit_2(
 ) -> None:
     assert main(["check", "-c", str(write(tmp_path, ["facebook_page_views"]))]) == 2
     assert "did you mean 'page_views_total'?" in capsys.readouterr().err
+
+
+# -- issue 8: a breakdown call Meta refuses never costs the poll -----------------------
+
+
+class BreakdownDenied(FakeGraph):
+    """A Page whose insights Meta serves, except one breakdown answered with code 10."""
+
+    def respond(self, path: str, params: dict[str, str]) -> dict[str, Any]:
+        if path == "1234":
+            return {"id": "1234", "followers_count": 10234, "fan_count": 10000}
+        assert path == "1234/insights", path
+        if params.get("breakdown") == "is_from_ads":
+            raise meta_error("(#10) Application does not have permission for this action", code=10)
+        day = {"value": 7, "end_time": "2026-11-23T08:00:00+0000"}
+        entries = [
+            {"name": n, "period": "day", "values": [day]} for n in params["metric"].split(",")
+        ]
+        return {"data": entries}
+
+
+async def test_one_refused_breakdown_keeps_the_polls_other_samples() -> None:
+    host = PluginHost(FacebookPage(), {"page_id": "1234"}, graph=BreakdownDenied())
+    result = await host.poll("daily")
+    assert result.samples, "the Page's own insights arrive"
+    assert not [s for s in result.samples if "is_from_ads" in s.label_dict]
+    assert host.skipped["permission"] >= 1
+    assert host.disabled == {}

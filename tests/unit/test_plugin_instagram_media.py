@@ -508,12 +508,13 @@ def kinds_of_media() -> PickyInstagram:
     )
 
 
-async def test_shares_refused_for_a_feed_image_is_disabled_for_feed_images_only() -> None:
+async def test_shares_refused_for_one_feed_image_is_disabled_for_that_image_only() -> None:
     graph = kinds_of_media()
     graph.refuse = {media_id(1): {"shares"}}
     poller = Poller(graph)
     samples = await poller.poll()
-    assert poller.status.disabled == {"FEED/IMAGE/shares": "unsupported"}
+    key = f"FEED/IMAGE/shares@{media_id(1)}"
+    assert poller.status.disabled == {key: "unsupported"}
     assert poller.skipped == 0, "a refused metric does not cost the post"
     refused_post = {s.metric for s in samples if s.object_id == media_id(1)}
     assert {
@@ -528,16 +529,18 @@ async def test_shares_refused_for_a_feed_image_is_disabled_for_feed_images_only(
     samples = await poller.poll(NOW + timedelta(minutes=15))
     sets = metric_sets(graph)
     assert "shares" not in sets[media_id(1)]
-    assert "shares" not in sets[media_id(2)], "every feed image stops asking"
-    for other in (media_id(3), media_id(4), story_id(1)):
+    # issue 8: Meta refusing one image its shares no longer costs every feed image theirs
+    for other in (media_id(2), media_id(3), media_id(4), story_id(1)):
         assert "shares" in sets[other], other
     assert {s.object_id for s in of(samples, "instagram_media_shares")} == {
+        media_id(2),
         media_id(3),
         media_id(4),
     }
     assert [s.object_id for s in of(samples, "instagram_story_shares")] == [story_id(1)]
     assert len(of(samples, "instagram_media_views")) == 4, "every media still has its views"
-    assert poller.status.disabled == {"FEED/IMAGE/shares": "unsupported"}
+    key = f"FEED/IMAGE/shares@{media_id(1)}"
+    assert poller.status.disabled == {key: "unsupported"}
 
 
 async def test_story_shares_refused_does_not_cost_the_media_their_shares() -> None:
@@ -545,7 +548,7 @@ async def test_story_shares_refused_does_not_cost_the_media_their_shares() -> No
     graph.refuse = {story_id(1): {"shares"}}
     poller = Poller(graph)
     await poller.poll()
-    assert poller.status.disabled == {"STORY/shares": "unsupported"}
+    assert poller.status.disabled == {f"STORY/shares@{story_id(1)}": "unsupported"}
     graph.reset()
     samples = await poller.poll(NOW + timedelta(minutes=15))
     assert "shares" not in metric_sets(graph)[story_id(1)]
@@ -770,3 +773,31 @@ def test_check_prints_the_warning_and_exits_0(
     out = capsys.readouterr().out
     assert "warning: " in out
     assert "'plays' was retired by Meta in April 2025 (Graph API v22.0)" in out
+
+
+async def test_a_kind_wide_rejection_is_re_probed_a_day_later_on_a_few_media_only() -> None:
+    graph = PickyInstagram(
+        media=[Media(media_id(i), NOW - timedelta(hours=i), "FEED", "IMAGE") for i in range(1, 9)],
+        stories=[],
+    )
+    graph.refuse = {media_id(i): {"shares"} for i in range(1, 9)}
+    poller = Poller(graph)
+    await poller.poll()
+    assert poller.status.disabled == {"FEED/IMAGE/shares": "unsupported"}
+
+    graph.reset()  # a day later Meta still rejects it: three media find out, not eight
+    await poller.poll(NOW + timedelta(days=1))
+    asked = {  # every call, not only each media's last one: a rejected call is split
+        path.split("/")[0]
+        for path, p in graph.insight_calls
+        if "breakdown" not in p and "shares" in p["metric"].split(",")
+    }
+    assert asked == {media_id(1), media_id(2), media_id(3)}
+    assert poller.status.disabled == {"FEED/IMAGE/shares": "unsupported"}
+    assert poller.status.errors["invalid_metric"] == 1
+
+    graph.refuse = {}  # Meta serves it again: the next re-probe brings it back
+    graph.reset()
+    samples = await poller.poll(NOW + timedelta(days=2))
+    assert poller.status.disabled == {}
+    assert len(of(samples, "instagram_media_shares")) == 8

@@ -214,10 +214,18 @@ async def test_daily_poll_names_labels_and_values() -> None:
     assert all(s.cadence == "daily" for s in samples)
     assert not series(samples, "instagram_user_followers"), "fields are fast only"
 
-    (views,) = series(samples, "instagram_user_views")
-    assert views.label_dict == {"ig_user_id": IG, "period": "day"}
-    assert views.value == 500.0
+    # issue 8: a total_value is one completed Pacific day, dated by its end; the day before
+    # is read again for Meta's revisions
+    views = series(samples, "instagram_user_views")
+    assert sorted(s.end_time for s in views) == [
+        datetime(2026, 11, 22, 8, tzinfo=UTC),
+        datetime(2026, 11, 23, 8, tzinfo=UTC),
+    ]
+    assert all(s.label_dict == {"ig_user_id": IG, "period": "day"} for s in views)
+    assert all(s.value == 500.0 for s in views)
     by_type = series(samples, "instagram_user_views_by_media_product_type")
+    newest = datetime(2026, 11, 23, 8, tzinfo=UTC)
+    by_type = [s for s in by_type if s.end_time == newest]
     assert {s.label_dict["media_product_type"]: s.value for s in by_type} == {
         "POST": 10.0,
         "REEL": 20.0,
@@ -391,7 +399,7 @@ async def test_refused_breakdown_disables_the_breakdown_not_the_metric() -> None
     graph.calls.clear()
     samples = await collect(make_ctx(graph, "daily", status=status))
     assert graph.breakdown_calls("reach", "follow_type") == 0, "not asked again"
-    assert graph.breakdown_calls("reach", "media_product_type") == 1
+    assert graph.breakdown_calls("reach", "media_product_type") == 2, "the last two days"
     assert any(p.get("metric") == "reach" and "breakdown" not in p for _, p in graph.calls)
     assert len(series(samples, "instagram_user_reach")) == 2
 
@@ -543,3 +551,66 @@ def test_check_prints_the_warning_and_exits_0(
     out = capsys.readouterr().out
     assert "warning: " in out
     assert "'impressions' was retired by Meta in April 2025 (Graph API v22.0)" in out
+
+
+# -- issue 8: a breakdown or demographics call Meta refuses never costs the poll ---------
+
+
+class DemographicsDenied(FakeInstagramUser):
+    """Meta answering code 10 to one demographics breakdown (Meta gates them by
+    permission and by audience size), and every other call as usual."""
+
+    def insights(self, p: dict[str, str]) -> dict[str, Any]:
+        if p["metric"] == "follower_demographics" and p.get("breakdown") == "city":
+            raise meta_error("(#10) Application does not have permission for this action", code=10)
+        return super().insights(p)
+
+
+async def test_one_refused_demographics_call_keeps_the_polls_other_samples() -> None:
+    status = new_status()
+    samples = await collect(make_ctx(DemographicsDenied(), "daily", status=status))
+    assert series(samples, "instagram_user_views"), "the account's values arrive"
+    assert len(series(samples, "instagram_user_reach")) == 2
+    demo = "instagram_user_follower_demographics_by_age_gender"
+    assert series(samples, demo), "the other demographics calls arrive"
+    assert not series(samples, "instagram_user_follower_demographics_by_city")
+    assert status.skipped == {"permission": 2}, "one per timeframe, counted"
+    assert status.errors["skipped_object"] == 2
+    assert status.disabled == {}, "a permission answer is no reason to disable the metric"
+
+
+async def test_the_accounts_own_insights_failing_still_fails_the_poll() -> None:
+    class Denied(FakeInstagramUser):
+        def insights(self, p: dict[str, str]) -> dict[str, Any]:
+            if "breakdown" not in p and "timeframe" not in p:
+                raise meta_error("(#10) Application does not have permission", code=10)
+            return super().insights(p)
+
+    with pytest.raises(GraphError):
+        await collect(make_ctx(Denied(), "daily"))
+
+
+def _ts(*args: int) -> int:
+    return int(datetime(*args, tzinfo=UTC).timestamp())
+
+
+async def test_day_values_are_asked_for_completed_pacific_days() -> None:
+    graph = FakeInstagramUser()
+    await collect(make_ctx(graph, "daily"))  # NOW: 10:00 on 2026-11-23 in California
+    day = {
+        (int(p["since"]), int(p["until"]))
+        for _, p in graph.calls
+        if p.get("metric_type") == "total_value" and "timeframe" not in p
+    }
+    yesterday = (_ts(2026, 11, 22, 8), _ts(2026, 11, 23, 8))
+    before = (_ts(2026, 11, 21, 8), _ts(2026, 11, 22, 8))
+    assert day == {yesterday, before}, "whole Pacific days, never the running one"
+    spans = {
+        (int(p["since"]), int(p["until"]))
+        for _, p in graph.calls
+        if p.get("metric_type") == "time_series"
+    }
+    assert spans == {(before[0], yesterday[1])}
+    demo = [p for _, p in graph.calls if "timeframe" in p]
+    assert demo
+    assert not any("since" in p for p in demo), "timeframe wins over since/until"

@@ -81,7 +81,8 @@ async def test_page_retired_metric_found_by_splitting_and_disabled(
     )
     assert ok
     assert rt.status.disabled == {"page_impressions": "invalid_metric"}
-    assert names(store) == {"facebook_page_total_actions"}  # views is fast, not this poll
+    # issue 8: every Page insight is daily (a day query answers completed days only)
+    assert names(store) == {"facebook_page_total_actions", "facebook_page_views"}
     assert all(s.value == 7 for s in store.samples("s"))
     before = len(double.calls)
     assert await Poller(store).poll(rt, "daily")
@@ -307,7 +308,7 @@ async def test_media_shares_refused_for_a_feed_image_in_a_batch_is_scoped(
     toml = f'plugin = "instagram_media"\naccess_token = "t"\nig_user_id = "{IG}"\n'
     ok, store, rt = await poll(session, tmp_path, toml, "fast")
     assert ok
-    assert rt.status.disabled == {"FEED/IMAGE/shares": "unsupported"}
+    assert rt.status.disabled == {"FEED/IMAGE/shares@img": "unsupported"}  # that media only
     img = {s.graph_metric for s in store.samples("s") if s.object_id == "img"}
     assert {"views", "reach", "saved"} <= img
     assert "shares" not in img

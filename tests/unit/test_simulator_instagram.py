@@ -785,3 +785,72 @@ def test_children_edge_of_an_album(world: InstagramWorld) -> None:
     body = call(world, album["id"], "children", fields="id,media_type")
     assert [c["id"] for c in body["data"]] == album["children"]
     assert call(world, pick(world, "REELS"), "children") == {"data": []}
+
+
+# -- issue 8: day windows and Meta's late revisions -------------------------------------
+
+MAY13 = datetime(2026, 5, 13, 7, tzinfo=UTC)  # Pacific midnights (PDT)
+MAY14 = datetime(2026, 5, 14, 7, tzinfo=UTC)
+
+
+def day_total(
+    w: InstagramWorld, metric: str, since: datetime, until: datetime, now: datetime
+) -> int:
+    body = call(
+        w,
+        MAIN,
+        "insights",
+        now=now,
+        metric=metric,
+        metric_type="total_value",
+        period="day",
+        since=ts(since),
+        until=ts(until),
+    )
+    (entry,) = body["data"]
+    assert "end_time" not in str(entry), "Meta dates no total_value: the asker knows the day"
+    return int(entry["total_value"]["value"])
+
+
+def test_a_completed_day_is_revised_upwards_for_48_hours_then_final(world: InstagramWorld) -> None:
+    first = day_total(world, "views", MAY13, MAY14, NOW)
+    next_day = day_total(world, "views", MAY13, MAY14, NOW + timedelta(days=1))
+    final = day_total(world, "views", MAY13, MAY14, NOW + timedelta(days=3))
+    later = day_total(world, "views", MAY13, MAY14, NOW + timedelta(days=5))
+    assert first < next_day < final == later, "late data arrives, then the day is final"
+    assert first > 0.8 * final, "most of it is in at the first reading"
+
+
+def test_the_running_day_has_only_the_hours_so_far(world: InstagramWorld) -> None:
+    so_far = day_total(world, "views", MAY14, MAY14 + timedelta(days=1), NOW)
+    whole = day_total(world, "views", MAY13, MAY14, NOW)
+    assert 0 < so_far < whole, "11.5 hours of the running day, not a day"
+
+
+def test_a_time_series_gives_one_value_per_completed_day_in_the_window(
+    world: InstagramWorld,
+) -> None:
+    body = call(
+        world,
+        MAIN,
+        "insights",
+        metric="reach",
+        metric_type="time_series",
+        period="day",
+        since=ts(MAY13 - timedelta(days=1)),
+        until=ts(MAY14),
+    )
+    values = body["data"][0]["values"]
+    assert [v["end_time"] for v in values] == [
+        f"2026-05-13{PACIFIC_MIDNIGHT_MAY}",
+        f"2026-05-14{PACIFIC_MIDNIGHT_MAY}",
+    ]
+    later = world.user_insight(
+        MAIN,
+        "reach",
+        now=NOW + timedelta(days=3),
+        metric_type="time_series",
+        since=MAY13 - timedelta(days=1),
+        until=MAY14,
+    )
+    assert later[-1]["value"] > values[-1]["value"], "yesterday is revised"

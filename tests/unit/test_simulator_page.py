@@ -408,3 +408,31 @@ async def test_qualified_views_per_day_and_lifetime(http, sim) -> None:
     newest = {e["period"]: e["values"][-1]["value"] for e in body["data"]}
     assert list(newest) == ["day", "lifetime"]
     assert 0 < newest["day"] < newest["lifetime"]
+
+
+# -- issue 8: completed days only, and Meta's revisions of the last days ---------------
+
+
+async def test_a_day_is_revised_for_two_days_then_final_and_the_running_day_is_absent(
+    http,
+) -> None:
+    now = [SUMMER]
+    sim = Simulator(World(clock=lambda: now[0]))
+    await sim.start()
+    day_end = datetime(2026, 7, 15, 7, 0, tzinfo=UTC)  # 2026-07-14, Pacific
+    window = {
+        "since": str(int((day_end - timedelta(days=1)).timestamp())),
+        "until": str(int((day_end + timedelta(days=1)).timestamp())),  # the running day too
+    }
+    readings = []
+    try:
+        for later in (0, 1, 3, 5):
+            now[0] = SUMMER + timedelta(days=later)
+            _, body = await insights(http, sim, metric="page_media_view", period="day", **window)
+            values = body["data"][0]["values"]
+            readings.append({v["end_time"]: v["value"] for v in values})
+    finally:
+        await sim.stop()
+    first, next_day, final, later = (r["2026-07-15T07:00:00+0000"] for r in readings)
+    assert list(readings[0]) == ["2026-07-15T07:00:00+0000"], "the running day is not served"
+    assert first < next_day < final == later, "revised upwards, then final"

@@ -10,7 +10,7 @@ import pytest
 from collectord.config.types import GraphConfig, ScheduleConfig, SourceConfig
 from collectord.graph.tokens import TokenWatcher
 from collectord.model import Sample, make_labels, sample_series, series_key
-from collectord.plugin.api import PollResult
+from collectord.plugin.api import Disable, PollResult
 from collectord.scheduling.scheduler import SourceRuntime
 from collectord.secret import Secret
 from collectord.store.store import Store
@@ -154,3 +154,24 @@ async def test_token_watcher_reports_the_expiry_through_the_store(store):
     after = store.snapshot()
     assert before.sources[0].token_expiry is None
     assert after.sources[0].token_expiry == 1_800_000_000.0
+
+
+def test_a_disabled_metric_keeps_its_date_and_a_re_enabled_one_is_dropped(store: Store) -> None:
+    store.register("s", "p", ("daily",))
+    store.record_success(
+        "s", "daily", PollResult(disabled=(Disable("shares", "unsupported", DAY1),)), duration=0
+    )
+    status = store.status("s")
+    assert status.disabled == {"shares": "unsupported"}
+    assert status.disabled_at == {"shares": DAY1}
+    # the re-probe a day later: Meta still rejects it, a new date, not counted again
+    store.record_success(
+        "s", "daily", PollResult(disabled=(Disable("shares", "unsupported", DAY2),)), duration=0
+    )
+    assert status.disabled_at == {"shares": DAY2}
+    assert status.errors["invalid_metric"] == 1
+    store.record_success("s", "daily", PollResult(reenabled=("shares",)), duration=0)
+    assert status.disabled == {}
+    assert status.disabled_at == {}
+    snap = store.snapshot()
+    assert dict(snap.sources[0].disabled) == {}
