@@ -242,3 +242,29 @@ async def test_extra_poll_requested_by_plugin_runs() -> None:
     # the plugin is told which poll it asked for; the scheduled ones are not marked
     assert list(zip(plugin.calls, plugin.requested, strict=True))[-1] == ("fast", True)
     assert plugin.requested.count(True) == 1
+
+
+async def test_a_run_due_while_the_poll_is_still_running_returns_at_once(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # issue 8: a poll paced by the governor outlasts its interval; the runs coming due
+    # meanwhile must not pile up ("maximum number of running instances reached")
+    store = Store()
+    plugin = Gated()
+    calls: list[str] = []
+    original = plugin.collect
+
+    async def counting(ctx: PollContext) -> list[Sample]:
+        calls.append(ctx.cadence)
+        return await original(ctx)
+
+    plugin.collect = counting  # type: ignore[method-assign]
+    sched = PollScheduler(Poller(store), [runtime(store, "g", plugin)])
+    first = asyncio.create_task(sched._run("g", "fast"))
+    await asyncio.wait_for(plugin.started.wait(), 10)
+    await asyncio.wait_for(sched._run("g", "fast"), 1)  # returns without waiting
+    await asyncio.wait_for(sched._run("g", "fast"), 1)
+    plugin.gate.set()
+    await asyncio.wait_for(first, 10)
+    assert calls == ["fast"]
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
