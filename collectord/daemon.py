@@ -202,6 +202,7 @@ async def run(
                 version=__version__,
                 alive=lambda: scheduler.scheduler.running,
                 plugins=about,
+                graph_stats=col.graph_stats,
             )
             host, port = col.config.collector.listen_host, col.config.collector.listen_port
             try:

@@ -92,6 +92,16 @@ SELF_METRIC_NOTES: Mapping[str, SelfMetricNote] = {
         "`X-Business-Use-Case-Usage` entry (`pages`, `instagram`, ...); `kind`: "
         "`call_count`, `total_cputime`, `total_time`",
     ),
+    "collectord_graph_calls": SelfMetricNote(
+        ("budget",),
+        "`budget`: `app`, or `token:<hash>` (a token's own budgets); a batch of n is n calls",
+    ),
+    "collectord_graph_throttled_until_timestamp_seconds": SelfMetricNote(
+        ("budget",), "no request goes out under a blocked budget until then (0: not blocked)"
+    ),
+    "collectord_graph_api_version_info": SelfMetricNote(
+        ("requested", "served"), "from Meta's `facebook-api-version` answer header"
+    ),
     "collectord_sink_records": SelfMetricNote(("sink",), ""),
     "collectord_sink_errors": SelfMetricNote(
         ("sink",), "write errors never stop collection; records are written once it works"

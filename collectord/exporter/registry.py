@@ -56,6 +56,11 @@ class InsightsCollector:
         collectord_metric_disabled{metric="page_fans",reason="invalid_metric",source="acme-page"} 1.0
         collectord_graph_requests_total{code="200"} 118.0
         collectord_graph_usage_ratio{id="",kind="call_count",scope="app"} 0.12
+        collectord_graph_calls_total{budget="app"} 0.0
+        collectord_graph_calls_total{budget="token:3f2a9c0d11b4e5f6"} 2410.0
+        collectord_graph_throttled_until_timestamp_seconds{budget="app"} 0.0
+        collectord_graph_throttled_until_timestamp_seconds{budget="token:3f2a9c0d11b4e5f6"} 0.0
+        collectord_graph_api_version_info{requested="v26.0",served="v26.0"} 1.0
         collectord_token_expiry_timestamp_seconds{source="acme-page"} 0.0
         collectord_sink_records_total{sink="jsonl"} 5012.0
         collectord_sink_errors_total{sink="jsonl"} 0.0
@@ -195,6 +200,36 @@ class InsightsCollector:
         for key, ratio in sorted(self._graph_stats.usage.items()):
             usage.add_metric(key, ratio)
         yield usage
+        yield from self._budget_metrics()
+
+    def _budget_metrics(self) -> Iterator[Metric]:
+        stats = self._graph_stats
+        calls = CounterMetricFamily(
+            "collectord_graph_calls",
+            "Graph API calls sent, by rate-limit budget (each batch element is one call).",
+            labels=("budget",),
+        )
+        until = GaugeMetricFamily(
+            "collectord_graph_throttled_until_timestamp_seconds",
+            "Unix time until which Meta throttled the budget and collectord sends nothing "
+            "under it (0 when not throttled).",
+            labels=("budget",),
+        )
+        budgets = sorted(set(stats.calls) | set(stats.throttled_until) | {"app"})
+        for budget in budgets:
+            calls.add_metric((budget,), stats.calls.get(budget, 0))
+            until.add_metric((budget,), stats.throttled_until.get(budget, 0.0))
+        yield calls
+        yield until
+        versions = GaugeMetricFamily(
+            "collectord_graph_api_version_info",
+            "The API version requested and the one Meta says served it "
+            "(facebook-api-version answer header); always 1.",
+            labels=("requested", "served"),
+        )
+        for pair, value in sorted(stats.api_versions.items()):
+            versions.add_metric(pair, value)
+        yield versions
 
     def _sink_metrics(self) -> Iterator[Metric]:
         records = CounterMetricFamily(

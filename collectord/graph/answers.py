@@ -297,11 +297,15 @@ def answer_to(error: GraphError, params: Mapping[str, Any] | None) -> GraphError
 
 
 def decode_batch_element(
-    answer: Any, *, secrets: Iterable[str | Secret | None] = ()
+    answer: Any,
+    *,
+    secrets: Iterable[str | Secret | None] = (),
+    headers: Mapping[str, str] | None = None,
 ) -> dict[str, Any] | GraphError | None:
     """One element of a batch answer (docs/meta-graph-api.md 8): its decoded ``body`` (a
     JSON string itself), its classified error, or ``None`` for a ``null`` element (not
-    completed)."""
+    completed). ``headers`` are the element's own headers (``include_headers``), which
+    give a throttle its budget and regain time."""
     if answer is None:
         return None
     if not isinstance(answer, Mapping):
@@ -317,7 +321,7 @@ def decode_batch_element(
     if not isinstance(body, dict):
         return classify_error(None, status, secrets=secrets)
     if status >= 400 or isinstance(body.get("error"), Mapping):
-        return classify_error(body, status, secrets=secrets)
+        return classify_error(body, status, headers=headers, secrets=secrets)
     return body
 
 

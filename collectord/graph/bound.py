@@ -30,6 +30,21 @@ from collectord.graph.calls import (
 )
 
 
+def element_headers(answer: Any) -> dict[str, str]:
+    """A batch element's ``headers`` (``[{"name", "value"}]``, sent with
+    ``include_headers``) as a mapping; empty when it has none or they cannot be read."""
+    raw = answer.get("headers") if isinstance(answer, Mapping) else None
+    if not isinstance(raw, list):
+        return {}
+    return {
+        h["name"]: h["value"]
+        for h in raw
+        if isinstance(h, Mapping)
+        and isinstance(h.get("name"), str)
+        and isinstance(h.get("value"), str)
+    }
+
+
 class BoundGraph:
     """One source's view of the Graph API (implements :class:`~collectord.plugin.api.SourceGraph`)."""
 
@@ -181,9 +196,14 @@ class BoundGraph:
                 [{"method": "GET", "relative_url": rel} for rel in relative_urls],
                 separators=(",", ":"),
             ),
-            "include_headers": "false",
+            # per-element headers carry each call's usage and a throttle's regain time
+            # (docs/meta-graph-api.md 7.4, 8); Meta recommends leaving them out, but
+            # without them a throttled element says nothing of when access returns
+            "include_headers": "true",
         }
-        answers = await self._client.send(self._binding, "POST", self.url(), form=form)
+        answers = await self._client.send(
+            self._binding, "POST", self.url(), form=form, calls=len(relative_urls)
+        )
         if not isinstance(answers, list):
             raise BadResponseError("the batch answer is not a JSON array")
         if len(answers) != len(relative_urls):
@@ -205,7 +225,10 @@ class BoundGraph:
             return err
 
     def _element(self, answer: Any, query: Mapping[str, str]) -> dict[str, Any] | GraphError | None:
-        outcome = decode_batch_element(answer, secrets=self._binding.secrets())
+        headers = element_headers(answer)
+        if headers:
+            self._client.observe_usage(self._binding, headers)
+        outcome = decode_batch_element(answer, secrets=self._binding.secrets(), headers=headers)
         if isinstance(outcome, ThrottledError):
             self._client.governor.observe_throttle(self._binding.budget, outcome)
         if isinstance(outcome, GraphError):

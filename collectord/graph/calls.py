@@ -130,7 +130,8 @@ class Binding:
 
 class Transport(Protocol):
     """What a :class:`~collectord.graph.bound.BoundGraph` needs of the client: sending one
-    request with retries, the backoff pause, the governor, the retry count and the log."""
+    request with retries, the backoff pause, the governor, reading a batch element's usage
+    headers, the retry count and the log."""
 
     max_retries: int
     governor: RateGovernor
@@ -144,6 +145,9 @@ class Transport(Protocol):
         *,
         params: Mapping[str, str] | None = None,
         form: Mapping[str, str] | None = None,
+        calls: int = 1,
     ) -> Awaitable[Any]: ...
 
     async def pause(self, attempt: int) -> None: ...
+
+    def observe_usage(self, binding: Binding, headers: Mapping[str, str]) -> None: ...

@@ -49,8 +49,11 @@ from collectord.graph.calls import (
 )
 from collectord.graph.governor import RateGovernor
 from collectord.graph.stats import GraphStats
-from collectord.graph.usage import parse_usage
+from collectord.graph.usage import header_value, parse_usage
 from collectord.secret import Secret
+
+#: Meta's answer header naming the API version that served the request.
+VERSION_HEADER = "facebook-api-version"
 
 __all__ = [
     "AUTH_PARAMS",
@@ -103,7 +106,9 @@ class GraphClient:
         self._clock = clock
         self._rng = rng
         self._semaphore = asyncio.Semaphore(max(1, config.max_concurrency))
-        self.governor = RateGovernor(config.usage_ceiling, clock=clock, sleep=sleep, log=self.log)
+        self.governor = RateGovernor(
+            config.usage_ceiling, clock=clock, sleep=sleep, log=self.log, stats=self.stats
+        )
 
     def bind(
         self,
@@ -175,13 +180,15 @@ class GraphClient:
         *,
         params: Mapping[str, str] | None = None,
         form: Mapping[str, str] | None = None,
+        calls: int = 1,
     ) -> Any:
-        """Send one request (query ``params`` or ``form`` body), retrying transient errors,
-        and return the decoded JSON answer."""
+        """Send one request (query ``params`` or ``form`` body) of ``calls`` Graph calls
+        (a batch of ``n`` is ``n``), retrying transient errors, and return the decoded JSON
+        answer."""
         attempt = 0
         while True:
             try:
-                return await self._attempt(binding, method, url, params, form, attempt)
+                return await self._attempt(binding, method, url, params, form, attempt, calls)
             except TransientError as err:
                 if attempt >= self.max_retries:
                     raise
@@ -214,8 +221,27 @@ class GraphClient:
         params: Mapping[str, str] | None,
         form: Mapping[str, str] | None,
         attempt: int,
+        calls: int = 1,
     ) -> Any:
-        await self.governor.admit(binding.budget, ceiling=binding.graph.usage_ceiling)
+        probes = await self.governor.admit(
+            binding.budget, ceiling=binding.graph.usage_ceiling, calls=calls
+        )
+        try:
+            return await self._exchange(binding, method, url, params, form, attempt, calls)
+        finally:
+            self.governor.release(probes)
+
+    async def _exchange(
+        self,
+        binding: Binding,
+        method: str,
+        url: str,
+        params: Mapping[str, str] | None,
+        form: Mapping[str, str] | None,
+        attempt: int,
+        calls: int,
+    ) -> Any:
+        """One HTTP request and its answer, read into the stats and the governor."""
         auth = self._auth(binding)
         query = dict(params or {}) if form is not None else {**(params or {}), **auth}
         data = {**form, **auth} if form is not None else None
@@ -224,6 +250,7 @@ class GraphClient:
         timeout = binding.graph.timeout
         status: int | None = None
         started = time.perf_counter()
+        self.governor.count_calls(binding.budget, calls)
         try:
             async with (
                 binding.limit or contextlib.nullcontext(),
@@ -256,17 +283,41 @@ class GraphClient:
             detail = scrub(f"{type(exc).__name__}: {exc}", secrets)
             raise NetworkError(f"{where}: {detail}", http_status=status) from None
         self._log_request(binding, where, status, started, attempt)
+        self._check_version(binding.graph.version, header_value(headers, VERSION_HEADER))
 
-        readings = parse_usage(headers, app_id=binding.graph.app_id or "", log=self.log)
-        for reading in readings:
-            self.stats.usage[reading.key] = reading.ratio
-        self.governor.observe_usage(binding.budget, readings)
+        self.observe_usage(binding, headers)
 
         try:
             return decode_answer(raw, status, headers=headers, secrets=secrets)
         except ThrottledError as err:
             self.governor.observe_throttle(binding.budget, err)
             raise
+
+    def observe_usage(self, binding: Binding, headers: Mapping[str, str]) -> None:
+        """Read the usage headers of an answer (or of a batch element) under ``binding``
+        into the stats and the governor."""
+        readings = parse_usage(headers, app_id=binding.graph.app_id or "", log=self.log)
+        for reading in readings:
+            self.stats.usage[reading.key] = reading.ratio
+        self.governor.observe_usage(binding.budget, readings)
+
+    def _check_version(self, requested: str, served: str | None) -> None:
+        """Record the version Meta says served a request (``facebook-api-version``,
+        docs/meta-graph-api.md 1); a version other than the requested one (Meta serves a
+        retired version's calls with the oldest live one) is logged once per pair."""
+        if not served:
+            return
+        pair = (requested, served)
+        if pair in self.stats.api_versions:
+            return
+        self.stats.api_versions[pair] = 1.0
+        if served != requested:
+            self.log.warning(
+                "graph api served another version than the one requested",
+                requested=requested,
+                served=served,
+                hint="Meta upgrades calls to a retired version silently; set [graph] version",
+            )
 
     def _count_failure(self, status: int | None, label: str) -> None:
         if status is None:  # an answer that came is already counted by its status

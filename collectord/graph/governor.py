@@ -3,37 +3,66 @@
 Meta meters calls per budget (docs/meta-graph-api.md 7): the app's budget
 (``X-App-Usage``, throttles whose ``budget`` is ``app``) is shared by every token of the
 app; the other budgets (a Page's or an Instagram account's BUC budget, a user's budget)
-belong to the token a request carries. The
-governor therefore keeps its state per *budget key*: :data:`APP` for the app, and an opaque
-key per token (chosen by the Graph client) for the rest. A request under budget ``k`` is
-governed by :data:`APP` and ``k`` together.
+belong to the token a request carries. The governor therefore keeps its state per *budget
+key*: :data:`APP` for the app, and an opaque key per token (chosen by the Graph client) for
+the rest. A request under budget ``k`` is governed by :data:`APP` and ``k`` together.
 
-Before a request it refuses (``ThrottledError``, no call to Meta) while a throttle with a
-known end is active, and waits when a recent usage ratio is at or above the ceiling, longer
-the closer usage is to 100 %.
+Meta's rules it keeps (docs/meta-graph-api.md 7.3, 7.4, 8):
+
+- **Calls, not requests.** Every element of a batch is a call; a request of ``n`` calls
+  is counted as ``n`` (:attr:`GraphStats.calls <collectord.graph.stats.GraphStats>`) and,
+  above the ceiling, waits ``n`` times a single call's delay, one request at a time.
+- **Blocks.** A throttle with a regain time (``estimated_time_to_regain_access``,
+  ``Retry-After``) blocks its budget until then, clamped to :data:`MAX_BLOCK` with a
+  warning; a throttle without one blocks for the cooldown of its code (:data:`COOLDOWNS`).
+  While a budget is blocked no request goes out under it (:class:`ThrottledError` at once):
+  Meta extends a block for calls made during it.
+- **Recovery.** When a block ends, the usage readings taken before it are dropped (they
+  say 100 %, from the throttled answers) and one request goes out alone as a probe; the
+  others wait for its answer, then follow at the pace its fresh usage readings allow.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any
 
 from collectord.errors import ThrottledError
+from collectord.graph.stats import GraphStats
 from collectord.graph.usage import UsageReading
 
 #: The budget key of the app-wide budget.
 APP = "app"
+#: The longest block collectord accepts from Meta's regain time or ``Retry-After``.
+MAX_BLOCK = 3600.0
+#: Seconds a budget stays blocked after a throttle without a regain time, per code.
+#: Meta documents no duration for these codes (docs/meta-graph-api.md 7.3 says only "stop
+#: calling"); these are collectord's defaults: the app limits (4, 341) and the user and
+#: Page limits (17, 32) are metered over a rolling hour, so five minutes lets a fair share
+#: of the window pass; 613 (a per-endpoint limit, often "uneven request volume") a minute;
+#: 368 (a policy block) a quarter of an hour.
+COOLDOWNS: Mapping[int, float] = {4: 300.0, 17: 300.0, 32: 300.0, 341: 300.0, 368: 900.0, 613: 60.0}
+#: How far under the ceiling usage must fall to end an episode of slowing down (its log).
+HYSTERESIS = 0.05
+#: The cooldown of any other throttle code (a BUC code without a regain time).
+DEFAULT_COOLDOWN = 300.0
+
+
+def budget_label(key: str) -> str:
+    """The ``budget`` label of a budget key in the self-metrics and on the status page."""
+    return key
 
 
 class RateGovernor:
     """Per-budget throttle and usage state (see the module docstring).
 
-    ``ceiling`` is ``[graph] usage_ceiling``. At a usage ratio ``r >= ceiling`` a request
+    ``ceiling`` is ``[graph] usage_ceiling``. At a usage ratio ``r >= ceiling`` a call
     waits ``min_delay + (max_delay - min_delay) * (r - ceiling) / (1 - ceiling)`` seconds,
-    capped at ``max_delay`` (reached at 100 %). Readings older than ``usage_ttl`` seconds are
-    ignored, since Meta stops sending usage headers once usage is low.
+    capped at ``max_delay`` (reached at 100 %); a request of ``n`` calls waits ``n`` times
+    that. Readings older than ``usage_ttl`` seconds are ignored, since Meta stops sending
+    usage headers once usage is low. ``cooldowns`` replaces :data:`COOLDOWNS` per code.
     """
 
     def __init__(
@@ -46,6 +75,9 @@ class RateGovernor:
         min_delay: float = 1.0,
         max_delay: float = 60.0,
         usage_ttl: float = 600.0,
+        max_block: float = MAX_BLOCK,
+        cooldowns: Mapping[int, float] | None = None,
+        stats: GraphStats | None = None,
     ) -> None:
         self.ceiling = ceiling
         self._clock = clock
@@ -54,11 +86,18 @@ class RateGovernor:
         self._min_delay = min_delay
         self._max_delay = max_delay
         self._usage_ttl = usage_ttl
+        self._max_block = max_block
+        self._cooldowns = {**COOLDOWNS, **(cooldowns or {})}
+        self.stats = stats if stats is not None else GraphStats()
         # budget key -> (scope, id, kind) -> (ratio, observed at)
         self._usage: dict[str, dict[tuple[str, str, str], tuple[float, float]]] = {}
         # budget key -> (blocked until, the throttle that blocked it)
         self._blocked: dict[str, tuple[float, ThrottledError]] = {}
         self._slowing: set[str] = set()
+        self._probe_due: set[str] = set()  # blocks ended, no probe sent yet
+        self._probes: dict[str, asyncio.Event] = {}  # probes in flight
+        self._pacing: dict[str, asyncio.Lock] = {}
+        self.stats.throttled_until.setdefault(APP, 0.0)
 
     # -- feeding -------------------------------------------------------------------------
 
@@ -70,30 +109,58 @@ class RateGovernor:
             self._usage.setdefault(key, {})[reading.key] = (reading.ratio, now)
 
     def observe_throttle(self, budget: str, error: ThrottledError) -> None:
-        """Remember a throttle; with a known ``retry_after``, refuse requests until then."""
-        if error.retry_after is None or error.retry_after <= 0:
-            return
+        """Block the throttled budget until Meta's regain time (clamped to the maximum
+        block) or, without one, for the cooldown of the throttle's code."""
         key = APP if error.budget == APP else budget
-        until = self._clock() + error.retry_after
+        seconds = error.retry_after if error.retry_after and error.retry_after > 0 else None
+        if seconds is None:
+            seconds = self._cooldowns.get(error.code or 0, DEFAULT_COOLDOWN)
+            source = "cooldown"
+        else:
+            source = "meta"
+        if seconds > self._max_block:
+            if self._log is not None:
+                self._log.warning(
+                    "graph api regain time beyond the maximum block, clamped",
+                    code=error.code,
+                    seconds=round(seconds, 1),
+                    maximum=self._max_block,
+                )
+            seconds = self._max_block
+        until = self._clock() + seconds
         previous = self._blocked.get(key)
         if previous is None or previous[0] < until:
             self._blocked[key] = (until, error)
+            self.stats.throttled_until[budget_label(key)] = until
+        self._probe_due.discard(key)
         if previous is None and self._log is not None:
             self._log.warning(
                 "graph api throttled, pausing calls",
-                budget="app" if key == APP else "token",
+                budget=budget_label(key),
                 throttled=error.budget,
                 code=error.code,
-                seconds=round(error.retry_after, 1),
+                seconds=round(seconds, 1),
+                until=source,
             )
+
+    def count_calls(self, budget: str, calls: int) -> None:
+        """Count ``calls`` Graph calls sent under ``budget`` (a batch of ``n`` is ``n``)."""
+        self.stats.calls[budget_label(budget)] += calls
 
     # -- asking --------------------------------------------------------------------------
 
-    def check(self, budget: str, *, ceiling: float | None = None) -> float:
-        """Seconds to wait before a request under ``budget`` (0 for none); ``ceiling``
-        replaces the governor's own for this request (a source's ``usage_ceiling``).
+    def blocked_until(self, budget: str) -> float | None:
+        """When the block on ``budget`` (or the app's) ends, or ``None`` when unblocked."""
+        now = self._clock()
+        ends = [b[0] for k in (APP, budget) if (b := self._blocked.get(k)) and b[0] > now]
+        return max(ends) if ends else None
 
-        Raises :class:`ThrottledError` while a throttle with a known end is active.
+    def check(self, budget: str, *, ceiling: float | None = None, calls: int = 1) -> float:
+        """Seconds to wait before a request of ``calls`` calls under ``budget`` (0 for
+        none); ``ceiling`` replaces the governor's own for this request (a source's
+        ``usage_ceiling``).
+
+        Raises :class:`ThrottledError` while the budget (or the app's) is blocked.
         """
         now = self._clock()
         for key in (APP, budget):
@@ -109,16 +176,63 @@ class RateGovernor:
                     budget=cause.budget,
                     code=cause.code,
                 )
-            del self._blocked[key]
-            if self._log is not None:
-                self._log.info("graph api throttle over", budget="app" if key == APP else "token")
-        return self._usage_delay(budget, now, self.ceiling if ceiling is None else ceiling)
+            self._end_block(key)
+        delay = self._usage_delay(budget, now, self.ceiling if ceiling is None else ceiling)
+        return delay * max(1, calls)
 
-    async def admit(self, budget: str, *, ceiling: float | None = None) -> None:
-        """Wait as :meth:`check` says (raising like it), using the injected sleep."""
-        delay = self.check(budget, ceiling=ceiling)
-        if delay > 0:
-            await self._sleep(delay)
+    def _end_block(self, key: str) -> None:
+        """The block on ``key`` is over: forget the readings taken up to now (the throttled
+        answers' 100 %) and let the next request probe alone."""
+        del self._blocked[key]
+        self.stats.throttled_until[budget_label(key)] = 0.0
+        if key == APP:
+            for readings in self._usage.values():
+                for usage_key in [k for k in readings if k[0] == "app"]:
+                    del readings[usage_key]
+        else:
+            self._usage.pop(key, None)
+        self._slowing.discard(key)
+        self._probe_due.add(key)
+        if self._log is not None:
+            self._log.info("graph api throttle over, probing", budget=budget_label(key))
+
+    async def admit(
+        self, budget: str, *, ceiling: float | None = None, calls: int = 1
+    ) -> tuple[str, ...]:
+        """Wait as :meth:`check` says (raising like it), using the injected sleep.
+
+        Returns the budget keys this request probes after a block: pass them to
+        :meth:`release` once its answer (or failure) is in. Requests arriving while a
+        probe is in flight wait for it, then check again.
+        """
+        while True:
+            delay = self.check(budget, ceiling=ceiling, calls=calls)
+            waiting = [self._probes[k] for k in (APP, budget) if k in self._probes]
+            if waiting:
+                await waiting[0].wait()
+                continue
+            probing = tuple(k for k in (APP, budget) if k in self._probe_due)
+            if probing:
+                for key in probing:
+                    self._probe_due.discard(key)
+                    self._probes[key] = asyncio.Event()
+                return probing
+            if delay <= 0:
+                return ()
+            # above the ceiling: one request at a time, each after its own delay
+            lock = self._pacing.setdefault(budget, asyncio.Lock())
+            async with lock:
+                delay = self.check(budget, ceiling=ceiling, calls=calls)
+                if delay > 0:
+                    await self._sleep(delay)
+                    return ()
+
+    def release(self, probes: Iterable[str]) -> None:
+        """The probe of these budget keys has its answer: let the waiting requests go."""
+        for key in probes:
+            event = self._probes.pop(key, None)
+            if event is not None:
+                event.set()
 
     def _hottest(self, budget: str, now: float) -> tuple[str, tuple[str, str, str], float] | None:
         best: tuple[str, tuple[str, str, str], float] | None = None
@@ -133,9 +247,12 @@ class RateGovernor:
     def _usage_delay(self, budget: str, now: float, ceiling: float) -> float:
         hottest = self._hottest(budget, now)
         if hottest is None or hottest[2] < ceiling:
-            if self._slowing & {APP, budget} and self._log is not None:
-                self._log.info("graph api usage back under the ceiling", ceiling=ceiling)
-            self._slowing -= {APP, budget}
+            # an episode of slowing down ends (and is logged) only once usage is clearly
+            # under the ceiling, so usage hovering at it does not log every batch
+            if hottest is None or hottest[2] < ceiling - HYSTERESIS:
+                if self._slowing & {APP, budget} and self._log is not None:
+                    self._log.info("graph api usage back under the ceiling", ceiling=ceiling)
+                self._slowing -= {APP, budget}
             return 0.0
         key, (scope, object_id, kind), ratio = hottest
         span = 1.0 - ceiling

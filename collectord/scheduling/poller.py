@@ -4,7 +4,10 @@
 a timeout, and hands the :class:`~collectord.plugin.api.PollResult` to the store (the only
 writer of a source's status) and then to the sinks. A failing source changes only its own
 status: errors are counted, logged once when the source starts failing and once when it
-recovers.
+recovers. A poll refused because the source's rate-limit budget is blocked (a
+:class:`~collectord.errors.ThrottledError`) is not a failure: it is counted as
+``throttled``, logged once when the pause starts and once when polls run again, and the
+source keeps its state.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from datetime import UTC, datetime
 from typing import Protocol
 
 from collectord.config.types import SourceConfig
-from collectord.errors import GraphError, PollError
+from collectord.errors import GraphError, PollError, ThrottledError
 from collectord.logs import get_logger, scrub
 from collectord.model import Cadence, Sample
 from collectord.plugin.api import PollContext, PollResult, SourceGraph, SourcePlugin
@@ -45,6 +48,8 @@ class SourceRuntime:
     graph: SourceGraph
     status: SourceStatus
     locks: dict[str, asyncio.Lock] = field(default_factory=dict)
+    #: Cadences whose polls are paused by a blocked rate-limit budget.
+    paused: set[str] = field(default_factory=set)
 
     @property
     def name(self) -> str:
@@ -107,6 +112,9 @@ class Poller:
             answer = await asyncio.wait_for(rt.plugin.collect(ctx), rt.poll_timeout(cadence))
         except asyncio.CancelledError:
             raise
+        except ThrottledError as exc:
+            self._paused(rt, cadence, exc)
+            return False
         except Exception as exc:  # one failing source must never disturb another
             reason, message = _describe(exc, rt.poll_timeout(cadence))
             self.store.record_failure(
@@ -144,11 +152,29 @@ class Poller:
             self.on_poll_request(rt.name, cadence, result.poll_again_at)
         for sink in self.sinks:
             sink.write(rt.name, rt.plugin.name, samples, collected_at)
+        if cadence in rt.paused:
+            rt.paused.discard(cadence)
+            self.log.info("polls resumed after the rate limit", source=rt.name, cadence=cadence)
         if was_ok is False:
             self.log.info("source recovered", source=rt.name, cadence=cadence)
         elif was_ok is None:
             self.log.info("first poll done", source=rt.name, cadence=cadence, samples=len(samples))
         return True
+
+    def _paused(self, rt: SourceRuntime, cadence: Cadence, exc: ThrottledError) -> None:
+        """Count a poll stopped by Meta's rate limit; one log line per pause."""
+        message = scrub(str(exc))
+        self.store.record_skip(rt.name, cadence, reason=exc.reason, message=message)
+        if cadence not in rt.paused:
+            rt.paused.add(cadence)
+            self.log.info(
+                "polls paused by the rate limit",
+                source=rt.name,
+                cadence=cadence,
+                budget=exc.budget,
+                code=exc.code,
+                seconds=None if exc.retry_after is None else round(exc.retry_after),
+            )
 
 
 def _describe(exc: BaseException, timeout: float) -> tuple[str, str]:

@@ -1,8 +1,11 @@
 """Polling on a schedule: one APScheduler job per (source, cadence).
 
 Each job runs once right after start-up, spread by the jitter, then on its interval (with
-the same jitter on every run). A job never overlaps itself (``max_instances=1`` and a lock
-that extra runs requested by plugins share), missed runs coalesce into one, and each poll
+the same jitter on every run). A job never overlaps itself: a run that comes due while the
+previous poll is still going (one the rate-limit governor is pacing) returns at once with a
+debug line, rather than piling up behind it (APScheduler would warn "maximum number of
+running instances reached" on every such run); extra runs requested by plugins share the
+poll's lock. Missed runs coalesce into one, and each poll
 is bounded by a timeout (see :mod:`collectord.scheduling.poller`). The next run of each job
 is recorded in the store for the status page.
 """
@@ -75,7 +78,7 @@ class PollScheduler:
                     id=job_id(rt.name, cadence),
                     name=f"poll {rt.name} ({cadence})",
                     next_run_time=first,
-                    max_instances=1,
+                    max_instances=2,  # the second returns at once (see _run)
                     coalesce=True,
                     misfire_grace_time=max(int(interval / 2), 1),
                 )
@@ -84,6 +87,9 @@ class PollScheduler:
 
     async def _run(self, source: str, cadence: Cadence, requested: bool = False) -> None:
         rt = self.runtimes[source]
+        if rt.lock(cadence).locked():
+            self.log.debug("poll still running, run skipped", source=source, cadence=cadence)
+            return
         task = asyncio.current_task()
         if task is not None:
             self._tasks.add(task)

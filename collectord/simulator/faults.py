@@ -5,9 +5,13 @@ Each fault is a :class:`FaultRule` that can be limited to calls whose path conta
 one call for ``throttle``, ``server_error``, ``malformed_json`` and ``delay``; until
 cleared for ``token_error`` and ``invalid_metrics``.
 
-- ``throttle(code, minutes)``: answer a rate-limit error (4, 17, 32, 613, 80001, 80002);
-  the usage headers show 100% and, for BUC codes, ``estimated_time_to_regain_access``
-  = ``minutes`` (with ``retry_after=True`` also a ``Retry-After`` header in seconds).
+- ``throttle(code, minutes)``: answer a rate-limit error (4, 17, 32, 341, 368, 613, 80001,
+  80002); the usage headers show 100% and, for BUC codes, ``estimated_time_to_regain_access``
+  = ``minutes`` (``regain=False``: 0, no regain time, as Meta sometimes answers; with
+  ``retry_after=True`` also a ``Retry-After`` header in seconds). With ``hold=True`` the
+  throttled budget stays blocked for ``minutes`` as Meta's does: every call to it meanwhile
+  (batch elements included) is throttled too, and counted in ``Router.calls_during_block``
+  (Meta extends a block for such calls, docs/meta-graph-api.md 7.3).
 - ``server_error(html)``: HTTP 500 with code 2 (``is_transient``), or with ``html`` an
   HTML 502 page instead of JSON.
 - ``malformed_json()``: HTTP 200 with a torn JSON body.
@@ -36,7 +40,7 @@ TRANSPORT_KINDS = ("server_error", "malformed_json", "delay")
 _UNLIMITED_BY_DEFAULT = ("token_error", "invalid_metrics")
 #: Options of each kind with their defaults (``...``: required).
 _OPTIONS: dict[str, dict[str, Any]] = {
-    "throttle": {"code": 4, "minutes": 5, "retry_after": False},
+    "throttle": {"code": 4, "minutes": 5, "retry_after": False, "regain": True, "hold": False},
     "server_error": {"html": False},
     "malformed_json": {},
     "delay": {"seconds": ...},
@@ -109,10 +113,20 @@ class Faults:
         *,
         path: str | None = None,
         retry_after: bool = False,
+        regain: bool = True,
+        hold: bool = False,
     ) -> FaultRule:
-        """Answer rate-limit error ``code``; access returns after ``minutes``."""
+        """Answer rate-limit error ``code``; access returns after ``minutes`` (said in the
+        BUC header unless ``regain=False``; kept as a block with ``hold``)."""
         return self.add(
-            "throttle", count=count, path=path, code=code, minutes=minutes, retry_after=retry_after
+            "throttle",
+            count=count,
+            path=path,
+            code=code,
+            minutes=minutes,
+            retry_after=retry_after,
+            regain=regain,
+            hold=hold,
         )
 
     def server_error(

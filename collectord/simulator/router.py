@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import itertools
+import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -55,6 +56,8 @@ VERSIONS = tuple(f"v{n}.0" for n in range(20, 28))
 DEFAULT_VERSION = "v26.0"
 _VERSION = re.compile(r"^v(\d+)\.(\d+)$")
 _POST_ID = re.compile(r"^\d+_\d+$")
+#: Throttle codes of the whole app (docs/meta-graph-api.md 7.3).
+APP_CODES = (4, 341)
 
 
 @dataclass
@@ -114,6 +117,13 @@ class Router:
         self.faults = faults
         self.usage = UsageTracker(world.call_budget, world.usage_window)
         self._serial = itertools.count(1)
+        #: Blocks set by ``throttle(hold=True)`` faults: scope -> (until, code, fault); the
+        #: fault's options carry ``since``, when the block began.
+        self.blocks: dict[Scope, tuple[float, int, dict[str, Any]]] = {}
+        #: Calls that reached a blocked budget after it was blocked (the other elements
+        #: of the batch that got the throttle are answered at the same instant and are not
+        #: counted): a client keeping Meta's rules makes none.
+        self.calls_during_block = 0
 
     def _trace_ids(self) -> tuple[str, str]:
         digest = hashlib.blake2b(f"{self.world.seed}|{next(self._serial)}".encode()).digest()
@@ -255,6 +265,12 @@ class Router:
     ) -> None:
         """Count the call, set its usage header, or throttle it."""
         ts = now.timestamp()
+        held = self._held(req, scope, ts)
+        if held is not None:
+            shown, (until, code, options) = held
+            self.calls_during_block += ts > options["since"]
+            minutes = max(1, math.ceil((until - ts) / 60))
+            self._throttle(shown, code, minutes, options, headers, ts)
         rule = self.faults.take("throttle", call_paths)
         if rule is not None:
             code, minutes = int(rule.options["code"]), int(rule.options["minutes"])
@@ -264,12 +280,42 @@ class Router:
                 shown = Scope(buc_type, scope.key if scope.buc else req.node_id)
             elif buc_type is None and scope.buc:
                 shown = platform_scope(req.token)
-            headers.update(self.usage.headers(shown, ts, forced_minutes=minutes))
-            if rule.options.get("retry_after"):
-                headers["Retry-After"] = str(minutes * 60)
-            raise throttled(code)
+            if code in APP_CODES:
+                shown = Scope("app", self.world.app_id)
+            if rule.options.get("hold"):
+                self.blocks[shown] = (ts + minutes * 60, code, {**rule.options, "since": ts})
+            self._throttle(shown, code, minutes, rule.options, headers, ts)
         if self.usage.exhausted(scope, ts):
             headers.update(self.usage.headers(scope, ts))
             raise throttled(scope.throttle_code)
         self.usage.record(scope, ts)
         headers.update(self.usage.headers(scope, ts))
+
+    def _held(
+        self, req: SimRequest, scope: Scope, ts: float
+    ) -> tuple[Scope, tuple[float, int, dict[str, Any]]] | None:
+        """The active block a call falls under: its own budget's, its token's user's or
+        the app's."""
+        for blocked, entry in list(self.blocks.items()):
+            if entry[0] <= ts:
+                del self.blocks[blocked]
+                continue
+            if blocked.kind == "app" or blocked in (scope, platform_scope(req.token)):
+                return blocked, entry
+        return None
+
+    def _throttle(
+        self,
+        shown: Scope,
+        code: int,
+        minutes: int,
+        options: dict[str, Any],
+        headers: dict[str, str],
+        ts: float,
+    ) -> None:
+        """Answer throttle ``code`` with 100 % usage headers (and the regain time)."""
+        regain = minutes if options.get("regain", True) else 0
+        headers.update(self.usage.headers(shown, ts, forced_minutes=regain))
+        if options.get("retry_after"):
+            headers["Retry-After"] = str(minutes * 60)
+        raise throttled(code)

@@ -170,6 +170,16 @@ class Store:
         status.errors[reason] += 1
         self._changed()
 
+    def record_skip(self, name: str, cadence: Cadence, *, reason: str, message: str) -> None:
+        """Count a poll that did not run (its rate-limit budget is blocked): counted under
+        ``reason``, shown as the last error; the source's state is left as it was."""
+        status = self._sources[name]
+        cs = status.per_cadence[cadence]
+        cs.last_error = message
+        cs.last_error_reason = reason
+        status.errors[reason] += 1
+        self._changed()
+
     def set_next_run(self, name: str, cadence: Cadence, when: datetime | None) -> None:
         """When the scheduler will poll ``name`` at ``cadence`` next (for the status page)."""
         cs = self._sources[name].per_cadence[cadence]

@@ -25,6 +25,8 @@ STORE_KEY = web.AppKey("store", Store)
 VERSION_KEY = web.AppKey("version", str)
 ALIVE_KEY: web.AppKey[Callable[[], bool]] = web.AppKey("alive")
 PLUGINS_KEY: web.AppKey[Sequence[Mapping[str, Any]]] = web.AppKey("plugins")
+#: The Graph client's counters (a GraphStats) for the status page's budgets, or None.
+GRAPH_STATS_KEY: web.AppKey[Any] = web.AppKey("graph_stats")
 
 #: Seconds the server waits for requests in flight when it stops.
 SHUTDOWN_TIMEOUT = 2.0
@@ -91,6 +93,7 @@ async def status_page(request: web.Request) -> web.Response:
         ready=store.ready,
         now=time.time(),
         plugins=request.app[PLUGINS_KEY],
+        graph_stats=request.app[GRAPH_STATS_KEY],
     )
     return web.Response(text=html, content_type="text/html", charset="utf-8")
 
@@ -102,6 +105,7 @@ def make_app(
     version: str,
     alive: Callable[[], bool],
     plugins: Sequence[Mapping[str, Any]] = (),
+    graph_stats: Any = None,
 ) -> web.Application:
     """The aiohttp application serving the exposition, the probes and the status page."""
     app = web.Application()
@@ -110,6 +114,7 @@ def make_app(
     app[VERSION_KEY] = version
     app[ALIVE_KEY] = alive
     app[PLUGINS_KEY] = plugins
+    app[GRAPH_STATS_KEY] = graph_stats
     # add_get also answers HEAD (aiohttp drops the body).
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/healthz", healthz)

@@ -106,6 +106,41 @@ def render_plugins(plugins: Iterable[Mapping[str, Any]]) -> str:
     return f"<h2>Plugins</h2>\n<table>\n<thead><tr>{head}</tr></thead>\n<tbody>\n{body}\n</tbody>\n</table>"
 
 
+def render_budgets(graph_stats: Any, now: float) -> str:
+    """The rate-limit budgets section from the Graph client's stats (a
+    :class:`~collectord.graph.stats.GraphStats`): per budget the calls sent and whether it
+    is blocked, then Meta's latest usage readings; empty without stats."""
+    if graph_stats is None:
+        return ""
+    calls: Mapping[str, float] = graph_stats.calls
+    until: Mapping[str, float] = graph_stats.throttled_until
+    rows = []
+    for budget in sorted(set(calls) | set(until) | {"app"}):
+        end = until.get(budget, 0.0)
+        state = (
+            f'<span class="failing">blocked until {escape(_when(end, now))}</span>'
+            if end > now
+            else '<span class="ok">open</span>'
+        )
+        rows.append(
+            f"<tr><td>{escape(budget)}</td><td>{int(calls.get(budget, 0))}</td>"
+            f"<td>{state}</td></tr>"
+        )
+    usage = [
+        f"<tr><td>{escape(scope)}</td><td>{escape(oid) or '—'}</td><td>{escape(kind)}</td>"
+        f"<td>{ratio:.0%}</td></tr>"
+        for (scope, oid, kind), ratio in sorted(graph_stats.usage.items())
+    ]
+    head = "<tr><th>budget</th><th>calls sent</th><th>state</th></tr>"
+    out = f"<h2>Rate-limit budgets</h2>\n<table>\n<thead>{head}</thead>\n<tbody>\n"
+    out += "\n".join(rows) + "\n</tbody>\n</table>\n"
+    if usage:
+        uhead = "<tr><th>scope</th><th>id</th><th>kind</th><th>usage (Meta)</th></tr>"
+        out += f"<table>\n<thead>{uhead}</thead>\n<tbody>\n" + "\n".join(usage)
+        out += "\n</tbody>\n</table>\n"
+    return out
+
+
 def render_status_page(
     snapshot: Snapshot,
     *,
@@ -113,8 +148,10 @@ def render_status_page(
     ready: bool,
     now: float,
     plugins: Iterable[Mapping[str, Any]] = (),
+    graph_stats: Any = None,
 ) -> str:
-    """The whole page for ``snapshot``; ``now`` (unix time) is used for the ages shown."""
+    """The whole page for ``snapshot``; ``now`` (unix time) is used for the ages shown;
+    ``graph_stats`` (the Graph client's counters) adds the rate-limit budgets."""
     headers = (
         "source",
         "plugin",
@@ -147,7 +184,7 @@ def render_status_page(
 {rows}
 </tbody>
 </table>
-{render_plugins(plugins)}
+{render_budgets(graph_stats, now)}{render_plugins(plugins)}
 </body>
 </html>
 """

@@ -376,6 +376,23 @@ def test_graph_token_and_sink_metrics(store, graph_stats, sinks, registry):
     assert registry.get_sample_value("collectord_sink_errors_total", {"sink": "jsonl"}) == 3
 
 
+def test_budget_and_api_version_metrics(graph_stats, registry):
+    graph_stats.calls.update({"token:abc": 250})
+    graph_stats.throttled_until["token:abc"] = 1_800_000_600.0
+    graph_stats.api_versions[("v19.0", "v20.0")] = 1.0
+    value = registry.get_sample_value
+    assert value("collectord_graph_calls_total", {"budget": "token:abc"}) == 250
+    assert value("collectord_graph_calls_total", {"budget": "app"}) == 0
+    assert (
+        value("collectord_graph_throttled_until_timestamp_seconds", {"budget": "token:abc"})
+        == 1_800_000_600.0
+    )
+    assert value("collectord_graph_throttled_until_timestamp_seconds", {"budget": "app"}) == 0
+    assert (
+        value("collectord_graph_api_version_info", {"requested": "v19.0", "served": "v20.0"}) == 1
+    )
+
+
 def test_token_that_never_expires_is_zero(store, registry):
     store.set_token_expiry("acme-page", 0.0)
     assert (

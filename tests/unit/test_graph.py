@@ -352,7 +352,7 @@ async def test_batch_returns_bodies_and_errors_and_retries_nulls(
     ]
     assert sent_batch(calls, 1) == ["m3"]
     form = calls.form(0)
-    assert form["include_headers"] == "false"
+    assert form["include_headers"] == "true"  # issue 8: per-element usage and regain times
     assert form["access_token"] == TOKEN
     assert form["appsecret_proof"] == appsecret_proof(TOKEN, APP_SECRET, NOW)[0]
     assert calls.seen[0][0].path == "/v26.0/"
@@ -949,6 +949,6 @@ async def test_round_trip_through_a_loopback_server(sleeps: Sleeps, clock: Clock
     assert seen["query"]["access_token"] == TOKEN
     assert seen["query"]["appsecret_proof"] == appsecret_proof(TOKEN, APP_SECRET, NOW)[0]
     assert seen["form"]["access_token"] == TOKEN
-    assert seen["form"]["include_headers"] == "false"
+    assert seen["form"]["include_headers"] == "true"  # issue 8: per-element usage and regain times
     assert client.stats.requests == {"200": 2, "timeout": 1}
     assert client.stats.usage == {("app", "", "call_count"): pytest.approx(0.03)}

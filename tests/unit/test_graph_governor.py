@@ -107,9 +107,13 @@ def test_app_throttle_refuses_every_budget(clock: Clock) -> None:
         gov.check(APP)
 
 
-def test_throttle_without_known_end_does_not_block(clock: Clock) -> None:
+def test_throttle_without_known_end_blocks_for_its_cooldown(clock: Clock) -> None:
+    # issue 8 changed this: a throttle without a regain time used to set no block
     gov = make(clock)
     gov.observe_throttle("t1", ThrottledError("x", code=17, retry_after=None))
+    with pytest.raises(ThrottledError):
+        gov.check("t1")
+    clock.now += 300
     assert gov.check("t1") == 0.0
 
 

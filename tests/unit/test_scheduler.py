@@ -12,6 +12,7 @@ from structlog.testing import capture_logs
 
 from collectord import MetricSpec, PollContext, Sample, SourcePlugin, ThrottledError
 from collectord.config.types import GraphConfig, ScheduleConfig, SourceConfig
+from collectord.errors import ServerError
 from collectord.scheduling.scheduler import Poller, PollScheduler, SourceRuntime
 from collectord.store.store import Store
 
@@ -90,10 +91,9 @@ def runtime(
 
 
 async def test_success_failure_recovery_logged_once_each() -> None:
+    # issue 8: a throttled poll is no longer a failure (next test), so a server error fails
     store, sink = Store(), RecordingSink()
-    plugin = Scripted(
-        [2.0, ThrottledError("(#4) limit", code=4), ThrottledError("(#4)", code=4), 3.0]
-    )
+    plugin = Scripted([2.0, ServerError("(#2) down", code=2), ServerError("(#2)", code=2), 3.0])
     rt = runtime(store, "a", plugin)
     poller = Poller(store, [sink])
     with capture_logs() as logs:
@@ -105,10 +105,30 @@ async def test_success_failure_recovery_logged_once_each() -> None:
     assert events.count("source failing") == 1
     assert events.count("source recovered") == 1
     st = store.status("a")
-    assert st.errors["throttled"] == 2
+    assert st.errors["server"] == 2
     assert st.per_cadence["fast"].ok is True
     assert [s.value for s in store.samples("a")] == [3.0]
     assert sink.batches == [("a", 1), ("a", 1)], "failed polls write nothing"
+
+
+async def test_polls_refused_by_a_blocked_budget_are_skipped_quietly() -> None:
+    store, sink = Store(), RecordingSink()
+    blocked = ThrottledError("rate limit reached earlier", code=80001, retry_after=600.0)
+    plugin = Scripted([2.0, blocked, blocked, blocked, 3.0])
+    rt = runtime(store, "a", plugin)
+    poller = Poller(store, [sink])
+    with capture_logs() as logs:
+        results = [await poller.poll(rt, "fast") for _ in range(5)]
+    assert results == [True, False, False, False, True]
+    events = [e["event"] for e in logs if e["log_level"] in ("warning", "info")]
+    assert "source failing" not in events
+    assert [e["log_level"] for e in logs if e["log_level"] == "warning"] == []
+    assert events.count("polls paused by the rate limit") == 1
+    assert events.count("polls resumed after the rate limit") == 1
+    st = store.status("a")
+    assert st.errors["throttled"] == 3
+    assert st.per_cadence["fast"].ok is True
+    assert [s.value for s in store.samples("a")] == [3.0]
 
 
 async def test_failed_poll_keeps_last_good_values() -> None:
@@ -222,3 +242,29 @@ async def test_extra_poll_requested_by_plugin_runs() -> None:
     # the plugin is told which poll it asked for; the scheduled ones are not marked
     assert list(zip(plugin.calls, plugin.requested, strict=True))[-1] == ("fast", True)
     assert plugin.requested.count(True) == 1
+
+
+async def test_a_run_due_while_the_poll_is_still_running_returns_at_once(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # issue 8: a poll paced by the governor outlasts its interval; the runs coming due
+    # meanwhile must not pile up ("maximum number of running instances reached")
+    store = Store()
+    plugin = Gated()
+    calls: list[str] = []
+    original = plugin.collect
+
+    async def counting(ctx: PollContext) -> list[Sample]:
+        calls.append(ctx.cadence)
+        return await original(ctx)
+
+    plugin.collect = counting  # type: ignore[method-assign]
+    sched = PollScheduler(Poller(store), [runtime(store, "g", plugin)])
+    first = asyncio.create_task(sched._run("g", "fast"))
+    await asyncio.wait_for(plugin.started.wait(), 10)
+    await asyncio.wait_for(sched._run("g", "fast"), 1)  # returns without waiting
+    await asyncio.wait_for(sched._run("g", "fast"), 1)
+    plugin.gate.set()
+    await asyncio.wait_for(first, 10)
+    assert calls == ["fast"]
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]

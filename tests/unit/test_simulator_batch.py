@@ -134,3 +134,25 @@ async def test_invalid_batch_parameter(http, sim) -> None:
     async with http.post(f"{sim.url}/v26.0/", data=data) as resp:
         assert resp.status == 400
         assert (await resp.json())["error"]["code"] == 100
+
+
+async def test_a_throttled_element_carries_its_usage_and_regain_time(http, sim) -> None:
+    sim.faults.throttle(80001, minutes=30, path="insights")
+    items = [{"method": "GET", "relative_url": insights_url(sim, "page_follows")}]
+    items.append({"method": "GET", "relative_url": sim.world.first_page.id})
+    _, answers = await batch(http, sim, items, include_headers="true")
+    throttled, fine = answers
+    assert json.loads(throttled["body"])["error"]["code"] == 80001
+    headers = {h["name"]: h["value"] for h in throttled["headers"]}
+    entry = json.loads(headers["X-Business-Use-Case-Usage"])[sim.world.first_page.id][0]
+    assert (entry["call_count"], entry["estimated_time_to_regain_access"]) == (100, 30)
+    assert headers["facebook-api-version"] == "v26.0"
+    ok_headers = {h["name"]: h["value"] for h in fine["headers"]}
+    assert "X-Business-Use-Case-Usage" in ok_headers
+
+
+async def test_a_retired_version_is_served_by_the_oldest_live_one(http, sim) -> None:
+    items = [{"method": "GET", "relative_url": sim.world.first_page.id}]
+    _, answers = await batch(http, sim, items, path="/v19.0/")
+    headers = {h["name"]: h["value"] for h in answers[0]["headers"]}
+    assert headers["facebook-api-version"] == "v20.0"

@@ -257,3 +257,47 @@ async def test_control_endpoint_world(http, sim) -> None:
         body = await resp.json()
     assert body["ids"] == sim.world.demo_ids()
     assert body["tokens"]["facebook_page"] == sim.world.first_page.token
+
+
+# -- held throttles (issue 8) -------------------------------------------------------------
+
+
+async def test_a_held_throttle_keeps_the_budget_blocked_until_the_regain_time(
+    http, sim, clock
+) -> None:
+    page_id = sim.world.first_page.id
+    sim.faults.throttle(80001, minutes=30, hold=True, path="insights")
+    status, body, headers = await get(http, sim, f"{page_id}/insights", metric="page_follows")
+    assert body["error"]["code"] == 80001
+    assert buc(headers, page_id)["estimated_time_to_regain_access"] == 30
+    clock.now = NOW + timedelta(minutes=10)
+    status, body, headers = await get(http, sim, page_id)
+    assert body["error"]["code"] == 80001, "the whole Page budget is blocked"
+    assert buc(headers, page_id)["estimated_time_to_regain_access"] == 20
+    assert sim.router.calls_during_block == 1
+    clock.now = NOW + timedelta(minutes=30)
+    status, _, _ = await get(http, sim, page_id)
+    assert status == 200
+
+
+@pytest.mark.parametrize("code", [4, 17, 32, 613])
+async def test_platform_throttles_with_and_without_a_regain_time(http, sim, code) -> None:
+    page_id = sim.world.first_page.id
+    sim.faults.throttle(code, minutes=3, retry_after=True)
+    _, body, headers = await get(http, sim, page_id, USER_TOKEN)
+    assert body["error"]["code"] == code
+    assert headers["Retry-After"] == "180"
+    sim.faults.throttle(code, minutes=3)
+    _, body, headers = await get(http, sim, page_id, USER_TOKEN)
+    assert body["error"]["code"] == code
+    assert "Retry-After" not in headers
+    assert json.loads(headers["X-App-Usage"])["call_count"] == 100
+
+
+async def test_a_buc_throttle_without_a_regain_time(http, sim) -> None:
+    page_id = sim.world.first_page.id
+    sim.faults.throttle(80001, minutes=3, regain=False)
+    _, body, headers = await get(http, sim, page_id)
+    assert body["error"]["code"] == 80001
+    assert buc(headers, page_id)["estimated_time_to_regain_access"] == 0
+    assert buc(headers, page_id)["call_count"] == 100

@@ -64,7 +64,13 @@ async def server() -> AsyncIterator[Server]:
     graph_stats = GraphStats()
     exposition = make_exposition(store, graph_stats, [SinkStats("jsonl")], version="9.8.7")
     alive = [True]
-    app = make_app(exposition=exposition, store=store, version="9.8.7", alive=lambda: alive[0])
+    app = make_app(
+        exposition=exposition,
+        store=store,
+        version="9.8.7",
+        alive=lambda: alive[0],
+        graph_stats=graph_stats,
+    )
     runner, port = await start_server(app, "127.0.0.1", 0)
     assert port != 0
     try:
@@ -340,3 +346,25 @@ def test_status_page_never_shows_a_token_from_an_error():
     html = render_status_page(store.snapshot(), version="1", ready=True, now=0.0)
     assert token not in html
     assert "GET https://graph.example/v26.0/me?access_token=" in html
+
+
+def test_status_page_shows_each_budget_its_calls_block_and_usage():
+    stats = GraphStats()
+    stats.calls.update({"token:abc": 120})
+    stats.throttled_until.update({"app": 0.0, "token:abc": 1_000_600.0})
+    stats.usage[("pages", "105", "call_count")] = 0.93
+    html = render_status_page(
+        Store().snapshot(), version="1", ready=True, now=1_000_000.0, graph_stats=stats
+    )
+    assert "Rate-limit budgets" in html
+    assert "<td>token:abc</td><td>120</td>" in html
+    assert "blocked until 1970-01-12T13:56:40Z (in 10m 0s)" in html
+    assert '<td>app</td><td>0</td><td><span class="ok">open</span>' in html
+    assert "<td>pages</td><td>105</td><td>call_count</td><td>93%</td>" in html
+
+
+async def test_status_page_over_http_lists_the_budgets(server: Server):
+    server.graph_stats.calls["token:x"] += 3
+    status, html, _ = await server.get("/")
+    assert status == 200
+    assert "<td>token:x</td><td>3</td>" in html
