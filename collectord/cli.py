@@ -287,6 +287,8 @@ async def _serve_simulator(host: str, port: int) -> int:
         _problems([f"--listen {host}:{port}: {exc}"])
         return EXIT_FAILED
     world = sim.world
+    # The simulator's own made-up tokens, printed so a person can call it by hand: they
+    # open nothing but this simulator and are no secret.
     print(f"Graph API simulator at {url} (fake data, fake tokens)", flush=True)
     for plugin in ("facebook_page", "instagram_user", "facebook_app"):
         print(f"  token for {plugin}: {world.demo_token(plugin)}", flush=True)

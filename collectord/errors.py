@@ -64,7 +64,7 @@ class AuthKind(enum.Enum):
     """Why a token (or the app's proof of it) was refused: what the human has to do.
 
     Decided by :func:`collectord.graph.answers.classify_error` from Meta's code and
-    ``error_subcode`` (docs/meta-graph-api.md 9.2).
+    ``error_subcode`` (docs/meta-facts.md 9.2).
     """
 
     #: The token expired (190/463): issue a new one (or a long-lived/system user one).

@@ -16,7 +16,7 @@ to ``facebook_app_<metric>_by_<breakdowns joined by _>``, one label per breakdow
 events are asked for as ``metrics = ["app_event:<event name>"]`` (``event_name=``), exported
 as ``facebook_app_app_event_<event name>``.
 
-**Meta retired Facebook Analytics in 2021** (docs/meta-graph-api.md 4), and with it most of this edge,
+**Meta retired Facebook Analytics in 2021** (docs/meta-facts.md 4), and with it most of this edge,
 so no App Insights metric is in the default set: a source asks for them by listing them in
 ``metrics``. A metric that Meta answers as invalid or unsupported (code 100, 2500, or "does not support
 this operation") is disabled for the source: reported once in the log, exported as

@@ -25,7 +25,7 @@ _HR = ("daily", "hourly", "range")
 _R = ("daily", "range")
 # App Insights metrics: (name, periods, in the default set, unit, help);
 # unit "ms" is Meta's milliseconds, exported in seconds. None is in the default set: Meta shut
-# the edge down with Facebook Analytics after 2021-06-30 (docs/meta-graph-api.md 4), so asking
+# the edge down with Facebook Analytics after 2021-06-30 (docs/meta-facts.md 4), so asking
 # for them by default cost failing calls and "metric disabled" warnings on every start. A
 # source that still gets answers lists them in ``metrics``; the active-user node fields
 # (below) stay on.

@@ -9,14 +9,14 @@ Exposition, for a source ``acme-page`` (values invented)::
 
 The Page fields are ``fast``; every insight is ``daily``. Insights are asked for the last
 :data:`REVISION_DAYS` completed Meta days (US Pacific, explicit ``since``/``until``,
-docs/meta-graph-api.md 2.1, 2.5): each value carries its day's ``end_time``, and the day
+docs/meta-facts.md 2.1, 2.5): each value carries its day's ``end_time``, and the day
 before is read again so Meta's late revision overwrites the first reading. A ``day`` query
 answers completed days only, so the metrics Meta refreshes several times a day (the
 starred ones of the reference) have nothing new to give within the day: polling them every
 15 minutes re-read the same two finished days at 96 times the cost of the daily poll.
 Breakdown calls Meta refuses (a permission, too few people, "not supported") are left out
 and counted as skipped; only the Page's own calls fail the poll. Meta retired the impressions,
-``page_fans*`` and most demographic metrics (docs/meta-graph-api.md 2.4): a retired name in
+``page_fans*`` and most demographic metrics (docs/meta-facts.md 2.4): a retired name in
 ``metrics`` gets a config warning that says when and what replaced it (a warning, not an
 error, so that a config written before Meta retired a metric still starts after an
 upgrade); a Prometheus name (``facebook_page_views``) is a config error. Any other name is
@@ -49,7 +49,7 @@ from .facebook_page_catalogue import CATALOGUE, DICT_LABELS, NAMES, RETIRED, ins
 __all__ = ["CATALOGUE", "RETIRED", "FacebookPage", "register_source_plugins"]
 
 #: Completed days each poll reads: the last one and, again, the one before (Meta revises
-#: a day for a day or two, docs/meta-graph-api.md 2.5).
+#: a day for a day or two, docs/meta-facts.md 2.5).
 REVISION_DAYS = 2
 
 PAGE_ID = Option(

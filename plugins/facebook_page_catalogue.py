@@ -240,7 +240,7 @@ CATALOGUE: tuple[MetricSpec, ...] = (
     ),
 )
 
-# What Meta retired, when, and what to ask for instead (docs/meta-graph-api.md 2.4); fnmatch patterns,
+# What Meta retired, when, and what to ask for instead (docs/meta-facts.md 2.4); fnmatch patterns,
 # the first match wins (so the specific names come before the families).
 MARCH_2024 = "in March 2024"
 SEPT_2024 = "in September 2024"

@@ -30,7 +30,7 @@ insights is skipped (counted as ``skipped_object``), never a failed poll.
 Cadence: the metrics Meta marks as refreshed several times a day (``post_clicks*``,
 ``post_activity_by_action_type*``, the live and social video counters) and the post fields
 (shares) are ``fast``; the rest are ``daily``. Meta retired every ``post_impressions*``
-metric (docs/meta-graph-api.md 2.4): ``post_media_view`` (with its breakdowns) and
+metric (docs/meta-facts.md 2.4): ``post_media_view`` (with its breakdowns) and
 ``post_total_media_view_unique`` replace them. A retired name in ``metrics`` gets a config
 warning that says when and what replaced it (still asked for: Meta decides); a Prometheus
 name (``facebook_post_clicks``) is a config error; any other name is asked for as a daily

@@ -43,7 +43,7 @@ def insight(
     )
 
 
-# Lifetime post insights Meta serves today (docs/meta-graph-api.md 3.1), none of the retired ones:
+# Lifetime post insights Meta serves today (docs/meta-facts.md 3.1), none of the retired ones:
 # (Meta name, cadence, in the default set, unit, help). Starred metrics are fast.
 _INSIGHTS: tuple[tuple[str, Cadence, bool, str, str], ...] = (
     ("post_clicks", "fast", True, "count", "Clicks anywhere on the post."),
@@ -129,7 +129,7 @@ CATALOGUE: tuple[MetricSpec, ...] = (
     *(insight(n, c, h, default=d, unit=u) for n, c, d, u, h in _INSIGHTS),
 )
 
-# What Meta retired, when, and what to ask for instead (docs/meta-graph-api.md 2.4, 3.1); fnmatch
+# What Meta retired, when, and what to ask for instead (docs/meta-facts.md 2.4, 3.1); fnmatch
 # patterns, the first match wins (so the specific names come before the families).
 NOV_2025 = "in November 2025"
 JUNE_2026 = "in June 2026 (with Graph API v26.0)"

@@ -15,7 +15,7 @@ Everything is ``fast``. One poll:
    ``comments_count`` come with the list;
 2. lists the live stories, ``{ig-user-id}/stories`` (when ``include_stories``);
 3. asks for every media's insights in one request per media with exactly the metrics
-   Meta serves for its ``media_product_type`` (docs/meta-graph-api.md 6.2: the spec's ``group``),
+   Meta serves for its ``media_product_type`` (docs/meta-facts.md 6.2: the spec's ``group``),
    plus one request per story and breakdown; all of them go out as batch requests, 50 per
    HTTP request. Carousel children are never queried (Meta has no insights for them).
 
@@ -81,7 +81,7 @@ from .instagram_media_catalogue import (
 
 __all__ = ["CATALOGUE", "RETIRED", "InstagramMedia", "media_scope", "register_source_plugins"]
 
-#: ``impressions`` answers only for media created before this instant (docs/meta-graph-api.md 6.2).
+#: ``impressions`` answers only for media created before this instant (docs/meta-facts.md 6.2).
 IMPRESSIONS_CUTOFF = datetime(2024, 7, 2, tzinfo=UTC)
 STORY_LIFETIME = timedelta(hours=24)
 #: The final snapshot of a story is taken this long before it expires...

@@ -148,7 +148,7 @@ CATALOGUE: tuple[MetricSpec, ...] = (
 #: gets the field (one measure of one object is one series), with a config warning.
 SAME_AS_FIELD: Mapping[str, str] = {"likes": "like_count", "comments": "comments_count"}
 
-# What Meta retired, when, and what to ask for instead (docs/meta-graph-api.md 6.7); fnmatch patterns,
+# What Meta retired, when, and what to ask for instead (docs/meta-facts.md 6.7); fnmatch patterns,
 # the first match wins. ``impressions`` itself is in the catalogue: Meta still answers it for
 # media created before 2024-07-02, and collectord asks for it for those media only.
 DEC_2023 = "in December 2023"

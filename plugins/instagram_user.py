@@ -10,7 +10,7 @@ Exposition, for a source ``northwind-ig`` (values invented)::
     instagram_user_online_followers{source="northwind-ig",ig_user_id="17841400000000001",period="lifetime",hour="18"} 2301.0
 
 The fields are ``fast``; every insight is ``daily``. How Meta wants
-each metric asked for (docs/meta-graph-api.md 5.2, 5.3) is the spec's ``group``:
+each metric asked for (docs/meta-facts.md 5.2, 5.3) is the spec's ``group``:
 
 - ``total_value``: one call for all of them with ``metric_type=total_value`` (Meta fails
   the whole call without it) per completed Meta day (a US Pacific day, explicit
@@ -81,7 +81,7 @@ from .instagram_user_catalogue import (
 __all__ = ["CATALOGUE", "RETIRED", "InstagramUser", "build_requests", "register_source_plugins"]
 
 #: Completed days each daily poll reads: the last one and, again, the one before (Meta's
-#: account values can be 48 hours late, docs/meta-graph-api.md 5.3); well within the 30
+#: account values can be 48 hours late, docs/meta-facts.md 5.3); well within the 30
 #: days Meta allows in one query.
 REVISION_DAYS = 2
 

@@ -66,7 +66,7 @@ CATALOGUE: tuple[MetricSpec, ...] = (
     insight(
         "views",
         "Times the account's content was played or displayed (replaces impressions).",
-        # follower_type (FOLLOWER, NON_FOLLOWER): views only, docs/meta-graph-api.md 5.2
+        # follower_type (FOLLOWER, NON_FOLLOWER): views only, docs/meta-facts.md 5.2
         breakdowns=("media_product_type", "follower_type"),
     ),
     insight(
@@ -134,7 +134,7 @@ CATALOGUE: tuple[MetricSpec, ...] = (
     ),
 )
 
-# What Meta retired, when, and what to ask for instead (docs/meta-graph-api.md 5.5); fnmatch patterns,
+# What Meta retired, when, and what to ask for instead (docs/meta-facts.md 5.5); fnmatch patterns,
 # the first match wins.
 CONTACT_CLICKS = (
     "email_contacts",

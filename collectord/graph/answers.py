@@ -1,6 +1,6 @@
 """Meta's rules, decided once: what an answer of the Graph API means.
 
-:func:`classify_error` reads Meta's error envelope (docs/meta-graph-api.md 9): the
+:func:`classify_error` reads Meta's error envelope (docs/meta-facts.md 9): the
 ``code``, ``error_subcode``, ``is_transient`` and, where Meta leaves no other sign, the
 message decide the class and the :class:`~collectord.errors.Outcome` (the table is
 :func:`outcome_of`), never the HTTP status alone. Nothing outside this module reads a
@@ -30,7 +30,7 @@ from collectord.errors import (
 from collectord.graph.usage import buc_object_id, header_value, regain_seconds
 from collectord.secret import Secret, scrub
 
-#: Rate-limit codes (docs/meta-graph-api.md 7.3): Meta says stop calling once one is seen.
+#: Rate-limit codes (docs/meta-facts.md 7.3): Meta says stop calling once one is seen.
 THROTTLE_CODES: frozenset[int] = frozenset({4, 17, 32, 341, 368, 613, *range(80000, 80015)})
 #: Throttles of the whole app rather than of one token's budget.
 APP_THROTTLE_CODES: frozenset[int] = frozenset({4, 341})
@@ -125,7 +125,7 @@ def outcome_of(
 
     ``breakdown`` says the request was one metric with a breakdown
     (:func:`is_breakdown_call`): Meta's "unknown error" to it means the breakdown is not
-    supported (docs/meta-graph-api.md 5.3, 6.3).
+    supported (docs/meta-facts.md 5.3, 6.3).
     """
     text = message.lower()
     if code in THROTTLE_CODES:
@@ -224,7 +224,7 @@ def classify_error(
     ``body`` is the decoded JSON answer, or ``None`` when the answer was not JSON (an HTML
     error page, an empty or torn body), which gives :class:`BadResponseError` whatever the
     status. With Meta's envelope ``{"error": {...}}`` the outcome comes from
-    :func:`outcome_of` and the class from the code family (docs/meta-graph-api.md 9.2);
+    :func:`outcome_of` and the class from the code family (docs/meta-facts.md 9.2);
     without one a 5xx is a :class:`ServerError` and anything else a plain
     :class:`GraphError`. ``headers`` give a throttle's ``budget`` and ``retry_after``;
     ``secrets`` are masked in the message.
@@ -302,7 +302,7 @@ def decode_batch_element(
     secrets: Iterable[str | Secret | None] = (),
     headers: Mapping[str, str] | None = None,
 ) -> dict[str, Any] | GraphError | None:
-    """One element of a batch answer (docs/meta-graph-api.md 8): its decoded ``body`` (a
+    """One element of a batch answer (docs/meta-facts.md 8): its decoded ``body`` (a
     JSON string itself), its classified error, or ``None`` for a ``null`` element (not
     completed). ``headers`` are the element's own headers (``include_headers``), which
     give a throttle its budget and regain time."""

@@ -197,7 +197,7 @@ class BoundGraph:
                 separators=(",", ":"),
             ),
             # per-element headers carry each call's usage and a throttle's regain time
-            # (docs/meta-graph-api.md 7.4, 8); Meta recommends leaving them out, but
+            # (docs/meta-facts.md 7.4, 8); Meta recommends leaving them out, but
             # without them a throttled element says nothing of when access returns
             "include_headers": "true",
         }

@@ -64,7 +64,7 @@ async def get_many(
 
 
 def appsecret_proof(token: str, app_secret: str, now: float) -> tuple[str, str]:
-    """The time-stamped ``(appsecret_proof, appsecret_time)`` pair (docs/meta-graph-api.md 10.3)."""
+    """The time-stamped ``(appsecret_proof, appsecret_time)`` pair (docs/meta-facts.md 10.3)."""
     stamp = str(int(now))
     digest = hmac.new(app_secret.encode(), f"{token}|{stamp}".encode(), hashlib.sha256)
     return digest.hexdigest(), stamp

@@ -303,7 +303,7 @@ class GraphClient:
 
     def _check_version(self, requested: str, served: str | None) -> None:
         """Record the version Meta says served a request (``facebook-api-version``,
-        docs/meta-graph-api.md 1); a version other than the requested one (Meta serves a
+        docs/meta-facts.md 1); a version other than the requested one (Meta serves a
         retired version's calls with the oldest live one) is logged once per pair."""
         if not served:
             return

@@ -1,13 +1,13 @@
 """The rate-limit governor: asked before every Graph API request, fed by every answer.
 
-Meta meters calls per budget (docs/meta-graph-api.md 7): the app's budget
+Meta meters calls per budget (docs/meta-facts.md 7): the app's budget
 (``X-App-Usage``, throttles whose ``budget`` is ``app``) is shared by every token of the
 app; the other budgets (a Page's or an Instagram account's BUC budget, a user's budget)
 belong to the token a request carries. The governor therefore keeps its state per *budget
 key*: :data:`APP` for the app, and an opaque key per token (chosen by the Graph client) for
 the rest. A request under budget ``k`` is governed by :data:`APP` and ``k`` together.
 
-Meta's rules it keeps (docs/meta-graph-api.md 7.3, 7.4, 8):
+Meta's rules it keeps (docs/meta-facts.md 7.3, 7.4, 8):
 
 - **Calls, not requests.** Every element of a batch is a call; a request of ``n`` calls
   is counted as ``n`` (:attr:`GraphStats.calls <collectord.graph.stats.GraphStats>`) and,
@@ -38,7 +38,7 @@ APP = "app"
 #: The longest block collectord accepts from Meta's regain time or ``Retry-After``.
 MAX_BLOCK = 3600.0
 #: Seconds a budget stays blocked after a throttle without a regain time, per code.
-#: Meta documents no duration for these codes (docs/meta-graph-api.md 7.3 says only "stop
+#: Meta documents no duration for these codes (docs/meta-facts.md 7.3 says only "stop
 #: calling"); these are collectord's defaults: the app limits (4, 341) and the user and
 #: Page limits (17, 32) are metered over a rolling hour, so five minutes lets a fair share
 #: of the window pass; 613 (a per-endpoint limit, often "uneven request volume") a minute;

@@ -17,7 +17,7 @@ after its rejection (``PollContext.is_disabled`` answers False for it; the host 
 it when Meta answers, and renews it for a day when Meta rejects it again).
 
 Meta answers a breakdown that a metric does not support with code 1, "An unknown error has
-occurred" (docs/meta-graph-api.md 5.3, 6.3), which is otherwise a transient failure; the
+occurred" (docs/meta-facts.md 5.3, 6.3), which is otherwise a transient failure; the
 Graph layer gives it the outcome ``BREAKDOWN_UNSUPPORTED``
 (:func:`collectord.graph.answers.answer_to`). A breakdown request that still fails that way after the client's retries,
 while other requests of the same fetch succeed, is left out of that poll (the poll does not

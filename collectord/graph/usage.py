@@ -1,4 +1,4 @@
-"""Meta's rate-limit usage headers (docs/meta-graph-api.md 7.2), read into ratios.
+"""Meta's rate-limit usage headers (docs/meta-facts.md 7.2), read into ratios.
 
 ``X-App-Usage`` and ``X-Page-Usage`` hold whole-number percentages of one budget;
 ``X-Business-Use-Case-Usage`` holds, per business object id, a list of budgets each with a

@@ -9,7 +9,7 @@
 - :func:`field_samples`: samples of a node's numeric fields.
 - :func:`skip_failed`: skip objects whose insights failed, and fail the poll when every
   object was denied (the token lacks the permission, not the objects).
-- :func:`completed_days`: Meta's last completed days (US Pacific, docs/meta-graph-api.md
+- :func:`completed_days`: Meta's last completed days (US Pacific, docs/meta-facts.md
   2.5), as explicit ``since``/``until`` windows, so a "day" value is a day.
 
 ``MetricSpec.insight`` and ``MetricSpec.field`` (:mod:`collectord.model`) build catalogue
@@ -326,7 +326,7 @@ def _pacific() -> tzinfo:
 
 
 #: Meta's day: a daily value covers a US Pacific day and its ``end_time`` is the Pacific
-#: midnight that ends it (docs/meta-graph-api.md 2.5, 5.4).
+#: midnight that ends it (docs/meta-facts.md 2.5, 5.4).
 PACIFIC = _pacific()
 
 

@@ -1,7 +1,7 @@
 """collectord's built-in Graph API simulator (Facebook Pages, posts, apps, Instagram).
 
 ``Simulator(World(...), Faults())`` serves Meta's Graph API on loopback the way
-``docs/meta-graph-api.md`` describes it; the :class:`World` is the ground truth tests compare
+``docs/meta-facts.md`` describes it; the :class:`World` is the ground truth tests compare
 with, :class:`Faults` inject throttling, outages, torn bodies and token errors.
 """
 

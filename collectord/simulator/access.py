@@ -1,4 +1,4 @@
-"""Which token kinds each kind of endpoint accepts (docs/meta-graph-api.md 10.6, 12 item 7).
+"""Which token kinds each kind of endpoint accepts (docs/meta-facts.md 10.6, 12 item 7).
 
 Handlers call these before answering; each raises the error Meta gives for the wrong
 kind of token.

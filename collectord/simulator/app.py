@@ -4,7 +4,7 @@
 add ``/v26.0``) once ``await sim.start()`` returns; ``sim.app`` is the aiohttp
 application, ``serve()`` runs it until an event is set (``collectord simulate``).
 
-Batches (docs/meta-graph-api.md 8): ``POST`` to the root (``/`` or ``/vNN.0/``) with form fields
+Batches (docs/meta-facts.md 8): ``POST`` to the root (``/`` or ``/vNN.0/``) with form fields
 ``batch`` (a JSON array of at most 50 ``{method, relative_url, body?, headers?}``),
 ``access_token`` (fallback for elements without their own) and ``include_headers``.
 Each element goes through the same router as a plain request and comes back as

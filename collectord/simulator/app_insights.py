@@ -18,7 +18,7 @@ day)::
      "paging": {"previous": "...", "next": "..."},
      "summary": {"name": "api_calls", "period": "daily", "since": "...", "until": "..."}}
 
-The edge died in 2021 (docs/meta-graph-api.md 4): with ``World(app_insights_retired=True)`` or the
+The edge died in 2021 (docs/meta-facts.md 4): with ``World(app_insights_retired=True)`` or the
 ``app_insights_retired`` fault every call answers code 100 (:func:`retired_error`).
 """
 
@@ -78,7 +78,7 @@ APP_FIELDS = (
 
 
 def retired_error() -> SimError:
-    """What the retired edge answers (docs/meta-graph-api.md 4): code 100, "unsupported"."""
+    """What the retired edge answers (docs/meta-facts.md 4): code 100, "unsupported"."""
     return graph_error(
         100,
         "(#100) Unsupported get request: the app_insights edge is no longer supported on node "

@@ -1,5 +1,5 @@
 """Tokens and who is calling: token checks, ``appsecret_proof``, ``/debug_token``,
-``/me``, ``/me/accounts`` and ``/oauth/access_token`` (docs/meta-graph-api.md 10).
+``/me``, ``/me/accounts`` and ``/oauth/access_token`` (docs/meta-facts.md 10).
 
 ``appsecret_proof`` is checked whenever it is sent, in both forms: classic
 ``HMAC-SHA256(app_secret, token)`` and time-stamped ``HMAC-SHA256(app_secret,
@@ -81,7 +81,7 @@ def _token_state(world: World, info: TokenInfo, now: datetime) -> SimError | Non
 
 
 def debug_token(world: World, req: SimRequest) -> dict[str, Any]:
-    """``GET /debug_token?input_token=...`` (shape of docs/meta-graph-api.md 10.4)."""
+    """``GET /debug_token?input_token=...`` (shape of docs/meta-facts.md 10.4)."""
     raw = require(req.params, "input_token")
     info = world.tokens.get(raw)
     if info is None:

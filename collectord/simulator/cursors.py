@@ -1,4 +1,4 @@
-"""Cursor paging helpers shared by the cursor-paged edges (docs/meta-graph-api.md 11).
+"""Cursor paging helpers shared by the cursor-paged edges (docs/meta-facts.md 11).
 
 Cursors are opaque base64 strings, as Meta's are; inside they hold a few integers
 (an offset, and whatever else an edge needs to resume).

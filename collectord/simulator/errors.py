@@ -1,6 +1,6 @@
 """The simulator's error answers, worded and coded as Meta words and codes them.
 
-HTTP statuses follow docs/meta-graph-api.md 9.1 (observed, not documented): 400 for most codes, 403
+HTTP statuses follow docs/meta-facts.md 9.1 (observed, not documented): 400 for most codes, 403
 for 4, 10 and 200-299, 5xx for 1 and 2. Every constructor returns a :class:`SimError`.
 """
 
@@ -10,7 +10,7 @@ from collectord.simulator.base import SimError
 
 RATE_LIMIT_DOC = "https://developers.facebook.com/docs/graph-api/overview/rate-limiting"
 
-#: Throttle codes and their messages (docs/meta-graph-api.md 7.3).
+#: Throttle codes and their messages (docs/meta-facts.md 7.3).
 THROTTLE_MESSAGES: dict[int, str] = {
     4: "(#4) Application request limit reached",
     17: "(#17) User request limit reached",
@@ -31,7 +31,7 @@ THROTTLE_MESSAGES: dict[int, str] = {
 #: ``X-Business-Use-Case-Usage`` ``type`` of each BUC throttle code.
 BUC_TYPE_OF_CODE: dict[int, str] = {80001: "pages", 80002: "instagram"}
 
-#: Messages of code 190 by subcode (docs/meta-graph-api.md 9.2).
+#: Messages of code 190 by subcode (docs/meta-facts.md 9.2).
 TOKEN_SUBCODE_MESSAGES: dict[int, str] = {
     458: "Error validating access token: The user has not authorized application.",
     459: "Error validating access token: You cannot access the app till you log in to "

@@ -11,7 +11,7 @@ cleared for ``token_error`` and ``invalid_metrics``.
   ``retry_after=True`` also a ``Retry-After`` header in seconds). With ``hold=True`` the
   throttled budget stays blocked for ``minutes`` as Meta's does: every call to it meanwhile
   (batch elements included) is throttled too, and counted in ``Router.calls_during_block``
-  (Meta extends a block for such calls, docs/meta-graph-api.md 7.3).
+  (Meta extends a block for such calls, docs/meta-facts.md 7.3).
 - ``server_error(html)``: HTTP 500 with code 2 (``is_transient``), or with ``html`` an
   HTML 502 page instead of JSON.
 - ``malformed_json()``: HTTP 200 with a torn JSON body.

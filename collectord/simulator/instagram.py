@@ -8,7 +8,7 @@ owns:
 - ``/{ig-media-id}?fields=...``, ``/{ig-media-id}/insights``, ``/{ig-media-id}/children``
   (also for stories and carousel children).
 
-Lists are newest first with Meta's cursor paging (docs/meta-graph-api.md 11): ``limit`` (default 25,
+Lists are newest first with Meta's cursor paging (docs/meta-facts.md 11): ``limit`` (default 25,
 capped at 100), opaque ``after``/``before`` cursors, ``next`` only when more items follow,
 and now and then a page that comes back empty but still carries ``next``. ``next`` and
 ``previous`` are full URLs that include the access token, as Meta's do.

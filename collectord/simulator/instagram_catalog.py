@@ -1,6 +1,6 @@
 """What the simulated Instagram API knows: metric catalogues, breakdown values and errors.
 
-User metrics follow docs/meta-graph-api.md 5.2 (which ``metric_type`` each accepts, its period, its
+User metrics follow docs/meta-facts.md 5.2 (which ``metric_type`` each accepts, its period, its
 breakdowns, whether it needs 100 followers); media metrics follow the product-type matrix
 of 6.2 and the breakdowns of 6.3. The error constructors build Meta's texts (section 9,
 5.3, 5.5, 6.4, 6.5) so that every handler fails the same way.
@@ -14,13 +14,13 @@ from typing import Literal
 
 from collectord.simulator.base import SimError
 
-#: Media created on or after this day have no ``impressions`` (docs/meta-graph-api.md 6.2, 6.7).
+#: Media created on or after this day have no ``impressions`` (docs/meta-facts.md 6.2, 6.7).
 IMPRESSIONS_CUTOFF = datetime(2024, 7, 2, tzinfo=UTC)
 
-#: The widest ``since``/``until`` window of IG user insights (docs/meta-graph-api.md 5.3).
+#: The widest ``since``/``until`` window of IG user insights (docs/meta-facts.md 5.3).
 MAX_WINDOW_DAYS = 30
 
-#: Demographics return at most this many breakdown results (docs/meta-graph-api.md 5.3).
+#: Demographics return at most this many breakdown results (docs/meta-facts.md 5.3).
 DEMOGRAPHICS_TOP = 45
 
 UserMetricKind = Literal["total", "both", "series", "demographic"]
@@ -263,7 +263,7 @@ MEDIA_METRICS: dict[str, MediaMetric] = {
     )
 }
 
-#: Breakdown values of media metrics, lower case as Meta answers them (docs/meta-graph-api.md 6.3).
+#: Breakdown values of media metrics, lower case as Meta answers them (docs/meta-facts.md 6.3).
 NAVIGATION_ACTIONS: dict[str, float] = {
     "tap_forward": 0.71,
     "tap_back": 0.12,

@@ -1,6 +1,6 @@
 """``/{ig-user}/insights`` and ``/{ig-media}/insights`` of the simulator.
 
-Requests are validated the way Meta does it (docs/meta-graph-api.md 5.3, 6.2 to 6.5): any unknown
+Requests are validated the way Meta does it (docs/meta-facts.md 5.3, 6.2 to 6.5): any unknown
 or retired metric, wrong ``metric_type``, unsupported breakdown or product type fails the
 whole call. Answer shapes follow 5.4 and 6.3:
 

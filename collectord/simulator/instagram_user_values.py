@@ -7,7 +7,7 @@ so values move as time passes; "unique" metrics (reach, accounts engaged) are
 de-duplicated over windows longer than a day, so daily reach never sums to weekly reach.
 Breakdowns split a total by stable per-account shares and always add up to it.
 
-Values are late, as Meta's are (up to 48 hours, docs/meta-graph-api.md 5.3): asked with a
+Values are late, as Meta's are (up to 48 hours, docs/meta-facts.md 5.3): asked with a
 ``now``, an hour younger than :data:`SETTLE` counts only in part (85 % when just over,
 rising to all of it at 48 hours), so a completed day read again the next day is revised
 upwards, and a reading that old is final.

@@ -1,4 +1,4 @@
-"""The Page node, its fields and its insights (docs/meta-graph-api.md 2).
+"""The Page node, its fields and its insights (docs/meta-facts.md 2).
 
 ``GET /{page}?fields=...``: one unknown field fails the whole call (code 100), one
 unauthorised field (``business``) fails it with 403 ``(#200)``. Expansions:

@@ -1,4 +1,4 @@
-"""The Page insights catalogue (docs/meta-graph-api.md 2.3) and the values the simulator gives them.
+"""The Page insights catalogue (docs/meta-facts.md 2.3) and the values the simulator gives them.
 
 Every metric that still works in 2026 is here with its periods. Kinds of value:
 ``int`` (a daily count; ``week``/``days_28``/``month`` are rolling sums ending at
@@ -173,7 +173,7 @@ _CATALOGUE: list[PageMetric] = [
 
 PAGE_METRICS: dict[str, PageMetric] = {m.name: m for m in _CATALOGUE}
 
-#: A sample of metrics Meta retired (docs/meta-graph-api.md 2.4); all answer "invalid metric".
+#: A sample of metrics Meta retired (docs/meta-facts.md 2.4); all answer "invalid metric".
 RETIRED_PAGE_METRICS: tuple[str, ...] = (
     "page_impressions",
     "page_impressions_unique",

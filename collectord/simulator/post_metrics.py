@@ -1,4 +1,4 @@
-"""The post insights catalogue (docs/meta-graph-api.md 3.1) and the values the simulator gives them.
+"""The post insights catalogue (docs/meta-facts.md 3.1) and the values the simulator gives them.
 
 Post values are lifetime totals that grow as a post ages (fast at first, then
 levelling off), scaled by a stable per-post popularity. Video metrics have data only
@@ -112,7 +112,7 @@ _CATALOGUE: list[PostMetric] = [
 
 POST_METRICS: dict[str, PostMetric] = {m.name: m for m in _CATALOGUE}
 
-#: A sample of retired post metrics (docs/meta-graph-api.md 2.4, 3.1); all answer "invalid metric".
+#: A sample of retired post metrics (docs/meta-facts.md 2.4, 3.1); all answer "invalid metric".
 RETIRED_POST_METRICS: tuple[str, ...] = (
     "post_impressions",
     "post_impressions_unique",

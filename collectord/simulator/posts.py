@@ -1,4 +1,4 @@
-"""Page posts: the ``/posts``-style edges, the post node and post insights (docs/meta-graph-api.md 3).
+"""Page posts: the ``/posts``-style edges, the post node and post insights (docs/meta-facts.md 3).
 
 Listing uses cursor paging (``limit`` at most 100, ``after``/``before`` cursors,
 ``paging.next`` only while more posts follow). With ``World(empty_page=True)`` the

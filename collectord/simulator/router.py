@@ -56,7 +56,7 @@ VERSIONS = tuple(f"v{n}.0" for n in range(20, 28))
 DEFAULT_VERSION = "v26.0"
 _VERSION = re.compile(r"^v(\d+)\.(\d+)$")
 _POST_ID = re.compile(r"^\d+_\d+$")
-#: Throttle codes of the whole app (docs/meta-graph-api.md 7.3).
+#: Throttle codes of the whole app (docs/meta-facts.md 7.3).
 APP_CODES = (4, 341)
 
 

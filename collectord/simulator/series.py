@@ -2,7 +2,7 @@
 
 A day's value is ``base`` grown slowly since the world's growth epoch, times a stable
 pseudo-random factor for that day and a weekly rhythm. The last two days are still
-"settling": their values rise a little as the world clock moves on (docs/meta-graph-api.md 2.5),
+"settling": their values rise a little as the world clock moves on (docs/meta-facts.md 2.5),
 which keeps a dashboard alive while staying deterministic for a given clock.
 """
 

@@ -1,6 +1,6 @@
 """Time windows of insights queries (``since``/``until``/``date_preset``) and their paging.
 
-Daily Facebook values end at US Pacific midnight (docs/meta-graph-api.md 2.5); without
+Daily Facebook values end at US Pacific midnight (docs/meta-facts.md 2.5); without
 ``since``/``until`` a query covers the last two complete Pacific days (2.1); at most 90
 days fit in one query (2.6). ``paging.previous``/``next`` are full URLs on the
 simulator's own base URL that move the window by its own length and carry the

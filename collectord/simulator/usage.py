@@ -1,4 +1,4 @@
-"""Rate-limit accounting and usage headers (docs/meta-graph-api.md 7).
+"""Rate-limit accounting and usage headers (docs/meta-facts.md 7).
 
 Each Graph call counts against one scope over a rolling window of
 ``World.usage_window`` seconds with a budget of ``World.call_budget`` calls:

@@ -15,7 +15,7 @@ pytestmark = pytest.mark.integration
 
 MEDIA_LABELS = {"source", "ig_user_id", "media_id", "media_type", "media_product_type"}
 STORY_LABELS = {"source", "ig_user_id", "media_id"}
-#: Default insights per product type (docs/meta-graph-api.md 6.2); ``_seconds``: Meta's milliseconds.
+#: Default insights per product type (docs/meta-facts.md 6.2); ``_seconds``: Meta's milliseconds.
 COMMON = ("views", "reach", "total_interactions", "likes", "comments", "saved", "shares")
 PER_PRODUCT = {
     "FEED": (*COMMON, "reposts", "follows", "profile_visits"),

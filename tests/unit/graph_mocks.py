@@ -55,7 +55,7 @@ class Mocked(aioresponses):
 
 
 def envelope(code: int, message: str, **extra: Any) -> dict[str, Any]:
-    """Meta's error envelope (docs/meta-graph-api.md 9.1)."""
+    """Meta's error envelope (docs/meta-facts.md 9.1)."""
     return {
         "error": {
             "message": message,
@@ -76,7 +76,7 @@ class MetaDouble:
     """Routes ``GET {BASE}/{VERSION}/{path}`` and batch elements to ``handler(path, params)``.
 
     ``calls`` lists every Graph call (a batch element counts as one); ``http`` counts HTTP
-    requests. Batch answers follow docs/meta-graph-api.md 8: a JSON array, string bodies, outer 200.
+    requests. Batch answers follow docs/meta-facts.md 8: a JSON array, string bodies, outer 200.
     """
 
     def __init__(self, mocked: aioresponses, handler: Handler) -> None:

@@ -30,7 +30,7 @@ def err(code: int | None, message: str, **extra: Any) -> dict[str, Any]:
     return {"error": body}
 
 
-# Envelopes as Meta sends them (docs/meta-graph-api.md 7.3, 9), with the HTTP status usually seen.
+# Envelopes as Meta sends them (docs/meta-facts.md 7.3, 9), with the HTTP status usually seen.
 CASES: list[tuple[str, int, dict[str, Any] | None, type[GraphError]]] = [
     (
         "bad metric",

@@ -1,5 +1,5 @@
 """facebook_post through the real Graph client, against Meta's answers mocked with
-aioresponses (docs/meta-graph-api.md 3): the window listing with cursor paging and field expansion,
+aioresponses (docs/meta-facts.md 3): the window listing with cursor paging and field expansion,
 breakdowns in batch requests, and a post deleted between the listing and its insights."""
 
 from __future__ import annotations

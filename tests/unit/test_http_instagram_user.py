@@ -1,5 +1,5 @@
 """instagram_user through the real Graph client, against Meta's answers mocked with
-aioresponses (docs/meta-graph-api.md 5): the account's fields, total_value and time-series insights
+aioresponses (docs/meta-facts.md 5): the account's fields, total_value and time-series insights
 in one batch, the empty answers of a small account, and code 1 on a breakdown."""
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """The facebook_app plugin against a fake Graph API that serves the App Insights edge as
-docs/meta-graph-api.md 4.1 documents it, and can answer as the retired edge does (docs/meta-graph-api.md 4)."""
+docs/meta-facts.md 4.1 documents it, and can answer as the retired edge does (docs/meta-facts.md 4)."""
 
 from __future__ import annotations
 

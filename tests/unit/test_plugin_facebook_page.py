@@ -1,5 +1,5 @@
 """The facebook_page plugin: its catalogue against Meta's list of live Page metrics
-(docs/meta-graph-api.md 2.3 and 2.4), and what ``collectord once --demo`` shows for them."""
+(docs/meta-facts.md 2.3 and 2.4), and what ``collectord once --demo`` shows for them."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ BY_NAME = {spec.graph_name: spec for spec in CATALOGUE}
 DWM = ("day", "week", "days_28")
 NONE_LISTED = ()  # Meta lists no period: the plugin keeps whatever Meta answers
 
-#: docs/meta-graph-api.md 2.3: every Page metric that still works, its cadence and its periods.
+#: docs/meta-facts.md 2.3: every Page metric that still works, its cadence and its periods.
 #: Issue 8: every one is daily, starred ones too: a Page insights query answers completed
 #: days only (2.1), so a faster poll re-reads finished days.
 LIVE: dict[str, tuple[str, tuple[str, ...]]] = {
@@ -80,7 +80,7 @@ LIVE: dict[str, tuple[str, tuple[str, ...]]] = {
     "creator_monetization_qualified_views": ("daily", ("day", "lifetime")),
 }
 
-#: docs/meta-graph-api.md 2.4: names and name patterns Meta retired (they fail the whole call).
+#: docs/meta-facts.md 2.4: names and name patterns Meta retired (they fail the whole call).
 RETIRED = (
     "page_impressions*",
     "page_posts_impressions*",

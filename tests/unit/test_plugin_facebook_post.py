@@ -1,4 +1,4 @@
-"""The facebook_post plugin against a fake Graph API that answers like Meta (docs/meta-graph-api.md 3, 8,
+"""The facebook_post plugin against a fake Graph API that answers like Meta (docs/meta-facts.md 3, 8,
 9, 11): cursor paging with a 100 cap, field expansion that one invalid metric fails whole,
 batch elements with their own errors, posts deleted between the listing and their insights."""
 

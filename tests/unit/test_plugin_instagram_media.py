@@ -1,6 +1,6 @@
 """instagram_media: the media window, per-product-type metric sets, skipped objects, stories
 and their final snapshot, and what a cycle costs, against a fake that answers like Meta
-(docs/meta-graph-api.md 6, 8, 11)."""
+(docs/meta-facts.md 6, 8, 11)."""
 
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ from collectord.testing import FakeGraph, PluginHost
 IG = "17841400000000001"
 NOW = datetime(2026, 11, 23, 18, 0, tzinfo=UTC)
 
-# Meta's matrix (docs/meta-graph-api.md 6.2): which metrics each product type answers.
+# Meta's matrix (docs/meta-facts.md 6.2): which metrics each product type answers.
 BOTH = {
     "views",
     "reach",

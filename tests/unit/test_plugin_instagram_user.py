@@ -1,5 +1,5 @@
 """instagram_user: names, labels, values and the calls it makes, against a fake that answers
-like Meta's ``/{ig-user-id}/insights`` (docs/meta-graph-api.md 5)."""
+like Meta's ``/{ig-user-id}/insights`` (docs/meta-facts.md 5)."""
 
 from __future__ import annotations
 
@@ -27,7 +27,7 @@ from collectord.testing import FakeGraph, PluginHost
 IG = "17841400000000001"
 NOW = datetime(2026, 11, 23, 18, 0, tzinfo=UTC)
 
-# Meta's 2026 rules (docs/meta-graph-api.md 5.2): how each metric may be asked for, and breakdowns.
+# Meta's 2026 rules (docs/meta-facts.md 5.2): how each metric may be asked for, and breakdowns.
 TOTAL_ONLY = {
     "views": {"media_product_type", "follower_type"},
     "accounts_engaged": set(),

@@ -1,4 +1,4 @@
-"""Batch requests against the simulator (docs/meta-graph-api.md 8)."""
+"""Batch requests against the simulator (docs/meta-facts.md 8)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The simulator's Instagram objects answer like Meta's Graph API (docs/meta-graph-api.md 5, 6, 9, 11).
+"""The simulator's Instagram objects answer like Meta's Graph API (docs/meta-facts.md 5, 6, 9, 11).
 
 Every test calls ``InstagramWorld.handle`` directly with a fixed ``now``, the way the core
 router does after it has checked the version and the token.
@@ -23,7 +23,7 @@ MAIN = "17841400000000001"
 SMALL = "17841400000000002"
 PACIFIC_MIDNIGHT_MAY = "T07:00:00+0000"
 
-# docs/meta-graph-api.md 6.2, written out here so that a wrong catalogue fails the test.
+# docs/meta-facts.md 6.2, written out here so that a wrong catalogue fails the test.
 MATRIX = {
     "views": "FRS", "reach": "FRS", "total_interactions": "FRS", "shares": "FRS",
     "reposts": "FRS", "facebook_views": "FRS", "likes": "FR", "comments": "FR", "saved": "FR",
