@@ -14,10 +14,14 @@ Everything is ``fast``. One poll:
    created within ``max_age``, at most ``max_media``; ``like_count`` and
    ``comments_count`` come with the list;
 2. lists the live stories, ``{ig-user-id}/stories`` (when ``include_stories``);
-3. asks for every media's insights in one request per media with exactly the metrics
-   Meta serves for its ``media_product_type`` (docs/meta-facts.md 6.2: the spec's ``group``),
-   plus one request per story and breakdown; all of them go out as batch requests, 50 per
-   HTTP request. Carousel children are never queried (Meta has no insights for them).
+3. asks for the insights of the media younger than ``tier_age`` (default 48 hours) and of
+   the older ones last read a daily interval ago, in one request per media with exactly
+   the metrics Meta serves for its ``media_product_type`` (docs/meta-facts.md 6.2: the
+   spec's ``group``), plus one request per story and breakdown; all of them go out as
+   batch requests, 50 per HTTP request, the batches side by side. Older media keep the
+   values of their last read in between (:mod:`collectord.plugin.tiers`), so a window of
+   500 media costs about its young media per poll plus each old one once a day. Carousel
+   children are never queried (Meta has no insights for them).
 
 Expected per-object answers are skipped and counted, never failures of the poll: media
 posted before the business conversion (code 100, subcode 2108006; remembered and not asked
@@ -53,6 +57,7 @@ from typing import Any
 
 import collectord
 from collectord import (
+    TIER_AGE_OPTION,
     GraphError,
     MetricSpec,
     Option,
@@ -67,6 +72,7 @@ from collectord import (
     parse_entries,
     parse_time,
     skip_failed,
+    tiers,
 )
 
 from .instagram_media_catalogue import (
@@ -110,6 +116,7 @@ OPTIONS: tuple[Option, ...] = (
     Option("max_age", "duration", "30d", help="Follow media created within this age."),
     Option("max_media", "int", 200, help="Follow at most this many (newest) media.", minimum=1),
     Option("include_stories", "bool", True, help="Also collect the live stories' insights."),
+    TIER_AGE_OPTION,
 )
 
 
@@ -190,7 +197,10 @@ async def _media_requests(
     by_product = {p: ctx.metrics(kind="insight", group=p) for p in MEDIA_PRODUCTS}
     if not fields and not any(by_product.values()):
         return samples
-    for item in await list_media(ctx, ig_user_id):
+    window = await list_media(ctx, ig_user_id)
+    asked = {s.graph_name for specs in by_product.values() for s in specs}
+    tier = tiers(ctx, {str(m["id"]): parse_time(m.get("timestamp")) for m in window}, asked)
+    for item in window:
         labels = _media_labels(ig_user_id, item)
         media_id = labels["media_id"]
         samples += field_samples(ctx, fields, item, object_id=media_id, labels=labels)
@@ -198,9 +208,10 @@ async def _media_requests(
         specs = _media_specs(by_product.get(labels["media_product_type"], ()), item)
         if media_id in ctx.memory.get(_NO_INSIGHTS, ()):
             ctx.skip(media_id, "pre_conversion")
-        elif specs:
+        elif specs and media_id in tier.read:
             _add(requests, objects, media_id, labels, specs, scope)
-    return samples
+    # older media not due keep the insights of their last read (a daily one)
+    return samples + tier.carried(samples)
 
 
 async def list_media(ctx: PollContext, ig_user_id: str) -> list[dict[str, Any]]:
