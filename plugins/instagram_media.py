@@ -50,6 +50,7 @@ with a config warning naming the nearest known one.
 
 from __future__ import annotations
 
+import bisect
 import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
@@ -257,26 +258,32 @@ def plan_final_snapshots(ctx: PollContext, stories: Iterable[Mapping[str, Any]])
         live.add(story_id)
         if story_id and story_id not in planned and created is not None:
             dated.append((created, story_id))
+    for story_id in [s for s in planned if s not in live]:
+        del planned[story_id]  # expired: no longer listed
+    # the planned instants still ahead, sorted: a new story shares the latest one within
+    # FINAL_SNAPSHOT_SHARE before its own (a bisection, so thousands of stories stay cheap)
+    ahead = sorted({t for t in map(_instant, planned.values()) if t is not None and t > ctx.now})
     for created, story_id in sorted(dated):  # oldest first, so later ones can share
         at = created + STORY_LIFETIME - FINAL_SNAPSHOT_LEAD
         if at <= ctx.now:
             planned[story_id] = ""  # this poll is its last before expiry
             continue
-        shared = [
-            t
-            for t in (_instant(text) for text in planned.values())
-            if t is not None and at - FINAL_SNAPSHOT_SHARE <= t <= at and t > ctx.now
-        ]
-        planned[story_id] = (max(shared) if shared else at).isoformat()
-    for story_id in [s for s in planned if s not in live]:
-        del planned[story_id]  # expired: no longer listed
-    ahead = [t for t in map(_instant, planned.values()) if t is not None and t > ctx.now]
+        index = bisect.bisect_right(ahead, at)
+        if index and ahead[index - 1] >= at - FINAL_SNAPSHOT_SHARE:
+            at = ahead[index - 1]
+        else:
+            ahead.insert(index, at)
+        planned[story_id] = at.isoformat()
     if ahead:
-        ctx.poll_again_at(min(ahead))
+        ctx.poll_again_at(ahead[0])
 
 
-def _instant(text: str) -> datetime | None:
-    return datetime.fromisoformat(text) if text else None
+def _instant(text: Any) -> datetime | None:
+    """A planned instant kept in memory (ISO text); anything else is none."""
+    try:
+        return datetime.fromisoformat(text) if isinstance(text, str) and text else None
+    except ValueError:
+        return None
 
 
 def _media_labels(ig_user_id: str, item: Mapping[str, Any]) -> dict[str, str]:
