@@ -89,7 +89,7 @@ class MalformedRequests:
             "malformed HTTP requests answered with 400",
             count=self._unlogged,
             last_from=remote or "unknown",
-            last_error=error[:200],
+            last_error=" ".join(error.split())[:160],
             next_report_in=f"{self.interval:g}s at the earliest",
         )
         self._unlogged = 0
@@ -104,8 +104,18 @@ class ConnectionGuard:
         self.malformed = malformed
         #: Open connections, oldest first (dicts keep insertion order).
         self.open: dict[GuardedHandler, None] = {}
+        #: Connections let in, made to give way, and refused since start.
+        self.admitted = 0
         self.evicted = 0
         self.refused = 0
+        self._changed = asyncio.Event()
+
+    async def wait_until(self, condition: Callable[[], bool]) -> None:
+        """Return once ``condition()`` holds, checked after each connection let in or
+        refused (for tests and diagnostics)."""
+        while not condition():
+            self._changed.clear()
+            await self._changed.wait()
 
     def admit(self, handler: GuardedHandler) -> bool:
         """Make room for ``handler``; False when every slot is busy answering."""
@@ -113,11 +123,14 @@ class ConnectionGuard:
             victim = next((h for h in self.open if not h.busy), None)
             if victim is None:
                 self.refused += 1
+                self._changed.set()
                 return False
             self.evicted += 1
             self.release(victim)
             victim.force_close()
         self.open[handler] = None
+        self.admitted += 1
+        self._changed.set()
         return True
 
     def release(self, handler: GuardedHandler) -> None:
