@@ -215,7 +215,10 @@ class GuardedHandler(RequestHandler):
 
 
 class GuardedSite(web.TCPSite):
-    """A :class:`aiohttp.web.TCPSite` whose connections are :class:`GuardedHandler`\\ s."""
+    """A :class:`aiohttp.web.TCPSite` whose connections are :class:`GuardedHandler`\\ s.
+
+    It reuses TCPSite's settings (host, port, TLS context, backlog) as aiohttp 3 keeps
+    them; the tests of the listener would fail first should a new aiohttp change them."""
 
     def __init__(
         self,
@@ -240,7 +243,9 @@ class GuardedSite(web.TCPSite):
         return GuardedHandler(server, self.guard, loop=loop, **self._handler_kwargs)
 
     async def start(self) -> None:
-        self._runner._reg_site(self)
+        # BaseSite.start registers the site with its runner; TCPSite.start would then
+        # create the server with aiohttp's own handler, which is what this one replaces.
+        await web.BaseSite.start(self)
         loop = asyncio.get_running_loop()
         timeout = self.guard.limits.header_timeout
         extra = {"ssl_handshake_timeout": timeout} if self._ssl_context is not None else {}
