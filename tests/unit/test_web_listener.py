@@ -153,3 +153,23 @@ def test_malformed_requests_are_counted_and_reported_once_per_interval() -> None
     lines = [json.loads(line) for line in out.getvalue().splitlines()]
     assert [(x["count"], x["last_from"]) for x in lines] == [(1, "192.0.2.1"), (51, "192.0.2.7")]
     assert counter.total == 52
+
+
+async def test_when_every_slot_is_busy_answering_a_new_connection_is_closed() -> None:
+    release, entered = asyncio.Event(), asyncio.Event()
+
+    async def slow_reload() -> tuple[bool, str]:
+        entered.set()
+        await release.wait()
+        return True, "reloaded"
+
+    post = b"POST /-/reload HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    async with serve(limits=Limits(max_connections=1), reload=slow_reload) as srv:
+        busy = asyncio.create_task(exchange(srv.port, post))
+        await asyncio.wait_for(entered.wait(), PATIENCE)  # the one slot is busy answering
+        reader, writer = await asyncio.open_connection("127.0.0.1", srv.port)
+        assert await closed_by_server(reader)
+        writer.close()
+        assert srv.guard.refused == 1
+        release.set()
+        assert (await busy).endswith(b"reloaded\n")  # the busy one was never cut
