@@ -27,6 +27,7 @@ from collectord.config.loader import (
     resolve_config_path,
 )
 from collectord.config.types import Config
+from collectord.config.web import WebConfig
 from collectord.errors import ConfigError
 from collectord.logs import configure_logging, get_logger
 from collectord.plugin.manager import (
@@ -218,6 +219,8 @@ def _print_check(config: Config, out: TextIO) -> None:
             )
     if config.jsonl is not None:
         out.write(f"sink jsonl: {config.jsonl.path}\n")
+    web = config.collector.web or WebConfig()
+    out.write(f"http: {web.describe()} (/healthz and /readyz always open)\n")
     for warning in config.warnings:
         out.write(f"warning: {warning}\n")
 

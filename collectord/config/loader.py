@@ -39,6 +39,7 @@ from collectord.config.types import (
     ScheduleConfig,
     SourceConfig,
 )
+from collectord.config.web import read_web
 from collectord.errors import ConfigError
 from collectord.plugin.api import SourcePlugin
 from collectord.secret import Secret
@@ -217,6 +218,8 @@ def _read_collector(table: Table) -> CollectorConfig:
     _set(values, "log_format", _choice(table, "log_format", _LOG_FORMATS))
     _set(values, "state_dir", table.take("state_dir", "path"))
     _set(values, "plugin_dirs", table.take("plugin_dirs", "path_list"))
+    table.accept("web")
+    values["web"] = read_web(table.ctx, table.data.get("web"))
     table.finish()
     return CollectorConfig(**values)
 

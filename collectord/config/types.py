@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from collectord.config.web import WebConfig
 from collectord.model import Cadence, MetricSpec
 from collectord.secret import Secret
 
@@ -22,6 +23,8 @@ class CollectorConfig:
     log_format: str = "console"
     state_dir: Path = Path(".collectord")
     plugin_dirs: tuple[Path, ...] = ()
+    #: ``[collector.web]``: TLS and basic auth for the endpoints; None when not set.
+    web: WebConfig | None = None
 
 
 @dataclass(frozen=True)
