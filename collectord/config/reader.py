@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import difflib
+import math
 import re
 import tomllib
 from collections.abc import Iterable, Mapping
@@ -17,9 +18,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final, Literal
 
+from collectord.config.checks import (
+    MAX_INT,
+    MAX_NESTING,
+    VALUE_FILE_MAX_BYTES,
+    ConfigReadError,
+    duration_problem,
+    read_config_bytes,
+    special_file,
+    too_deep,
+)
 from collectord.config.durations import DURATION_FORM, parse_duration
 from collectord.errors import ConfigError
-from collectord.secret import Secret
+from collectord.files import UnsafePathError, read_limited
+from collectord.secret import Secret, scrub
 
 Kind = Literal["str", "int", "float", "bool", "duration", "str_list", "path", "path_list"]
 
@@ -41,19 +53,24 @@ INVALID: Final[Any] = _Marker("INVALID")
 CONFIG_ENV: Final = "COLLECTORD_CONFIG"
 _REFERENCE = re.compile(r"\$\$|\$\{(?P<name>[^}]*)\}|\$\{")
 _VARIABLE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+#: Keys whose values are secrets even when the caller does not say so: never shown.
+SECRET_NAME: Final = re.compile(r"token|secret|password|passwd|credential|auth", re.IGNORECASE)
 
 
 def read_document(path: Path) -> dict[str, Any]:
-    """The TOML document in ``path``, unchecked; a one-line :class:`ConfigError` naming the
-    file when it cannot be read or parsed."""
+    """The TOML document in ``path``, unchecked, read once (a pipe works: see
+    :func:`~collectord.config.checks.read_config_bytes`); a one-line :class:`ConfigError`
+    naming the file when it cannot be read or parsed."""
     try:
-        raw = path.expanduser().read_bytes()
-    except OSError as exc:
-        reason = exc.strerror or type(exc).__name__
+        raw = read_config_bytes(path.expanduser())
+    except ConfigReadError as exc:
+        raise ConfigError([f"{path}: cannot read the config file: {exc}"]) from None
+    except (OSError, ValueError) as exc:
+        reason = getattr(exc, "strerror", None) or type(exc).__name__
         hint = f" (choose the file with -c FILE or ${CONFIG_ENV})"
         raise ConfigError([f"{path}: cannot read the config file: {reason}{hint}"]) from None
     try:
-        return tomllib.loads(raw.decode("utf-8"))
+        document = tomllib.loads(raw.decode("utf-8"))
     except UnicodeDecodeError:
         raise ConfigError([f"{path}: not UTF-8 text"]) from None
     except tomllib.TOMLDecodeError as exc:
@@ -65,6 +82,15 @@ def read_document(path: Path) -> dict[str, Any]:
         else:
             location = ""
         raise ConfigError([f"{path}: {location}invalid TOML: {message}"]) from None
+    except RecursionError:
+        document = None
+    except ValueError:  # an integer of thousands of digits
+        raise ConfigError([f"{path}: invalid TOML: a number too long to read"]) from None
+    if document is None or too_deep(document):
+        raise ConfigError(
+            [f"{path}: invalid TOML: tables or arrays nested more than {MAX_NESTING} deep"]
+        )
+    return document
 
 
 def substitute(text: str, environ: Mapping[str, str]) -> str | None:
@@ -94,10 +120,28 @@ class Context:
     environ: Mapping[str, str]
     problems: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    #: Values never to be shown: what ``${VAR}`` and ``X_file`` gave, and secrets.
+    hidden: set[str] = field(default_factory=set)
+
+    def hide(self, value: object) -> None:
+        """Keep ``value`` (a string, or the strings in a list or table) out of every
+        problem and warning line, whatever the message that would show it."""
+        if isinstance(value, Secret):
+            value = value.reveal()
+        if isinstance(value, str):
+            self.hidden.add(value)
+        elif isinstance(value, list | tuple):
+            for item in value:
+                self.hide(item)
+        elif isinstance(value, Mapping):
+            for item in value.values():
+                self.hide(item)
 
     def line(self, table: str | None, key: str | None, what: str) -> str:
-        """``{file}: {table}: {key}: {what}``, leaving out the parts that are ``None``."""
-        return ": ".join(part for part in (self.file, table, key, what) if part is not None)
+        """``{file}: {table}: {key}: {what}``, leaving out the parts that are ``None``;
+        hidden values and anything shaped like a token are masked."""
+        text = ": ".join(part for part in (self.file, table, key, what) if part is not None)
+        return scrub(text, sorted(self.hidden, key=len, reverse=True))
 
     def problem(self, table: str | None, key: str | None, what: str) -> None:
         self.problems.append(self.line(table, key, what))
@@ -144,6 +188,9 @@ class Table:
         self.data = data
         #: Keys this table accepts (filled by :meth:`take` and :meth:`accept`).
         self.known: set[str] = set()
+        #: Where the values not written literally came from (``${PAGE_TOKEN}``, ``the
+        #: file /run/secrets/x``), by key; such values are never shown.
+        self.origins: dict[str, str] = {}
 
     def problem(self, key: str | None, what: str) -> None:
         self.ctx.problem(self.label, key, what)
@@ -151,6 +198,22 @@ class Table:
     def accept(self, *keys: str) -> None:
         """Declare keys that are read some other way (sub-tables), so they are not unknown."""
         self.known.update(keys)
+
+    def got(self, key: str, value: object, *, secret: bool = False) -> str:
+        """How a problem line ends after saying what is wrong with ``key``'s ``value``:
+        ``, got 'x'`` for a value written in the file, else a note saying where it came
+        from and that it is not shown (a ``${VAR}``, an ``X_file``, a secret)."""
+        base = key.removesuffix("_file")
+        origin = self.origins.get(key) or self.origins.get(base)
+        if origin is not None:
+            return f" (the value comes from {origin}, not shown)"
+        if secret or SECRET_NAME.search(key):
+            return " (the value is a secret, not shown)"
+        return f", got {value!r}"
+
+    def shown(self, key: str, *, secret: bool = False) -> bool:
+        """Whether :meth:`got` would show ``key``'s value."""
+        return self.got(key, None, secret=secret) == ", got None"
 
     def given(self, key: str) -> bool:
         """Whether ``key`` or ``key_file`` is present."""
@@ -180,9 +243,11 @@ class Table:
             return value
         if value is INVALID:
             return value
+        if secret or SECRET_NAME.search(key):
+            self.ctx.hide(value)
         try:
             converted = self._convert(value, kind, from_file=from_file, secret=secret)
-        except ValueError as exc:
+        except (ValueError, OverflowError) as exc:
             self.problem(file_key if from_file else key, str(exc))
             return INVALID
         return Secret(converted) if secret and isinstance(converted, str) else converted
@@ -206,14 +271,24 @@ class Table:
             self.problem(file_key, f"expected the path of a file, got {got}")
             return INVALID
         path = self.ctx.path(where)
+        named = self.origins.get(file_key) or str(path)
+        kind = special_file(path)
         try:
-            text = path.read_text(encoding="utf-8")
+            if kind is not None:
+                raise UnsafePathError(f"it is {kind}, not a regular file")
+            text = read_limited(path, VALUE_FILE_MAX_BYTES).decode("utf-8")
+        except UnsafePathError as exc:
+            why = str(exc) if kind is not None else "it is larger than 64 KiB"
+            self.problem(file_key, f"cannot read {named}: {why}")
+            return INVALID
         except OSError as exc:
-            self.problem(file_key, f"cannot read {path}: {exc.strerror or type(exc).__name__}")
+            self.problem(file_key, f"cannot read {named}: {exc.strerror or type(exc).__name__}")
             return INVALID
         except UnicodeDecodeError:
-            self.problem(file_key, f"cannot read {path}: not UTF-8 text")
+            self.problem(file_key, f"cannot read {named}: not UTF-8 text")
             return INVALID
+        self.ctx.hide(text.strip())
+        self.origins[key] = f"the file {named}"
         return text.strip()
 
     def _expand(self, key: str, report_key: str, value: Any) -> Any:
@@ -234,6 +309,7 @@ class Table:
         return value
 
     def _interpolate(self, key: str, report_key: str, text: str) -> Any:
+        used: list[str] = []
         missing: list[str] = []
         bad: list[str] = []
 
@@ -246,12 +322,18 @@ class Table:
             elif not _VARIABLE_NAME.fullmatch(name):
                 bad.append(f"'${{{name}}}' is not a valid environment variable name")
             elif name in self.ctx.environ:
+                used.append(name)
                 return self.ctx.environ[name]
             else:
                 missing.append(name)
             return ""
 
         result = _REFERENCE.sub(replace, text)
+        if used:
+            names = ", ".join(f"${{{name}}}" for name in dict.fromkeys(used))
+            self.origins[report_key] = text if len(text) <= 80 else names
+            for name in used:
+                self.ctx.hide(self.ctx.environ[name])
         if bad:
             self.problem(report_key, bad[0])
             return INVALID
@@ -280,10 +362,14 @@ class Table:
         if kind == "int":
             if isinstance(value, bool) or not isinstance(value, int):
                 raise ValueError(f"expected an integer, got {type_name(value)}")
+            if abs(value) > MAX_INT:
+                raise ValueError("is too large (integers must fit in 64 bits)")
             return value
         if kind == "float":
             if isinstance(value, bool) or not isinstance(value, int | float):
                 raise ValueError(f"expected a number, got {type_name(value)}")
+            if (isinstance(value, int) and abs(value) > MAX_INT) or not math.isfinite(value):
+                raise ValueError("expected a finite number of reasonable size")
             return float(value)
         if kind == "bool":
             if not isinstance(value, bool):
@@ -292,7 +378,11 @@ class Table:
         if kind == "duration":
             if not isinstance(value, str):
                 raise ValueError(f"expected {DURATION_FORM}, got {type_name(value)}")
-            return parse_duration(value)
+            seconds = parse_duration(value)
+            too_long = duration_problem(seconds)
+            if too_long:
+                raise ValueError(too_long)
+            return seconds
         # str_list, path_list
         if not isinstance(value, list):
             raise ValueError(f"expected an array of strings, got {type_name(value)}")

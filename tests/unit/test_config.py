@@ -453,8 +453,8 @@ def test_plugin_option_problems(tmp_path: Path, line: str, expected: str) -> Non
         ('[schedule]\nfast_interval = "15"', "[schedule]: fast_interval: expected a duration"),
         ('[schedule]\ndaily_interval = "1y"', "[schedule]: daily_interval: expected a duration"),
         ('[schedule]\nfast_interval = "0s"', "[schedule]: fast_interval: must be positive"),
-        ("[sink.jsonl]\nmax_bytes = 10", "[sink.jsonl]: path: missing required key"),
-        ('[sink.jsonl]\npath = "x"\nbackups = -1', "[sink.jsonl]: backups: must not be negative"),
+        ("[sink.jsonl]\nmax_bytes = 1048576", "[sink.jsonl]: path: missing required key"),
+        ('[sink.jsonl]\npath = "x"\nbackups = -1', "[sink.jsonl]: backups: must be between 0 and 1000, got -1"),
         ("collector = 3", "[collector]: expected a table, got an integer"),
     ],
 )  # fmt: skip
