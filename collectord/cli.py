@@ -241,6 +241,8 @@ def _print_plugins(loaded: Mapping[str, LoadedPlugin], fmt: str, out: TextIO) ->
 
 def _print_check(config: Config, out: TextIO) -> None:
     out.write(f"{config.path}: valid, {len(config.sources)} source(s)\n")
+    host, port = config.collector.listen_host, config.collector.listen_port
+    out.write(f"listen {f'[{host}]' if ':' in host else host}:{port}\n")
     for src in config.sources:
         out.write(f'source "{src.name}" (plugin {src.plugin})\n')
         for cadence in src.cadences():

@@ -79,12 +79,13 @@ def read_config_bytes(
             if os.fstat(fd).st_size > limit:
                 raise ConfigReadError(f"it is larger than {_size(limit)}")
             os.set_blocking(fd, True)
-        return _read_all(fd, limit=limit, deadline=None if regular else time.monotonic() + timeout)
+        deadline = None if regular else time.monotonic() + timeout
+        return _read_all(fd, limit=limit, deadline=deadline, timeout=timeout)
     finally:
         os.close(fd)
 
 
-def _read_all(fd: int, *, limit: int, deadline: float | None) -> bytes:
+def _read_all(fd: int, *, limit: int, deadline: float | None, timeout: float) -> bytes:
     poller = select.poll()
     poller.register(fd, select.POLLIN)
     chunks: list[bytes] = []
@@ -94,8 +95,8 @@ def _read_all(fd: int, *, limit: int, deadline: float | None) -> bytes:
             left = deadline - time.monotonic()
             if left <= 0 or not poller.poll(max(1, int(left * 1000))):
                 raise ConfigReadError(
-                    "reading it took longer than "
-                    f"{CONFIG_READ_TIMEOUT:g}s (a pipe or FIFO whose writer never finished)"
+                    f"reading it took longer than {timeout:g}s "
+                    "(a pipe or FIFO whose writer never finished)"
                 )
         try:
             chunk = os.read(fd, 65536)
@@ -155,10 +156,18 @@ def append_path_problem(path: Path) -> str | None:
     kind = special_file(path)
     if kind is not None:
         return f"expected a regular file, found {kind}"
-    parent = special_file(path.parent)
-    if parent is not None and parent != "a directory":
-        return f"its folder is {parent}"
+    parent = not_a_directory(path.parent)
+    if parent is not None:
+        return f"its folder is {parent}, not a directory"
     return None
+
+
+def not_a_directory(path: Path) -> str | None:
+    """What ``path`` is when it exists and is not a directory, else ``None``."""
+    kind = special_file(path)
+    if kind is None and path.is_file():
+        return "a regular file"
+    return None if kind == "a directory" else kind
 
 
 def duration_problem(seconds: float, *, maximum: float = MAX_DURATION) -> str | None:

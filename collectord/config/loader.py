@@ -23,8 +23,8 @@ from collectord.config.checks import (
     MAX_TIMEOUT,
     append_path_problem,
     duration_problem,
+    not_a_directory,
     parse_listen,
-    special_file,
     url_problem,
 )
 from collectord.config.durations import format_duration, parse_duration
@@ -233,8 +233,8 @@ def _read_collector(table: Table) -> CollectorConfig:
     _set(values, "log_level", _choice(table, "log_level", _LOG_LEVELS))
     _set(values, "log_format", _choice(table, "log_format", _LOG_FORMATS))
     state_dir = table.take("state_dir", "path")
-    kind = special_file(state_dir) if isinstance(state_dir, Path) else None
-    if kind is not None and kind != "a directory":
+    kind = not_a_directory(state_dir) if isinstance(state_dir, Path) else None
+    if kind is not None:
         table.problem("state_dir", f"expected a directory, found {kind}")
     else:
         _set(values, "state_dir", state_dir)

@@ -53,6 +53,8 @@ INVALID: Final[Any] = _Marker("INVALID")
 CONFIG_ENV: Final = "COLLECTORD_CONFIG"
 _REFERENCE = re.compile(r"\$\$|\$\{(?P<name>[^}]*)\}|\$\{")
 _VARIABLE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+#: Control characters (a key name may hold any) are escaped: a problem is one line.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f\x80-\x9f\u2028\u2029]")
 #: Keys whose values are secrets even when the caller does not say so: never shown.
 SECRET_NAME: Final = re.compile(r"token|secret|password|passwd|credential|auth", re.IGNORECASE)
 
@@ -141,7 +143,8 @@ class Context:
         """``{file}: {table}: {key}: {what}``, leaving out the parts that are ``None``;
         hidden values and anything shaped like a token are masked."""
         text = ": ".join(part for part in (self.file, table, key, what) if part is not None)
-        return scrub(text, sorted(self.hidden, key=len, reverse=True))
+        text = scrub(text, sorted(self.hidden, key=len, reverse=True))
+        return _CONTROL.sub(lambda m: repr(m.group(0))[1:-1], text)
 
     def problem(self, table: str | None, key: str | None, what: str) -> None:
         self.problems.append(self.line(table, key, what))
