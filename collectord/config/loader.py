@@ -159,8 +159,15 @@ def read_plugin_dirs(
     path = Path(path)
     data = read_document(path) if document is None else document
     ctx = _context(path, environ)
-    dirs = _table(ctx, data, "collector", "[collector]").take("plugin_dirs", "path_list")
-    return dirs if isinstance(dirs, tuple) and not ctx.problems else ()
+    table = _table(ctx, data, "collector", "[collector]")
+    dirs = table.take("plugin_dirs", "path_list")
+    if not isinstance(dirs, tuple) or ctx.problems:
+        return ()
+    missing = [n for n, folder in enumerate(dirs, 1) if not folder.is_dir()]
+    if missing and not table.shown("plugin_dirs"):  # the plugin loader would show the path
+        what = f"item {missing[0]} is not a directory{table.got('plugin_dirs', None)}"
+        raise ConfigError([ctx.line("[collector]", "plugin_dirs", what)])
+    return dirs
 
 
 def _context(path: Path, environ: Mapping[str, str] | None) -> Context:

@@ -469,3 +469,19 @@ def test_listen_override_from_the_flag_and_the_environment(
     code, out, err = run_cli("run", "-c", str(path), "--listen", "nohost")
     assert (code, out) == (2, "")
     assert err.strip().startswith("--listen: expected HOST:PORT")
+
+
+def test_plugin_dirs_from_a_file_are_not_shown_by_the_plugin_loader(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "secret.txt").write_text(PAGE_TOKEN + "\n")
+    path = tmp_path / "collector.toml"
+    path.write_text('[collector]\nplugin_dirs_file = "secret.txt"\n' + SOURCE)
+    code, out, err = run_cli("check", "-c", str(path))
+    assert (code, out) == (2, "")
+    _assert_no_secret(err)
+    assert err.strip() == (
+        f"{path}: [collector]: plugin_dirs: item 1 is not a directory "
+        f"(the value comes from the file {tmp_path / 'secret.txt'}, not shown)"
+    )
