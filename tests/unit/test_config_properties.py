@@ -192,7 +192,7 @@ def assert_clean(path: Path, lines: list[str]) -> None:
 
 
 @settings(
-    max_examples=200,
+    max_examples=150,
     deadline=None,
     derandomize=True,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
