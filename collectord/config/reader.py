@@ -53,6 +53,8 @@ INVALID: Final[Any] = _Marker("INVALID")
 CONFIG_ENV: Final = "COLLECTORD_CONFIG"
 _REFERENCE = re.compile(r"\$\$|\$\{(?P<name>[^}]*)\}|\$\{")
 _VARIABLE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+#: Values from variables and files shorter than this are not masked in messages.
+_HIDE_FROM: Final = 12
 #: Control characters (a key name may hold any) are escaped: a problem is one line.
 _CONTROL = re.compile(r"[\x00-\x1f\x7f\x80-\x9f\u2028\u2029]")
 #: Keys whose values are secrets even when the caller does not say so: never shown.
@@ -125,26 +127,31 @@ class Context:
     #: Values never to be shown: what ``${VAR}`` and ``X_file`` gave, and secrets.
     hidden: set[str] = field(default_factory=set)
 
-    def hide(self, value: object) -> None:
+    def hide(self, value: object, *, secret: bool = False) -> None:
         """Keep ``value`` (a string, or the strings in a list or table) out of every
-        problem and warning line, whatever the message that would show it."""
+        problem and warning line, whatever the message that would show it. Short values
+        that are not ``secret`` are left alone (hiding ``"info"`` would garble messages;
+        tokens and app secrets are long)."""
         if isinstance(value, Secret):
             value = value.reveal()
         if isinstance(value, str):
-            self.hidden.add(value)
+            if secret or len(value) >= _HIDE_FROM:
+                self.hidden.add(value)
         elif isinstance(value, list | tuple):
             for item in value:
-                self.hide(item)
+                self.hide(item, secret=secret)
         elif isinstance(value, Mapping):
             for item in value.values():
-                self.hide(item)
+                self.hide(item, secret=secret)
 
     def line(self, table: str | None, key: str | None, what: str) -> str:
         """``{file}: {table}: {key}: {what}``, leaving out the parts that are ``None``;
-        hidden values and anything shaped like a token are masked."""
-        text = ": ".join(part for part in (self.file, table, key, what) if part is not None)
+        hidden values and anything shaped like a token are masked, control characters
+        escaped."""
+        text = ": ".join(part for part in (table, key, what) if part is not None)
         text = scrub(text, sorted(self.hidden, key=len, reverse=True))
-        return _CONTROL.sub(lambda m: repr(m.group(0))[1:-1], text)
+        text = _CONTROL.sub(lambda m: repr(m.group(0))[1:-1], text)
+        return f"{self.file}: {text}" if text else self.file
 
     def problem(self, table: str | None, key: str | None, what: str) -> None:
         self.problems.append(self.line(table, key, what))
@@ -247,7 +254,7 @@ class Table:
         if value is INVALID:
             return value
         if secret or SECRET_NAME.search(key):
-            self.ctx.hide(value)
+            self.ctx.hide(value, secret=True)
         try:
             converted = self._convert(value, kind, from_file=from_file, secret=secret)
         except (ValueError, OverflowError) as exc:
@@ -290,7 +297,7 @@ class Table:
         except UnicodeDecodeError:
             self.problem(file_key, f"cannot read {named}: not UTF-8 text")
             return INVALID
-        self.ctx.hide(text.strip())
+        self.ctx.hide(text.strip(), secret=bool(SECRET_NAME.search(key)))
         self.origins[key] = f"the file {named}"
         return text.strip()
 
@@ -336,7 +343,7 @@ class Table:
             names = ", ".join(f"${{{name}}}" for name in dict.fromkeys(used))
             self.origins[report_key] = text if len(text) <= 80 else names
             for name in used:
-                self.ctx.hide(self.ctx.environ[name])
+                self.ctx.hide(self.ctx.environ[name], secret=bool(SECRET_NAME.search(key)))
         if bad:
             self.problem(report_key, bad[0])
             return INVALID

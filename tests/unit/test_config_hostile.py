@@ -485,3 +485,12 @@ def test_plugin_dirs_from_a_file_are_not_shown_by_the_plugin_loader(
         f"{path}: [collector]: plugin_dirs: item 1 is not a directory "
         f"(the value comes from the file {tmp_path / 'secret.txt'}, not shown)"
     )
+
+
+def test_short_values_from_variables_do_not_garble_other_messages(tmp_path: Path) -> None:
+    text = '[collector]\nlog_level = "loud"\n' + SOURCE.replace('"acme-page"', '"${NAME}"')
+    found = problems(tmp_path, text, environ={"NAME": "info"})
+    assert found == [
+        f"{tmp_path / 'collector.toml'}: [collector]: log_level: "
+        "expected one of debug, info, warning, error, got 'loud'"
+    ]
