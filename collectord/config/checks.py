@@ -1,11 +1,9 @@
 """The limits ``collector.toml`` must keep, so that ``collectord check`` refuses every value
-``collectord run`` could not use, and the bounded read of the config file itself.
+``collectord run`` could not use.
 
-The config file is read once, with a size cap and a time limit: a regular file, a pipe
-(``-c <(envsubst < tmpl.toml)``, ``-c /dev/stdin``) or a FIFO all work, and a device or a
-writer that never stops is an error rather than a hang. Everything else here turns a value
-into a problem message that never repeats the value (the caller decides whether the value
-may be shown, see :meth:`collectord.config.reader.Table.got`).
+Each check here turns a value into a problem message that never repeats the value (the
+caller decides whether the value may be shown, see
+:meth:`collectord.config.reader.Table.got`).
 """
 
 from __future__ import annotations
@@ -14,13 +12,10 @@ import ipaddress
 import math
 import os
 import re
-import select
 import stat
-import time
-from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, Final
+from typing import Final
 from urllib.parse import urlsplit
 
 from collectord.config.types import Config
@@ -29,12 +24,6 @@ KIB: Final = 1024
 MIB: Final = 1024 * KIB
 DAY: Final = 86400.0
 
-#: The largest config file read (a real one is a few KiB).
-CONFIG_MAX_BYTES: Final = 1 * MIB
-#: Seconds a pipe or FIFO may take to deliver the whole config file.
-CONFIG_READ_TIMEOUT: Final = 10.0
-#: Tables and arrays nested deeper than this are refused (a real config nests 3 deep).
-MAX_NESTING: Final = 16
 #: The largest file an ``X_file`` key may name (a token is well under 1 KiB).
 VALUE_FILE_MAX_BYTES: Final = 64 * KIB
 #: The longest duration any key accepts (intervals, jitter, ages): about ten years.
@@ -50,93 +39,22 @@ MAX_BYTES_MAX: Final = 1024**4
 
 _HOST_NAME = re.compile(r"[A-Za-z0-9_]([A-Za-z0-9_.-]*[A-Za-z0-9_])?\.?")
 _LISTEN_FORM: Final = 'expected HOST:PORT such as "127.0.0.1:9464" or "[::1]:9464"'
-_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
-_NONBLOCK = getattr(os, "O_NONBLOCK", 0)
 
 
-class ConfigReadError(OSError):
-    """The config file could not be read whole (too large, too slow, not a file)."""
-
-
-def read_config_bytes(
-    path: Path, *, limit: int = CONFIG_MAX_BYTES, timeout: float = CONFIG_READ_TIMEOUT
-) -> bytes:
-    """The bytes of the config file ``path``, read once.
-
-    A regular file larger than ``limit`` is refused at once. A pipe, FIFO or character
-    device is read as it comes until its writer closes it; past ``limit`` bytes, or when the
-    writer sends nothing for ``timeout`` seconds in all, :class:`ConfigReadError` says so
-    (``/dev/zero`` or a forgotten FIFO fail quickly instead of filling memory or hanging).
-    A FIFO that has no writer yet is waited for within the same ``timeout``.
-    """
-    fd = os.open(path, os.O_RDONLY | _CLOEXEC | _NONBLOCK)
+def _mode(path: Path, *, follow: bool = True) -> int | None:
+    """``st_mode`` of ``path``, or ``None`` when it cannot be known (missing, a name too
+    long, no permission)."""
     try:
-        mode = os.fstat(fd).st_mode
-        if stat.S_ISDIR(mode):
-            raise ConfigReadError("it is a directory")
-        regular = stat.S_ISREG(mode)
-        if regular:
-            if os.fstat(fd).st_size > limit:
-                raise ConfigReadError(f"it is larger than {_size(limit)}")
-            os.set_blocking(fd, True)
-        deadline = None if regular else time.monotonic() + timeout
-        return _read_all(fd, limit=limit, deadline=deadline, timeout=timeout)
-    finally:
-        os.close(fd)
-
-
-def _read_all(fd: int, *, limit: int, deadline: float | None, timeout: float) -> bytes:
-    poller = select.poll()
-    poller.register(fd, select.POLLIN)
-    chunks: list[bytes] = []
-    size = 0
-    while True:
-        if deadline is not None:
-            left = deadline - time.monotonic()
-            if left <= 0 or not poller.poll(max(1, int(left * 1000))):
-                raise ConfigReadError(
-                    f"reading it took longer than {timeout:g}s "
-                    "(a pipe or FIFO whose writer never finished)"
-                )
-        try:
-            chunk = os.read(fd, 65536)
-        except BlockingIOError:
-            continue
-        if not chunk:
-            return b"".join(chunks)
-        size += len(chunk)
-        if size > limit:
-            raise ConfigReadError(f"it is larger than {_size(limit)}")
-        chunks.append(chunk)
-
-
-def _size(n: int) -> str:
-    return f"{n // MIB} MiB" if n % MIB == 0 else f"{n // KIB} KiB"
-
-
-def too_deep(document: Any, limit: int = MAX_NESTING) -> bool:
-    """Whether tables and arrays in ``document`` nest deeper than ``limit`` (checked
-    without recursion, so any depth is safe to ask about)."""
-    stack: list[tuple[Any, int]] = [(document, 1)]
-    while stack:
-        value, depth = stack.pop()
-        children = value.values() if isinstance(value, Mapping) else value
-        for child in children:
-            if isinstance(child, Mapping | list):
-                if depth + 1 > limit:
-                    return True
-                stack.append((child, depth + 1))
-    return False
+        return os.stat(path, follow_symlinks=follow).st_mode
+    except (OSError, ValueError):
+        return None
 
 
 def special_file(path: Path) -> str | None:
     """What ``path`` is when it exists and is not a regular file (``a directory``, ``a
     FIFO``...), else ``None``. Symbolic links are followed."""
-    try:
-        mode = path.stat().st_mode
-    except (OSError, ValueError):
-        return None
-    if stat.S_ISREG(mode):
+    mode = _mode(path)
+    if mode is None or stat.S_ISREG(mode):
         return None
     if stat.S_ISDIR(mode):
         return "a directory"
@@ -149,9 +67,23 @@ def special_file(path: Path) -> str | None:
     return "not a regular file"
 
 
+def not_a_directory(path: Path) -> str | None:
+    """What ``path`` is when it exists and is not a directory, else ``None``."""
+    mode = _mode(path)
+    if mode is None or stat.S_ISDIR(mode):
+        return None
+    return "a regular file" if stat.S_ISREG(mode) else special_file(path)
+
+
+def is_directory(path: Path) -> bool:
+    mode = _mode(path)
+    return mode is not None and stat.S_ISDIR(mode)
+
+
 def append_path_problem(path: Path) -> str | None:
     """Why a file could not be appended to at ``path`` (``None`` when it can be tried)."""
-    if path.is_symlink():
+    link = _mode(path, follow=False)
+    if link is not None and stat.S_ISLNK(link):
         return "is a symbolic link; collectord does not write through one"
     kind = special_file(path)
     if kind is not None:
@@ -160,14 +92,6 @@ def append_path_problem(path: Path) -> str | None:
     if parent is not None:
         return f"its folder is {parent}, not a directory"
     return None
-
-
-def not_a_directory(path: Path) -> str | None:
-    """What ``path`` is when it exists and is not a directory, else ``None``."""
-    kind = special_file(path)
-    if kind is None and path.is_file():
-        return "a regular file"
-    return None if kind == "a directory" else kind
 
 
 def duration_problem(seconds: float, *, maximum: float = MAX_DURATION) -> str | None:

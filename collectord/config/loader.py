@@ -27,16 +27,20 @@ from collectord.config.checks import (
     parse_listen,
     url_problem,
 )
+from collectord.config.document import (
+    CONFIG_ENV,
+    read_document,
+    read_plugin_dirs,
+    resolve_config_path,
+)
 from collectord.config.durations import format_duration, parse_duration
 from collectord.config.options import read_options, read_token, resolve_metrics, validate_options
 from collectord.config.reader import (
-    CONFIG_ENV,
     INVALID,
     MISSING,
     Context,
     Kind,
     Table,
-    read_document,
     suggestion,
     type_name,
 )
@@ -63,8 +67,6 @@ __all__ = [
     "resolve_config_path",
 ]
 
-DEFAULT_CONFIG: Final = "collector.toml"
-
 _TABLES: Final = ("collector", "graph", "schedule", "source", "sink")
 _SINKS: Final = ("jsonl",)
 _LOG_LEVELS: Final = ("debug", "info", "warning", "error")
@@ -85,13 +87,6 @@ _VERSION = re.compile(r"v\d+\.\d+")
 #: Below these, an interval polls more often than Meta refreshes (a warning, not an error).
 _FAST_FLOOR: Final = 15 * 60.0
 _DAILY_FLOOR: Final = 3600.0
-
-
-def resolve_config_path(cli_value: str | None, environ: Mapping[str, str] | None = None) -> Path:
-    """The config file to read: ``-c FILE``, else ``$COLLECTORD_CONFIG``, else
-    ``./collector.toml``."""
-    env = os.environ if environ is None else environ
-    return Path(cli_value or env.get(CONFIG_ENV) or DEFAULT_CONFIG)
 
 
 def load_config(
@@ -143,31 +138,6 @@ def load_document(
         jsonl=jsonl,
         warnings=tuple(ctx.warnings),
     )
-
-
-def read_plugin_dirs(
-    path: Path,
-    *,
-    environ: Mapping[str, str] | None = None,
-    document: Mapping[str, Any] | None = None,
-) -> tuple[Path, ...]:
-    """``[collector] plugin_dirs`` alone, read before the plugins are loaded (which
-    :func:`load_config` needs), from ``document`` when given (the file is read once: a pipe
-    cannot be read again), else from ``path``. A wrong value gives ``()`` here:
-    :func:`load_config` reports it. Raises :class:`ConfigError` for a file that cannot be
-    read or parsed."""
-    path = Path(path)
-    data = read_document(path) if document is None else document
-    ctx = _context(path, environ)
-    table = _table(ctx, data, "collector", "[collector]")
-    dirs = table.take("plugin_dirs", "path_list")
-    if not isinstance(dirs, tuple) or ctx.problems:
-        return ()
-    missing = [n for n, folder in enumerate(dirs, 1) if not folder.is_dir()]
-    if missing and not table.shown("plugin_dirs"):  # the plugin loader would show the path
-        what = f"item {missing[0]} is not a directory{table.got('plugin_dirs', None)}"
-        raise ConfigError([ctx.line("[collector]", "plugin_dirs", what)])
-    return dirs
 
 
 def _context(path: Path, environ: Mapping[str, str] | None) -> Context:

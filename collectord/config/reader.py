@@ -12,24 +12,13 @@ import datetime as dt
 import difflib
 import math
 import re
-import tomllib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final, Literal
 
-from collectord.config.checks import (
-    MAX_INT,
-    MAX_NESTING,
-    VALUE_FILE_MAX_BYTES,
-    ConfigReadError,
-    duration_problem,
-    read_config_bytes,
-    special_file,
-    too_deep,
-)
+from collectord.config.checks import MAX_INT, VALUE_FILE_MAX_BYTES, duration_problem, special_file
 from collectord.config.durations import DURATION_FORM, parse_duration
-from collectord.errors import ConfigError
 from collectord.files import UnsafePathError, read_limited
 from collectord.secret import Secret, scrub
 
@@ -49,52 +38,18 @@ MISSING: Final[Any] = _Marker("MISSING")
 #: The key is set but wrong; the problem has been recorded.
 INVALID: Final[Any] = _Marker("INVALID")
 
-#: The variable naming the config file when ``-c`` does not.
-CONFIG_ENV: Final = "COLLECTORD_CONFIG"
 _REFERENCE = re.compile(r"\$\$|\$\{(?P<name>[^}]*)\}|\$\{")
 _VARIABLE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+#: A value written in the file is shown in a problem line up to this many characters.
+_SHOWN_MAX: Final = 80
+#: Longest problem line (after the file name).
+_LINE_MAX: Final = 600
 #: Values from variables and files shorter than this are not masked in messages.
 _HIDE_FROM: Final = 12
 #: Control characters (a key name may hold any) are escaped: a problem is one line.
 _CONTROL = re.compile(r"[\x00-\x1f\x7f\x80-\x9f\u2028\u2029]")
 #: Keys whose values are secrets even when the caller does not say so: never shown.
 SECRET_NAME: Final = re.compile(r"token|secret|password|passwd|credential|auth", re.IGNORECASE)
-
-
-def read_document(path: Path) -> dict[str, Any]:
-    """The TOML document in ``path``, unchecked, read once (a pipe works: see
-    :func:`~collectord.config.checks.read_config_bytes`); a one-line :class:`ConfigError`
-    naming the file when it cannot be read or parsed."""
-    try:
-        raw = read_config_bytes(path.expanduser())
-    except ConfigReadError as exc:
-        raise ConfigError([f"{path}: cannot read the config file: {exc}"]) from None
-    except (OSError, ValueError) as exc:
-        reason = getattr(exc, "strerror", None) or type(exc).__name__
-        hint = f" (choose the file with -c FILE or ${CONFIG_ENV})"
-        raise ConfigError([f"{path}: cannot read the config file: {reason}{hint}"]) from None
-    try:
-        document = tomllib.loads(raw.decode("utf-8"))
-    except UnicodeDecodeError:
-        raise ConfigError([f"{path}: not UTF-8 text"]) from None
-    except tomllib.TOMLDecodeError as exc:
-        message = str(exc)
-        where = re.search(r"\s*\(at line (\d+), column (\d+)\)$", message)
-        if where:
-            message = message[: where.start()]
-            location = f"line {where.group(1)}, column {where.group(2)}: "
-        else:
-            location = ""
-        raise ConfigError([f"{path}: {location}invalid TOML: {message}"]) from None
-    except RecursionError:
-        document = None
-    except ValueError:  # an integer of thousands of digits
-        raise ConfigError([f"{path}: invalid TOML: a number too long to read"]) from None
-    if document is None or too_deep(document):
-        raise ConfigError(
-            [f"{path}: invalid TOML: tables or arrays nested more than {MAX_NESTING} deep"]
-        )
-    return document
 
 
 def substitute(text: str, environ: Mapping[str, str]) -> str | None:
@@ -151,6 +106,8 @@ class Context:
         text = ": ".join(part for part in (table, key, what) if part is not None)
         text = scrub(text, sorted(self.hidden, key=len, reverse=True))
         text = _CONTROL.sub(lambda m: repr(m.group(0))[1:-1], text)
+        if len(text) > _LINE_MAX:  # a key or value of a megabyte stays one readable line
+            text = f"{text[: _LINE_MAX - 20]}... (cut)"
         return f"{self.file}: {text}" if text else self.file
 
     def problem(self, table: str | None, key: str | None, what: str) -> None:
@@ -219,7 +176,10 @@ class Table:
             return f" (the value comes from {origin}, not shown)"
         if secret or SECRET_NAME.search(key):
             return " (the value is a secret, not shown)"
-        return f", got {value!r}"
+        shown = repr(value)
+        if len(shown) > _SHOWN_MAX:  # one readable line, whatever the file holds
+            shown = f"{shown[: _SHOWN_MAX - 20]}... ({len(str(value))} characters)"
+        return f", got {shown}"
 
     def shown(self, key: str, *, secret: bool = False) -> bool:
         """Whether :meth:`got` would show ``key``'s value."""

@@ -23,12 +23,8 @@ from apscheduler.triggers.interval import IntervalTrigger
 
 from collectord import Option, SourcePlugin
 from collectord.cli import main
-from collectord.config.checks import (
-    CONFIG_MAX_BYTES,
-    MAX_DURATION,
-    ConfigReadError,
-    read_config_bytes,
-)
+from collectord.config.checks import MAX_DURATION
+from collectord.config.document import CONFIG_MAX_BYTES, ConfigReadError, read_config_bytes
 from collectord.config.loader import load_config
 from collectord.errors import ConfigError
 from collectord.plugin.manager import load_source_plugins, plugin_map
@@ -494,3 +490,11 @@ def test_short_values_from_variables_do_not_garble_other_messages(tmp_path: Path
         f"{tmp_path / 'collector.toml'}: [collector]: log_level: "
         "expected one of debug, info, warning, error, got 'loud'"
     ]
+
+
+def test_a_huge_key_or_value_stays_one_short_line(tmp_path: Path) -> None:
+    key, value = "k" * 200_000, "v" * 200_000
+    found = problems(tmp_path, f'{key} = 1\n[collector]\nlog_level = "{value}"\n' + SOURCE)
+    assert len(found) == 2
+    assert all(len(line) < 1000 for line in found)
+    assert found[1].endswith("vvv... (200000 characters)")
