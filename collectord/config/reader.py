@@ -244,12 +244,16 @@ class Table:
         named = self.origins.get(file_key) or str(path)
         kind = special_file(path)
         try:
-            if kind is not None:
+            if kind is not None:  # a FIFO would hang the read, a device never end
                 raise UnsafePathError(f"it is {kind}, not a regular file")
             text = read_limited(path, VALUE_FILE_MAX_BYTES).decode("utf-8")
         except UnsafePathError as exc:
-            why = str(exc) if kind is not None else "it is larger than 64 KiB"
-            self.problem(file_key, f"cannot read {named}: {why}")
+            if kind is None:  # read_limited's own refusal
+                oversize = "larger" in str(exc)
+                exc = UnsafePathError(
+                    "it is larger than 64 KiB" if oversize else "it is not a regular file"
+                )
+            self.problem(file_key, f"cannot read {named}: {exc}")
             return INVALID
         except OSError as exc:
             self.problem(file_key, f"cannot read {named}: {exc.strerror or type(exc).__name__}")
