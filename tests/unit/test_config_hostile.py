@@ -249,6 +249,8 @@ def test_run_serves_a_config_from_a_pipe_on_the_listen_flag(tmp_path: Path) -> N
         metrics = None
         while metrics is None and proc.poll() is None and time.monotonic() < deadline:
             metrics = _get(f"http://127.0.0.1:{port}/metrics")
+            if metrics is None:
+                time.sleep(0.05)  # not listening yet (as the integration helpers poll)
         assert metrics is not None, "collectord did not serve on --listen"
         assert 'collectord_source_up{plugin="facebook_page",source="acme-page"}' in metrics
         proc.send_signal(signal.SIGTERM)
