@@ -203,6 +203,7 @@ async def run(
                 alive=lambda: scheduler.scheduler.running,
                 plugins=about,
                 graph_stats=col.graph_stats,
+                web_config=col.config.collector.web,
             )
             host, port = col.config.collector.listen_host, col.config.collector.listen_port
             try:
