@@ -15,7 +15,8 @@ as one round trip to Meta does). Then a real :class:`~collectord.daemon.Collecto
 
 Printed: wall time of each cycle, HTTP requests and Graph calls, and the ratios that do not
 depend on the machine: round trips per cycle against the latency floor (requests / 8 in
-flight x latency), and one account against spread. Target: at most 5 s for both.
+flight x latency), the pages of the media list (100 media each, Meta's largest page, read
+one after another: a floor of their own), and one account against spread. Target: at most 5 s for both.
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ class CycleRun:
     wall_seconds: float
     http_requests: int
     graph_calls: int
+    list_pages: int  # requests for a page of the media list (one after another per source)
     failed: tuple[str, ...]
 
     def floor_seconds(self, latency: float) -> float:
@@ -117,6 +119,7 @@ async def run_cycle(
     finally:
         await sim.stop()
     stats = sim.stats()
+    list_pages = sum(1 for r in sim.requests if r.batch_size is None and r.path.endswith("/media"))
     return CycleRun(
         label,
         sources,
@@ -124,6 +127,7 @@ async def run_cycle(
         wall,
         stats["http_requests"],
         stats["graph_calls"],
+        list_pages,
         failed,
     )
 
@@ -142,6 +146,11 @@ def format_runs(runs: Sequence[CycleRun], latency: float) -> str:
             f"{run.graph_calls} Graph calls; latency floor {floor:.2f}s, "
             f"wall / floor {run.wall_seconds / floor if floor else 0:.2f}, "
             f"round trips in sequence {run.wall_seconds / latency:.0f})"
+        )
+        chain = run.list_pages / run.sources
+        lines.append(
+            f"{'':<12} {run.list_pages} list pages, {chain:.0f} one after another per source: "
+            f"{chain * latency:.2f}s of the cycle before any insight can be asked for the last"
         )
         lines.extend(f"  FAILED {f}" for f in run.failed)
     if len(runs) == 2 and runs[0].wall_seconds:
