@@ -20,6 +20,11 @@ Meta's rules it keeps (docs/meta-facts.md 7.3, 7.4, 8):
 - **Recovery.** When a block ends, the usage readings taken before it are dropped (they
   say 100 %, from the throttled answers) and one request goes out alone as a probe; the
   others wait for its answer, then follow at the pace its fresh usage readings allow.
+- **One at a time near the ceiling.** A source's batches go out together, and a reading
+  says nothing of the calls still in flight: eight batches of 50 sent at 60 % would all
+  land before any answer said 75 %. From :data:`CAUTION` of the ceiling on, requests under
+  a budget go out one at a time, each after the previous one's answer (and its readings),
+  so usage passes the ceiling by at most one request.
 """
 
 from __future__ import annotations
@@ -48,6 +53,26 @@ COOLDOWNS: Mapping[int, float] = {4: 300.0, 17: 300.0, 32: 300.0, 341: 300.0, 36
 HYSTERESIS = 0.05
 #: The cooldown of any other throttle code (a BUC code without a regain time).
 DEFAULT_COOLDOWN = 300.0
+#: From this share of the ceiling on, one request at a time per budget (module docstring).
+CAUTION = 0.5
+#: How long a reading counts for :data:`CAUTION` (longer than for pacing: a poll every 15
+#: minutes finds its last readings older than ``usage_ttl`` and must not send all of its
+#: batches blind on them). An hour: the shortest window Meta meters (docs/meta-facts.md 7.1).
+CAUTION_MEMORY = 3600.0
+
+
+class Admission(tuple[str, ...]):
+    """What :meth:`RateGovernor.admit` returns: the budget keys the request probes (a
+    tuple, as :meth:`RateGovernor.release` expects) and, near the ceiling, the budget's
+    one-at-a-time slot the request holds until it is released."""
+
+    gate: asyncio.Lock | None = None
+
+    @classmethod
+    def holding(cls, probes: tuple[str, ...], gate: asyncio.Lock) -> Admission:
+        admission = cls(probes)
+        admission.gate = gate
+        return admission
 
 
 def budget_label(key: str) -> str:
@@ -96,7 +121,7 @@ class RateGovernor:
         self._slowing: set[str] = set()
         self._probe_due: set[str] = set()  # blocks ended, no probe sent yet
         self._probes: dict[str, asyncio.Event] = {}  # probes in flight
-        self._pacing: dict[str, asyncio.Lock] = {}
+        self._gates: dict[str, asyncio.Lock] = {}  # one request at a time near the ceiling
         self.stats.throttled_until.setdefault(APP, 0.0)
 
     # -- feeding -------------------------------------------------------------------------
@@ -201,10 +226,13 @@ class RateGovernor:
     ) -> tuple[str, ...]:
         """Wait as :meth:`check` says (raising like it), using the injected sleep.
 
-        Returns the budget keys this request probes after a block: pass them to
-        :meth:`release` once its answer (or failure) is in. Requests arriving while a
-        probe is in flight wait for it, then check again.
+        Returns the budget keys this request probes after a block: pass the returned value
+        to :meth:`release` once its answer (or failure) is in. Requests arriving while a
+        probe is in flight wait for it, then check again. Near the ceiling (from
+        :data:`CAUTION` of it) requests under ``budget`` go one at a time: the returned
+        :class:`Admission` holds the budget's slot until released.
         """
+        limit = self.ceiling if ceiling is None else ceiling
         while True:
             delay = self.check(budget, ceiling=ceiling, calls=calls)
             waiting = [self._probes[k] for k in (APP, budget) if k in self._probes]
@@ -217,28 +245,50 @@ class RateGovernor:
                     self._probe_due.discard(key)
                     self._probes[key] = asyncio.Event()
                 return probing
-            if delay <= 0:
-                return ()
-            # above the ceiling: one request at a time, each after its own delay
-            lock = self._pacing.setdefault(budget, asyncio.Lock())
-            async with lock:
-                delay = self.check(budget, ceiling=ceiling, calls=calls)
-                if delay > 0:
-                    await self._sleep(delay)
-                    return ()
+            if self._near(budget, limit) or delay > 0:
+                # at or above the ceiling, the delay is waited holding the slot too
+                return await self._one_at_a_time(budget, ceiling, calls)
+            return ()
+
+    async def _one_at_a_time(self, budget: str, ceiling: float | None, calls: int) -> Admission:
+        """Take the budget's slot (after the request before has its answer), then wait
+        what the readings, fresh from that answer, say."""
+        gate = self._gates.setdefault(budget, asyncio.Lock())
+        await gate.acquire()
+        try:
+            delay = self.check(budget, ceiling=ceiling, calls=calls)
+            if delay > 0:
+                await self._sleep(delay)
+        except BaseException:
+            gate.release()
+            raise
+        return Admission.holding((), gate)
 
     def release(self, probes: Iterable[str]) -> None:
-        """The probe of these budget keys has its answer: let the waiting requests go."""
+        """The request admitted with ``probes`` (what :meth:`admit` returned) has its answer:
+        let the requests waiting behind it go."""
         for key in probes:
             event = self._probes.pop(key, None)
             if event is not None:
                 event.set()
+        gate = getattr(probes, "gate", None)
+        if gate is not None and gate.locked():
+            gate.release()
 
-    def _hottest(self, budget: str, now: float) -> tuple[str, tuple[str, str, str], float] | None:
+    def _near(self, budget: str, ceiling: float) -> bool:
+        """Usage of ``budget`` (or the app's) was at :data:`CAUTION` of the ceiling or more
+        within :data:`CAUTION_MEMORY`."""
+        hottest = self._hottest(budget, self._clock(), max(self._usage_ttl, CAUTION_MEMORY))
+        return hottest is not None and hottest[2] >= ceiling * CAUTION
+
+    def _hottest(
+        self, budget: str, now: float, ttl: float | None = None
+    ) -> tuple[str, tuple[str, str, str], float] | None:
         best: tuple[str, tuple[str, str, str], float] | None = None
+        ttl = self._usage_ttl if ttl is None else ttl
         for key in (APP, budget):
             for usage_key, (ratio, seen) in self._usage.get(key, {}).items():
-                if now - seen > self._usage_ttl:
+                if now - seen > ttl:
                     continue
                 if best is None or ratio > best[2]:
                     best = (key, usage_key, ratio)

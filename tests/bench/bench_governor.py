@@ -150,6 +150,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "graph_calls": client.stats.calls[graph._binding.budget],
         "polls": polls,
         "longest_without_fresh_answer_s": stalest,
+        "posts_served_after_block": None
+        if block_end is None
+        else f"{sum(t >= block_end for t in fresh.values())} of {len(posts)}",
         "interval_s": INTERVAL,
         "block_minutes": args.block_minutes,
         "first_answer_after_block_s": None

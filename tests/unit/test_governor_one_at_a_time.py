@@ -1,0 +1,89 @@
+"""Near the ceiling a budget's requests go one at a time, so a source's concurrent batches
+cannot all land on one old reading; far from it they still go together."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from collectord.graph.governor import RateGovernor
+from collectord.graph.usage import UsageReading
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+async def no_sleep(seconds: float) -> None:
+    await asyncio.sleep(0)
+
+
+def governor(clock: Clock) -> RateGovernor:
+    return RateGovernor(0.8, clock=clock, sleep=no_sleep)
+
+
+def reading(ratio: float) -> list[UsageReading]:
+    return [UsageReading("pages", "1", "call_count", ratio)]
+
+
+async def second_waits_for_first(gov: RateGovernor) -> bool:
+    """Admit one batch, then another: does the second wait until the first is released?"""
+    first = await gov.admit("t1", calls=50)
+    second = asyncio.create_task(gov.admit("t1", calls=50))
+    for _ in range(5):
+        await asyncio.sleep(0)
+    waited = not second.done()
+    gov.release(first)
+    gov.release(await asyncio.wait_for(second, 1.0))
+    return waited
+
+
+async def test_far_from_the_ceiling_batches_go_together() -> None:
+    clock = Clock()
+    gov = governor(clock)
+    assert not await second_waits_for_first(gov)  # no reading at all
+    gov.observe_usage("t1", reading(0.2))
+    assert not await second_waits_for_first(gov)
+
+
+async def test_from_half_the_ceiling_the_next_batch_waits_for_the_answer() -> None:
+    clock = Clock()
+    gov = governor(clock)
+    gov.observe_usage("t1", reading(0.5))
+    assert await second_waits_for_first(gov)
+    # another budget is not held up
+    first = await gov.admit("t1", calls=50)
+    other = await asyncio.wait_for(gov.admit("t2", calls=50), 1.0)
+    gov.release(other)
+    gov.release(first)
+
+
+@pytest.mark.parametrize(("age", "one_at_a_time"), [(900.0, True), (3700.0, False)])
+async def test_a_poll_every_15_minutes_still_heeds_its_last_reading(
+    age: float, one_at_a_time: bool
+) -> None:
+    clock = Clock()
+    gov = governor(clock)
+    gov.observe_usage("t1", reading(0.75))
+    clock.now += age
+    assert gov.check("t1", calls=50) == 0.0, "too old to pace on"
+    assert await second_waits_for_first(gov) is one_at_a_time
+
+
+async def test_a_request_that_fails_to_be_admitted_frees_the_slot() -> None:
+    clock = Clock()
+    gov = governor(clock)
+    gov.observe_usage("t1", reading(0.9))
+    first = await gov.admit("t1")
+    second = asyncio.create_task(gov.admit("t1"))
+    await asyncio.sleep(0)
+    second.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await second
+    gov.release(first)
+    gov.release(await asyncio.wait_for(gov.admit("t1"), 1.0))
