@@ -27,8 +27,18 @@ from collectord.errors import (
     ServerError,
     ThrottledError,
 )
-from collectord.graph.usage import buc_object_id, header_value, regain_seconds
+from collectord.graph.usage import buc_object_id, clamp_wait, header_value, regain_seconds
 from collectord.secret import Secret, scrub
+
+#: The deepest nesting of lists and objects accepted in an answer (Meta's answers nest
+#: fewer than ten levels); a deeper one is a ``bad_response``, so no walker of ours ever
+#: meets Python's recursion limit.
+MAX_DEPTH = 64
+#: The longest JSON integer read as a number, in digits (a float holds up to 309).
+MAX_INT_DIGITS = 400
+#: Content types that are never Meta's JSON (Meta sends ``application/json`` and, on
+#: old paths, ``text/javascript``); any type ending in ``html`` or ``xml`` is refused too.
+NOT_JSON_TYPES: frozenset[str] = frozenset({"text/html", "text/xml", "application/xml"})
 
 #: Rate-limit codes (docs/meta-facts.md 7.3): Meta says stop calling once one is seen.
 THROTTLE_CODES: frozenset[int] = frozenset({4, 17, 32, 341, 368, 613, *range(80000, 80015)})
@@ -198,7 +208,8 @@ def _as_str(value: Any) -> str | None:
 
 def _retry_after(code: int, headers: Mapping[str, str] | None) -> float | None:
     """Seconds until a throttle lifts: BUC ``estimated_time_to_regain_access``, else
-    ``Retry-After`` (seconds only)."""
+    ``Retry-After`` (seconds only); at most
+    :data:`~collectord.graph.usage.MAX_REGAIN_SECONDS`."""
     seconds = regain_seconds(headers, buc_type=BUC_TYPES.get(code))
     if seconds is not None:
         return seconds
@@ -206,10 +217,10 @@ def _retry_after(code: int, headers: Mapping[str, str] | None) -> float | None:
     if raw is None:
         return None
     try:
-        value = float(raw.strip())
+        value = float(raw.strip()[:64])
     except ValueError:
         return None
-    return value if value > 0 else None
+    return clamp_wait(value)
 
 
 def classify_error(
@@ -315,7 +326,7 @@ def decode_batch_element(
     body: Any = answer.get("body")
     if isinstance(body, str):
         try:
-            body = json.loads(body)
+            body = load_json(body)
         except ValueError:
             body = None
     if not isinstance(body, dict):
@@ -325,19 +336,78 @@ def decode_batch_element(
     return body
 
 
+def _parse_int(text: str) -> int | float:
+    """A JSON integer; one too long to be a count (more than :data:`MAX_INT_DIGITS`
+    digits) is infinity, which :func:`collectord.model.number` refuses, so one absurd value
+    costs that value, not the answer (Python refuses to read very long integers)."""
+    if len(text.lstrip("-")) > MAX_INT_DIGITS:
+        return float("-inf") if text.startswith("-") else float("inf")
+    return int(text)
+
+
+def too_deep(value: Any, limit: int = MAX_DEPTH) -> bool:
+    """Whether ``value`` (decoded JSON) nests lists and objects deeper than ``limit``;
+    walked without recursion."""
+    if not isinstance(value, dict | list):
+        return False
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        children = item.values() if isinstance(item, dict) else item
+        for child in children:
+            if isinstance(child, dict | list):
+                if depth >= limit:
+                    return True
+                stack.append((child, depth + 1))
+    return False
+
+
+def load_json(raw: bytes | str) -> Any:
+    """Decode a JSON answer of Meta's; raises ValueError for anything that is not JSON,
+    is not UTF-8, or nests deeper than :data:`MAX_DEPTH`."""
+    try:
+        value = json.loads(raw, parse_int=_parse_int)
+    except RecursionError:
+        raise ValueError("nested too deeply") from None
+    except UnicodeDecodeError:
+        raise ValueError("not UTF-8") from None
+    if isinstance(value, dict | list) and too_deep(value):
+        raise ValueError("nested too deeply")
+    return value
+
+
+def _content_type(headers: Mapping[str, str] | None) -> str:
+    return (header_value(headers, "Content-Type") or "").split(";")[0].strip().lower()
+
+
 def decode_answer(
     raw: bytes,
     http_status: int,
     *,
     headers: Mapping[str, str] | None = None,
     secrets: Iterable[str | Secret | None] = (),
+    where: str = "",
 ) -> Any:
     """The decoded JSON of one HTTP answer; raises its :func:`classify_error` error when it
-    is not JSON, has a status of 400 or more, or carries an error envelope."""
+    is not JSON (an empty or torn body, an HTML page, a content type that is not JSON,
+    nesting deeper than :data:`MAX_DEPTH`), has a status of 400 or more, or carries an
+    error envelope. ``where`` (a method and a scrubbed path) names the call in the message
+    of a :class:`~collectord.errors.BadResponseError`."""
+    prefix = f"{where}: " if where else ""
+    kind = _content_type(headers)
+    if not raw.strip():
+        raise BadResponseError(f"{prefix}the answer is empty", http_status=http_status)
+    if kind in NOT_JSON_TYPES or kind.endswith(("html", "xml")):
+        raise BadResponseError(
+            f"{prefix}the answer is {kind}, not JSON", http_status=http_status
+        )
     try:
-        body: Any = json.loads(raw)
-    except ValueError:
-        raise classify_error(None, http_status, headers=headers, secrets=secrets) from None
+        body: Any = load_json(raw)
+    except ValueError as exc:
+        raise BadResponseError(
+            f"{prefix}the answer is not JSON ({exc.__class__.__name__}: {str(exc)[:80]})",
+            http_status=http_status,
+        ) from None
     has_envelope = isinstance(body, Mapping) and isinstance(body.get("error"), Mapping)
     if http_status >= 400 or has_envelope:
         envelope = body if isinstance(body, Mapping) else {}
