@@ -398,9 +398,7 @@ def decode_answer(
     if not raw.strip():
         raise BadResponseError(f"{prefix}the answer is empty", http_status=http_status)
     if kind in NOT_JSON_TYPES or kind.endswith(("html", "xml")):
-        raise BadResponseError(
-            f"{prefix}the answer is {kind}, not JSON", http_status=http_status
-        )
+        raise BadResponseError(f"{prefix}the answer is {kind}, not JSON", http_status=http_status)
     try:
         body: Any = load_json(raw)
     except ValueError as exc:

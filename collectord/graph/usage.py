@@ -19,10 +19,11 @@ PAGE_USAGE = "X-Page-Usage"
 BUC_USAGE = "X-Business-Use-Case-Usage"
 #: The budgets each header reports, as the ``kind`` of a reading.
 KINDS: tuple[str, ...] = ("call_count", "total_cputime", "total_time")
-#: The longest wait collectord takes from Meta's ``estimated_time_to_regain_access`` or
-#: ``Retry-After`` (one hour, the governor's longest block): a header saying "a million
-#: minutes" must not stop a source for years.
-MAX_REGAIN_SECONDS = 3600.0
+#: The longest wait read from Meta's ``estimated_time_to_regain_access`` or
+#: ``Retry-After`` (one day): a header saying "a million minutes" (or an endless number)
+#: reads as one day, so no later arithmetic meets an absurd or infinite time. The governor
+#: then blocks a budget for at most an hour of it (``MAX_BLOCK``, with a warning).
+MAX_REGAIN_SECONDS = 86400.0
 
 
 def clamp_wait(seconds: float) -> float | None:
