@@ -200,7 +200,7 @@ class GraphClient:
             try:
                 return await self._attempt(binding, method, url, params, form, attempt, calls)
             except TransientError as err:
-                if attempt >= self.max_retries:
+                if attempt >= self.max_retries or not err.retryable:
                     raise
                 delay = self.backoff(attempt)
                 self.log.debug(
