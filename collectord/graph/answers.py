@@ -236,8 +236,8 @@ def classify_error(
     error page, an empty or torn body), which gives :class:`BadResponseError` whatever the
     status. With Meta's envelope ``{"error": {...}}`` the outcome comes from
     :func:`outcome_of` and the class from the code family (docs/meta-facts.md 9.2);
-    without one a 5xx is a :class:`ServerError` and anything else a plain
-    :class:`GraphError`. ``headers`` give a throttle's ``budget`` and ``retry_after``;
+    without one a 5xx is a :class:`ServerError` and anything else a
+    :class:`BadResponseError` (not what Meta answers). ``headers`` give a throttle's ``budget`` and ``retry_after``;
     ``secrets`` are masked in the message.
     """
     if body is None:
@@ -250,7 +250,9 @@ def classify_error(
             return ServerError(
                 "the Graph API failed without an error envelope", http_status=http_status
             )
-        return GraphError("the Graph API answered with an unexpected body", http_status=http_status)
+        return BadResponseError(
+            "the Graph API failed without an error envelope", http_status=http_status
+        )
 
     code = _as_int(envelope.get("code"))
     subcode = _as_int(envelope.get("error_subcode"))
