@@ -248,10 +248,24 @@ class Option:
 Labels = tuple[tuple[str, str], ...]
 
 
+#: The longest label value kept, in characters: Meta's keys and ids are short; a longer
+#: value (a breakdown key that is a whole document) is cut, so one odd answer cannot make
+#: megabyte-long series.
+MAX_LABEL_VALUE = 1024
+
+
+def label_value(value: Any) -> str:
+    """A label value as a string (``None`` is ``""``), at most :data:`MAX_LABEL_VALUE`
+    characters."""
+    text = "" if value is None else str(value)
+    return text if len(text) <= MAX_LABEL_VALUE else text[:MAX_LABEL_VALUE]
+
+
 def make_labels(items: Mapping[str, Any] | Iterable[tuple[str, Any]]) -> Labels:
-    """Freeze label pairs, keeping their order and turning values into strings."""
+    """Freeze label pairs, keeping their order and turning values into strings
+    (:func:`label_value`)."""
     pairs = items.items() if isinstance(items, Mapping) else items
-    return tuple((str(k), "" if v is None else str(v)) for k, v in pairs)
+    return tuple((str(k), label_value(v)) for k, v in pairs)
 
 
 @dataclass(frozen=True, slots=True)

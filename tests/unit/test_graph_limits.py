@@ -24,7 +24,7 @@ from collectord.errors import (
 from collectord.graph.answers import classify_error, decode_answer
 from collectord.graph.client import GraphClient
 from collectord.graph.usage import MAX_REGAIN_SECONDS, regain_seconds
-from collectord.model import number
+from collectord.model import MAX_LABEL_VALUE, make_labels, number
 
 TOKEN = "EAAPageToken0123456789abcdef"
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -209,3 +209,8 @@ async def test_a_ten_megabyte_error_message_is_cut_and_scrubbed(serve: Any) -> N
     assert len(text) < 700
     assert "more characters" in text
     assert TOKEN not in text
+
+
+def test_a_label_value_the_size_of_a_document_is_cut() -> None:
+    labels = make_labels({"key": "k" * 100_000, "none": None, "n": 7})
+    assert labels == (("key", "k" * MAX_LABEL_VALUE), ("none", ""), ("n", "7"))
