@@ -218,8 +218,17 @@ async def _contained(coro: Coroutine[Any, Any, T]) -> T:
     try:
         return await coro
     except (SystemExit, GeneratorExit) as exc:
+        if isinstance(exc, GeneratorExit) and _closed_from_outside(exc):
+            raise  # this coroutine is being closed: let it close
         detail = f"{type(exc).__name__}({exc})" if str(exc) else type(exc).__name__
         raise PollError(f"the plugin raised {detail}", reason="other") from None
+
+
+def _closed_from_outside(exc: GeneratorExit) -> bool:
+    """Whether ``exc`` was thrown in by ``close()`` (its traceback ends in the awaiting
+    frame) rather than raised by the plugin's own code (deeper frames)."""
+    tb = exc.__traceback__
+    return tb is None or tb.tb_next is None
 
 
 def _describe(

@@ -4,7 +4,8 @@ too many series, problems of an answer that still delivered (issue 9)."""
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable
+import types
+from collections.abc import Callable, Generator
 from typing import Any
 
 from structlog.testing import capture_logs
@@ -144,3 +145,29 @@ async def test_an_exception_with_a_huge_message_is_cut() -> None:
     last = store.status("src").per_cadence["fast"].last_error
     assert last is not None
     assert len(last) < 600
+
+
+async def test_a_plugin_raising_generator_exit_fails_its_poll() -> None:
+    def misuse(_: PollContext) -> Any:
+        raise GeneratorExit
+
+    store = Store()
+    rt = runtime(store, Tiny(misuse))
+    with capture_logs():
+        assert await Poller(store).poll(rt, "fast") is False
+    assert store.status("src").per_cadence["fast"].last_error == "the plugin raised GeneratorExit"
+
+
+def test_closing_a_poll_that_never_finished_still_closes_it() -> None:
+    from collectord.scheduling.poller import _contained
+
+    @types.coroutine
+    def suspend() -> Generator[str, None, None]:
+        yield "suspended"
+
+    async def forever() -> None:
+        await suspend()
+
+    coro = _contained(forever())
+    assert coro.send(None) == "suspended"  # suspended inside the plugin
+    coro.close()  # no RuntimeError("coroutine ignored GeneratorExit")
