@@ -10,7 +10,6 @@ before it reaches a log line or an exception.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -27,15 +26,10 @@ from collectord.errors import (
     ServerError,
     ThrottledError,
 )
+from collectord.graph.jsontext import load_json
 from collectord.graph.usage import buc_object_id, clamp_wait, header_value, regain_seconds
 from collectord.secret import Secret, scrub
 
-#: The deepest nesting of lists and objects accepted in an answer (Meta's answers nest
-#: fewer than ten levels); a deeper one is a ``bad_response``, so no walker of ours ever
-#: meets Python's recursion limit.
-MAX_DEPTH = 64
-#: The longest JSON integer read as a number, in digits (a float holds up to 309).
-MAX_INT_DIGITS = 400
 #: Content types that are never Meta's JSON (Meta sends ``application/json`` and, on
 #: old paths, ``text/javascript``); any type ending in ``html`` or ``xml`` is refused too.
 NOT_JSON_TYPES: frozenset[str] = frozenset({"text/html", "text/xml", "application/xml"})
@@ -338,46 +332,6 @@ def decode_batch_element(
     return body
 
 
-def _parse_int(text: str) -> int | float:
-    """A JSON integer; one too long to be a count (more than :data:`MAX_INT_DIGITS`
-    digits) is infinity, which :func:`collectord.model.number` refuses, so one absurd value
-    costs that value, not the answer (Python refuses to read very long integers)."""
-    if len(text.lstrip("-")) > MAX_INT_DIGITS:
-        return float("-inf") if text.startswith("-") else float("inf")
-    return int(text)
-
-
-def too_deep(value: Any, limit: int = MAX_DEPTH) -> bool:
-    """Whether ``value`` (decoded JSON) nests lists and objects deeper than ``limit``;
-    walked without recursion."""
-    if not isinstance(value, dict | list):
-        return False
-    stack: list[tuple[Any, int]] = [(value, 1)]
-    while stack:
-        item, depth = stack.pop()
-        children = item.values() if isinstance(item, dict) else item
-        for child in children:
-            if isinstance(child, dict | list):
-                if depth >= limit:
-                    return True
-                stack.append((child, depth + 1))
-    return False
-
-
-def load_json(raw: bytes | str) -> Any:
-    """Decode a JSON answer of Meta's; raises ValueError for anything that is not JSON,
-    is not UTF-8, or nests deeper than :data:`MAX_DEPTH`."""
-    try:
-        value = json.loads(raw, parse_int=_parse_int)
-    except RecursionError:
-        raise ValueError("nested too deeply") from None
-    except UnicodeDecodeError:
-        raise ValueError("not UTF-8") from None
-    if isinstance(value, dict | list) and too_deep(value):
-        raise ValueError("nested too deeply")
-    return value
-
-
 def _content_type(headers: Mapping[str, str] | None) -> str:
     return (header_value(headers, "Content-Type") or "").split(";")[0].strip().lower()
 
@@ -392,7 +346,7 @@ def decode_answer(
 ) -> Any:
     """The decoded JSON of one HTTP answer; raises its :func:`classify_error` error when it
     is not JSON (an empty or torn body, an HTML page, a content type that is not JSON,
-    nesting deeper than :data:`MAX_DEPTH`), has a status of 400 or more, or carries an
+    nesting deeper than :data:`~collectord.graph.jsontext.MAX_DEPTH`), has a status of 400 or more, or carries an
     error envelope. ``where`` (a method and a scrubbed path) names the call in the message
     of a :class:`~collectord.errors.BadResponseError`."""
     prefix = f"{where}: " if where else ""

@@ -7,7 +7,8 @@ builds versioned URLs, adds the token and ``appsecret_proof``, follows cursor pa
 sending the token elsewhere, sends batches of 50, retries transient failures with
 full-jitter backoff, reads the usage headers into :class:`~collectord.graph.stats.GraphStats`
 and the :class:`~collectord.graph.governor.RateGovernor`, and raises the typed errors of
-:mod:`collectord.errors` with every secret scrubbed. The pieces live in
+:mod:`collectord.errors` with every secret scrubbed. No answer is read past
+:data:`MAX_ANSWER_BYTES`, and what is not Meta's JSON is a ``bad_response``. The pieces live in
 :mod:`~collectord.graph.calls` (what a request is made of, the batching policy) and
 :mod:`~collectord.graph.bound` (one source's view); this module re-exports them.
 """
