@@ -4,7 +4,7 @@ Each case injects a fault of Meta's (or of the way to Meta) through the simulato
 faults, for one source only, and checks what a user would: the daemon stays up,
 ``/metrics`` keeps answering quickly, the other source stays correct, the self-metrics say
 what happened, no token appears in any output, and once the fault clears every series is
-what it was. (A post deleted in the middle of a poll is in test_daemon_facebook_post.py.)
+what it was (a deleted post stays gone; the others are what they were).
 """
 
 from __future__ import annotations
@@ -24,7 +24,20 @@ pytestmark = pytest.mark.integration
 PHASE = 30.0
 
 
+def ig_source(sim: Simulator) -> str:
+    """The ``[[source]]`` table of the simulator's Instagram account, ``acme-ig``."""
+    world = sim.world
+    return f"""
+[[source]]
+name = "acme-ig"
+plugin = "instagram_user"
+access_token = "{world.demo_token("instagram_user")}"
+ig_user_id = "{world.instagram.user_ids[0]}"
+"""
+
+
 def sources(sim: Simulator, page_id: str | None = None, metrics: str = "") -> str:
+    """``acme-page`` (the first Page, or ``page_id``) and ``acme-ig``."""
     world = sim.world
     return f"""
 [[source]]
@@ -33,13 +46,7 @@ plugin = "facebook_page"
 access_token = "{world.demo_token("facebook_page")}"
 page_id = "{page_id or world.first_page.id}"
 {metrics}
-
-[[source]]
-name = "acme-ig"
-plugin = "instagram_user"
-access_token = "{world.demo_token("instagram_user")}"
-ig_user_id = "{world.instagram.user_ids[0]}"
-"""
+{ig_source(sim)}"""
 
 
 Series = dict[tuple[str, frozenset[tuple[str, str]]], float]
@@ -231,3 +238,49 @@ async def test_a_page_id_meta_does_not_know_fails_as_not_found_naming_it(
     assert all(wrong in e["error"] for e in failing)
     assert "Traceback" not in daemon.logs()
     assert_no_token(simulator, daemon.logs(), page)
+
+
+async def test_a_post_deleted_mid_cycle_costs_that_post_only(
+    simulator: Simulator,
+    start_daemon: Any,
+    make_config: Callable[..., str],
+    tap: Callable[[Simulator], Any],
+) -> None:
+    from test_daemon_facebook_post import expected_post, exposed_post, post_source
+
+    world = simulator.world
+    posts = world.posts(world.first_page.id)[:3]
+    victim, survivors = posts[0].id, [p.id for p in posts[1:]]
+    recorder = tap(simulator)
+    config = make_config(
+        simulator,
+        post_source(world, "acme-posts", max_posts=3) + ig_source(simulator),
+        fast="1s",
+        daily="1s",
+    )
+    daemon = await start_daemon(config)
+    await daemon.wait_ready()
+    good = await daemon.wait_for(lambda s: bool(of_source(s, "acme-ig")))
+    ig_before = of_source(good, "acme-ig")
+    expected = {pid: expected_post(world, "acme-posts", pid) for pid in survivors}
+
+    def after(call: Any) -> None:  # the listing names the post; then it is gone
+        if call.path.endswith("/published_posts") and victim not in world.deleted_posts:
+            world.delete_post(victim)
+
+    recorder.after = after
+    gone = await daemon.wait_for(
+        lambda s: (
+            errors(s, "acme-posts", "skipped_object") >= 1 and not s.with_label("post_id", victim)
+        ),
+        within=PHASE,
+    )
+    assert gone.value("collectord_source_up", source="acme-posts") == 1
+    for pid in survivors:
+        assert exposed_post(gone, "acme-posts", pid) == pytest.approx(expected[pid]), pid
+    assert of_source(gone, "acme-ig") == ig_before
+    await timed_scrape(daemon)
+    assert await daemon.stop() == 0
+    assert "Traceback" not in daemon.logs()
+    assert_no_token(simulator, daemon.logs())
+    assert world.demo_token("facebook_post") not in daemon.logs()
