@@ -187,12 +187,16 @@ def throttle_budget(code: int | None, headers: Mapping[str, str] | None) -> str:
 
 
 def _as_int(value: Any) -> int | None:
+    """Meta's code or subcode as an int (a number or a string of ASCII digits, at most 18
+    of them); anything else is no code."""
     if isinstance(value, bool):
         return None
     if isinstance(value, int):
         return value
-    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
-        return int(value)
+    if isinstance(value, str):
+        digits = value.strip().removeprefix("-")
+        if 0 < len(digits) <= 18 and digits.isascii() and digits.isdigit():
+            return int(value.strip())
     return None
 
 

@@ -214,3 +214,9 @@ async def test_a_ten_megabyte_error_message_is_cut_and_scrubbed(serve: Any) -> N
 def test_a_label_value_the_size_of_a_document_is_cut() -> None:
     labels = make_labels({"key": "k" * 100_000, "none": None, "n": 7})
     assert labels == (("key", "k" * MAX_LABEL_VALUE), ("none", ""), ("n", "7"))
+
+
+@pytest.mark.parametrize("code", ["9" * 5000, "²", "-", " 4 ", "١٢"])
+def test_codes_that_are_no_numbers_do_not_break_the_classification(code: str) -> None:
+    err = classify_error({"error": {"message": "odd", "code": code}}, 400)
+    assert err.code == (4 if code == " 4 " else None)
