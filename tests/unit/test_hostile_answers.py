@@ -63,7 +63,8 @@ scalars = (
     | st.floats(allow_nan=True, allow_infinity=True)
     | st.text(max_size=8)
     | st.sampled_from(["NaN", "Infinity", "-Infinity", "1e400", "12", "2026-01-01T08:00:00+0000"])
-    | st.sampled_from(["9" * 5000, "\u00b2", "-1"])
+    # (aioresponses itself breaks on bodies over 128 KiB, so no longer strings here)
+    | st.sampled_from(["9" * 500, "\u00b2", "-1"])
     | st.sampled_from(METRIC_NAMES)
 )
 json_values = st.recursive(
