@@ -123,6 +123,9 @@ async def test_answers_that_are_not_metas_json_fail_one_source_only(
     assert of_source(bad, "acme-page") == page_before, "the last good values stay"
     during = await timed_scrape(daemon)
     assert of_source(during, "acme-ig") == ig_before
+    rss = during.value("process_resident_memory_bytes")
+    assert rss is not None
+    assert rss < 200 * 1024 * 1024, "an endless or huge answer must fit a 256 Mi pod"
     status, healthz = await daemon.get("/healthz")
     assert status == 200
     _, page = await daemon.get("/")
