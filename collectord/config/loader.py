@@ -32,6 +32,7 @@ from collectord.config.reader import (
     type_name,
 )
 from collectord.config.types import (
+    FSYNC_POLICIES,
     CollectorConfig,
     Config,
     GraphConfig,
@@ -399,6 +400,7 @@ def _read_sink(ctx: Context, raw: Any) -> JsonlSinkConfig | None:
     path = table.take("path", "path", required=True)
     _set(values, "max_bytes", _positive(table, "max_bytes", "int"))
     _set(values, "backups", _positive(table, "backups", "int", allow_zero=True))
+    _set(values, "fsync", _choice(table, "fsync", FSYNC_POLICIES))
     table.finish()
     if not isinstance(path, Path):
         return None
