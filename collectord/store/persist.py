@@ -293,6 +293,8 @@ class StateSaver:
         self.path = path
         self.every = every
         self.saves = 0
+        #: Set after every successful save (for whoever wants to wait for one).
+        self.saved = asyncio.Event()
         self._dirty = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._failing = False
@@ -338,8 +340,10 @@ class StateSaver:
         # write cut short leaves the previous file (atomic_write).
         threading.Thread(target=work, name="collectord-state-write", daemon=True).start()
         ok = await done
-        if not ok:
-            self._dirty.set()  # try again with the next poll's state
+        if ok:
+            self.saved.set()
+        else:
+            self._dirty.set()  # try again in `every` seconds
         return ok
 
     def _write(self, sources: tuple[SavedSource, ...]) -> bool:
