@@ -208,8 +208,10 @@ class JsonlSink:
             state = pending[key] = remember(known, end_time, value)
             record = build_record(source, plugin, sample, stamp, end_time)
             lines.append((key, state, (encode_record(record) + "\n").encode("utf-8")))
+        written = self.retry()  # the held records first, making room for the new ones
+        failed_now = bool(self._held)  # then no second attempt in this call
         self._hold(lines)
-        return self.retry()
+        return written + (0 if failed_now else self.retry())
 
     def _hold(self, lines: list[_Line]) -> None:
         """Queue ``lines`` behind the held ones; drop (and count) what does not fit."""
@@ -380,7 +382,7 @@ class JsonlSink:
     def _partial_path(self) -> Path:
         base = f"{self.path.name}.partial-{to_utc(self._clock()):%Y%m%dT%H%M%SZ}"
         candidate, n = self.path.with_name(base), 1
-        while candidate.exists():
+        while os.path.lexists(candidate):  # a planted symlink too
             candidate, n = self.path.with_name(f"{base}-{n}"), n + 1
         return candidate
 

@@ -5,16 +5,27 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 from collections.abc import Callable, Iterable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from collectord.files import FILE_MODE
+from collectord.files import FILE_MODE, UnsafePathError
 from collectord.sinks.jsonl_index import SeriesIndex, remember
 
 _BLOCK = 64 * 1024
 _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+
+
+def _open_regular(path: Path, flags: int) -> int:
+    """A descriptor on ``path`` if it is a regular file (not through a symlink): a device
+    such as ``/dev/full`` or ``/dev/zero`` would be read forever."""
+    fd = os.open(path, flags | _NOFOLLOW | os.O_NONBLOCK)
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise UnsafePathError(f"{path} is not a regular file")
+    return fd
 
 
 def repair_torn_tail(path: Path, partial_path: Callable[[], Path]) -> tuple[Path, int] | None:
@@ -23,7 +34,7 @@ def repair_torn_tail(path: Path, partial_path: Callable[[], Path]) -> tuple[Path
     when the file is missing, empty or whole. A symbolic link at ``path`` is refused
     (``OSError``); the tail goes to a new 0600 file, never through a link."""
     try:
-        f = os.fdopen(os.open(path, os.O_RDWR | _NOFOLLOW), "r+b")
+        f = os.fdopen(_open_regular(path, os.O_RDWR), "r+b")
     except FileNotFoundError:
         return None
     with f:
@@ -68,7 +79,7 @@ def replay_records(
     """Feed the records of ``path`` from ``offset`` on into ``index`` (``key`` names a
     series); returns (records replayed, unreadable lines, newest ``collected_at``)."""
     try:
-        f = os.fdopen(os.open(path, os.O_RDONLY | _NOFOLLOW), "rb")
+        f = os.fdopen(_open_regular(path, os.O_RDONLY), "rb")
     except FileNotFoundError:
         return 0, 0, 0.0
     count = bad = 0
