@@ -85,14 +85,39 @@ def _sample(s: Sample, helps: dict[str, str]) -> list[Any]:
     return [s.metric, s.graph_metric, _number(s.value), labels, s.object_id, s.period, end]
 
 
+_SET = "$set"  # a set in plugin memory is kept as {"$set": [items]}
+
+
+def _plain(value: Any) -> Any:
+    """Plugin memory as JSON data: sets (the insights helper keeps one) are tagged."""
+    if isinstance(value, set | frozenset):
+        return {_SET: sorted((_plain(v) for v in value), key=repr)}
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _unplain(value: Any) -> Any:
+    if isinstance(value, dict):
+        if value.keys() == {_SET} and isinstance(value[_SET], list):
+            return {_unplain(v) for v in value[_SET] if not isinstance(v, dict | list)}
+        return {k: _unplain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_unplain(v) for v in value]
+    return value
+
+
 def _memory(source: SavedSource) -> dict[str, Any]:
-    """The plugin's memory if it is plain JSON data; else nothing (and a warning)."""
+    """The plugin's memory if it is plain data (and sets); else nothing (and a warning)."""
+    memory = _plain(dict(source.memory))
     try:
-        json.dumps(source.memory, allow_nan=False)
+        json.dumps(memory, allow_nan=False)
     except (TypeError, ValueError) as exc:
         _log.warning("plugin memory not saved", source=source.name, error=str(exc))
         return {}
-    return dict(source.memory)
+    return memory  # type: ignore[no-any-return]
 
 
 def encode_state(sources: Iterable[SavedSource], saved_at: float) -> bytes:
@@ -212,7 +237,7 @@ def _decode_source(name: str, raw: Any, helps: dict[str, Any]) -> SavedSource:
         },
         disabled={str(k): str(_want(v, str, what)) for k, v in disabled.items()},
         disabled_at={str(k): _time(v, what + " disabled_at") for k, v in disabled_at.items()},
-        memory=_want(doc.get("memory", {}), dict, what + " memory"),
+        memory=_unplain(_want(doc.get("memory", {}), dict, what + " memory")),
     )
 
 

@@ -58,7 +58,11 @@ def filled_store() -> Store:
     result = PollResult(
         samples=(sample(3.0), sample(math.nan, post="p2"), sample(7.0, post="p3", end_time=None)),
         disabled=(Disable("post_video_views", "(#100) retired", at=DAY),),
-        memory={"paused_until": "2026-11-24T00:00:00+00:00", "final": {"p9": "2026-11-30"}},
+        memory={
+            "paused_until": "2026-11-24T00:00:00+00:00",
+            "final": {"p9": "2026-11-30"},
+            "suspects": {"page_fans:age"},  # the insights helper keeps a set
+        },
     )
     store.record_success("acme", "fast", result, duration=0.2, at=NOW - 60)
     store.record_success(
