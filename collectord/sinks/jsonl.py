@@ -214,18 +214,15 @@ class JsonlSink:
         return written + (0 if failed_now else self.retry())
 
     def _hold(self, lines: list[_Line]) -> None:
-        """Queue ``lines`` behind the held ones; drop (and count) what does not fit."""
+        """Queue ``lines`` behind the held ones; drop (and count) what does not fit (one
+        warning until the held records are all written)."""
         room = max(HOLD_RECORDS - len(self._held), 0)
         if len(lines) > room:
             self.stats.dropped += len(lines) - room
             if not self._dropping:
                 self._dropping = True
-                self._log.warning(
-                    "jsonl records dropped, too many held", path=str(self.path), held=room
-                )
+                self._log.warning("jsonl records dropped, too many held", held=len(self._held))
             lines = lines[:room]
-        elif self._dropping and lines:
-            self._dropping = False
         for key, state, _ in lines:
             self._held_state[key] = state
         self._held.extend(lines)
@@ -259,7 +256,7 @@ class JsonlSink:
                 self._save_index()
         if not self._held:
             self._held_state.clear()
-            self._retry = RETRY_FIRST
+            self._retry, self._dropping = RETRY_FIRST, False
             self._on_success()
         return written
 
