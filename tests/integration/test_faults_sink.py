@@ -7,13 +7,15 @@ import asyncio
 import json
 import random
 import signal
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from collectord.simulator import Simulator
+from collectord.simulator import Simulator, World
+from collectord.simulator.base import quantize
 
 pytestmark = pytest.mark.integration
 
@@ -49,14 +51,31 @@ def size(path: Path) -> int:
     return path.stat().st_size if path.exists() else 0
 
 
+@pytest.fixture
+async def moving() -> AsyncIterator[tuple[Simulator, list[datetime]]]:
+    """A simulator whose clock the test moves: a day later, every value is new."""
+    now = [quantize(datetime.now(UTC), 60)]
+    sim = Simulator(World(clock=lambda: now[0]))
+    await sim.start()
+    try:
+        yield sim, now
+    finally:
+        await sim.stop()
+
+
 async def test_kill_9_mid_write_leaves_whole_lines_and_no_duplicate(
-    live_simulator: Simulator, start_daemon: Any, make_config: Callable[..., str], tmp_path: Path
+    moving: tuple[Simulator, list[datetime]],
+    start_daemon: Any,
+    make_config: Callable[..., str],
+    tmp_path: Path,
 ) -> None:
-    config = make_config(live_simulator, sources(live_simulator))
+    sim, now = moving
+    config = make_config(sim, sources(sim))
     jsonl = tmp_path / "samples.jsonl"
     state = tmp_path / "state" / "state.json"
     rng = random.Random(9)
     for n in range(KILLS):
+        now[0] += timedelta(days=1)  # new days: every round has records to write
         state.unlink(missing_ok=True)  # safe to delete: the next start polls again
         before = size(jsonl)
         daemon = await start_daemon(config)
