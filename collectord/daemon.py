@@ -65,7 +65,7 @@ def _make_state_dir(config: Config) -> None:
     no permission: the usual case of a read-only config folder in a container)."""
     path = config.collector.state_dir
     try:
-        path.mkdir(parents=True, exist_ok=True)
+        ensure_dir(path)  # 0700 whatever the umask; never a symlink
     except OSError as exc:
         why = exc.strerror or str(exc)
         raise ConfigError(

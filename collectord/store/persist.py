@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import math
 import threading
@@ -165,11 +166,18 @@ def _opt_str(value: Any, what: str) -> str | None:
     return None if value is None else str(_want(value, str, what))
 
 
-def _time(text: Any, what: str) -> datetime:
+@functools.lru_cache(maxsize=4096)  # a few end times shared by thousands of samples
+def _parse_time(text: str) -> datetime | None:
     try:
-        when = datetime.fromisoformat(_want(text, str, what))
+        return datetime.fromisoformat(text)
     except ValueError:
-        raise UnusableState(f"{what}: not a time: {text[:40]!r}") from None
+        return None
+
+
+def _time(text: Any, what: str) -> datetime:
+    when = _parse_time(_want(text, str, what))
+    if when is None:
+        raise UnusableState(f"{what}: not a time: {text[:40]!r}")
     if when.tzinfo is None:
         raise UnusableState(f"{what}: time without a zone")
     return when

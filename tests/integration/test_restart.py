@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import signal
 import stat
 from collections.abc import Callable
@@ -50,12 +51,18 @@ async def test_a_restart_serves_the_last_values_at_once_and_fetches_nothing_fres
     tap: Callable[[Simulator], Any],
 ) -> None:
     config = make_config(simulator, page_source(simulator), fast="1h", daily="24h")
-    first = await start_daemon(config)
+    umask = os.umask(0)  # the daemon inherits it: its files stay private all the same
+    try:
+        first = await start_daemon(config)
+    finally:
+        os.umask(umask)
     await first.wait_ready()
     before = exposed(await first.scrape())
     assert await first.stop() == 0
     state = tmp_path / STATE
-    assert stat.S_IMODE(state.stat().st_mode) == 0o600
+    assert stat.S_IMODE(state.parent.stat().st_mode) == 0o700
+    for private in (state, state.parent / "jsonl-index.json", tmp_path / "samples.jsonl"):
+        assert stat.S_IMODE(private.stat().st_mode) == 0o600, private
     text = state.read_text()
     assert simulator.world.demo_token("facebook_page") not in text, "no secret in the state"
     assert simulator.world.app_secret not in text
