@@ -261,10 +261,13 @@ def decode_state(raw: bytes) -> SavedState:
         raise UnusableState(f"version {version!r}, this collectord reads {STATE_VERSION}")
     helps = _want(doc.get("help", {}), dict, "help")
     sources = _want(doc.get("sources"), dict, "sources")
-    return SavedState(
-        saved_at=_opt_float(doc.get("saved_at"), "saved_at") or 0.0,
-        sources=tuple(_decode_source(str(n), v, helps) for n, v in sources.items()),
-    )
+    try:
+        return SavedState(
+            saved_at=_opt_float(doc.get("saved_at"), "saved_at") or 0.0,
+            sources=tuple(_decode_source(str(n), v, helps) for n, v in sources.items()),
+        )
+    except OverflowError:  # an integer beyond any float
+        raise UnusableState("a number too large") from None
 
 
 def load_state(path: Path) -> SavedState | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import json
 import math
@@ -12,6 +13,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from structlog.testing import capture_logs
 
 from collectord.config.types import GraphConfig, ScheduleConfig, SourceConfig
@@ -148,6 +151,7 @@ GOOD = encode_state(filled_store().capture(), NOW)
         (GOOD.replace(b'"lifetime"', b"7", 1), "acme"),
         (GOOD.replace(b'"fast":', b'"hourly":', 1), "unknown cadence"),
         (b"[" * 100_000, "not JSON"),
+        (GOOD.replace(b'"post_clicks",3.0', b'"post_clicks",1' + b"0" * 400, 1), "too large"),
     ],
 )
 def test_an_unusable_state_file_is_reported_once_and_ignored(
@@ -336,3 +340,76 @@ def test_a_failed_last_poll_or_no_state_polls_right_away() -> None:
         scheduled(None, None),
     ):
         assert all(when - now < timedelta(seconds=5) for when in first.values())
+
+
+# -- whatever the file holds ----------------------------------------------------------------
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=8),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4)
+    ),
+    max_leaves=20,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    cut=st.integers(min_value=0, max_value=len(GOOD)),
+    flips=st.lists(
+        st.tuples(st.integers(min_value=0, max_value=len(GOOD) - 1), st.integers(0, 255)),
+        max_size=4,
+    ),
+)
+def test_a_damaged_file_is_unusable_never_a_crash(cut: int, flips: list[tuple[int, int]]) -> None:
+    raw = bytearray(GOOD[:cut] if cut < len(GOOD) // 2 else GOOD)
+    for at, byte in flips:
+        if at < len(raw):
+            raw[at] = byte
+    with contextlib.suppress(UnusableState):
+        decode_state(bytes(raw))
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    path=st.lists(
+        st.sampled_from(
+            [
+                "sources",
+                "acme",
+                "cadences",
+                "fast",
+                "samples",
+                0,
+                2,
+                3,
+                "memory",
+                "disabled_at",
+                "help",
+                "saved_at",
+                "ok",
+            ]
+        ),
+        min_size=1,
+        max_size=6,
+    ),
+    value=json_values,
+)
+def test_any_json_value_anywhere_is_unusable_never_a_crash(
+    path: list[object], value: object
+) -> None:
+    doc = json.loads(GOOD)
+    node = doc
+    for step in path[:-1]:
+        try:
+            node = node[step]  # type: ignore[index]
+        except (KeyError, IndexError, TypeError):
+            return
+    try:
+        node[path[-1]] = value  # type: ignore[index]
+    except (IndexError, TypeError):
+        return
+    with contextlib.suppress(UnusableState):
+        decode_state(json.dumps(doc).encode())
+    with contextlib.suppress(UnusableState):
+        decode_state(json.dumps({"version": 1, "sources": {"x": value}}).encode())
