@@ -27,7 +27,7 @@ import math
 import threading
 import time
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -290,7 +290,10 @@ def load_state(path: Path) -> SavedState | None:
 def restore_state(store: Store, path: Path) -> int:
     """Fill ``store`` (its sources already registered) from the file at ``path``; sources
     not registered any more, or now of another plugin, are dropped. Returns the samples
-    restored."""
+    restored. Temporary files a save cut short (``kill -9``) left beside it are removed."""
+    with contextlib.suppress(OSError):
+        for tmp in path.parent.glob(f".{path.name}.*.tmp"):
+            tmp.unlink()
     state = load_state(path)
     if state is None:
         return 0
@@ -308,7 +311,7 @@ def restore_state(store: Store, path: Path) -> int:
         sources=restored,
         dropped=dropped,
         samples=samples,
-        saved_at=datetime.fromtimestamp(state.saved_at).astimezone().isoformat(),
+        saved_at=datetime.fromtimestamp(state.saved_at, UTC).isoformat(),
     )
     return samples
 

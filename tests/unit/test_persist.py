@@ -176,6 +176,15 @@ def test_a_missing_state_file_is_a_first_run_without_warning(tmp_path: Path) -> 
     assert logs == []
 
 
+def test_a_save_cut_short_leaves_the_old_file_and_its_temporary_is_cleared(tmp_path: Path) -> None:
+    path = tmp_path / STATE_FILE
+    path.write_bytes(GOOD)
+    cut = tmp_path / f".{STATE_FILE}.abc123.tmp"  # what kill -9 during a save leaves
+    cut.write_bytes(GOOD[:100])
+    assert restore_state(fresh_store(), path) > 0
+    assert not cut.exists()
+
+
 def test_a_state_file_that_is_a_fifo_is_refused_without_hanging(tmp_path: Path) -> None:
     path = tmp_path / STATE_FILE
     os.mkfifo(path)
