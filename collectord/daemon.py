@@ -16,6 +16,7 @@ import asyncio
 import signal
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
+from pathlib import Path
 from types import TracebackType
 from typing import Any
 
@@ -26,6 +27,7 @@ from collectord import __version__
 from collectord.config.types import Config, SourceConfig
 from collectord.errors import ConfigError
 from collectord.exporter.exposition import make_exposition
+from collectord.files import ensure_dir
 from collectord.graph.client import GraphClient
 from collectord.graph.stats import GraphStats
 from collectord.graph.tokens import TokenWatcher
@@ -35,6 +37,7 @@ from collectord.scheduling.scheduler import CANCEL_WAIT, Poller, PollScheduler, 
 from collectord.sinks.background import BackgroundSink
 from collectord.sinks.jsonl import JsonlSink
 from collectord.sinks.stats import SinkStats
+from collectord.store.persist import STATE_FILE, StateSaver, restore_state
 from collectord.store.store import Store
 from collectord.web.server import SHUTDOWN_TIMEOUT, make_app, start_server, stop_server
 
@@ -62,12 +65,25 @@ def _make_state_dir(config: Config) -> None:
     no permission: the usual case of a read-only config folder in a container)."""
     path = config.collector.state_dir
     try:
-        path.mkdir(parents=True, exist_ok=True)
+        ensure_dir(path)  # 0700 whatever the umask; never a symlink
     except OSError as exc:
         why = exc.strerror or str(exc)
         raise ConfigError(
             [f"{config.path}: [collector]: state_dir: cannot create {str(path)!r}: {why}"]
         ) from None
+
+
+def keep_state(store: Store, state_dir: Path) -> StateSaver:
+    """Restore the store from ``state_dir/state.json`` (before the HTTP server answers)
+    and return the saver that keeps the file current while entered (see
+    :mod:`collectord.store.persist`). No state_dir is a warning, not an error."""
+    try:
+        ensure_dir(state_dir)
+    except OSError as exc:
+        log.warning("state_dir unusable", path=str(state_dir), error=exc.strerror or str(exc))
+    path = state_dir / STATE_FILE
+    restore_state(store, path)
+    return StateSaver(store, path)
 
 
 class Collector:
@@ -192,6 +208,8 @@ async def run(
         loop.add_signal_handler(sig, stop.set)
     try:
         async with Collector(config, plugins) as col:
+            state_dir = col.config.collector.state_dir
+            await col.stack.enter_async_context(keep_state(col.store, state_dir))
             scheduler = PollScheduler(col.poller, col.runtimes)
             exposition = make_exposition(
                 col.store, col.graph_stats, col.sink_stats, version=__version__

@@ -1,7 +1,8 @@
 """Polling on a schedule: one APScheduler job per (source, cadence).
 
-Each job runs once right after start-up, spread by the jitter, then on its interval (with
-the same jitter on every run). A job never overlaps itself: a run that comes due while the
+Each job runs once right after start-up, spread by the jitter (or, when the state file
+says its last poll succeeded less than an interval ago, an interval after that poll), then
+on its interval (with the same jitter on every run). A job never overlaps itself: a run that comes due while the
 previous poll is still going (one the rate-limit governor is pacing) returns at once with a
 debug line, rather than piling up behind it (APScheduler would warn "maximum number of
 running instances reached" on every such run); extra runs requested by plugins share the
@@ -70,7 +71,14 @@ class PollScheduler:
             sched = rt.config.schedule
             for cadence in rt.config.cadences():
                 interval = sched.interval(cadence)
-                first = now + timedelta(seconds=sched.jitter * self.rng())
+                # Right away (spread by the jitter), unless the last poll (restored from
+                # the state file) succeeded less than an interval ago: then an interval
+                # after it, so a daily job whose data is fresh is not fetched again.
+                first = now
+                restored = rt.status.per_cadence[cadence]
+                if restored.ok and restored.last_success is not None:
+                    first = max(now, datetime.fromtimestamp(restored.last_success + interval, UTC))
+                first += timedelta(seconds=sched.jitter * self.rng())
                 self.scheduler.add_job(
                     self._run,
                     IntervalTrigger(seconds=interval, jitter=sched.jitter or None, timezone=UTC),
