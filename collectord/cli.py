@@ -169,7 +169,14 @@ def _dispatch(args: argparse.Namespace) -> int:
     try:
         if args.command == "run":
             about = [describe_plugin(name, lp) for name, lp in loaded.items()]
-            return asyncio.run(daemon.run(source, plugin_map(loaded), about=about))
+            loader = None
+            if not demo:  # the demo's config is made at start, never read again
+                assert path is not None
+                config_path, plugins = path, plugin_map(loaded)
+                loader = lambda: load_config(config_path, plugins)  # noqa: E731
+            return asyncio.run(
+                daemon.run(source, plugin_map(loaded), about=about, loader=loader, hard_exit=True)
+            )
         if args.command == "once":
             return _once(config, source, loaded, args)
     except ConfigError as exc:  # found at start-up, such as a state_dir that cannot be made
