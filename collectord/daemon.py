@@ -209,7 +209,12 @@ async def scheduling(
 class Shutdown:
     """The stop request: the first SIGTERM/SIGINT fixes the deadline; later ones are
     logged and change nothing. With ``hard_exit`` a timer thread ends the process
-    :data:`HARD_EXIT_MARGIN` before the bound if it is still alive then."""
+    :data:`HARD_EXIT_MARGIN` before the bound if it is still alive then.
+
+    :meth:`signalled` is a plain signal handler, not the loop's: it runs between two
+    bytecodes of the main thread even while a plugin blocks the event loop, so the
+    deadline and the timer hold whatever the loop is doing.
+    """
 
     def __init__(self, *, hard_exit: bool = False) -> None:
         self.requested = asyncio.Event()
@@ -217,17 +222,22 @@ class Shutdown:
         self._hard_exit = hard_exit
         self._loop = asyncio.get_running_loop()
 
-    def request(self, why: str = "SIGTERM") -> None:
-        if self.deadline is not None:
-            log.info("already shutting down", signal=why)
-            return
-        self.deadline = self._loop.time() + SHUTDOWN_BOUND
+    def signalled(self, signum: int, _frame: object) -> None:
+        name = signal.Signals(signum).name
+        if self.deadline is None:
+            # the loop's clock is the monotonic clock: the deadline counts from the signal
+            self.deadline = time.monotonic() + SHUTDOWN_BOUND
+            if self._hard_exit:
+                timer = threading.Timer(SHUTDOWN_BOUND - HARD_EXIT_MARGIN, _hard_exit)
+                timer.daemon = True
+                timer.start()
+            self._loop.call_soon_threadsafe(self._stop, name)
+        else:
+            self._loop.call_soon_threadsafe(log.info, "already shutting down", signal=name)
+
+    def _stop(self, name: str) -> None:
         self.requested.set()
-        log.info("shutting down", signal=why, within=SHUTDOWN_BOUND)
-        if self._hard_exit:
-            timer = threading.Timer(SHUTDOWN_BOUND - HARD_EXIT_MARGIN, _hard_exit)
-            timer.daemon = True
-            timer.start()
+        log.info("shutting down", signal=name, within=SHUTDOWN_BOUND)
 
     def fix_deadline(self) -> float:
         """The deadline (fixed now when no signal came: an error ends the daemon)."""
@@ -280,8 +290,7 @@ async def run(
         else:
             reloader.on_sighup()
 
-    for sig in _STOP_SIGNALS:
-        loop.add_signal_handler(sig, shutdown.request, sig.name)
+    previous = {sig: signal.signal(sig, shutdown.signalled) for sig in _STOP_SIGNALS}
     loop.add_signal_handler(signal.SIGHUP, on_hup)
     try:
         col = Collector(config, plugins)
@@ -299,9 +308,11 @@ async def run(
         finally:
             await _teardown(col, shutdown)
     finally:
-        for sig in (*_STOP_SIGNALS, signal.SIGHUP):
-            loop.remove_signal_handler(sig)
-            if hard_exit:  # the process ends now: a late signal must not kill it midway
+        loop.remove_signal_handler(signal.SIGHUP)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        if hard_exit:  # the process ends now: a late signal must not kill it midway
+            for sig in (*_STOP_SIGNALS, signal.SIGHUP):
                 signal.signal(sig, signal.SIG_IGN)
     log.info("stopped")
     return code
