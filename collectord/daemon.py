@@ -208,8 +208,10 @@ async def scheduling(
 
 class Shutdown:
     """The stop request: the first SIGTERM/SIGINT fixes the deadline; later ones are
-    logged and change nothing. With ``hard_exit`` a timer thread ends the process
-    :data:`HARD_EXIT_MARGIN` before the bound if it is still alive then.
+    logged and change nothing. With ``hard_exit`` a watchdog thread, started beforehand,
+    ends the process :data:`HARD_EXIT_MARGIN` before the bound if it is still alive then
+    (the handler only sets an event: starting a thread there could deadlock on a lock the
+    interrupted code holds).
 
     :meth:`signalled` is a plain signal handler, not the loop's: it runs between two
     bytecodes of the main thread even while a plugin blocks the event loop, so the
@@ -219,21 +221,28 @@ class Shutdown:
     def __init__(self, *, hard_exit: bool = False) -> None:
         self.requested = asyncio.Event()
         self.deadline: float | None = None
-        self._hard_exit = hard_exit
         self._loop = asyncio.get_running_loop()
+        self._armed = threading.Event()
+        if hard_exit:
+            threading.Thread(target=self._watchdog, name="shutdown watchdog", daemon=True).start()
+
+    def _watchdog(self) -> None:
+        self._armed.wait()
+        time.sleep(SHUTDOWN_BOUND - HARD_EXIT_MARGIN)
+        _hard_exit()
 
     def signalled(self, signum: int, _frame: object) -> None:
         name = signal.Signals(signum).name
         if self.deadline is None:
             # the loop's clock is the monotonic clock: the deadline counts from the signal
             self.deadline = time.monotonic() + SHUTDOWN_BOUND
-            if self._hard_exit:
-                timer = threading.Timer(SHUTDOWN_BOUND - HARD_EXIT_MARGIN, _hard_exit)
-                timer.daemon = True
-                timer.start()
+            self._armed.set()
             self._loop.call_soon_threadsafe(self._stop, name)
         else:
-            self._loop.call_soon_threadsafe(log.info, "already shutting down", signal=name)
+            self._loop.call_soon_threadsafe(self._again, name)
+
+    def _again(self, name: str) -> None:
+        log.info("already shutting down", signal=name)
 
     def _stop(self, name: str) -> None:
         self.requested.set()
@@ -252,12 +261,20 @@ class Shutdown:
 
 
 def _hard_exit() -> None:
-    """The last resort, from the timer thread: the teardown did not end in time."""
-    log.error("shutdown overran its bound, exiting now", bound=SHUTDOWN_BOUND)
-    log.info("stopped", forced=True)
-    for stream in (sys.stdout, sys.stderr):
-        with suppress(OSError, ValueError):
-            stream.flush()
+    """The last resort, from the watchdog thread: the teardown did not end in time. The
+    last log lines get a moment (the main thread could hold the log's lock), then the
+    process ends whatever they did."""
+
+    def last_words() -> None:
+        log.error("shutdown overran its bound, exiting now", bound=SHUTDOWN_BOUND)
+        log.info("stopped", forced=True)
+        for stream in (sys.stdout, sys.stderr):
+            with suppress(OSError, ValueError):
+                stream.flush()
+
+    words = threading.Thread(target=last_words, daemon=True)
+    words.start()
+    words.join(HARD_EXIT_MARGIN / 2)
     os._exit(0)
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import Daemon, Scrape
+from lifecycle_support import polls
 
 from collectord import MetricSpec, PollContext, Sample, SourcePlugin
 from collectord.config.types import GraphConfig, ScheduleConfig, SourceConfig
@@ -59,7 +59,7 @@ ig_user_id = "{world.instagram.user_ids[0]}"
     return text
 
 
-async def scrape_times(daemon: Daemon, count: int = 7) -> list[float]:
+async def scrape_times(daemon: Any, count: int = 7) -> list[float]:
     times = []
     for _ in range(count):
         started = time.monotonic()
@@ -71,13 +71,6 @@ async def scrape_times(daemon: Daemon, count: int = 7) -> list[float]:
 def assert_quick(times: list[float]) -> None:
     assert statistics.median(times) < SCRAPE_BUDGET, times
     assert max(times) < 4 * SCRAPE_BUDGET, times
-
-
-def polls(scrape: Scrape, source: str) -> float:
-    return sum(
-        v
-        for _, v in scrape.matching("collectord_source_poll_duration_seconds_count", source=source)
-    )
 
 
 async def test_sighup_storm_coalesces_and_never_stops_the_daemon(

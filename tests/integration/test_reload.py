@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import Daemon, Scrape, wait_until
+from lifecycle_support import polls, wait_until
 from structlog.testing import capture_logs
 
 from collectord.config.loader import load_config
@@ -39,7 +39,7 @@ page_id = "{world.first_page.id}"
 """
 
 
-async def hup_and_wait(daemon: Daemon, event: str, count: int) -> dict[str, Any]:
+async def hup_and_wait(daemon: Any, event: str, count: int) -> dict[str, Any]:
     """Send SIGHUP; wait for the ``count``-th log line ``event``, return it."""
     daemon.proc.send_signal(signal.SIGHUP)
 
@@ -48,14 +48,6 @@ async def hup_and_wait(daemon: Daemon, event: str, count: int) -> dict[str, Any]
 
     await wait_until(logged, 15)
     return [e for e in daemon.log_events() if e.get("event") == event][count - 1]
-
-
-def polls(scrape: Scrape, source: str) -> float:
-    """Polls of ``source`` so far, every cadence."""
-    return sum(
-        v
-        for _, v in scrape.matching("collectord_source_poll_duration_seconds_count", source=source)
-    )
 
 
 async def test_sighup_reschedules_only_the_sources_that_changed(
@@ -79,7 +71,7 @@ async def test_sighup_reschedules_only_the_sources_that_changed(
     assert (line["added"], line["removed"], line["changed"]) == (["new"], ["drop"], ["change"])
     assert line["unchanged"] == 1
 
-    def settled(s: Scrape) -> bool:
+    def settled(s: Any) -> bool:
         return (
             s.value("collectord_source_up", source="new") == 1
             and s.value("facebook_page_post_engagements", source="change") is not None
