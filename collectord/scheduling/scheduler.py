@@ -243,7 +243,12 @@ class PollScheduler:
 
     def check_clock(self) -> float:
         """Move every pending run by the wall clock's jump since the last look (none when
-        it drifted less than :data:`CLOCK_JUMP`); returns the jump in seconds."""
+        it drifted less than :data:`CLOCK_JUMP`); returns the jump in seconds.
+
+        A moved run is kept between now and the longest wait its job can have (its
+        interval, or its backoff): APScheduler may have re-planned a job after a jump
+        before this look, and that run must not be pushed out by the jump once more.
+        """
         wall, mono = self.wall(), self.monotonic()
         mark, self._clock_mark = self._clock_mark, (wall, mono)
         if mark is None:
@@ -252,13 +257,22 @@ class PollScheduler:
         if abs(jump) < CLOCK_JUMP:
             return 0.0
         self.log.warning("wall clock jumped, runs moved with it", seconds=round(jump))
-        shift = timedelta(seconds=jump)
+        now = datetime.fromtimestamp(wall, UTC)
         for job in self.scheduler.get_jobs():
-            if job.next_run_time is not None:
-                job.modify(next_run_time=job.next_run_time + shift)
-                source, _, rest = job.id.partition(":")
-                if ":" not in rest and source in self.runtimes:
-                    self.poller.store.set_next_run(source, rest, job.next_run_time)  # type: ignore[arg-type]
+            if job.next_run_time is None:
+                continue
+            when = max(job.next_run_time + timedelta(seconds=jump), now)
+            source, _, cadence = job.id.partition(":")
+            rt = self.runtimes.get(source)
+            if rt is not None and cadence in rt.config.cadences():
+                sched = rt.config.schedule
+                failures = self.failures.get((source, cadence), 1)
+                longest = backoff_delay(sched.interval(cadence), failures) + sched.jitter
+                when = min(when, now + timedelta(seconds=longest))
+                job.modify(next_run_time=when)
+                self.poller.store.set_next_run(source, cadence, when)  # type: ignore[arg-type]
+            else:  # an extra run a plugin asked for
+                job.modify(next_run_time=when)
         return jump
 
     def _request_poll(self, source: str, cadence: Cadence, when: datetime) -> None:

@@ -151,8 +151,10 @@ class Quiet(SourcePlugin):
 
 
 class FakeClocks:
+    """A wall clock the test moves, and a monotonic clock that moves only with it."""
+
     def __init__(self) -> None:
-        self.wall_now = 1_800_000_000.0
+        self.wall_now = time.time()
         self.mono_now = 1000.0
 
     def wall(self) -> float:
@@ -160,6 +162,13 @@ class FakeClocks:
 
     def mono(self) -> float:
         return self.mono_now
+
+    def at(self, minutes: float) -> datetime:
+        return datetime.fromtimestamp(self.wall_now, UTC) + timedelta(minutes=minutes)
+
+    def advance(self, seconds: float, *, jump: float = 0.0) -> None:
+        self.mono_now += seconds
+        self.wall_now += seconds + jump
 
 
 @pytest.mark.parametrize("jump", [-86400.0, 7 * 86400.0])
@@ -182,23 +191,24 @@ async def test_a_clock_jump_moves_pending_runs_with_it(jump: float) -> None:
     sched.start()
     sched.scheduler.pause()  # the test moves the runs; none may start meanwhile
     try:
-        for job in sched.scheduler.get_jobs():
-            job.modify(next_run_time=datetime.now(UTC) + timedelta(minutes=30))
-        before = {job.id: job.next_run_time for job in sched.scheduler.get_jobs()}
+        job_a = sched.scheduler.get_job("a:fast")
+        job_b = sched.scheduler.get_job("b:fast")
+        job_a.modify(next_run_time=clocks.at(30))
+        job_b.modify(next_run_time=clocks.at(30))
         sched.watch_clock(every=3600)  # marks the clocks; the test looks itself
-        clocks.mono_now += 60
-        clocks.wall_now += 60 + CLOCK_JUMP / 2  # drift, no jump
+        clocks.advance(60, jump=CLOCK_JUMP / 2)  # drift, no jump
         assert sched.check_clock() == 0.0
-        clocks.mono_now += 60
-        clocks.wall_now += 60 + jump
+        clocks.advance(60, jump=jump)
+        # b was re-planned by APScheduler on the new clock before the watch looked
+        job_b.modify(next_run_time=clocks.at(10))
         assert sched.check_clock() == pytest.approx(jump)
-        after = {job.id: job.next_run_time for job in sched.scheduler.get_jobs()}
-        assert {k: after[k] - before[k] for k in before} == {
-            k: timedelta(seconds=jump) for k in before
-        }
-        assert store.status("a").per_cadence["fast"].next_run == after["a:fast"]
-        clocks.mono_now += 60
-        clocks.wall_now += 60
+        a_next = sched.scheduler.get_job("a:fast").next_run_time
+        b_next = sched.scheduler.get_job("b:fast").next_run_time
+        drift = timedelta(seconds=CLOCK_JUMP / 2)  # the wall clock's, not followed
+        assert a_next == clocks.at(28) - drift, "a keeps the 28 minutes it had left"
+        assert clocks.at(0) <= b_next <= clocks.at(60), "b stays within one interval"
+        assert store.status("a").per_cadence["fast"].next_run == a_next
+        clocks.advance(60)
         assert sched.check_clock() == 0.0, "a jump is followed once"
     finally:
         await sched.shutdown(grace=0)
