@@ -215,7 +215,7 @@ class Shutdown:
 
     :meth:`signalled` is a plain signal handler, not the loop's: it runs between two
     bytecodes of the main thread even while a plugin blocks the event loop, so the
-    deadline and the timer hold whatever the loop is doing.
+    deadline and the watchdog hold whatever the loop is doing.
     """
 
     def __init__(self, *, hard_exit: bool = False) -> None:
