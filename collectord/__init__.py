@@ -74,6 +74,7 @@ from collectord.plugin.kit import (
     skip_reason,
 )
 from collectord.plugin.names import MetricNames, Retired
+from collectord.plugin.tiers import TIER_AGE_OPTION, Tiers, tiers
 from collectord.secret import Secret
 
 try:
@@ -88,6 +89,7 @@ __all__ = [
     "PACIFIC",
     "REQUIRED",
     "SKIP_REASONS",
+    "TIER_AGE_OPTION",
     "AuthError",
     "AuthKind",
     "BadResponseError",
@@ -122,6 +124,7 @@ __all__ = [
     "SourcePlugin",
     "Tag",
     "ThrottledError",
+    "Tiers",
     "TransientError",
     "__version__",
     "breakdown_key",
@@ -144,4 +147,5 @@ __all__ = [
     "scoped_key",
     "skip_failed",
     "skip_reason",
+    "tiers",
 ]

@@ -13,22 +13,26 @@ import json
 import os
 import signal
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TextIO
 
 from collectord import __version__, daemon
+from collectord.config.checks import parse_listen, with_listen
 from collectord.config.loader import (
     CONFIG_ENV,
     format_duration,
-    load_config,
+    load_document,
+    read_document,
     read_plugin_dirs,
     resolve_config_path,
 )
 from collectord.config.types import Config
+from collectord.config.web import WebConfig
 from collectord.errors import ConfigError
 from collectord.logs import configure_logging, get_logger
+from collectord.plugin.api import SourcePlugin
 from collectord.plugin.manager import (
     LoadedPlugin,
     PluginLoadError,
@@ -40,6 +44,8 @@ from collectord.plugin.manager import (
 EXIT_OK, EXIT_FAILED, EXIT_INVALID = 0, 1, 2
 #: Interrupted by Ctrl-C (128 + SIGINT), as shells report it.
 EXIT_INTERRUPTED = 130
+#: The variable that overrides ``[collector] listen`` (``--listen`` overrides both).
+LISTEN_ENV = "COLLECTORD_LISTEN"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -67,6 +73,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("run", parents=[common], help="run the daemon")
     with_config(p)
     p.add_argument("--demo", action="store_true", help="use the built-in Graph API simulator")
+    p.add_argument(
+        "--listen",
+        metavar="HOST:PORT",
+        help=f"serve HTTP here (default: ${LISTEN_ENV}, else [collector] listen)",
+    )
 
     p = sub.add_parser("once", parents=[common], help="poll once and print the samples")
     with_config(p)
@@ -127,8 +138,13 @@ def _dispatch(args: argparse.Namespace) -> int:
 
         chosen = args.config is not None or CONFIG_ENV in os.environ
         path = config_file(path, chosen=chosen)
+    document = None  # the config file is read once: it may be a pipe
     try:
-        dirs = read_plugin_dirs(path, environ=os.environ) if path is not None else ()
+        if path is not None:
+            document = read_document(path)
+            dirs = read_plugin_dirs(path, environ=os.environ, document=document)
+        else:
+            dirs = ()
     except ConfigError as exc:
         if args.command != "plugins":  # `plugins` works without a config file
             _problems(exc.problems)
@@ -147,13 +163,18 @@ def _dispatch(args: argparse.Namespace) -> int:
         if demo:  # an ordinary config pointing at a simulator, which runs with the daemon
             from collectord.demo import Demo
 
-            prepared = Demo(path, plugin_map(loaded), environ=os.environ)
+            prepared = Demo(path, plugin_map(loaded), environ=os.environ, document=document)
+            prepared.config = _listen(args, prepared.config)
             config, source = prepared.config, prepared.running()
         else:
             assert path is not None
-            config = source = load_config(path, plugin_map(loaded))
+            assert document is not None
+            config = source = _listen(args, load_document(document, path, plugin_map(loaded)))
     except ConfigError as exc:
         _problems(exc.problems)
+        return EXIT_INVALID
+    except Exception as exc:  # a bug in checking: one line, no traceback that may show values
+        _problems([f"{path}: cannot check the config ({type(exc).__name__}); please report it"])
         return EXIT_INVALID
     configure_logging(
         args.log_level or config.collector.log_level,
@@ -169,11 +190,7 @@ def _dispatch(args: argparse.Namespace) -> int:
     try:
         if args.command == "run":
             about = [describe_plugin(name, lp) for name, lp in loaded.items()]
-            loader = None
-            if not demo:  # the demo's config is made at start, never read again
-                assert path is not None
-                config_path, plugins = path, plugin_map(loaded)
-                loader = lambda: load_config(config_path, plugins)  # noqa: E731
+            loader = None if demo else _reader(args, path, plugin_map(loaded))
             return asyncio.run(
                 daemon.run(source, plugin_map(loaded), about=about, loader=loader, hard_exit=True)
             )
@@ -183,6 +200,29 @@ def _dispatch(args: argparse.Namespace) -> int:
         _problems(exc.problems)
         return EXIT_INVALID
     raise AssertionError(args.command)
+
+
+def _reader(
+    args: argparse.Namespace, path: Path | None, plugins: Mapping[str, SourcePlugin]
+) -> Callable[[], Config]:
+    """How a reload reads the config again: as at start (the file, then ``--listen``)."""
+    assert path is not None
+    return lambda: _listen(args, load_document(read_document(path), path, plugins))
+
+
+def _listen(args: argparse.Namespace, config: Config) -> Config:
+    """``config`` with ``--listen`` or ``$COLLECTORD_LISTEN`` applied (``run`` and
+    ``check``); a wrong value is a :class:`ConfigError` naming where it came from."""
+    if args.command not in ("run", "check"):
+        return config
+    flag = getattr(args, "listen", None)
+    origin, value = ("--listen", flag) if flag else (f"${LISTEN_ENV}", os.environ.get(LISTEN_ENV))
+    if not value:
+        return config
+    try:
+        return with_listen(config, *parse_listen(value))
+    except ValueError as exc:
+        raise ConfigError([f"{origin}: {exc}, got {value!r}"]) from None
 
 
 def _problems(lines: Sequence[str]) -> None:
@@ -214,6 +254,8 @@ def _print_plugins(loaded: Mapping[str, LoadedPlugin], fmt: str, out: TextIO) ->
 
 def _print_check(config: Config, out: TextIO) -> None:
     out.write(f"{config.path}: valid, {len(config.sources)} source(s)\n")
+    host, port = config.collector.listen_host, config.collector.listen_port
+    out.write(f"listen {f'[{host}]' if ':' in host else host}:{port}\n")
     for src in config.sources:
         out.write(f'source "{src.name}" (plugin {src.plugin})\n')
         for cadence in src.cadences():
@@ -225,6 +267,8 @@ def _print_check(config: Config, out: TextIO) -> None:
             )
     if config.jsonl is not None:
         out.write(f"sink jsonl: {config.jsonl.path}\n")
+    web = config.collector.web or WebConfig()
+    out.write(f"http: {web.describe()} (/healthz and /readyz always open)\n")
     for warning in config.warnings:
         out.write(f"warning: {warning}\n")
 

@@ -352,6 +352,8 @@ async def _serve(
         alive=lambda: scheduler.scheduler.running,
         plugins=about,
         graph_stats=col.graph_stats,
+        web_config=col.config.collector.web,
+        reload=reloader.reload,
     )
     host, port = col.config.collector.listen_host, col.config.collector.listen_port
     try:

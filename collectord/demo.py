@@ -108,16 +108,17 @@ class Demo:
         *,
         environ: Mapping[str, str],
         simulator: Simulator | None = None,
+        document: Mapping[str, Any] | None = None,
     ) -> None:
         self.simulator = simulator if simulator is not None else Simulator()
         world = self.simulator.world
         if path is None:
             data = tomllib.loads(BUILT_IN_CONFIG.format(**world.demo_ids()))
             path = BUILT_IN_PATH
-        else:
-            data = read_document(path)
-        document = point_at_simulator(data, world, plugins, environ)
-        self.config = keep_apart(load_document(document, path, plugins, environ=environ))
+        else:  # ``document``: the file already read (once: it may be a pipe)
+            data = read_document(path) if document is None else document
+        pointed = point_at_simulator(data, world, plugins, environ)
+        self.config = keep_apart(load_document(pointed, path, plugins, environ=environ))
 
     @asynccontextmanager
     async def running(self) -> AsyncIterator[Config]:

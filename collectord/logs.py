@@ -1,8 +1,9 @@
 """Logging: one structlog processor chain for collectord's own logs and for the stdlib logs
 of aiohttp and APScheduler; console output for people, JSON lines for services.
 
-Secrets are redacted twice: values under secret-looking keys are masked, and token
-parameters inside any string (a paging URL in an error) are scrubbed. Tracebacks never
+Secrets are redacted twice: values under secret-looking keys are masked (inside nested
+dicts, lists and tuples too), and token parameters inside any string (a paging URL in an
+error) are scrubbed. Tracebacks never
 render frame locals.
 """
 
@@ -11,7 +12,7 @@ from __future__ import annotations
 import logging
 import re
 import sys
-from collections.abc import MutableMapping
+from collections.abc import Mapping, MutableMapping
 from typing import Any, Literal, TextIO
 
 import structlog
@@ -21,23 +22,44 @@ from collectord.secret import MASK, Secret, scrub
 
 LogFormat = Literal["console", "json"]
 
-_SECRET_KEY = re.compile(r"token|secret|password|passwd|proof|authorization", re.IGNORECASE)
+_SECRET_KEY = re.compile(
+    r"token|secret|password|passwd|proof|authorization|basic_auth|credential|cookie", re.IGNORECASE
+)
 
 __all__ = ["configure_logging", "get_logger", "redact", "scrub"]
 
 
-def _redact_value(key: str, value: Any) -> Any:
+#: Nested values deeper than this are replaced by a placeholder rather than walked.
+_MAX_DEPTH = 16
+
+
+def _redact_value(key: str, value: Any, *, secret: bool = False, depth: int = 0) -> Any:
+    """``value`` with secrets masked: a :class:`Secret`, any non-empty string or bytes under
+    a secret-looking key (at any depth: a key inside a dict, or the key a list hangs from),
+    and token-shaped text anywhere. Dicts, lists, tuples and sets are copied, never changed
+    in place."""
+    secret = secret or bool(_SECRET_KEY.search(key))
     if isinstance(value, Secret):
         return MASK
-    if _SECRET_KEY.search(key) and isinstance(value, str | bytes) and value:
+    if secret and isinstance(value, str | bytes) and value:
         return MASK
     if isinstance(value, str):
         return scrub(value)
+    if isinstance(value, Mapping | list | tuple | set | frozenset) and depth >= _MAX_DEPTH:
+        return "<nested too deep>"
+    if isinstance(value, Mapping):
+        return {
+            k: _redact_value(str(k), v, secret=secret, depth=depth + 1) for k, v in value.items()
+        }
+    if isinstance(value, list | tuple | set | frozenset):
+        items = [_redact_value(key, v, secret=secret, depth=depth + 1) for v in value]
+        return items if isinstance(value, list | set | frozenset) else tuple(items)
     return value
 
 
 def redact(_logger: Any, _method: str, event_dict: EventDict) -> EventDict:
-    """structlog processor: mask secret values and scrub tokens out of strings."""
+    """structlog processor: mask secret values and scrub tokens out of strings, inside
+    nested dicts, lists and tuples too."""
     for key, value in list(event_dict.items()):
         event_dict[key] = _redact_value(key, value)
     return event_dict

@@ -7,8 +7,8 @@ running one: a source that was removed stops (its series go), an added one start
 whose settings changed in any way (its token too) is scheduled afresh; its samples, status
 and plugin memory stay when its plugin and cadences are the same. Every other source keeps
 its schedule, state and memory untouched. Keys that only take effect at start (``listen``,
-``state_dir``, the log settings, ``plugin_dirs``, the shared Graph client's
-``max_concurrency`` and ``usage_ceiling``, the sink) are logged as needing a restart and
+``state_dir``, the log settings, ``plugin_dirs``, ``[collector.web]``, the shared Graph
+client's ``max_concurrency`` and ``usage_ceiling``, the sink) are logged as needing a restart and
 otherwise left as they are.
 
 Reloads never overlap: one runs at a time, and a burst of SIGHUPs coalesces into at most
@@ -46,6 +46,7 @@ _COLLECTOR_KEYS = {
     "log_format": "log_format",
     "state_dir": "state_dir",
     "plugin_dirs": "plugin_dirs",
+    "web": "web",  # the table itself; the files it names are re-read as they change
 }
 #: ``[graph]`` keys the one shared Graph client was built with.
 _CLIENT_KEYS = ("max_concurrency", "usage_ceiling")
@@ -221,7 +222,7 @@ def needs_restart(old: Config, new: Config) -> list[str]:
     """The changed keys that take effect only at start, as ``[table] key`` strings."""
     keys: list[str] = []
     for field, key in _COLLECTOR_KEYS.items():
-        label = f"[collector] {key}"
+        label = "[collector.web]" if key == "web" else f"[collector] {key}"
         if getattr(old.collector, field) != getattr(new.collector, field) and label not in keys:
             keys.append(label)
     for key in _CLIENT_KEYS:

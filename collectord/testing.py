@@ -45,7 +45,13 @@ from collectord.errors import ConfigError, GraphError
 from collectord.graph.answers import meta_error
 from collectord.graph.client import BATCH_LIMIT, encode_params, get_many
 from collectord.model import Cadence, MetricSpec, Sample
-from collectord.plugin.api import PollContext, PollResult, SourceGraph, SourcePlugin
+from collectord.plugin.api import (
+    DEFAULT_INTERVALS,
+    PollContext,
+    PollResult,
+    SourceGraph,
+    SourcePlugin,
+)
 from collectord.store.store import newest_per_series
 
 __all__ = ["Call", "FakeGraph", "PluginHost"]
@@ -210,6 +216,8 @@ class PluginHost:
         self.poll_requests: list[tuple[Cadence, datetime]] = []
         self.results: list[PollResult] = []
         self._samples: dict[Cadence, tuple[Sample, ...]] = {}
+        #: The source's interval of each cadence, in seconds (the config's defaults).
+        self.intervals: dict[str, float] = dict(DEFAULT_INTERVALS)
 
     def context(
         self, cadence: Cadence, *, now: datetime | None = None, requested: bool = False
@@ -227,6 +235,8 @@ class PluginHost:
             disabled_at=dict(self.disabled_at),
             memory=copy.deepcopy(self.memory),
             requested=requested,
+            previous=self._samples.get(cadence, ()),
+            intervals=dict(self.intervals),
         )
 
     def record(self, cadence: Cadence, answer: PollResult | Sequence[Sample]) -> PollResult:

@@ -27,6 +27,12 @@ and reads their insights in batches, 3 posts first, which isolates and disables 
 expands again with the remaining metrics. A post deleted between the listing and its
 insights is skipped (counted as ``skipped_object``), never a failed poll.
 
+**Tiers.** The per-post requests (breakdowns, and the insights when the expansion was
+rejected) go to the posts younger than ``tier_age`` (default 48 hours) on every poll and
+to older posts once per daily interval; in between an older post keeps the values of its
+last read (:mod:`collectord.plugin.tiers`). Values that ride on the listing are fresh on
+every poll: they cost no request of their own.
+
 Cadence: the metrics Meta marks as refreshed several times a day (``post_clicks*``,
 ``post_activity_by_action_type*``, the live and social video counters) and the post fields
 (shares) are ``fast``; the rest are ``daily``. Meta retired every ``post_impressions*``
@@ -45,6 +51,7 @@ from typing import Any
 
 import collectord
 from collectord import (
+    TIER_AGE_OPTION,
     GraphError,
     MetricSpec,
     Option,
@@ -60,6 +67,7 @@ from collectord import (
     parse_entries,
     parse_time,
     skip_failed,
+    tiers,
 )
 
 from .facebook_post_catalogue import CATALOGUE, DICT_LABELS, NAMES, RETIRED, insight
@@ -104,6 +112,7 @@ OPTIONS: tuple[Option, ...] = (
         minimum=1,
         help="Follow at most this many posts (the newest).",
     ),
+    TIER_AGE_OPTION,
 )
 
 
@@ -144,20 +153,27 @@ class FacebookPost(SourcePlugin):
                 values = parse_entries(_expanded_entries(post))
                 out += _samples(ctx, specs, values, labels, breakdown=False)
 
+        # per-post requests for the posts younger than tier_age and the older ones due
+        # (once per daily interval); the others keep the values of their last read
+        created = {str(p["id"]): parse_time(p.get("created_time")) for p in posts}
+        tier = tiers(ctx, created, specs)
+        reading = [post_id for post_id in found if post_id in tier.read]
         requests: Requests[Tag] = Requests()
         if how != EXPANDED and insights:
-            for post_id in found:
+            for post_id in reading:
                 requests.add(Tag(post_id), post_id, specs, LIFETIME_PARAMS, per_object=True)
         for spec in insights:
             for bd in spec.breakdowns:
-                for post_id in found:
+                for post_id in reading:
                     tag = Tag(post_id, bd)
                     requests.add_breakdown(
                         tag, post_id, spec.graph_name, bd, LIFETIME_PARAMS, per_object=True
                     )
         if len(requests):
             await _fetch_into(ctx, page_id, specs, requests, found, probe=how == REJECTED)
-        return ctx.result(s for samples in found.values() for s in samples)
+        fresh = [s for samples in found.values() for s in samples]
+        kept = [s for s in tier.carried(fresh) if s.object_id in found]
+        return ctx.result(fresh + kept)
 
 
 def _labels(page_id: str, post_id: str) -> dict[str, str]:

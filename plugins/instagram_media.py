@@ -14,10 +14,14 @@ Everything is ``fast``. One poll:
    created within ``max_age``, at most ``max_media``; ``like_count`` and
    ``comments_count`` come with the list;
 2. lists the live stories, ``{ig-user-id}/stories`` (when ``include_stories``);
-3. asks for every media's insights in one request per media with exactly the metrics
-   Meta serves for its ``media_product_type`` (docs/meta-facts.md 6.2: the spec's ``group``),
-   plus one request per story and breakdown; all of them go out as batch requests, 50 per
-   HTTP request. Carousel children are never queried (Meta has no insights for them).
+3. asks for the insights of the media younger than ``tier_age`` (default 48 hours) and of
+   the older ones last read a daily interval ago, in one request per media with exactly
+   the metrics Meta serves for its ``media_product_type`` (docs/meta-facts.md 6.2: the
+   spec's ``group``), plus one request per story and breakdown; all of them go out as
+   batch requests, 50 per HTTP request, the batches side by side. Older media keep the
+   values of their last read in between (:mod:`collectord.plugin.tiers`), so a window of
+   500 media costs about its young media per poll plus each old one once a day. Carousel
+   children are never queried (Meta has no insights for them).
 
 Expected per-object answers are skipped and counted, never failures of the poll: media
 posted before the business conversion (code 100, subcode 2108006; remembered and not asked
@@ -46,6 +50,7 @@ with a config warning naming the nearest known one.
 
 from __future__ import annotations
 
+import bisect
 import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
@@ -53,6 +58,7 @@ from typing import Any
 
 import collectord
 from collectord import (
+    TIER_AGE_OPTION,
     GraphError,
     MetricSpec,
     Option,
@@ -67,6 +73,7 @@ from collectord import (
     parse_entries,
     parse_time,
     skip_failed,
+    tiers,
 )
 
 from .instagram_media_catalogue import (
@@ -110,6 +117,7 @@ OPTIONS: tuple[Option, ...] = (
     Option("max_age", "duration", "30d", help="Follow media created within this age."),
     Option("max_media", "int", 200, help="Follow at most this many (newest) media.", minimum=1),
     Option("include_stories", "bool", True, help="Also collect the live stories' insights."),
+    TIER_AGE_OPTION,
 )
 
 
@@ -190,7 +198,10 @@ async def _media_requests(
     by_product = {p: ctx.metrics(kind="insight", group=p) for p in MEDIA_PRODUCTS}
     if not fields and not any(by_product.values()):
         return samples
-    for item in await list_media(ctx, ig_user_id):
+    window = await list_media(ctx, ig_user_id)
+    asked = {s.graph_name for specs in by_product.values() for s in specs}
+    tier = tiers(ctx, {str(m["id"]): parse_time(m.get("timestamp")) for m in window}, asked)
+    for item in window:
         labels = _media_labels(ig_user_id, item)
         media_id = labels["media_id"]
         samples += field_samples(ctx, fields, item, object_id=media_id, labels=labels)
@@ -198,9 +209,10 @@ async def _media_requests(
         specs = _media_specs(by_product.get(labels["media_product_type"], ()), item)
         if media_id in ctx.memory.get(_NO_INSIGHTS, ()):
             ctx.skip(media_id, "pre_conversion")
-        elif specs:
+        elif specs and media_id in tier.read:
             _add(requests, objects, media_id, labels, specs, scope)
-    return samples
+    # older media not due keep the insights of their last read (a daily one)
+    return samples + tier.carried(samples)
 
 
 async def list_media(ctx: PollContext, ig_user_id: str) -> list[dict[str, Any]]:
@@ -246,26 +258,32 @@ def plan_final_snapshots(ctx: PollContext, stories: Iterable[Mapping[str, Any]])
         live.add(story_id)
         if story_id and story_id not in planned and created is not None:
             dated.append((created, story_id))
+    for story_id in [s for s in planned if s not in live]:
+        del planned[story_id]  # expired: no longer listed
+    # the planned instants still ahead, sorted: a new story shares the latest one within
+    # FINAL_SNAPSHOT_SHARE before its own (a bisection, so thousands of stories stay cheap)
+    ahead = sorted({t for t in map(_instant, planned.values()) if t is not None and t > ctx.now})
     for created, story_id in sorted(dated):  # oldest first, so later ones can share
         at = created + STORY_LIFETIME - FINAL_SNAPSHOT_LEAD
         if at <= ctx.now:
             planned[story_id] = ""  # this poll is its last before expiry
             continue
-        shared = [
-            t
-            for t in (_instant(text) for text in planned.values())
-            if t is not None and at - FINAL_SNAPSHOT_SHARE <= t <= at and t > ctx.now
-        ]
-        planned[story_id] = (max(shared) if shared else at).isoformat()
-    for story_id in [s for s in planned if s not in live]:
-        del planned[story_id]  # expired: no longer listed
-    ahead = [t for t in map(_instant, planned.values()) if t is not None and t > ctx.now]
+        index = bisect.bisect_right(ahead, at)
+        if index and ahead[index - 1] >= at - FINAL_SNAPSHOT_SHARE:
+            at = ahead[index - 1]
+        else:
+            ahead.insert(index, at)
+        planned[story_id] = at.isoformat()
     if ahead:
-        ctx.poll_again_at(min(ahead))
+        ctx.poll_again_at(ahead[0])
 
 
-def _instant(text: str) -> datetime | None:
-    return datetime.fromisoformat(text) if text else None
+def _instant(text: Any) -> datetime | None:
+    """A planned instant kept in memory (ISO text); anything else is none."""
+    try:
+        return datetime.fromisoformat(text) if isinstance(text, str) and text else None
+    except ValueError:
+        return None
 
 
 def _media_labels(ig_user_id: str, item: Mapping[str, Any]) -> dict[str, str]:

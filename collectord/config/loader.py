@@ -8,7 +8,6 @@
 
 from __future__ import annotations
 
-import ipaddress
 import os
 import re
 from collections.abc import Mapping
@@ -16,18 +15,32 @@ from dataclasses import replace
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Final
-from urllib.parse import urlsplit
 
+from collectord.config.checks import (
+    BACKUPS_MAX,
+    MAX_BYTES_MAX,
+    MAX_BYTES_MIN,
+    MAX_TIMEOUT,
+    append_path_problem,
+    duration_problem,
+    not_a_directory,
+    parse_listen,
+    url_problem,
+)
+from collectord.config.document import (
+    CONFIG_ENV,
+    read_document,
+    read_plugin_dirs,
+    resolve_config_path,
+)
 from collectord.config.durations import format_duration, parse_duration
 from collectord.config.options import read_options, read_token, resolve_metrics, validate_options
 from collectord.config.reader import (
-    CONFIG_ENV,
     INVALID,
     MISSING,
     Context,
     Kind,
     Table,
-    read_document,
     suggestion,
     type_name,
 )
@@ -39,6 +52,7 @@ from collectord.config.types import (
     ScheduleConfig,
     SourceConfig,
 )
+from collectord.config.web import read_web
 from collectord.errors import ConfigError
 from collectord.plugin.api import SourcePlugin
 from collectord.secret import Secret
@@ -53,8 +67,6 @@ __all__ = [
     "read_plugin_dirs",
     "resolve_config_path",
 ]
-
-DEFAULT_CONFIG: Final = "collector.toml"
 
 _TABLES: Final = ("collector", "graph", "schedule", "source", "sink")
 _SINKS: Final = ("jsonl",)
@@ -76,13 +88,6 @@ _VERSION = re.compile(r"v\d+\.\d+")
 #: Below these, an interval polls more often than Meta refreshes (a warning, not an error).
 _FAST_FLOOR: Final = 15 * 60.0
 _DAILY_FLOOR: Final = 3600.0
-
-
-def resolve_config_path(cli_value: str | None, environ: Mapping[str, str] | None = None) -> Path:
-    """The config file to read: ``-c FILE``, else ``$COLLECTORD_CONFIG``, else
-    ``./collector.toml``."""
-    env = os.environ if environ is None else environ
-    return Path(cli_value or env.get(CONFIG_ENV) or DEFAULT_CONFIG)
 
 
 def load_config(
@@ -136,17 +141,6 @@ def load_document(
     )
 
 
-def read_plugin_dirs(path: Path, *, environ: Mapping[str, str] | None = None) -> tuple[Path, ...]:
-    """``[collector] plugin_dirs`` alone, read before the plugins are loaded (which
-    :func:`load_config` needs). A wrong value gives ``()`` here: :func:`load_config`
-    reports it. Raises :class:`ConfigError` for a file that cannot be read or parsed."""
-    path = Path(path)
-    data = read_document(path)
-    ctx = _context(path, environ)
-    dirs = _table(ctx, data, "collector", "[collector]").take("plugin_dirs", "path_list")
-    return dirs if isinstance(dirs, tuple) and not ctx.problems else ()
-
-
 def _context(path: Path, environ: Mapping[str, str] | None) -> Context:
     return Context(
         file=str(path),
@@ -187,7 +181,8 @@ def _choice(table: Table, key: str, choices: tuple[str, ...]) -> Any:
         return value
     if value.lower() not in choices:
         listed = ", ".join(choices)
-        table.problem(key, f"expected one of {listed}, got {value!r}{suggestion(value, choices)}")
+        hint = suggestion(value, choices) if table.shown(key) else ""
+        table.problem(key, f"expected one of {listed}{table.got(key, value)}{hint}")
         return INVALID
     return value.lower()
 
@@ -210,32 +205,22 @@ def _read_collector(table: Table) -> CollectorConfig:
     listen = table.take("listen", "str")
     if isinstance(listen, str):
         try:
-            values["listen_host"], values["listen_port"] = _parse_listen(listen)
+            values["listen_host"], values["listen_port"] = parse_listen(listen)
         except ValueError as exc:
-            table.problem("listen", str(exc))
+            table.problem("listen", f"{exc}{table.got('listen', listen)}")
     _set(values, "log_level", _choice(table, "log_level", _LOG_LEVELS))
     _set(values, "log_format", _choice(table, "log_format", _LOG_FORMATS))
-    _set(values, "state_dir", table.take("state_dir", "path"))
+    state_dir = table.take("state_dir", "path")
+    kind = not_a_directory(state_dir) if isinstance(state_dir, Path) else None
+    if kind is not None:
+        table.problem("state_dir", f"expected a directory, found {kind}")
+    else:
+        _set(values, "state_dir", state_dir)
     _set(values, "plugin_dirs", table.take("plugin_dirs", "path_list"))
+    table.accept("web")
+    values["web"] = read_web(table.ctx, table.data.get("web"))
     table.finish()
     return CollectorConfig(**values)
-
-
-def _parse_listen(text: str) -> tuple[str, int]:
-    form = 'expected HOST:PORT such as "127.0.0.1:9464" or "[::1]:9464"'
-    match = re.fullmatch(r"\[(?P<v6>[^\]]+)\]:(?P<port>\d+)|(?P<host>[^:\[\]]+):(?P<p>\d+)", text)
-    if not match:
-        raise ValueError(f"{form}, got {text!r}")
-    host = match.group("v6") or match.group("host")
-    port = int(match.group("port") or match.group("p"))
-    if match.group("v6"):
-        try:
-            ipaddress.IPv6Address(host)
-        except ValueError:
-            raise ValueError(f"{form}: {host!r} is not an IPv6 address") from None
-    if not 1 <= port <= 65535:
-        raise ValueError(f"port must be between 1 and 65535, got {port}")
-    return host, port
 
 
 def _read_graph(table: Table, base: GraphConfig, *, keys: str = "graph_keys") -> GraphConfig:
@@ -243,9 +228,9 @@ def _read_graph(table: Table, base: GraphConfig, *, keys: str = "graph_keys") ->
     values: dict[str, Any] = {}
     base_url = table.take("base_url", "str")
     if isinstance(base_url, str):
-        parts = urlsplit(base_url)
-        if parts.scheme not in ("http", "https") or not parts.netloc:
-            table.problem("base_url", f"expected an http:// or https:// URL, got {base_url!r}")
+        wrong = url_problem(base_url)
+        if wrong:
+            table.problem("base_url", f"{wrong}{table.got('base_url', base_url)}")
         else:
             values["base_url"] = base_url.rstrip("/")
     version = table.take("version", "str")
@@ -254,7 +239,8 @@ def _read_graph(table: Table, base: GraphConfig, *, keys: str = "graph_keys") ->
             values["version"] = version
         else:
             table.problem(
-                "version", f'expected a Graph API version such as "v26.0", got {version!r}'
+                "version",
+                f'expected a Graph API version such as "v26.0"{table.got("version", version)}',
             )
     app_id = table.take("app_id", "str")
     if isinstance(app_id, str):
@@ -267,15 +253,24 @@ def _read_graph(table: Table, base: GraphConfig, *, keys: str = "graph_keys") ->
         table.problem("app_secret", "is empty")
     else:
         _set(values, "app_secret", app_secret)
-    _set(values, "timeout", _positive(table, "timeout", "duration"))
+    timeout = _positive(table, "timeout", "duration")
+    too_long = isinstance(timeout, float) and duration_problem(timeout, maximum=MAX_TIMEOUT)
+    if too_long:
+        table.problem("timeout", too_long)
+    else:
+        _set(values, "timeout", timeout)
     concurrency = table.take("max_concurrency", "int")
     if isinstance(concurrency, int) and concurrency < 1:
-        table.problem("max_concurrency", f"must be at least 1, got {concurrency}")
+        table.problem(
+            "max_concurrency", f"must be at least 1{table.got('max_concurrency', concurrency)}"
+        )
     else:
         _set(values, "max_concurrency", concurrency)
     ceiling = table.take("usage_ceiling", "float")
     if isinstance(ceiling, float) and not 0 < ceiling <= 1:
-        table.problem("usage_ceiling", f"must be above 0 and at most 1, got {ceiling}")
+        table.problem(
+            "usage_ceiling", f"must be above 0 and at most 1{table.got('usage_ceiling', ceiling)}"
+        )
     else:
         _set(values, "usage_ceiling", ceiling)
     return replace(base, **values, **{keys: getattr(base, keys) | frozenset(values)})
@@ -397,8 +392,18 @@ def _read_sink(ctx: Context, raw: Any) -> JsonlSinkConfig | None:
     table = _table(ctx, raw, "jsonl", "[sink.jsonl]")
     values: dict[str, Any] = {}
     path = table.take("path", "path", required=True)
-    _set(values, "max_bytes", _positive(table, "max_bytes", "int"))
-    _set(values, "backups", _positive(table, "backups", "int", allow_zero=True))
+    if isinstance(path, Path) and (wrong := append_path_problem(path)):
+        table.problem("path", wrong)
+        path = INVALID
+    for key, low, high in (
+        ("max_bytes", MAX_BYTES_MIN, MAX_BYTES_MAX),
+        ("backups", 0, BACKUPS_MAX),
+    ):
+        number = table.take(key, "int")
+        if isinstance(number, int) and not low <= number <= high:
+            table.problem(key, f"must be between {low} and {high}{table.got(key, number)}")
+        else:
+            _set(values, key, number)
     table.finish()
     if not isinstance(path, Path):
         return None

@@ -156,17 +156,17 @@ def _check_option(table: Table, option: Option, value: Any) -> Any:
     if option.required and option.type in ("str", "id") and not plain:
         table.problem(key, "is empty")
         return INVALID
-    if option.type == "id" and plain and not str(plain).isdigit():
-        shown = "" if option.secret else f", got {plain!r}"
-        table.problem(key, f"expected a numeric id{shown}")
+    if option.type == "id" and plain and not (str(plain).isdigit() and str(plain).isascii()):
+        table.problem(key, f"expected a numeric id{table.got(key, plain, secret=option.secret)}")
         return INVALID
     if option.choices is not None:
         items = plain if option.type == "str_list" else (plain,)
         wrong = [item for item in items if item not in option.choices]
         if wrong:
             listed = ", ".join(repr(choice) for choice in option.choices)
-            got = "" if option.secret else f", got {wrong[0]!r}"
-            hint = suggestion(str(wrong[0]), map(str, option.choices)) if not option.secret else ""
+            got = table.got(key, wrong[0], secret=option.secret)
+            shown = table.shown(key, secret=option.secret)
+            hint = suggestion(str(wrong[0]), map(str, option.choices)) if shown else ""
             table.problem(key, f"expected one of {listed}{got}{hint}")
             return INVALID
     if option.type in ("int", "float", "duration"):

@@ -10,16 +10,17 @@ from __future__ import annotations
 
 import datetime as dt
 import difflib
+import math
 import re
-import tomllib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final, Literal
 
+from collectord.config.checks import MAX_INT, VALUE_FILE_MAX_BYTES, duration_problem, special_file
 from collectord.config.durations import DURATION_FORM, parse_duration
-from collectord.errors import ConfigError
-from collectord.secret import Secret
+from collectord.files import UnsafePathError, read_limited
+from collectord.secret import Secret, scrub
 
 Kind = Literal["str", "int", "float", "bool", "duration", "str_list", "path", "path_list"]
 
@@ -37,34 +38,18 @@ MISSING: Final[Any] = _Marker("MISSING")
 #: The key is set but wrong; the problem has been recorded.
 INVALID: Final[Any] = _Marker("INVALID")
 
-#: The variable naming the config file when ``-c`` does not.
-CONFIG_ENV: Final = "COLLECTORD_CONFIG"
 _REFERENCE = re.compile(r"\$\$|\$\{(?P<name>[^}]*)\}|\$\{")
 _VARIABLE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-
-
-def read_document(path: Path) -> dict[str, Any]:
-    """The TOML document in ``path``, unchecked; a one-line :class:`ConfigError` naming the
-    file when it cannot be read or parsed."""
-    try:
-        raw = path.expanduser().read_bytes()
-    except OSError as exc:
-        reason = exc.strerror or type(exc).__name__
-        hint = f" (choose the file with -c FILE or ${CONFIG_ENV})"
-        raise ConfigError([f"{path}: cannot read the config file: {reason}{hint}"]) from None
-    try:
-        return tomllib.loads(raw.decode("utf-8"))
-    except UnicodeDecodeError:
-        raise ConfigError([f"{path}: not UTF-8 text"]) from None
-    except tomllib.TOMLDecodeError as exc:
-        message = str(exc)
-        where = re.search(r"\s*\(at line (\d+), column (\d+)\)$", message)
-        if where:
-            message = message[: where.start()]
-            location = f"line {where.group(1)}, column {where.group(2)}: "
-        else:
-            location = ""
-        raise ConfigError([f"{path}: {location}invalid TOML: {message}"]) from None
+#: A value written in the file is shown in a problem line up to this many characters.
+_SHOWN_MAX: Final = 80
+#: Longest problem line (after the file name).
+_LINE_MAX: Final = 600
+#: Values from variables and files shorter than this are not masked in messages.
+_HIDE_FROM: Final = 12
+#: Control characters (a key name may hold any) are escaped: a problem is one line.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f\x80-\x9f\u2028\u2029]")
+#: Keys whose values are secrets even when the caller does not say so: never shown.
+SECRET_NAME: Final = re.compile(r"token|secret|password|passwd|credential|auth", re.IGNORECASE)
 
 
 def substitute(text: str, environ: Mapping[str, str]) -> str | None:
@@ -94,10 +79,36 @@ class Context:
     environ: Mapping[str, str]
     problems: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    #: Values never to be shown: what ``${VAR}`` and ``X_file`` gave, and secrets.
+    hidden: set[str] = field(default_factory=set)
+
+    def hide(self, value: object, *, secret: bool = False) -> None:
+        """Keep ``value`` (a string, or the strings in a list or table) out of every
+        problem and warning line, whatever the message that would show it. Short values
+        that are not ``secret`` are left alone (hiding ``"info"`` would garble messages;
+        tokens and app secrets are long)."""
+        if isinstance(value, Secret):
+            value = value.reveal()
+        if isinstance(value, str):
+            if secret or len(value) >= _HIDE_FROM:
+                self.hidden.add(value)
+        elif isinstance(value, list | tuple):
+            for item in value:
+                self.hide(item, secret=secret)
+        elif isinstance(value, Mapping):
+            for item in value.values():
+                self.hide(item, secret=secret)
 
     def line(self, table: str | None, key: str | None, what: str) -> str:
-        """``{file}: {table}: {key}: {what}``, leaving out the parts that are ``None``."""
-        return ": ".join(part for part in (self.file, table, key, what) if part is not None)
+        """``{file}: {table}: {key}: {what}``, leaving out the parts that are ``None``;
+        hidden values and anything shaped like a token are masked, control characters
+        escaped."""
+        text = ": ".join(part for part in (table, key, what) if part is not None)
+        text = scrub(text, sorted(self.hidden, key=len, reverse=True))
+        text = _CONTROL.sub(lambda m: repr(m.group(0))[1:-1], text)
+        if len(text) > _LINE_MAX:  # a key or value of a megabyte stays one readable line
+            text = f"{text[: _LINE_MAX - 20]}... (cut)"
+        return f"{self.file}: {text}" if text else self.file
 
     def problem(self, table: str | None, key: str | None, what: str) -> None:
         self.problems.append(self.line(table, key, what))
@@ -144,6 +155,9 @@ class Table:
         self.data = data
         #: Keys this table accepts (filled by :meth:`take` and :meth:`accept`).
         self.known: set[str] = set()
+        #: Where the values not written literally came from (``${PAGE_TOKEN}``, ``the
+        #: file /run/secrets/x``), by key; such values are never shown.
+        self.origins: dict[str, str] = {}
 
     def problem(self, key: str | None, what: str) -> None:
         self.ctx.problem(self.label, key, what)
@@ -151,6 +165,25 @@ class Table:
     def accept(self, *keys: str) -> None:
         """Declare keys that are read some other way (sub-tables), so they are not unknown."""
         self.known.update(keys)
+
+    def got(self, key: str, value: object, *, secret: bool = False) -> str:
+        """How a problem line ends after saying what is wrong with ``key``'s ``value``:
+        ``, got 'x'`` for a value written in the file, else a note saying where it came
+        from and that it is not shown (a ``${VAR}``, an ``X_file``, a secret)."""
+        base = key.removesuffix("_file")
+        origin = self.origins.get(key) or self.origins.get(base)
+        if origin is not None:
+            return f" (the value comes from {origin}, not shown)"
+        if secret or SECRET_NAME.search(key):
+            return " (the value is a secret, not shown)"
+        shown = repr(value)
+        if len(shown) > _SHOWN_MAX:  # one readable line, whatever the file holds
+            shown = f"{shown[: _SHOWN_MAX - 20]}... ({len(str(value))} characters)"
+        return f", got {shown}"
+
+    def shown(self, key: str, *, secret: bool = False) -> bool:
+        """Whether :meth:`got` would show ``key``'s value."""
+        return self.got(key, None, secret=secret) == ", got None"
 
     def given(self, key: str) -> bool:
         """Whether ``key`` or ``key_file`` is present."""
@@ -180,9 +213,11 @@ class Table:
             return value
         if value is INVALID:
             return value
+        if secret or SECRET_NAME.search(key):
+            self.ctx.hide(value, secret=True)
         try:
             converted = self._convert(value, kind, from_file=from_file, secret=secret)
-        except ValueError as exc:
+        except (ValueError, OverflowError) as exc:
             self.problem(file_key if from_file else key, str(exc))
             return INVALID
         return Secret(converted) if secret and isinstance(converted, str) else converted
@@ -206,14 +241,28 @@ class Table:
             self.problem(file_key, f"expected the path of a file, got {got}")
             return INVALID
         path = self.ctx.path(where)
+        named = self.origins.get(file_key) or str(path)
+        kind = special_file(path)
         try:
-            text = path.read_text(encoding="utf-8")
+            if kind is not None:  # a FIFO would hang the read, a device never end
+                raise UnsafePathError(f"it is {kind}, not a regular file")
+            text = read_limited(path, VALUE_FILE_MAX_BYTES).decode("utf-8")
+        except UnsafePathError as exc:
+            if kind is None:  # read_limited's own refusal
+                oversize = "larger" in str(exc)
+                exc = UnsafePathError(
+                    "it is larger than 64 KiB" if oversize else "it is not a regular file"
+                )
+            self.problem(file_key, f"cannot read {named}: {exc}")
+            return INVALID
         except OSError as exc:
-            self.problem(file_key, f"cannot read {path}: {exc.strerror or type(exc).__name__}")
+            self.problem(file_key, f"cannot read {named}: {exc.strerror or type(exc).__name__}")
             return INVALID
         except UnicodeDecodeError:
-            self.problem(file_key, f"cannot read {path}: not UTF-8 text")
+            self.problem(file_key, f"cannot read {named}: not UTF-8 text")
             return INVALID
+        self.ctx.hide(text.strip(), secret=bool(SECRET_NAME.search(key)))
+        self.origins[key] = f"the file {named}"
         return text.strip()
 
     def _expand(self, key: str, report_key: str, value: Any) -> Any:
@@ -234,6 +283,7 @@ class Table:
         return value
 
     def _interpolate(self, key: str, report_key: str, text: str) -> Any:
+        used: list[str] = []
         missing: list[str] = []
         bad: list[str] = []
 
@@ -246,12 +296,18 @@ class Table:
             elif not _VARIABLE_NAME.fullmatch(name):
                 bad.append(f"'${{{name}}}' is not a valid environment variable name")
             elif name in self.ctx.environ:
+                used.append(name)
                 return self.ctx.environ[name]
             else:
                 missing.append(name)
             return ""
 
         result = _REFERENCE.sub(replace, text)
+        if used:
+            names = ", ".join(f"${{{name}}}" for name in dict.fromkeys(used))
+            self.origins[report_key] = text if len(text) <= 80 else names
+            for name in used:
+                self.ctx.hide(self.ctx.environ[name], secret=bool(SECRET_NAME.search(key)))
         if bad:
             self.problem(report_key, bad[0])
             return INVALID
@@ -280,10 +336,14 @@ class Table:
         if kind == "int":
             if isinstance(value, bool) or not isinstance(value, int):
                 raise ValueError(f"expected an integer, got {type_name(value)}")
+            if abs(value) > MAX_INT:
+                raise ValueError("is too large (integers must fit in 64 bits)")
             return value
         if kind == "float":
             if isinstance(value, bool) or not isinstance(value, int | float):
                 raise ValueError(f"expected a number, got {type_name(value)}")
+            if (isinstance(value, int) and abs(value) > MAX_INT) or not math.isfinite(value):
+                raise ValueError("expected a finite number of reasonable size")
             return float(value)
         if kind == "bool":
             if not isinstance(value, bool):
@@ -292,7 +352,11 @@ class Table:
         if kind == "duration":
             if not isinstance(value, str):
                 raise ValueError(f"expected {DURATION_FORM}, got {type_name(value)}")
-            return parse_duration(value)
+            seconds = parse_duration(value)
+            too_long = duration_problem(seconds)
+            if too_long:
+                raise ValueError(too_long)
+            return seconds
         # str_list, path_list
         if not isinstance(value, list):
             raise ValueError(f"expected an array of strings, got {type_name(value)}")

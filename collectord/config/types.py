@@ -6,10 +6,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from collectord.model import Cadence, MetricSpec
 from collectord.secret import Secret
+
+if TYPE_CHECKING:  # config.web reads tables (config.reader), which use these types
+    from collectord.config.web import WebConfig
 
 DEFAULT_LISTEN = ("127.0.0.1", 9464)
 
@@ -22,6 +25,8 @@ class CollectorConfig:
     log_format: str = "console"
     state_dir: Path = Path(".collectord")
     plugin_dirs: tuple[Path, ...] = ()
+    #: ``[collector.web]``: TLS and basic auth for the endpoints; None when not set.
+    web: WebConfig | None = None
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ and label names are checked once per family shape (the verdict is cached), not p
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -37,6 +38,26 @@ class _Family:
     help: str
     label_names: tuple[str, ...]
     series: dict[tuple[str, ...], Sample] = field(default_factory=dict)
+
+
+#: Put in place of a character a label value may not carry raw (see :func:`label_value`).
+REPLACEMENT = "\ufffd"
+#: Unicode categories replaced in label values: controls, lone surrogates (not encodable
+#: as UTF-8), line and paragraph separators.
+_UNSAFE_CATEGORIES = frozenset({"Cc", "Cs", "Zl", "Zp"})
+
+
+def label_value(value: str) -> str:
+    """``value`` as it may appear in the exposition: a control character (CR, NUL, tab,
+    DEL, ...), a lone surrogate or a line separator becomes U+FFFD. A newline, a backslash
+    and a double quote stay: prometheus_client escapes those three as the text format
+    requires. Breakdown keys come from Meta and may hold anything."""
+    if value.isprintable():
+        return value
+    return "".join(
+        REPLACEMENT if ch != "\n" and unicodedata.category(ch) in _UNSAFE_CATEGORIES else ch
+        for ch in value
+    )
 
 
 def _one_line(text: str) -> str:
@@ -145,7 +166,7 @@ class FamilyBuilder:
                     dropped=list(label_names),
                 )
             return
-        values = (source, *(v for _, v in labels))
+        values = (source, *(label_value(v) for _, v in labels))
         current = family.series.get(values)
         if current is None or _newer(sample, current):
             family.series[values] = sample

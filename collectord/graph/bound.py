@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Awaitable, Iterable, Mapping, Sequence
+from typing import Any, TypeVar
 from urllib.parse import urlencode
 
 from yarl import URL
@@ -28,6 +28,21 @@ from collectord.graph.calls import (
     get_many,
     split_call,
 )
+
+T = TypeVar("T")
+
+
+async def all_or_first_error(aws: Iterable[Awaitable[T]]) -> list[T]:
+    """Run ``aws`` concurrently; their results in order. The first one to raise cancels
+    the others and its exception is raised as it is (not in an ``ExceptionGroup``, so a
+    caller's ``except GraphError`` still sees it)."""
+    tasks = [asyncio.ensure_future(aw) for aw in aws]
+    try:
+        return list(await asyncio.gather(*tasks))
+    finally:
+        for task in tasks:
+            task.cancel()  # a no-op for finished ones
+        await asyncio.gather(*tasks, return_exceptions=True)
 
 
 def element_headers(answer: Any) -> dict[str, str]:
@@ -175,9 +190,15 @@ class BoundGraph:
                     "batch elements retried", source=self.source, count=len(pending)
                 )
                 await self._client.pause(round_ - 1)
+            parts = list(chunks(pending, BATCH_LIMIT))
+            # independent batches go out together: the client's semaphores (max_concurrency,
+            # process-wide and per source) and the governor decide how many are in flight;
+            # one that raises cancels the others (the poll fails as one)
+            sent = await all_or_first_error(
+                self._send_batch([relative[i] for i in c]) for c in parts
+            )
             retry: list[int] = []
-            for chunk in chunks(pending, BATCH_LIMIT):
-                answers = await self._send_batch([relative[i] for i in chunk])
+            for chunk, answers in zip(parts, sent, strict=True):
                 for index, answer in zip(chunk, answers, strict=True):
                     outcome = self._element(answer, queries[index])
                     results[index] = outcome

@@ -95,6 +95,8 @@ class Skip:
 #: How long a metric Meta rejected stays disabled before it is asked for again (a re-probe:
 #: Meta restores metrics, and a rejection for one object may pass).
 REPROBE_AFTER = timedelta(days=1)
+#: Each cadence's interval when the host gives none (the config's defaults).
+DEFAULT_INTERVALS: Mapping[str, float] = {"fast": 15 * 60.0, "daily": 24 * 3600.0}
 
 #: Separates a disabled name from the one object it is disabled for (``STORY/shares@1789``).
 OBJECT_MARK = "@"
@@ -174,6 +176,11 @@ class PollContext:
     log: Any = None
     requested: bool = False
     disabled_at: Mapping[str, datetime] = field(default_factory=dict)
+    #: The samples this source held for this cadence after its last successful poll
+    #: (restored from ``state_dir`` after a restart); empty before the first one.
+    previous: Sequence[Sample] = ()
+    #: The source's interval of each cadence, in seconds (see :meth:`interval`).
+    intervals: Mapping[str, float] = field(default_factory=dict)
     _skipped: list[Skip] = field(default_factory=list, repr=False)
     _disabled: dict[str, str] = field(default_factory=dict, repr=False)
     _probed: set[str] = field(default_factory=set, repr=False)
@@ -217,6 +224,11 @@ class PollContext:
             self._probed.add(key)
             return False
         return True
+
+    def interval(self, cadence: Cadence) -> float:
+        """The source's interval of ``cadence`` in seconds (the defaults, 15 minutes and
+        24 hours, when the host gave none)."""
+        return float(self.intervals.get(cadence, DEFAULT_INTERVALS[cadence]))
 
     @staticmethod
     def object_key(key: str, object_id: str) -> str:

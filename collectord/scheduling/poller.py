@@ -105,6 +105,8 @@ class Poller:
             memory=copy.deepcopy(rt.status.memory),
             log=self.log.bind(source=rt.name, cadence=cadence),
             requested=requested,
+            previous=self.store.cadence_samples(rt.name, cadence),
+            intervals={c: rt.config.schedule.interval(c) for c in ("fast", "daily")},
         )
         was_ok = rt.status.per_cadence[cadence].ok
         started = time.monotonic()

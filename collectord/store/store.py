@@ -204,6 +204,10 @@ class Store:
             status.token_expiry = expires_at
             self._changed()
 
+    def cadence_samples(self, name: str, cadence: Cadence) -> tuple[Sample, ...]:
+        """The samples ``name`` holds for ``cadence`` (what its last poll left)."""
+        return self._cadence_samples((name, cadence))
+
     def _cadence_samples(self, key: tuple[str, str]) -> tuple[Sample, ...]:
         found = self._tuples.get(key)
         if found is None:

@@ -20,6 +20,17 @@ ul { margin: 0; padding-left: 1.2em; }
 """
 
 
+#: Longest error message or reason shown on the page; Meta's can be megabytes.
+MAX_MESSAGE = 300
+
+
+def shorten(text: str, limit: int = MAX_MESSAGE) -> str:
+    """``text`` cut to ``limit`` characters with an ellipsis when longer, control characters
+    turned into spaces (escape the result: this does not)."""
+    text = "".join(ch if ch.isprintable() else " " for ch in text)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 def _utc(ts: float) -> str:
     return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
@@ -57,12 +68,13 @@ def _row(status: SourceView, series: int, now: float) -> str:
             successes.append(f"{c}: {escape(_when(cs.last_success, now))}")
         if cs.last_error is not None:
             reason = escape(cs.last_error_reason or "other")
-            errors.append(f"{c}: {escape(scrub(cs.last_error))} <em>({reason})</em>")
+            message = escape(shorten(scrub(cs.last_error)))
+            errors.append(f"{c}: {message} <em>({reason})</em>")
         if cs.next_run is not None:
             nr = cs.next_run if cs.next_run.tzinfo else cs.next_run.replace(tzinfo=UTC)
             runs.append(f"{c}: {escape(_when(nr.timestamp(), now))}")
     disabled = "".join(
-        f"<li>{escape(metric)}: {escape(reason)}</li>"
+        f"<li>{escape(metric)}: {escape(shorten(reason))}</li>"
         for metric, reason in sorted(status.disabled.items())
     )
     skipped = [f"{escape(why)}: {n}" for why, n in sorted(status.skipped.items())]

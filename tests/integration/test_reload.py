@@ -104,6 +104,10 @@ async def test_an_invalid_config_is_refused_whole_and_the_running_one_stays(
     assert scrape.value("collectord_source_up", source="extra") is None
     problems = [e["problem"] for e in daemon.log_events() if e.get("event") == "config problem"]
     assert len(problems) == 2, problems  # each problem once
+    # POST /-/reload answers with the outcome: the first problem
+    async with daemon.session.post(daemon.url + "/-/reload") as resp:
+        assert resp.status == 500
+        assert problems[0] in await resp.text()
     assert any("jitter" in p for p in problems)
     assert any("bogus" in p for p in problems)
 
@@ -114,6 +118,8 @@ async def test_an_invalid_config_is_refused_whole_and_the_running_one_stays(
     assert line["keys"] == ["[collector] listen"]
     scrape = await daemon.wait_for_value("collectord_source_up", 1, source="extra")
     assert scrape.value("collectord_config_last_reload_successful") == 1
+    async with daemon.session.post(daemon.url + "/-/reload") as resp:
+        assert (resp.status, await resp.text()) == (200, "reloaded\n")
     assert await daemon.stop() == 0
 
 

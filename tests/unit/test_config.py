@@ -453,8 +453,8 @@ def test_plugin_option_problems(tmp_path: Path, line: str, expected: str) -> Non
         ('[schedule]\nfast_interval = "15"', "[schedule]: fast_interval: expected a duration"),
         ('[schedule]\ndaily_interval = "1y"', "[schedule]: daily_interval: expected a duration"),
         ('[schedule]\nfast_interval = "0s"', "[schedule]: fast_interval: must be positive"),
-        ("[sink.jsonl]\nmax_bytes = 10", "[sink.jsonl]: path: missing required key"),
-        ('[sink.jsonl]\npath = "x"\nbackups = -1', "[sink.jsonl]: backups: must not be negative"),
+        ("[sink.jsonl]\nmax_bytes = 1048576", "[sink.jsonl]: path: missing required key"),
+        ('[sink.jsonl]\npath = "x"\nbackups = -1', "[sink.jsonl]: backups: must be between 0 and 1000, got -1"),
         ("collector = 3", "[collector]: expected a table, got an integer"),
     ],
 )  # fmt: skip
@@ -680,8 +680,16 @@ def test_errors_never_show_secret_values(tmp_path: Path) -> None:
 def test_plugin_dirs_can_be_read_before_the_plugins(tmp_path: Path) -> None:
     path = tmp_path / "collector.toml"
     path.write_text('[collector]\nplugin_dirs = ["${HOME_DIR}/p"]\n[[source]]\nplugin = "x"\n')
-    assert read_plugin_dirs(path, environ={"HOME_DIR": "/h"}) == (Path("/h/p"),)
+    (tmp_path / "p").mkdir()
+    assert read_plugin_dirs(path, environ={"HOME_DIR": str(tmp_path)}) == (tmp_path / "p",)
     assert read_plugin_dirs(path, environ={}) == ()
+    # A folder that does not exist is named by how the file writes it, not by its value.
+    with pytest.raises(ConfigError) as info:
+        read_plugin_dirs(path, environ={"HOME_DIR": "/secret-home"})
+    assert info.value.problems == [
+        f"{path}: [collector]: plugin_dirs: item 1 is not a directory "
+        "(the value comes from ${HOME_DIR}/p, not shown)"
+    ]
 
 
 # -- the shipped example ------------------------------------------------------------------

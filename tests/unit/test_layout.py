@@ -128,7 +128,7 @@ ALLOWED: dict[str, set[str]] = {
     "scheduling": {"config", "plugin", "store"},
     "exporter": {"store", "graph", "sinks"},  # reads the snapshot and the clients' counters
     "sinks": {"config"},
-    "web": {"exporter", "store"},
+    "web": {"exporter", "store", "config"},  # config.web: [collector.web] and its TLS files
     "simulator": set(),
 }
 

@@ -93,3 +93,42 @@ def test_secret_type_and_scrub() -> None:
         f"next=https://h/v1/x?after=a&access_token={MASK}&limit=1"
     )
     assert scrub('{"input_token": "abcdef"}') == f'{{"input_token": "{MASK}"}}'
+
+
+def test_redaction_looks_inside_nested_dicts_lists_and_tuples(stream: io.StringIO) -> None:
+    configure_logging("info", "json", stream=stream)
+    cyclic: list[object] = ["start"]
+    cyclic.append(cyclic)
+    get_logger("collectord.test").warning(
+        "reload",
+        config={
+            "graph": {"app_secret": "app-secret-literal", "version": "v26.0"},
+            "sources": [{"name": "acme", "access_token": "page-token-literal"}],
+        },
+        tokens=("first-token-literal", "second-token-literal"),
+        basic_auth_users={"prometheus": "$2b$12$bcrypthashliteral"},
+        calls=[[f"https://graph.facebook.com/me?access_token={TOKEN}"], (Secret("held"),)],
+        cyclic=cyclic,
+    )
+    text = stream.getvalue()
+    for secret in (
+        "app-secret-literal",
+        "page-token-literal",
+        "first-token-literal",
+        "second-token-literal",
+        "bcrypthashliteral",
+        TOKEN,
+        "held",
+    ):
+        assert secret not in text
+    (record,) = json_lines(stream)
+    config = record["config"]
+    assert config["graph"] == {"app_secret": MASK, "version": "v26.0"}  # type: ignore[index]
+    assert config["sources"] == [{"name": "acme", "access_token": MASK}]  # type: ignore[index]
+    assert record["tokens"] == [MASK, MASK]
+    assert record["basic_auth_users"] == {"prometheus": MASK}
+    assert record["calls"] == [
+        [f"https://graph.facebook.com/me?access_token={MASK}"],
+        [MASK],
+    ]
+    assert "nested too deep" in json.dumps(record["cyclic"])

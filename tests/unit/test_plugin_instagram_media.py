@@ -511,7 +511,7 @@ def kinds_of_media() -> PickyInstagram:
 async def test_shares_refused_for_one_feed_image_is_disabled_for_that_image_only() -> None:
     graph = kinds_of_media()
     graph.refuse = {media_id(1): {"shares"}}
-    poller = Poller(graph)
+    poller = Poller(graph, tier_age="30d")  # every media read on every poll
     samples = await poller.poll()
     key = f"FEED/IMAGE/shares@{media_id(1)}"
     assert poller.status.disabled == {key: "unsupported"}
@@ -801,3 +801,58 @@ async def test_a_kind_wide_rejection_is_re_probed_a_day_later_on_a_few_media_onl
     samples = await poller.poll(NOW + timedelta(days=2))
     assert poller.status.disabled == {}
     assert len(of(samples, "instagram_media_shares")) == 8
+
+
+async def test_older_media_are_read_once_a_day_and_keep_their_values_in_between() -> None:
+    young, old, older = media_id(1), media_id(2), media_id(3)
+    graph = FakeInstagram(
+        media=[
+            Media(young, NOW - timedelta(hours=5)),
+            Media(old, NOW - timedelta(days=3), "REELS", "VIDEO"),
+            Media(older, NOW - timedelta(days=10)),
+        ],
+        stories=[Media(story_id(1), NOW - timedelta(hours=20), "STORY")],
+    )
+    poller = Poller(graph)  # tier_age: the default 48 hours
+    first = await poller.poll()
+    assert set(metric_sets(graph)) == {young, old, older, story_id(1)}
+
+    graph.reset()
+    later = await poller.poll(NOW + timedelta(minutes=15))
+    assert set(metric_sets(graph)) == {young, story_id(1)}, "young media and stories only"
+    for media in (old, older):
+        kept = {(s.metric, s.labels, s.value) for s in first if s.object_id == media}
+        now = {(s.metric, s.labels, s.value) for s in later if s.object_id == media}
+        assert kept == now, "values kept"
+        assert of(later, "instagram_media_views", media)
+
+    graph.reset()
+    await poller.poll(NOW + timedelta(hours=12))
+    assert set(metric_sets(graph)) == {young, story_id(1)}
+    graph.reset()
+    await poller.poll(NOW + timedelta(hours=24))
+    assert {young, old, older} <= set(metric_sets(graph)), "a day later: read again"
+
+
+async def test_a_daily_interval_of_the_source_sets_when_older_media_are_read() -> None:
+    graph = FakeInstagram(media=[Media(media_id(1), NOW - timedelta(days=3))])
+    poller = Poller(graph, include_stories=False, tier_age="1d")
+    poller.host.intervals["daily"] = 3600.0
+    await poller.poll()
+    graph.reset()
+    await poller.poll(NOW + timedelta(minutes=15))
+    assert metric_sets(graph) == {}
+    await poller.poll(NOW + timedelta(hours=1))
+    assert set(metric_sets(graph)) == {media_id(1)}
+
+
+async def test_an_older_media_whose_read_failed_is_read_again_on_the_next_poll() -> None:
+    graph = FakeInstagram(media=[Media(media_id(1), NOW - timedelta(days=3), gone=True)])
+    poller = Poller(graph, include_stories=False)
+    await poller.poll()  # Meta failed this media's insights once
+    assert not of(list(poller.host.samples()), "instagram_media_views")
+    graph.media[0].gone = False
+    graph.reset()
+    samples = await poller.poll(NOW + timedelta(minutes=15))
+    assert set(metric_sets(graph)) == {media_id(1)}
+    assert of(samples, "instagram_media_views", media_id(1))
