@@ -9,6 +9,7 @@ import os
 import signal
 import threading
 from collections.abc import AsyncIterator, Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,7 @@ from collectord.config.loader import load_config
 from collectord.daemon import Collector
 from collectord.exporter.registry import ReloadStats
 from collectord.plugin.manager import load_source_plugins, plugin_map
-from collectord.reload import Reloader
+from collectord.reload import Reloader, needs_restart
 from collectord.scheduling.scheduler import PollScheduler
 from collectord.simulator import Simulator
 
@@ -163,7 +164,7 @@ async def collector(simulator: Simulator, tmp_path: Path) -> AsyncIterator[Colle
 async def test_a_config_from_a_pipe_is_not_read_again(collector: Collector, tmp_path: Path) -> None:
     fifo = tmp_path / "from-a-pipe.toml"
     os.mkfifo(fifo)
-    collector.use_config(collector.config.__class__(**{**vars(collector.config), "path": fifo}))
+    collector.use_config(replace(collector.config, path=fifo))
     calls: list[int] = []
     stats = ReloadStats(True, 1.0)
 
@@ -220,3 +221,23 @@ async def test_a_sighup_storm_coalesces_into_one_running_and_one_pending(
     assert stats.successful
     # a direct reload (POST /-/reload) answers with its own outcome
     assert await reloader.reload() == (True, "reloaded")
+
+
+def test_keys_read_only_at_start_are_named_as_needing_a_restart(tmp_path: Path) -> None:
+    plugins = plugin_map(load_source_plugins(()))
+    cfg = tmp_path / "collector.toml"
+    cfg.write_text('[collector]\nlisten = "127.0.0.1:9464"\n[sink.jsonl]\npath = "a.jsonl"\n')
+    old = load_config(cfg, plugins)
+    assert needs_restart(old, load_config(cfg, plugins)) == []
+    new = replace(
+        old,
+        collector=replace(old.collector, listen_port=9465, log_level="debug"),
+        graph=replace(old.graph, max_concurrency=2, timeout=3.0),
+        jsonl=None,
+    )
+    assert needs_restart(old, new) == [
+        "[collector] listen",
+        "[collector] log_level",
+        "[graph] max_concurrency",
+        "[sink.jsonl]",
+    ]
