@@ -180,6 +180,14 @@ class Store:
         status.errors[reason] += 1
         self._changed()
 
+    def count_errors(self, name: str, counts: Mapping[str, int]) -> None:
+        """Count problems of a poll that still delivered (series over the cap, a paging
+        loop, a value out of range: ``bad_response``) under their reasons."""
+        status = self._sources[name]
+        for reason, count in counts.items():
+            status.errors[reason] += count
+        self._changed()
+
     def record_skip(self, name: str, cadence: Cadence, *, reason: str, message: str) -> None:
         """Count a poll that did not run (its rate-limit budget is blocked): counted under
         ``reason``, shown as the last error; the source's state is left as it was."""
