@@ -111,6 +111,12 @@ SELF_METRIC_NOTES: Mapping[str, SelfMetricNote] = {
     "collectord_sink_dropped": SelfMetricNote(
         ("sink",), "the write queue was full: the disk is slower than the polls"
     ),
+    "collectord_config_last_reload_successful": SelfMetricNote(
+        (), "0 after a SIGHUP or `POST /-/reload` whose config was refused (the old one runs on)"
+    ),
+    "collectord_config_last_reload_success_timestamp_seconds": SelfMetricNote(
+        (), "set at start, then by each reload that applied a config"
+    ),
 }
 
 

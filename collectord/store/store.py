@@ -102,6 +102,16 @@ class Store:
         self._changed()
         return status
 
+    def remove(self, name: str) -> None:
+        """Forget source ``name`` (a reload removed it): its samples and its status."""
+        status = self._sources.pop(name, None)
+        if status is None:
+            return
+        for cadence in status.cadences:
+            self._series.pop((name, cadence), None)
+            self._tuples.pop((name, cadence), None)
+        self._changed()
+
     def status(self, name: str) -> SourceStatus:
         """The live status of ``name``: read it, never write it (use the store's methods)."""
         return self._sources[name]
