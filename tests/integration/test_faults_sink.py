@@ -111,7 +111,9 @@ async def test_an_unwritable_sink_holds_its_records_until_it_can_write(
 ) -> None:
     blocker = tmp_path / "blocked"
     blocker.write_text("a file where the sink's folder should be")
-    target = blocker / "samples.jsonl"
+    # a file where a folder above the sink's should be: its folder cannot be made until
+    # the file goes (a folder that is a file right away is refused by the config check)
+    target = blocker / "sub" / "samples.jsonl"
     config = make_config(simulator, sources(simulator)).replace(
         str(tmp_path / "samples.jsonl"), str(target)
     )
