@@ -124,20 +124,28 @@ class PollScheduler:
                 restored = rt.status.per_cadence[cadence]
                 if restored.ok and restored.last_success is not None:
                     first = max(now, datetime.fromtimestamp(restored.last_success + interval, UTC))
-                first += timedelta(seconds=sched.jitter * self.rng())
-                self.scheduler.add_job(
-                    self._run,
-                    IntervalTrigger(seconds=interval, jitter=sched.jitter or None, timezone=UTC),
-                    args=(rt.name, cadence),
-                    id=job_id(rt.name, cadence),
-                    name=f"poll {rt.name} ({cadence})",
-                    next_run_time=first,
-                    max_instances=2,  # the second returns at once (see _run)
-                    coalesce=True,
-                    misfire_grace_time=max(int(interval / 2), 1),
-                )
-                self.poller.store.set_next_run(rt.name, cadence, first)
+                self._add_job(rt, cadence, first)
         self.scheduler.start()
+
+    def _add_job(self, rt: SourceRuntime, cadence: Cadence, first: datetime) -> None:
+        """The interval job of ``rt`` at ``cadence``, first run at ``first`` plus jitter
+        (replacing the job of that id, for a source a reload changed)."""
+        sched = rt.config.schedule
+        interval = sched.interval(cadence)
+        first += timedelta(seconds=sched.jitter * self.rng())
+        self.scheduler.add_job(
+            self._run,
+            IntervalTrigger(seconds=interval, jitter=sched.jitter or None, timezone=UTC),
+            args=(rt.name, cadence),
+            id=job_id(rt.name, cadence),
+            name=f"poll {rt.name} ({cadence})",
+            next_run_time=first,
+            max_instances=2,  # the second returns at once (see _run)
+            coalesce=True,
+            misfire_grace_time=max(int(interval / 2), 1),
+            replace_existing=True,
+        )
+        self.poller.store.set_next_run(rt.name, cadence, first)
 
     async def _run(self, source: str, cadence: Cadence, requested: bool = False) -> None:
         rt = self.runtimes.get(source)
@@ -203,23 +211,8 @@ class PollScheduler:
         """Schedule a source a reload added or changed: first polls within the jitter."""
         self.runtimes[rt.name] = rt
         now = datetime.now(UTC)
-        sched = rt.config.schedule
         for cadence in rt.config.cadences():
-            interval = sched.interval(cadence)
-            first = now + timedelta(seconds=sched.jitter * self.rng())
-            self.scheduler.add_job(
-                self._run,
-                IntervalTrigger(seconds=interval, jitter=sched.jitter or None, timezone=UTC),
-                args=(rt.name, cadence),
-                id=job_id(rt.name, cadence),
-                name=f"poll {rt.name} ({cadence})",
-                next_run_time=first,
-                max_instances=2,  # the second returns at once (see _run)
-                coalesce=True,
-                misfire_grace_time=max(int(interval / 2), 1),
-                replace_existing=True,
-            )
-            self.poller.store.set_next_run(rt.name, cadence, first)
+            self._add_job(rt, cadence, now)
 
     def remove_source(self, name: str) -> None:
         """Stop polling ``name``: its jobs (extra runs too) go, a poll in flight is
