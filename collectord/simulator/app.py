@@ -156,6 +156,11 @@ class Simulator:
             entry.elements = [_element_path(i) for i in items] if isinstance(items, list) else []
         self.requests.append(entry)
         paths = [request.path, *entry.elements]
+        if self.faults.take("reset", paths) is not None:
+            entry.status = 0
+            if request.transport is not None:
+                request.transport.abort()  # no answer at all: the connection just ends
+            return web.Response(status=500)  # never reaches the client
         delay = self.faults.take("delay", paths)
         if delay is not None:
             await asyncio.sleep(float(delay.options["seconds"]))

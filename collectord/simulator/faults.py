@@ -17,6 +17,7 @@ cleared for ``token_error`` and ``invalid_metrics``.
   HTML 502 page instead of JSON.
 - ``malformed_json()``: HTTP 200 with a torn JSON body.
 - ``delay(seconds)``: answer late.
+- ``reset()``: drop the connection without an answer (the client sees the server hang up).
 - ``huge(megabytes)``: HTTP 200 with a valid JSON body of that size, sent in chunks without
   a ``Content-Length`` (the client learns its size only by reading it).
 - ``endless()``: HTTP 200 with a JSON body that never ends (sent until the client hangs
@@ -49,8 +50,9 @@ KINDS = (
     "invalid_metrics",
     "huge",
     "endless",
+    "reset",
 )
-TRANSPORT_KINDS = ("server_error", "malformed_json", "delay", "huge", "endless")
+TRANSPORT_KINDS = ("server_error", "malformed_json", "delay", "huge", "endless", "reset")
 _UNLIMITED_BY_DEFAULT = ("token_error", "invalid_metrics")
 #: Options of each kind with their defaults (``...``: required).
 _OPTIONS: dict[str, dict[str, Any]] = {
@@ -62,6 +64,7 @@ _OPTIONS: dict[str, dict[str, Any]] = {
     "invalid_metrics": {"names": ...},
     "huge": {"megabytes": 20.0},
     "endless": {},
+    "reset": {},
 }
 
 
@@ -164,6 +167,9 @@ class Faults:
     ) -> FaultRule:
         """Answer a valid JSON body of ``megabytes``, in chunks without a length."""
         return self.add("huge", count=count, path=path, megabytes=megabytes)
+
+    def reset(self, count: int | None = 1, *, path: str | None = None) -> FaultRule:
+        return self.add("reset", count=count, path=path)
 
     def endless(self, count: int | None = 1, *, path: str | None = None) -> FaultRule:
         """Answer a JSON body that never ends."""

@@ -82,12 +82,14 @@ def assert_no_token(sim: Simulator, *texts: str) -> None:
 
 
 @pytest.mark.parametrize(
-    ("fault", "event"),
+    ("fault", "event", "reason"),
     [
-        ("html", None),
-        ("malformed", None),
-        ("huge", "graph answer too large"),
-        ("endless", "graph answer too large"),
+        ("html", None, "bad_response"),
+        ("malformed", None, "bad_response"),
+        ("huge", "graph answer too large", "bad_response"),
+        ("endless", "graph answer too large", "bad_response"),
+        ("reset", None, "network"),
+        ("timeout", None, "timeout"),
     ],
 )
 async def test_answers_that_are_not_metas_json_fail_one_source_only(
@@ -96,9 +98,13 @@ async def test_answers_that_are_not_metas_json_fail_one_source_only(
     make_config: Callable[..., str],
     fault: str,
     event: str | None,
+    reason: str,
 ) -> None:
     page_id = simulator.world.first_page.id
-    daemon = await start_daemon(make_config(simulator, sources(simulator), fast="1s"))
+    config = make_config(simulator, sources(simulator), fast="1s")
+    if fault == "timeout":  # answers 2 s late against a 1 s timeout
+        config = config.replace('timeout = "5s"', 'timeout = "1s"')
+    daemon = await start_daemon(config)
     await daemon.wait_ready()
     good = await daemon.wait_for(lambda s: bool(of_source(s, "acme-ig")))
     page_before, ig_before = of_source(good, "acme-page"), of_source(good, "acme-ig")
@@ -110,11 +116,13 @@ async def test_answers_that_are_not_metas_json_fail_one_source_only(
         "malformed": lambda: simulator.faults.malformed_json(count=None, path=page_id),
         "huge": lambda: simulator.faults.huge(20, count=None, path=page_id),
         "endless": lambda: simulator.faults.endless(count=None, path=page_id),
+        "reset": lambda: simulator.faults.reset(count=None, path=page_id),
+        "timeout": lambda: simulator.faults.delay(2.0, count=None, path=page_id),
     }[fault]
     inject()
     bad = await daemon.wait_for(
         lambda s: (
-            errors(s, "acme-page", "bad_response") >= 1
+            errors(s, "acme-page", reason) >= 1
             and s.value("collectord_source_up", source="acme-page") == 0
         ),
         within=PHASE,
@@ -129,7 +137,7 @@ async def test_answers_that_are_not_metas_json_fail_one_source_only(
     status, healthz = await daemon.get("/healthz")
     assert status == 200
     _, page = await daemon.get("/")
-    assert "bad_response" in page
+    assert reason in page
 
     simulator.faults.clear()
     healed = await daemon.wait_for(
