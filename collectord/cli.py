@@ -13,7 +13,7 @@ import json
 import os
 import signal
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TextIO
@@ -32,6 +32,7 @@ from collectord.config.types import Config
 from collectord.config.web import WebConfig
 from collectord.errors import ConfigError
 from collectord.logs import configure_logging, get_logger
+from collectord.plugin.api import SourcePlugin
 from collectord.plugin.manager import (
     LoadedPlugin,
     PluginLoadError,
@@ -189,13 +190,24 @@ def _dispatch(args: argparse.Namespace) -> int:
     try:
         if args.command == "run":
             about = [describe_plugin(name, lp) for name, lp in loaded.items()]
-            return asyncio.run(daemon.run(source, plugin_map(loaded), about=about))
+            loader = None if demo else _reader(args, path, plugin_map(loaded))
+            return asyncio.run(
+                daemon.run(source, plugin_map(loaded), about=about, loader=loader, hard_exit=True)
+            )
         if args.command == "once":
             return _once(config, source, loaded, args)
     except ConfigError as exc:  # found at start-up, such as a state_dir that cannot be made
         _problems(exc.problems)
         return EXIT_INVALID
     raise AssertionError(args.command)
+
+
+def _reader(
+    args: argparse.Namespace, path: Path | None, plugins: Mapping[str, SourcePlugin]
+) -> Callable[[], Config]:
+    """How a reload reads the config again: as at start (the file, then ``--listen``)."""
+    assert path is not None
+    return lambda: _listen(args, load_document(read_document(path), path, plugins))
 
 
 def _listen(args: argparse.Namespace, config: Config) -> Config:

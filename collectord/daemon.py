@@ -5,17 +5,29 @@ torn down in reverse whatever fails: whatever the config came with (the demo's s
 the one aiohttp ``ClientSession``, the sinks (:class:`Collector`, shared by ``run`` and
 ``once``), then for ``run`` the HTTP server, the scheduler and the token checks.
 
-From SIGTERM/SIGINT to exit takes at most :data:`SHUTDOWN_BOUND` seconds: the token
-checks stop at once, running polls get :data:`SHUTDOWN_GRACE`, and the rest of the
-teardown has :data:`TEARDOWN_RESERVE`.
+From SIGTERM/SIGINT to exit takes at most :data:`SHUTDOWN_BOUND` seconds, the one
+constant the systemd unit, the Kubernetes manifests and the docs size their stop timeouts
+by. The first signal fixes a deadline (a second one changes nothing): the token checks
+stop at once, running polls get :data:`SHUTDOWN_GRACE` (less if the deadline is nearer),
+the rest of the teardown :data:`TEARDOWN_RESERVE`, and the whole teardown runs under one
+timeout that ends :data:`EXIT_MARGIN` before the bound, leaving that margin to the
+interpreter's own exit. As a last resort (a loop blocked by a plugin), the ``run`` command
+arms a timer thread that ends the process :data:`HARD_EXIT_MARGIN` before the bound.
+
+SIGHUP reloads the config (:mod:`collectord.reload`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
-from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
-from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
+import sys
+import threading
+import time
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager, suppress
+from pathlib import Path
 from types import TracebackType
 from typing import Any
 
@@ -26,29 +38,38 @@ from collectord import __version__
 from collectord.config.types import Config, SourceConfig
 from collectord.errors import ConfigError
 from collectord.exporter.exposition import make_exposition
+from collectord.exporter.registry import ReloadStats
+from collectord.files import ensure_dir
 from collectord.graph.client import GraphClient
 from collectord.graph.stats import GraphStats
 from collectord.graph.tokens import TokenWatcher
 from collectord.logs import get_logger
 from collectord.plugin.api import SourcePlugin
+from collectord.reload import Reloader
 from collectord.scheduling.scheduler import CANCEL_WAIT, Poller, PollScheduler, SourceRuntime
 from collectord.sinks.background import BackgroundSink
 from collectord.sinks.jsonl import JsonlSink
 from collectord.sinks.stats import SinkStats
-from collectord.store.store import Store
+from collectord.store.persist import STATE_FILE, StateSaver, restore_state
+from collectord.store.store import SourceStatus, Store
 from collectord.web.server import SHUTDOWN_TIMEOUT, make_app, start_server, stop_server
 
 #: Seconds from SIGTERM/SIGINT to exit, at most (a supervisor's stop timeout must exceed it).
 SHUTDOWN_BOUND = 10.0
+#: Seconds between the end of the teardown's timeout and the bound, for the interpreter's
+#: exit (threads joined, buffers flushed).
+EXIT_MARGIN = 1.5
+#: Seconds before the bound at which a process still alive is ended (``run`` only).
+HARD_EXIT_MARGIN = 0.5
 #: Seconds the sinks get to write what is queued at shutdown.
 SINK_CLOSE_TIMEOUT = 1.0
 #: Seconds kept for the teardown after the polls' grace: polls cancelled after it get
 #: ``CANCEL_WAIT``, requests to the HTTP server in flight ``SHUTDOWN_TIMEOUT``, the sinks
-#: ``SINK_CLOSE_TIMEOUT``, and one second is left for the rest (token checks, the session,
-#: the simulator).
-TEARDOWN_RESERVE = CANCEL_WAIT + SHUTDOWN_TIMEOUT + SINK_CLOSE_TIMEOUT + 1.0
+#: ``SINK_CLOSE_TIMEOUT``, and half a second is left for the rest (token checks, the
+#: session, the simulator).
+TEARDOWN_RESERVE = CANCEL_WAIT + SHUTDOWN_TIMEOUT + SINK_CLOSE_TIMEOUT + 0.5
 #: Seconds running polls get to finish at shutdown before they are cancelled.
-SHUTDOWN_GRACE = SHUTDOWN_BOUND - TEARDOWN_RESERVE
+SHUTDOWN_GRACE = SHUTDOWN_BOUND - EXIT_MARGIN - TEARDOWN_RESERVE
 
 #: What the daemon is given: a config, or a context that yields one and holds what the
 #: config depends on while entered (``--demo``: the simulator, see :mod:`collectord.demo`).
@@ -62,12 +83,25 @@ def _make_state_dir(config: Config) -> None:
     no permission: the usual case of a read-only config folder in a container)."""
     path = config.collector.state_dir
     try:
-        path.mkdir(parents=True, exist_ok=True)
+        ensure_dir(path)  # 0700 whatever the umask; never a symlink
     except OSError as exc:
         why = exc.strerror or str(exc)
         raise ConfigError(
             [f"{config.path}: [collector]: state_dir: cannot create {str(path)!r}: {why}"]
         ) from None
+
+
+def keep_state(store: Store, state_dir: Path) -> StateSaver:
+    """Restore the store from ``state_dir/state.json`` (before the HTTP server answers)
+    and return the saver that keeps the file current while entered (see
+    :mod:`collectord.store.persist`). No state_dir is a warning, not an error."""
+    try:
+        ensure_dir(state_dir)
+    except OSError as exc:
+        log.warning("state_dir unusable", path=str(state_dir), error=exc.strerror or str(exc))
+    path = state_dir / STATE_FILE
+    restore_state(store, path)
+    return StateSaver(store, path)
 
 
 class Collector:
@@ -102,6 +136,10 @@ class Collector:
         if isinstance(self._source, Config):
             return self._source
         raise RuntimeError("the collector is not entered yet")
+
+    def use_config(self, config: Config) -> None:
+        """Make ``config`` the one in use (a reload applied it; the runtimes follow)."""
+        self._source = config
 
     async def __aenter__(self) -> Collector:
         try:
@@ -147,11 +185,14 @@ class Collector:
         self.poller = Poller(self.store, sinks)
         for src in config.sources:
             if self.only is None or src.name in self.only:
-                self.runtimes.append(self._runtime(src))
+                self.runtimes.append(self.runtime(src))
 
-    def _runtime(self, src: SourceConfig) -> SourceRuntime:
+    def runtime(self, src: SourceConfig, status: SourceStatus | None = None) -> SourceRuntime:
+        """The runtime of ``src``: a new status in the store, or ``status`` kept (a reload
+        changed the source but not its plugin and cadences)."""
         assert self.client is not None
-        status = self.store.register(src.name, src.plugin, src.cadences())
+        if status is None:
+            status = self.store.register(src.name, src.plugin, src.cadences())
         plugin = self.plugins[src.plugin]
         graph = self.client.bind(src.access_token, graph=src.graph, source=src.name, api=plugin.api)
         return SourceRuntime(src, plugin, graph, status)
@@ -168,13 +209,92 @@ async def serving(app: web.Application, host: str, port: int) -> AsyncIterator[i
 
 
 @asynccontextmanager
-async def scheduling(scheduler: PollScheduler, grace: float) -> AsyncIterator[PollScheduler]:
-    """The poll schedule, running while entered; leaving gives running polls ``grace``."""
+async def scheduling(
+    scheduler: PollScheduler, grace: Callable[[], float]
+) -> AsyncIterator[PollScheduler]:
+    """The poll schedule, running while entered (the wall clock watched); leaving gives
+    running polls ``grace()`` seconds."""
     scheduler.start()
+    scheduler.watch_clock()
     try:
         yield scheduler
     finally:
-        await scheduler.shutdown(grace)
+        await scheduler.shutdown(grace())
+
+
+class Shutdown:
+    """The stop request: the first SIGTERM/SIGINT fixes the deadline; later ones are
+    logged and change nothing. With ``hard_exit`` a watchdog thread, started beforehand,
+    ends the process :data:`HARD_EXIT_MARGIN` before the bound if it is still alive then
+    (the handler only sets an event: starting a thread there could deadlock on a lock the
+    interrupted code holds).
+
+    :meth:`signalled` is a plain signal handler, not the loop's: it runs between two
+    bytecodes of the main thread even while a plugin blocks the event loop, so the
+    deadline and the watchdog hold whatever the loop is doing.
+    """
+
+    def __init__(self, *, hard_exit: bool = False) -> None:
+        self.requested = asyncio.Event()
+        self.deadline: float | None = None
+        self._loop = asyncio.get_running_loop()
+        self._armed = threading.Event()
+        if hard_exit:
+            threading.Thread(target=self._watchdog, name="shutdown watchdog", daemon=True).start()
+
+    def _watchdog(self) -> None:
+        self._armed.wait()
+        time.sleep(SHUTDOWN_BOUND - HARD_EXIT_MARGIN)
+        _hard_exit()
+
+    def signalled(self, signum: int, _frame: object) -> None:
+        name = signal.Signals(signum).name
+        if self.deadline is None:
+            # the loop's clock is the monotonic clock: the deadline counts from the signal
+            self.deadline = time.monotonic() + SHUTDOWN_BOUND
+            self._armed.set()
+            self._loop.call_soon_threadsafe(self._stop, name)
+        else:
+            self._loop.call_soon_threadsafe(self._again, name)
+
+    def _again(self, name: str) -> None:
+        log.info("already shutting down", signal=name)
+
+    def _stop(self, name: str) -> None:
+        self.requested.set()
+        log.info("shutting down", signal=name, within=SHUTDOWN_BOUND)
+
+    def fix_deadline(self) -> float:
+        """The deadline (fixed now when no signal came: an error ends the daemon)."""
+        if self.deadline is None:
+            self.deadline = self._loop.time() + SHUTDOWN_BOUND
+        return self.deadline
+
+    def grace(self) -> float:
+        """What running polls get: ``SHUTDOWN_GRACE``, less when the deadline is nearer."""
+        left = self.fix_deadline() - EXIT_MARGIN - TEARDOWN_RESERVE - self._loop.time()
+        return max(0.0, min(SHUTDOWN_GRACE, left))
+
+
+def _hard_exit() -> None:
+    """The last resort, from the watchdog thread: the teardown did not end in time. The
+    last log lines get a moment (the main thread could hold the log's lock), then the
+    process ends whatever they did."""
+
+    def last_words() -> None:
+        log.error("shutdown overran its bound, exiting now", bound=SHUTDOWN_BOUND)
+        log.info("stopped", forced=True)
+        for stream in (sys.stdout, sys.stderr):
+            with suppress(OSError, ValueError):
+                stream.flush()
+
+    words = threading.Thread(target=last_words, daemon=True)
+    words.start()
+    words.join(HARD_EXIT_MARGIN / 2)
+    os._exit(0)
+
+
+_STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
 
 async def run(
@@ -182,50 +302,105 @@ async def run(
     plugins: Mapping[str, SourcePlugin],
     *,
     about: Sequence[Mapping[str, Any]] = (),
+    loader: Callable[[], Config] | None = None,
+    hard_exit: bool = False,
 ) -> int:
     """The daemon: poll on schedule and serve HTTP until SIGTERM or SIGINT; 0 when clean.
+
     ``about`` describes the loaded plugins for the status page
-    (:func:`collectord.plugin.manager.describe_plugin`)."""
-    stop = asyncio.Event()
+    (:func:`collectord.plugin.manager.describe_plugin`). ``loader`` reads the config again
+    for a reload (SIGHUP); without it (``--demo``) a reload is refused. ``hard_exit`` arms
+    the last-resort exit at shutdown (the ``run`` command; never inside a test process).
+    """
     loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
+    shutdown = Shutdown(hard_exit=hard_exit)
+    reloader: Reloader | None = None
+    early_hup: list[bool] = []
+
+    def on_hup() -> None:
+        if reloader is None:
+            early_hup[:] = [True]  # reloaded once started
+        else:
+            reloader.on_sighup()
+
+    previous = {sig: signal.signal(sig, shutdown.signalled) for sig in _STOP_SIGNALS}
+    loop.add_signal_handler(signal.SIGHUP, on_hup)
     try:
-        async with Collector(config, plugins) as col:
+        col = Collector(config, plugins)
+        await col.__aenter__()
+        code = 1
+        try:
+            # the last samples are served from the state file before the server answers
+            state_dir = col.config.collector.state_dir
+            await col.stack.enter_async_context(keep_state(col.store, state_dir))
             scheduler = PollScheduler(col.poller, col.runtimes)
-            exposition = make_exposition(
-                col.store, col.graph_stats, col.sink_stats, version=__version__
-            )
-            app = make_app(
-                exposition=exposition,
-                store=col.store,
-                version=__version__,
-                alive=lambda: scheduler.scheduler.running,
-                plugins=about,
-                graph_stats=col.graph_stats,
-                web_config=col.config.collector.web,
-            )
-            host, port = col.config.collector.listen_host, col.config.collector.listen_port
-            try:
-                port = await col.stack.enter_async_context(serving(app, host, port))
-            except OSError as exc:
-                log.error("cannot listen", listen=f"{host}:{port}", error=str(exc))
-                return 1
-            await col.stack.enter_async_context(scheduling(scheduler, SHUTDOWN_GRACE))
-            await col.stack.enter_async_context(TokenWatcher(col.client, col.runtimes, col.store))
-            log.info(
-                "collectord started",
-                version=__version__,
-                listen=f"http://{_url_host(host)}:{port}/metrics",
-                sources=len(col.runtimes),
-            )
-            await stop.wait()
-            log.info("shutting down", within=SHUTDOWN_BOUND)
+            reloader = Reloader(col, scheduler, loader, ReloadStats(True, time.time()))
+            col.stack.push_async_callback(reloader.close)
+            code = await _serve(col, scheduler, reloader, shutdown, about)
+            if early_hup and code == 0:
+                reloader.on_sighup()
+            if code == 0:
+                await shutdown.requested.wait()
+        finally:
+            await _teardown(col, shutdown)
     finally:
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.remove_signal_handler(sig)
+        loop.remove_signal_handler(signal.SIGHUP)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        if hard_exit:  # the process ends now: a late signal must not kill it midway
+            for sig in (*_STOP_SIGNALS, signal.SIGHUP):
+                signal.signal(sig, signal.SIG_IGN)
     log.info("stopped")
+    return code
+
+
+async def _serve(
+    col: Collector,
+    scheduler: PollScheduler,
+    reloader: Reloader,
+    shutdown: Shutdown,
+    about: Sequence[Mapping[str, Any]],
+) -> int:
+    """Start the HTTP server, the schedule and the token checks; 1 if it cannot listen."""
+    exposition = make_exposition(col.store, col.graph_stats, col.sink_stats, version=__version__)
+    exposition.insights.reload = reloader.stats
+    app = make_app(
+        exposition=exposition,
+        store=col.store,
+        version=__version__,
+        alive=lambda: scheduler.scheduler.running,
+        plugins=about,
+        graph_stats=col.graph_stats,
+        web_config=col.config.collector.web,
+        reload=reloader.reload,
+    )
+    host, port = col.config.collector.listen_host, col.config.collector.listen_port
+    try:
+        port = await col.stack.enter_async_context(serving(app, host, port))
+    except OSError as exc:
+        log.error("cannot listen", listen=f"{host}:{port}", error=str(exc))
+        return 1
+    await col.stack.enter_async_context(scheduling(scheduler, shutdown.grace))
+    watcher = await col.stack.enter_async_context(TokenWatcher(col.client, col.runtimes, col.store))
+    reloader.watcher = watcher
+    log.info(
+        "collectord started",
+        version=__version__,
+        listen=f"http://{_url_host(host)}:{port}/metrics",
+        sources=len(col.runtimes),
+    )
     return 0
+
+
+async def _teardown(col: Collector, shutdown: Shutdown) -> None:
+    """Leave every resource in reverse start order, all of it before the deadline less
+    :data:`EXIT_MARGIN` (what runs past it is cancelled)."""
+    deadline = shutdown.fix_deadline() - EXIT_MARGIN
+    try:
+        async with asyncio.timeout_at(deadline):
+            await col.stack.aclose()
+    except TimeoutError:
+        log.warning("teardown cut short at the shutdown bound", bound=SHUTDOWN_BOUND)
 
 
 def _url_host(host: str) -> str:

@@ -8,9 +8,24 @@ deliver for another reason).
 
 from __future__ import annotations
 
+import contextlib
 import enum
-from collections.abc import Iterable
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from contextvars import ContextVar
 from typing import ClassVar
+
+#: The longest message (and user title) a :class:`GraphError` keeps, in characters: Meta's
+#: message is cut there, so a huge one never reaches a log line, the store or the status
+#: page.
+MAX_MESSAGE_CHARS = 500
+
+
+def truncate(text: str, limit: int = MAX_MESSAGE_CHARS) -> str:
+    """``text`` cut to ``limit`` characters, saying how much was left out."""
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}... ({len(text) - limit} more characters)"
 
 
 class CollectordError(Exception):
@@ -110,15 +125,16 @@ class GraphError(CollectordError):
         user_title: str | None = None,
         outcome: Outcome | None = None,
     ) -> None:
+        message = truncate(message)
         super().__init__(message)
         self.message = message
         self.outcome: Outcome = outcome if outcome is not None else self.default_outcome
         self.code = code
         self.subcode = subcode
         self.http_status = http_status
-        self.fbtrace_id = fbtrace_id
+        self.fbtrace_id = truncate(fbtrace_id, 100) if fbtrace_id else fbtrace_id
         self.is_transient = is_transient
-        self.user_title = user_title
+        self.user_title = truncate(user_title, 200) if user_title else user_title
 
     def __str__(self) -> str:
         parts = [self.message]
@@ -235,9 +251,43 @@ class BadResponseError(TransientError):
     default_outcome = Outcome.BAD_RESPONSE
 
 
+class AnswerTooLargeError(BadResponseError):
+    """An answer longer than the Graph client reads (``MAX_ANSWER_BYTES`` of
+    :mod:`collectord.graph.client`): asking again would fetch it again, so it is not retried."""
+
+    retryable = False
+
+
 class PollError(CollectordError):
     """A poll failed for a reason that is not a Graph API answer."""
 
     def __init__(self, message: str, *, reason: str = "other") -> None:
         super().__init__(message)
         self.reason = reason
+
+
+#: The problems counted by :func:`count_problem` during the current poll (``None``: not
+#: inside a poll).
+_PROBLEMS: ContextVar[Counter[str] | None] = ContextVar("collectord_problems", default=None)
+
+
+def count_problem(reason: str) -> None:
+    """Count a problem with Meta's answers that did not fail the poll (series over the cap,
+    a paging loop, a value out of range): the poller adds it to
+    ``collectord_source_poll_errors_total{reason}``. Outside a poll (a test double, a
+    tool) it is not counted anywhere."""
+    problems = _PROBLEMS.get()
+    if problems is not None:
+        problems[reason] += 1
+
+
+@contextlib.contextmanager
+def counting_problems() -> Iterator[Counter[str]]:
+    """Collect the :func:`count_problem` calls made inside the block (tasks started in it
+    included) into the counter it yields."""
+    problems: Counter[str] = Counter()
+    token = _PROBLEMS.set(problems)
+    try:
+        yield problems
+    finally:
+        _PROBLEMS.reset(token)

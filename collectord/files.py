@@ -38,13 +38,15 @@ class UnsafePathError(OSError):
 
 
 def ensure_dir(path: Path) -> Path:
-    """Create ``path`` (and its parents) with mode 0700 when missing; refuse a symlink or a
+    """Create ``path`` (and each missing parent) with mode 0700 when missing; refuse a symlink or a
     non-directory there. An existing directory keeps its mode (the operator's choice)."""
     if path.is_symlink():
         raise UnsafePathError(f"{path} is a symbolic link; collectord does not write through one")
     if path.exists() and not path.is_dir():
         raise UnsafePathError(f"{path} exists and is not a directory")
-    path.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
+    missing = [p for p in (path, *path.parents) if not p.exists()]
+    for folder in reversed(missing):  # each one 0700: mkdir(parents=True) would not
+        folder.mkdir(mode=DIR_MODE, exist_ok=True)
     return path
 
 

@@ -6,11 +6,14 @@ and its own config keys with :class:`Option`; each poll hands back :class:`Sampl
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, ClassVar, Literal, get_args
+
+from collectord.errors import count_problem
 
 Cadence = Literal["fast", "daily"]
 CADENCES: tuple[Cadence, ...] = get_args(Cadence)
@@ -29,6 +32,7 @@ ERROR_REASONS: tuple[str, ...] = (
     "timeout",
     "network",
     "bad_response",
+    "not_found",
     "skipped_object",
     "other",
 )
@@ -72,6 +76,9 @@ def breakdown_name(family: str, breakdown: str) -> str:
     return f"{family}_by_{dims}"
 
 
+#: The longest numeric string :func:`number` reads (a float needs far fewer characters).
+_MAX_NUMBER_TEXT = 64
+
 #: The ``unit`` a catalogue gives for values Meta reports in milliseconds.
 MILLISECONDS = "ms"
 
@@ -79,20 +86,31 @@ MILLISECONDS = "ms"
 def number(value: Any) -> float | None:
     """Meta's number as a float: JSON numbers and numeric strings (App Insights sends
     ``"1520"``). A JSON boolean is not a number, and neither is anything else: ``None``.
+    Neither is a value no float can hold (an integer over about 1.8e308, ``"NaN"``,
+    ``"Infinity"``): that one value is left out and counted as a ``bad_response``
+    (:func:`collectord.errors.count_problem`), the rest of the answer is kept.
 
-    >>> number("1520"), number(7), number(True), number("n/a")
-    (1520.0, 7.0, None, None)
+    >>> number("1520"), number(7), number(True), number("n/a"), number(10**400)
+    (1520.0, 7.0, None, None, None)
     """
     if isinstance(value, bool) or value is None:
         return None
     if isinstance(value, int | float):
-        return float(value)
-    if isinstance(value, str):
         try:
-            return float(value)
+            out = float(value)
+        except OverflowError:
+            out = math.inf
+    elif isinstance(value, str) and len(value) <= _MAX_NUMBER_TEXT:
+        try:
+            out = float(value)
         except ValueError:
             return None
-    return None
+    else:
+        return None
+    if not math.isfinite(out):
+        count_problem("bad_response")
+        return None
+    return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -230,10 +248,24 @@ class Option:
 Labels = tuple[tuple[str, str], ...]
 
 
+#: The longest label value kept, in characters: Meta's keys and ids are short; a longer
+#: value (a breakdown key that is a whole document) is cut, so one odd answer cannot make
+#: megabyte-long series.
+MAX_LABEL_VALUE = 1024
+
+
+def label_value(value: Any) -> str:
+    """A label value as a string (``None`` is ``""``), at most :data:`MAX_LABEL_VALUE`
+    characters."""
+    text = "" if value is None else str(value)
+    return text if len(text) <= MAX_LABEL_VALUE else text[:MAX_LABEL_VALUE]
+
+
 def make_labels(items: Mapping[str, Any] | Iterable[tuple[str, Any]]) -> Labels:
-    """Freeze label pairs, keeping their order and turning values into strings."""
+    """Freeze label pairs, keeping their order and turning values into strings
+    (:func:`label_value`)."""
     pairs = items.items() if isinstance(items, Mapping) else items
-    return tuple((str(k), "" if v is None else str(v)) for k, v in pairs)
+    return tuple((str(k), label_value(v)) for k, v in pairs)
 
 
 @dataclass(frozen=True, slots=True)

@@ -60,10 +60,12 @@ SELF_METRIC_NOTES: Mapping[str, SelfMetricNote] = {
     ),
     "collectord_source_poll_errors": SelfMetricNote(
         ("source", "plugin", "reason"),
-        "`reason`: `throttled`, `auth`, `permission`, `invalid_metric`, `server`, `timeout`, "
-        "`network`, `bad_response`, `skipped_object`, `other` (all present from the start); "
-        "`invalid_metric` counts each metric once, when Meta's rejection disables it; "
-        "`skipped_object` each skipped object of each poll",
+        "`reason`: `throttled`, `auth`, `permission`, `not_found`, `invalid_metric`, `server`, "
+        "`timeout`, `network`, `bad_response`, `skipped_object`, `other` (all present from the "
+        "start); `not_found` is the source's own object missing (a wrong id, or one its token "
+        "cannot read); `invalid_metric` counts each metric once, when Meta's rejection "
+        "disables it; `skipped_object` each skipped object of each poll; `bad_response` also "
+        "counts what a poll that succeeded left out (a value, series or page over a limit)",
     ),
     "collectord_source_newest_end_time_seconds": SelfMetricNote(
         ("source", "plugin", "cadence"),
@@ -108,6 +110,12 @@ SELF_METRIC_NOTES: Mapping[str, SelfMetricNote] = {
     ),
     "collectord_sink_dropped": SelfMetricNote(
         ("sink",), "the write queue was full: the disk is slower than the polls"
+    ),
+    "collectord_config_last_reload_successful": SelfMetricNote(
+        (), "0 after a SIGHUP or `POST /-/reload` whose config was refused (the old one runs on)"
+    ),
+    "collectord_config_last_reload_success_timestamp_seconds": SelfMetricNote(
+        (), "set at start, then by each reload that applied a config"
     ),
 }
 

@@ -45,6 +45,7 @@ from collectord.config.reader import (
     type_name,
 )
 from collectord.config.types import (
+    FSYNC_POLICIES,
     CollectorConfig,
     Config,
     GraphConfig,
@@ -404,6 +405,7 @@ def _read_sink(ctx: Context, raw: Any) -> JsonlSinkConfig | None:
             table.problem(key, f"must be between {low} and {high}{table.got(key, number)}")
         else:
             _set(values, key, number)
+    _set(values, "fsync", _choice(table, "fsync", FSYNC_POLICIES))
     table.finish()
     if not isinstance(path, Path):
         return None

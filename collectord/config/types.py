@@ -77,11 +77,17 @@ class SourceConfig:
         return tuple(c for c in ("fast", "daily") if c in present)  # type: ignore[misc]
 
 
+#: ``[sink.jsonl] fsync``: ``batch`` syncs the file to disk after every batch of records
+#: written (a poll's worth), ``never`` leaves it to the operating system.
+FSYNC_POLICIES = ("batch", "never")
+
+
 @dataclass(frozen=True)
 class JsonlSinkConfig:
     path: Path
     max_bytes: int = 104_857_600
     backups: int = 5
+    fsync: str = "batch"
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import platform
 from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
 
 from prometheus_client import CollectorRegistry, PlatformCollector, ProcessCollector
 from prometheus_client.core import (
@@ -27,7 +28,17 @@ from collectord.model import ERROR_REASONS
 from collectord.sinks.stats import SinkStats
 from collectord.store.store import Snapshot, SourceView, Store
 
-__all__ = ["HELP_SUFFIX", "InsightsCollector", "make_registry"]
+__all__ = ["HELP_SUFFIX", "InsightsCollector", "ReloadStats", "make_registry"]
+
+
+@dataclass
+class ReloadStats:
+    """The outcome of the last config reload, as the daemon sets it (the start counts as
+    the first successful one)."""
+
+    successful: bool = True
+    #: Unix time a config was last applied (0 until the daemon sets it).
+    success_time: float = 0.0
 
 
 class InsightsCollector:
@@ -65,6 +76,8 @@ class InsightsCollector:
         collectord_sink_records_total{sink="jsonl"} 5012.0
         collectord_sink_errors_total{sink="jsonl"} 0.0
         collectord_sink_dropped_total{sink="jsonl"} 0.0
+        collectord_config_last_reload_successful 1.0
+        collectord_config_last_reload_success_timestamp_seconds 1.7639208e+09
     """
 
     def __init__(
@@ -75,8 +88,11 @@ class InsightsCollector:
         *,
         version: str,
         self_metrics: bool = True,
+        reload: ReloadStats | None = None,
     ) -> None:
         self._store = store
+        #: The daemon's reload outcome (it sets its own after the exposition is built).
+        self.reload = reload if reload is not None else ReloadStats()
         self._with_self_metrics = self_metrics
         self._graph_stats = graph_stats
         self._sinks = tuple(sinks)
@@ -119,6 +135,7 @@ class InsightsCollector:
         yield from self._source_metrics(snapshot.sources, series_per_source)
         yield from self._graph_metrics()
         yield from self._sink_metrics()
+        yield from self._reload_metrics()
 
     def _source_metrics(
         self, sources: Sequence[SourceView], series_per_source: Mapping[str, int]
@@ -250,6 +267,20 @@ class InsightsCollector:
         yield records
         yield errors
         yield dropped
+
+    def _reload_metrics(self) -> Iterator[Metric]:
+        ok = GaugeMetricFamily(
+            "collectord_config_last_reload_successful",
+            "1 if the last config reload (or the start) applied the config, 0 if it was refused.",
+        )
+        ok.add_metric((), 1.0 if self.reload.successful else 0.0)
+        yield ok
+        when = GaugeMetricFamily(
+            "collectord_config_last_reload_success_timestamp_seconds",
+            "Unix time a config was last applied (at start or by a reload).",
+        )
+        when.add_metric((), self.reload.success_time)
+        yield when
 
 
 def _error_counts(status: SourceView) -> dict[str, float]:

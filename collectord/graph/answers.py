@@ -10,7 +10,6 @@ before it reaches a log line or an exception.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -27,8 +26,13 @@ from collectord.errors import (
     ServerError,
     ThrottledError,
 )
-from collectord.graph.usage import buc_object_id, header_value, regain_seconds
+from collectord.graph.jsontext import load_json
+from collectord.graph.usage import buc_object_id, clamp_wait, header_value, regain_seconds
 from collectord.secret import Secret, scrub
+
+#: Content types that are never Meta's JSON (Meta sends ``application/json`` and, on
+#: old paths, ``text/javascript``); any type ending in ``html`` or ``xml`` is refused too.
+NOT_JSON_TYPES: frozenset[str] = frozenset({"text/html", "text/xml", "application/xml"})
 
 #: Rate-limit codes (docs/meta-facts.md 7.3): Meta says stop calling once one is seen.
 THROTTLE_CODES: frozenset[int] = frozenset({4, 17, 32, 341, 368, 613, *range(80000, 80015)})
@@ -183,12 +187,16 @@ def throttle_budget(code: int | None, headers: Mapping[str, str] | None) -> str:
 
 
 def _as_int(value: Any) -> int | None:
+    """Meta's code or subcode as an int (a number or a string of ASCII digits, at most 18
+    of them); anything else is no code."""
     if isinstance(value, bool):
         return None
     if isinstance(value, int):
         return value
-    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
-        return int(value)
+    if isinstance(value, str):
+        digits = value.strip().removeprefix("-")
+        if 0 < len(digits) <= 18 and digits.isascii() and digits.isdigit():
+            return int(value.strip())
     return None
 
 
@@ -198,7 +206,8 @@ def _as_str(value: Any) -> str | None:
 
 def _retry_after(code: int, headers: Mapping[str, str] | None) -> float | None:
     """Seconds until a throttle lifts: BUC ``estimated_time_to_regain_access``, else
-    ``Retry-After`` (seconds only)."""
+    ``Retry-After`` (seconds only); at most
+    :data:`~collectord.graph.usage.MAX_REGAIN_SECONDS`."""
     seconds = regain_seconds(headers, buc_type=BUC_TYPES.get(code))
     if seconds is not None:
         return seconds
@@ -206,10 +215,10 @@ def _retry_after(code: int, headers: Mapping[str, str] | None) -> float | None:
     if raw is None:
         return None
     try:
-        value = float(raw.strip())
+        value = float(raw.strip()[:64])
     except ValueError:
         return None
-    return value if value > 0 else None
+    return clamp_wait(value)
 
 
 def classify_error(
@@ -225,8 +234,8 @@ def classify_error(
     error page, an empty or torn body), which gives :class:`BadResponseError` whatever the
     status. With Meta's envelope ``{"error": {...}}`` the outcome comes from
     :func:`outcome_of` and the class from the code family (docs/meta-facts.md 9.2);
-    without one a 5xx is a :class:`ServerError` and anything else a plain
-    :class:`GraphError`. ``headers`` give a throttle's ``budget`` and ``retry_after``;
+    without one a 5xx is a :class:`ServerError` and anything else a
+    :class:`BadResponseError` (not what Meta answers). ``headers`` give a throttle's ``budget`` and ``retry_after``;
     ``secrets`` are masked in the message.
     """
     if body is None:
@@ -239,7 +248,9 @@ def classify_error(
             return ServerError(
                 "the Graph API failed without an error envelope", http_status=http_status
             )
-        return GraphError("the Graph API answered with an unexpected body", http_status=http_status)
+        return BadResponseError(
+            "the Graph API failed without an error envelope", http_status=http_status
+        )
 
     code = _as_int(envelope.get("code"))
     subcode = _as_int(envelope.get("error_subcode"))
@@ -315,7 +326,7 @@ def decode_batch_element(
     body: Any = answer.get("body")
     if isinstance(body, str):
         try:
-            body = json.loads(body)
+            body = load_json(body)
         except ValueError:
             body = None
     if not isinstance(body, dict):
@@ -325,19 +336,36 @@ def decode_batch_element(
     return body
 
 
+def _content_type(headers: Mapping[str, str] | None) -> str:
+    return (header_value(headers, "Content-Type") or "").split(";")[0].strip().lower()
+
+
 def decode_answer(
     raw: bytes,
     http_status: int,
     *,
     headers: Mapping[str, str] | None = None,
     secrets: Iterable[str | Secret | None] = (),
+    where: str = "",
 ) -> Any:
     """The decoded JSON of one HTTP answer; raises its :func:`classify_error` error when it
-    is not JSON, has a status of 400 or more, or carries an error envelope."""
+    is not JSON (an empty or torn body, an HTML page, a content type that is not JSON,
+    nesting deeper than :data:`~collectord.graph.jsontext.MAX_DEPTH`), has a status of 400 or more, or carries an
+    error envelope. ``where`` (a method and a scrubbed path) names the call in the message
+    of a :class:`~collectord.errors.BadResponseError`."""
+    prefix = f"{where}: " if where else ""
+    kind = _content_type(headers)
+    if not raw.strip():
+        raise BadResponseError(f"{prefix}the answer is empty", http_status=http_status)
+    if kind in NOT_JSON_TYPES or kind.endswith(("html", "xml")):
+        raise BadResponseError(f"{prefix}the answer is {kind}, not JSON", http_status=http_status)
     try:
-        body: Any = json.loads(raw)
-    except ValueError:
-        raise classify_error(None, http_status, headers=headers, secrets=secrets) from None
+        body: Any = load_json(raw)
+    except ValueError as exc:
+        raise BadResponseError(
+            f"{prefix}the answer is not JSON ({exc.__class__.__name__}: {str(exc)[:80]})",
+            http_status=http_status,
+        ) from None
     has_envelope = isinstance(body, Mapping) and isinstance(body.get("error"), Mapping)
     if http_status >= 400 or has_envelope:
         envelope = body if isinstance(body, Mapping) else {}

@@ -16,7 +16,13 @@ from urllib.parse import urlencode
 
 from yarl import URL
 
-from collectord.errors import BadResponseError, GraphError, ServerError, ThrottledError
+from collectord.errors import (
+    BadResponseError,
+    GraphError,
+    ServerError,
+    ThrottledError,
+    count_problem,
+)
 from collectord.graph.answers import answer_to, decode_batch_element, scrub
 from collectord.graph.calls import (
     AUTH_PARAMS,
@@ -28,6 +34,11 @@ from collectord.graph.calls import (
     get_many,
     split_call,
 )
+
+#: The most items ``get_all`` returns when its caller sets no ``max_items`` (100 pages of
+#: Meta's largest page size).
+MAX_LIST_ITEMS = 10_000
+
 
 T = TypeVar("T")
 
@@ -106,29 +117,53 @@ class BoundGraph:
     ) -> list[dict[str, Any]]:
         """Follow cursor paging and return the ``data`` items of all pages (see
         :class:`~collectord.plugin.api.SourceGraph`). ``next`` on a foreign host raises
-        :class:`BadResponseError`; our token goes only to ``base_url``'s host."""
+        :class:`BadResponseError`; our token goes only to ``base_url``'s host.
+
+        The caller's ``max_items`` ends the list quietly. Meta's answer ending it is not
+        quiet: a page that leads back to one already read (a paging loop), ``max_pages``
+        pages or :data:`MAX_LIST_ITEMS` items without a ``max_items`` each stop the list
+        with one warning and a counted ``bad_response``; the items read so far are kept.
+        Items that are not JSON objects are left out the same way."""
         clean, query = split_call(path, params)
         url = self.url(clean)
+        limit = max_items if max_items is not None else MAX_LIST_ITEMS
         items: list[dict[str, Any]] = []
+        seen: set[tuple[str, tuple[tuple[str, str], ...]]] = set()
         pages = 0
         while True:
+            seen.add((url, tuple(sorted(query.items()))))
             body = await self._client.send(self._binding, "GET", url, params=query)
             data = body.get("data") if isinstance(body, dict) else None
             if not isinstance(data, list):
                 raise BadResponseError(f"GET {self.scrub(clean)}: a page without a data list")
-            items.extend(data)
+            objects = [item for item in data if isinstance(item, dict)]
+            if len(objects) != len(data):
+                self._cut(
+                    clean, "items that are not JSON objects left out", len(data) - len(objects)
+                )
+            items.extend(objects)
             pages += 1
-            if max_items is not None and len(items) >= max_items:
-                return items[:max_items]
+            if len(items) >= limit:
+                if max_items is None:
+                    self._cut(clean, "the list stopped at the item cap", limit)
+                return items[:limit]
             following = self._next_page(body, url, query)
             if following is None:
                 return items
             if pages >= max_pages:
-                self._client.log.debug(
-                    "paging stopped at the page cap", source=self.source, pages=pages
-                )
+                self._cut(clean, "the list stopped at the page cap", pages)
                 return items
             url, query = following
+            if (url, tuple(sorted(query.items()))) in seen:
+                self._cut(clean, "the list pages in a loop; stopped", pages)
+                return items
+
+    def _cut(self, path: str, event: str, count: int) -> None:
+        """One warning and a counted ``bad_response`` for a list Meta's answer cut short."""
+        self._client.log.warning(
+            f"graph paging: {event}", source=self.source, path=self.scrub(path), count=count
+        )
+        count_problem("bad_response")
 
     def _next_page(
         self, body: Mapping[str, Any], url: str, query: Mapping[str, str]

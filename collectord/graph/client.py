@@ -7,7 +7,8 @@ builds versioned URLs, adds the token and ``appsecret_proof``, follows cursor pa
 sending the token elsewhere, sends batches of 50, retries transient failures with
 full-jitter backoff, reads the usage headers into :class:`~collectord.graph.stats.GraphStats`
 and the :class:`~collectord.graph.governor.RateGovernor`, and raises the typed errors of
-:mod:`collectord.errors` with every secret scrubbed. The pieces live in
+:mod:`collectord.errors` with every secret scrubbed. No answer is read past
+:data:`MAX_ANSWER_BYTES`, and what is not Meta's JSON is a ``bad_response``. The pieces live in
 :mod:`~collectord.graph.calls` (what a request is made of, the batching policy) and
 :mod:`~collectord.graph.bound` (one source's view); this module re-exports them.
 """
@@ -27,6 +28,7 @@ from yarl import URL
 
 from collectord.config.types import GraphConfig
 from collectord.errors import (
+    AnswerTooLargeError,
     BadResponseError,
     GraphError,
     GraphTimeoutError,
@@ -54,6 +56,13 @@ from collectord.secret import Secret
 
 #: Meta's answer header naming the API version that served the request.
 VERSION_HEADER = "facebook-api-version"
+#: The largest answer body read from the Graph API (a batch answer included), in bytes.
+#: Meta's biggest real answers (50 insights calls in a batch) are a few megabytes; a
+#: longer body is read no further and the call fails as ``bad_response``, so an endless
+#: or huge answer costs at most this much memory.
+MAX_ANSWER_BYTES = 16 * 1024 * 1024
+#: Read chunk of an answer body.
+_CHUNK = 64 * 1024
 
 __all__ = [
     "AUTH_PARAMS",
@@ -99,6 +108,8 @@ class GraphClient:
         self.stats = stats if stats is not None else GraphStats()
         self.log = log if log is not None else structlog.get_logger("collectord.graph.client")
         self.max_retries = max_retries
+        #: The answer size cap (:data:`MAX_ANSWER_BYTES`; tests lower it).
+        self.max_answer_bytes = MAX_ANSWER_BYTES
         self._session = session
         self._backoff_base = backoff_base
         self._backoff_cap = backoff_cap
@@ -190,7 +201,7 @@ class GraphClient:
             try:
                 return await self._attempt(binding, method, url, params, form, attempt, calls)
             except TransientError as err:
-                if attempt >= self.max_retries:
+                if attempt >= self.max_retries or not err.retryable:
                     raise
                 delay = self.backoff(attempt)
                 self.log.debug(
@@ -266,8 +277,17 @@ class GraphClient:
             ):
                 status = resp.status
                 self.stats.requests[str(status)] += 1
-                raw = await resp.read()
+                raw = await read_capped(resp, self.max_answer_bytes, where)
                 headers = resp.headers
+        except AnswerTooLargeError:
+            self._log_request(binding, where, status or "too_large", started, attempt)
+            self.log.warning(
+                "graph answer too large",
+                source=binding.source,
+                call=where,
+                limit=self.max_answer_bytes,
+            )
+            raise
         except TimeoutError:
             self._count_failure(status, "timeout")
             self._log_request(binding, where, status or "timeout", started, attempt)
@@ -288,7 +308,7 @@ class GraphClient:
         self.observe_usage(binding, headers)
 
         try:
-            return decode_answer(raw, status, headers=headers, secrets=secrets)
+            return decode_answer(raw, status, headers=headers, secrets=secrets, where=where)
         except ThrottledError as err:
             self.governor.observe_throttle(binding.budget, err)
             raise
@@ -336,3 +356,21 @@ class GraphClient:
             duration=round(time.perf_counter() - started, 4),
             attempt=attempt + 1,
         )
+
+
+async def read_capped(resp: aiohttp.ClientResponse, limit: int, where: str) -> bytes:
+    """The body of ``resp``, read in chunks and never more than ``limit`` bytes: a longer
+    body (announced by ``Content-Length`` or found while reading) raises
+    :class:`~collectord.errors.AnswerTooLargeError` naming the call ``where`` (a method
+    and a scrubbed path)."""
+    announced = resp.content_length
+    if announced is not None and announced > limit:
+        raise AnswerTooLargeError(f"{where}: the answer is {announced} bytes, over {limit}")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in resp.content.iter_chunked(_CHUNK):
+        size += len(chunk)
+        if size > limit:
+            raise AnswerTooLargeError(f"{where}: the answer is longer than {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)

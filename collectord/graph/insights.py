@@ -39,9 +39,16 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from collectord.errors import GraphError, InvalidRequestError, Outcome, PermissionDeniedError
+from collectord.errors import (
+    GraphError,
+    InvalidRequestError,
+    Outcome,
+    PermissionDeniedError,
+    count_problem,
+)
 from collectord.graph.answers import answer_to
 from collectord.graph.client import METRICS_PER_REQUEST
+from collectord.logs import get_logger
 from collectord.model import MetricSpec, Sample, breakdown_name, number
 
 if TYPE_CHECKING:
@@ -49,6 +56,12 @@ if TYPE_CHECKING:
 
 #: ``ctx.memory`` key: breakdown requests whose last answer was that error.
 _UNKNOWN_BREAKDOWNS = "insights.unknown_error_breakdowns"
+
+#: The most values read from one insights entry (one metric and period of one object:
+#: its days times its keys or breakdown rows) and from one answer; Meta's largest real
+#: entries (demographics by city, a few days) hold a few hundred.
+MAX_VALUES_PER_ENTRY = 5_000
+MAX_VALUES_PER_ANSWER = 50_000
 
 #: A metric Meta rejects for this many objects of one scope (in force together) is
 #: disabled for the whole scope; for fewer, for those objects only.
@@ -258,8 +271,9 @@ class InsightValue:
 
 
 def parse_time(text: str | None) -> datetime | None:
-    """Meta's ``2026-03-03T08:00:00+0000`` as an aware datetime (None stays None)."""
-    if not text:
+    """Meta's ``2026-03-03T08:00:00+0000`` as an aware datetime (None stays None, and so
+    does anything that is not such a time)."""
+    if not text or not isinstance(text, str) or len(text) > 64:
         return None
     try:
         return datetime.strptime(text, "%Y-%m-%dT%H:%M:%S%z")
@@ -275,20 +289,55 @@ def parse_time(text: str | None) -> datetime | None:
 def parse_entries(entries: Sequence[Mapping[str, Any]]) -> Iterator[InsightValue]:
     """Flatten insights ``data`` entries into :class:`InsightValue` objects.
 
-    Unknown shapes and non-numeric values are skipped (never turned into zeros).
+    Unknown shapes and non-numeric values are skipped (never turned into zeros), whatever
+    the types Meta sent. At most :data:`MAX_VALUES_PER_ENTRY` values of one entry and
+    :data:`MAX_VALUES_PER_ANSWER` of all are read: the rest is dropped with one warning and
+    counted as a ``bad_response`` (a metric answering 300,000 keys is not 300,000 series).
     """
+    if not isinstance(entries, Sequence) or isinstance(entries, str | bytes):
+        return
+    total = 0
     for entry in entries:
+        if not isinstance(entry, Mapping):
+            continue
         name = entry.get("name")
         if not isinstance(name, str):
             continue
         period = entry.get("period") if isinstance(entry.get("period"), str) else None
-        values = entry.get("values") or ()
-        for item in values:
-            if isinstance(item, Mapping):
-                yield from _from_value_item(name, period, item)
-        total = entry.get("total_value")
-        if isinstance(total, Mapping):
-            yield from _from_total_value(name, period, total, with_total=not values)
+        for count, value in enumerate(_entry_values(name, period, entry)):
+            if total >= MAX_VALUES_PER_ANSWER:
+                _over_cap(name, MAX_VALUES_PER_ANSWER)
+                return
+            if count >= MAX_VALUES_PER_ENTRY:
+                _over_cap(name, MAX_VALUES_PER_ENTRY)
+                break
+            total += 1
+            yield value
+
+
+def _entry_values(
+    name: str, period: str | None, entry: Mapping[str, Any]
+) -> Iterator[InsightValue]:
+    values = entry.get("values")
+    if not isinstance(values, list):
+        values = []
+    for item in values:
+        if isinstance(item, Mapping):
+            yield from _from_value_item(name, period, item)
+    total = entry.get("total_value")
+    if isinstance(total, Mapping):
+        yield from _from_total_value(name, period, total, with_total=not values)
+
+
+def _over_cap(name: str, limit: int) -> None:
+    get_logger("collectord.graph.insights").warning(
+        "insights answer over the cap, the rest dropped", metric=name[:100], limit=limit
+    )
+    count_problem("bad_response")
+
+
+def _scalar(value: Any) -> bool:
+    return isinstance(value, str | int | float) and not isinstance(value, bool)
 
 
 def _from_value_item(
@@ -298,7 +347,7 @@ def _from_value_item(
     flags = tuple(
         (str(k), str(v))
         for k, v in item.items()
-        if k not in ("value", "end_time") and v is not None
+        if k not in ("value", "end_time") and (_scalar(v) or isinstance(v, bool))
     )
     value = item.get("value")
     if isinstance(value, Mapping):
@@ -319,11 +368,22 @@ def _from_total_value(
     breakdowns = total.get("breakdowns")
     if isinstance(breakdowns, list):
         for bd in breakdowns:
-            keys = [str(k) for k in bd.get("dimension_keys") or ()]
-            for result in bd.get("results") or ():
-                values = [str(v) for v in result.get("dimension_values") or ()]
+            if not isinstance(bd, Mapping):
+                continue
+            raw_keys = bd.get("dimension_keys")
+            results = bd.get("results")
+            if not isinstance(raw_keys, list) or not isinstance(results, list):
+                continue
+            keys = [str(k) for k in raw_keys if _scalar(k)]
+            for result in results:
+                if not isinstance(result, Mapping):
+                    continue
+                raw_values = result.get("dimension_values")
+                if not isinstance(raw_values, list) or not all(map(_scalar, raw_values)):
+                    continue
+                values = [str(v) for v in raw_values]
                 num = number(result.get("value"))
-                if num is None or len(values) != len(keys):
+                if num is None or len(values) != len(keys) or len(keys) != len(raw_keys):
                     continue
                 end_time = parse_time(result.get("end_time"))
                 dims = tuple(zip(keys, values, strict=True))

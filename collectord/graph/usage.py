@@ -9,6 +9,7 @@ is ignored (with a debug log line): usage headers inform, they never fail a requ
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -18,6 +19,21 @@ PAGE_USAGE = "X-Page-Usage"
 BUC_USAGE = "X-Business-Use-Case-Usage"
 #: The budgets each header reports, as the ``kind`` of a reading.
 KINDS: tuple[str, ...] = ("call_count", "total_cputime", "total_time")
+#: The longest wait read from Meta's ``estimated_time_to_regain_access`` or
+#: ``Retry-After`` (one day): a header saying "a million minutes" (or an endless number)
+#: reads as one day, so no later arithmetic meets an absurd or infinite time. The governor
+#: then blocks a budget for at most an hour of it (``MAX_BLOCK``, with a warning).
+MAX_REGAIN_SECONDS = 86400.0
+
+
+def clamp_wait(seconds: float) -> float | None:
+    """A wait from Meta's headers, in seconds, held to at most :data:`MAX_REGAIN_SECONDS`;
+    ``None`` for one that is not a positive number."""
+    if not math.isfinite(seconds):
+        return MAX_REGAIN_SECONDS if seconds > 0 else None
+    if seconds <= 0:
+        return None
+    return min(seconds, MAX_REGAIN_SECONDS)
 
 
 @dataclass(frozen=True)
@@ -53,7 +69,11 @@ def header_value(headers: Mapping[str, str] | None, name: str) -> str | None:
 def _percent(value: Any) -> float | None:
     if isinstance(value, bool) or not isinstance(value, int | float):
         return None
-    return float(value) / 100.0
+    try:
+        ratio = float(value) / 100.0
+    except OverflowError:
+        return None
+    return ratio if math.isfinite(ratio) else None
 
 
 def _load(headers: Mapping[str, str] | None, name: str, log: Any) -> Any:
@@ -62,7 +82,7 @@ def _load(headers: Mapping[str, str] | None, name: str, log: Any) -> Any:
         return None
     try:
         return json.loads(raw)
-    except ValueError:
+    except (ValueError, RecursionError):
         if log is not None:
             log.debug("malformed usage header ignored", header=name, value=raw[:200])
         return None
@@ -132,13 +152,24 @@ def regain_seconds(
     except ValueError:
         return None
     minutes = [
-        float(entry["estimated_time_to_regain_access"])
+        _minutes(entry.get("estimated_time_to_regain_access"))
         for _, entry in entries
-        if (buc_type is None or entry["type"] == buc_type)
-        and _percent(entry.get("estimated_time_to_regain_access")) is not None
+        if buc_type is None or entry["type"] == buc_type
     ]
     longest = max(minutes, default=0.0)
-    return longest * 60.0 if longest > 0 else None
+    return clamp_wait(longest * 60.0)
+
+
+def _minutes(value: Any) -> float:
+    """``estimated_time_to_regain_access`` as minutes (0 when it is not a number; a
+    number too big for a float counts as endless and is clamped by the caller)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return 0.0
+    try:
+        minutes = float(value)
+    except OverflowError:
+        return math.inf
+    return 0.0 if math.isnan(minutes) else minutes
 
 
 def buc_object_id(headers: Mapping[str, str] | None, buc_type: str) -> str | None:
@@ -155,7 +186,6 @@ def buc_object_id(headers: Mapping[str, str] | None, buc_type: str) -> str | Non
         return None
 
     def wait(pair: tuple[str, Mapping[str, Any]]) -> float:
-        raw = pair[1].get("estimated_time_to_regain_access")
-        return float(raw) if _percent(raw) is not None else 0.0
+        return _minutes(pair[1].get("estimated_time_to_regain_access"))
 
     return max(entries, key=wait)[0]

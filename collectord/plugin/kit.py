@@ -9,6 +9,8 @@
 - :func:`field_samples`: samples of a node's numeric fields.
 - :func:`skip_failed`: skip objects whose insights failed, and fail the poll when every
   object was denied (the token lacks the permission, not the objects).
+- :func:`cap_series`: at most :data:`MAX_SERIES_PER_METRIC` series of one metric for one
+  object in a poll's result (the host applies it to every plugin's result).
 - :func:`completed_days`: Meta's last completed days (US Pacific, docs/meta-facts.md
   2.5), as explicit ``since``/``until`` windows, so a "day" value is a day.
 
@@ -34,10 +36,11 @@ from collectord.graph.insights import (
     samples_from_values,
     scoped_key,
 )
-from collectord.model import MetricSpec, Sample, number
+from collectord.model import MetricSpec, Sample, number, series_key
 from collectord.plugin.api import PollContext
 
 __all__ = [
+    "MAX_SERIES_PER_METRIC",
     "METRIC_OUTCOMES",
     "PACIFIC",
     "SKIP_REASONS",
@@ -45,6 +48,7 @@ __all__ = [
     "Requests",
     "Tag",
     "breakdown_rows",
+    "cap_series",
     "completed_days",
     "disable_reason",
     "field_samples",
@@ -230,6 +234,34 @@ def field_samples(
         if value is not None:
             out.append(ctx.sample(spec, value, object_id=object_id, labels=labels))
     return out
+
+
+#: The most series of one metric (family) for one object a poll keeps: Meta's largest
+#: real breakdowns (cities, countries) have a few hundred keys; an answer with more is a
+#: fault of Meta's, and would make an unbounded number of series.
+MAX_SERIES_PER_METRIC = 1_000
+
+
+def cap_series(
+    samples: Sequence[Sample], limit: int = MAX_SERIES_PER_METRIC
+) -> tuple[list[Sample], dict[tuple[str, str], int]]:
+    """``samples`` with at most ``limit`` series per metric and object (the first ones
+    met are kept), and, per ``(metric, object_id)`` over the cap, how many samples were
+    dropped (empty when none)."""
+    seen: dict[tuple[str, str], set[Any]] = {}
+    kept: list[Sample] = []
+    dropped: dict[tuple[str, str], int] = {}
+    for sample in samples:
+        where = (sample.metric, sample.object_id)
+        series = seen.setdefault(where, set())
+        key = series_key(sample.metric, sample.labels)
+        if key not in series:
+            if len(series) >= limit:
+                dropped[where] = dropped.get(where, 0) + 1
+                continue
+            series.add(key)
+        kept.append(sample)
+    return kept, dropped
 
 
 #: Outcomes that blame a metric (or a field), not the object or the token.

@@ -14,18 +14,30 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import dataclasses
 import time
-from collections.abc import Callable, Sequence
+from collections import Counter
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Protocol
+from typing import Any, Protocol, TypeVar
 
 from collectord.config.types import SourceConfig
-from collectord.errors import GraphError, PollError, ThrottledError
+from collectord.errors import (
+    GraphError,
+    Outcome,
+    PollError,
+    ThrottledError,
+    counting_problems,
+    truncate,
+)
 from collectord.logs import get_logger, scrub
 from collectord.model import Cadence, Sample
 from collectord.plugin.api import PollContext, PollResult, SourceGraph, SourcePlugin
+from collectord.plugin.kit import MAX_SERIES_PER_METRIC, cap_series
 from collectord.store.store import SourceStatus, Store
+
+T = TypeVar("T")
 
 #: The longest a single poll may take, whatever its interval.
 MAX_POLL_TIMEOUT = 30 * 60.0
@@ -111,14 +123,17 @@ class Poller:
         was_ok = rt.status.per_cadence[cadence].ok
         started = time.monotonic()
         try:
-            answer = await asyncio.wait_for(rt.plugin.collect(ctx), rt.poll_timeout(cadence))
+            with counting_problems() as problems:
+                answer = await asyncio.wait_for(
+                    _contained(rt.plugin.collect(ctx)), rt.poll_timeout(cadence)
+                )
         except asyncio.CancelledError:
             raise
         except ThrottledError as exc:
             self._paused(rt, cadence, exc)
             return False
         except Exception as exc:  # one failing source must never disturb another
-            reason, message = _describe(exc, rt.poll_timeout(cadence))
+            reason, message = _describe(exc, rt.poll_timeout(cadence), rt)
             self.store.record_failure(
                 rt.name,
                 cadence,
@@ -138,6 +153,7 @@ class Poller:
                 )
             return False
         result = answer if isinstance(answer, PollResult) else ctx.result(answer)
+        result = self._capped(rt, result, problems)
         samples = result.samples
         collected_at = self.clock()
         for d in result.disabled:
@@ -150,6 +166,8 @@ class Poller:
         for s in result.skipped:
             self.log.debug("object skipped", source=rt.name, object_id=s.object_id, why=s.reason)
         self.store.record_success(rt.name, cadence, result, duration=time.monotonic() - started)
+        if problems:
+            self.store.count_errors(rt.name, problems)
         if result.poll_again_at is not None and self.on_poll_request is not None:
             self.on_poll_request(rt.name, cadence, result.poll_again_at)
         for sink in self.sinks:
@@ -162,6 +180,23 @@ class Poller:
         elif was_ok is None:
             self.log.info("first poll done", source=rt.name, cadence=cadence, samples=len(samples))
         return True
+
+    def _capped(self, rt: SourceRuntime, result: PollResult, problems: Counter[str]) -> PollResult:
+        """``result`` with at most :data:`~collectord.plugin.kit.MAX_SERIES_PER_METRIC`
+        series per metric and object; what is dropped is logged once and counted as a
+        ``bad_response``."""
+        kept, dropped = cap_series(result.samples)
+        if not dropped:
+            return result
+        problems["bad_response"] += len(dropped)
+        self.log.warning(
+            "series over the cap dropped",
+            source=rt.name,
+            limit=MAX_SERIES_PER_METRIC,
+            metrics=sorted({metric for metric, _ in dropped})[:5],
+            dropped=sum(dropped.values()),
+        )
+        return dataclasses.replace(result, samples=tuple(kept))
 
     def _paused(self, rt: SourceRuntime, cadence: Cadence, exc: ThrottledError) -> None:
         """Count a poll stopped by Meta's rate limit; one log line per pause."""
@@ -179,11 +214,52 @@ class Poller:
             )
 
 
-def _describe(exc: BaseException, timeout: float) -> tuple[str, str]:
+async def _contained(coro: Coroutine[Any, Any, T]) -> T:
+    """Await a plugin's ``collect``, turning a ``SystemExit`` or ``GeneratorExit`` it raises
+    into a failed poll: raised in a task, they would end the event loop and the daemon."""
+    try:
+        return await coro
+    except (SystemExit, GeneratorExit) as exc:
+        if isinstance(exc, GeneratorExit) and _closed_from_outside(exc):
+            raise  # this coroutine is being closed: let it close
+        detail = f"{type(exc).__name__}({exc})" if str(exc) else type(exc).__name__
+        raise PollError(f"the plugin raised {detail}", reason="other") from None
+
+
+def _closed_from_outside(exc: GeneratorExit) -> bool:
+    """Whether ``exc`` was thrown in by ``close()`` (its traceback ends in the awaiting
+    frame) rather than raised by the plugin's own code (deeper frames)."""
+    tb = exc.__traceback__
+    return tb is None or tb.tb_next is None
+
+
+def _describe(
+    exc: BaseException, timeout: float, rt: SourceRuntime | None = None
+) -> tuple[str, str]:
+    if isinstance(exc, GraphError) and exc.outcome is Outcome.OBJECT_GONE:
+        return "not_found", _not_found(exc, rt)
     if isinstance(exc, GraphError):
         return exc.reason, scrub(str(exc))
     if isinstance(exc, TimeoutError):
         return "timeout", f"the poll took longer than {timeout:g}s and was stopped"
     if isinstance(exc, PollError):
         return exc.reason, scrub(str(exc))
-    return "other", scrub(f"{type(exc).__name__}: {exc}")
+    return "other", truncate(scrub(f"{type(exc).__name__}: {exc}"))
+
+
+def _not_found(exc: GraphError, rt: SourceRuntime | None) -> str:
+    """The message of a source whose own object Meta does not find (code 100/33 escaping
+    the plugin: per-object answers are skipped by the plugins): the ids it is configured
+    with, and Meta's words."""
+    ids = []
+    if rt is not None:
+        options = rt.config.options
+        ids = [
+            f"{o.name}={options[o.name]}"
+            for o in rt.plugin.options
+            if o.type == "id" and options.get(o.name)
+        ]
+    named = f" ({', '.join(ids)})" if ids else ""
+    return scrub(
+        f"the source's object{named} does not exist or cannot be read with its token: {exc}"
+    )

@@ -36,6 +36,8 @@ from collectord.simulator.world import World
 
 MAX_BATCH = 50
 JSON_TYPE = "application/json; charset=UTF-8"
+#: The most an ``endless`` answer sends before it ends after all.
+ENDLESS_BYTES = 1 << 30
 SECRET_PARAMS = frozenset(
     {
         "access_token",
@@ -154,6 +156,11 @@ class Simulator:
             entry.elements = [_element_path(i) for i in items] if isinstance(items, list) else []
         self.requests.append(entry)
         paths = [request.path, *entry.elements]
+        if self.faults.take("reset", paths) is not None:
+            entry.status = 0
+            if request.transport is not None:
+                request.transport.abort()  # no answer at all: the connection just ends
+            return web.Response(status=500)  # never reaches the client
         delay = self.faults.take("delay", paths)
         if delay is not None:
             await asyncio.sleep(float(delay.options["seconds"]))
@@ -164,6 +171,12 @@ class Simulator:
         if broken is not None:
             entry.status = 500
             return _json_response(CallResult(500, server_error().envelope(), {}))
+        endless = self.faults.take("endless", paths)
+        huge = self.faults.take("huge", paths)
+        if endless is not None or huge is not None:
+            entry.status = 200
+            size = ENDLESS_BYTES if endless is not None else _megabytes(huge)
+            return await _stream_json(request, size)
         base_url = f"{request.scheme}://{request.host}"
         auth = request.headers.get("Authorization")
         if is_batch:
@@ -326,3 +339,26 @@ async def serve(
         await stop.wait()
     finally:
         await sim.stop()
+
+
+def _megabytes(rule: Any) -> int:
+    return int(float(rule.options["megabytes"]) * 1024 * 1024)
+
+
+async def _stream_json(request: web.Request, size: int) -> web.StreamResponse:
+    """A JSON answer of about ``size`` bytes (``{"data": [...]}``), sent in chunks without a
+    ``Content-Length``; it stops early when the client hangs up."""
+    resp = web.StreamResponse(status=200, headers={"Content-Type": JSON_TYPE})
+    await resp.prepare(request)
+    chunk = b'{"name":"padding","values":[]},' * 2048
+    sent = 0
+    try:
+        await resp.write(b'{"data":[')
+        while sent < size:
+            await resp.write(chunk)
+            sent += len(chunk)
+        await resp.write(b'{"name":"padding","values":[]}]}')
+        await resp.write_eof()
+    except (ConnectionError, RuntimeError):
+        pass  # the client hung up, as it should on an endless answer
+    return resp

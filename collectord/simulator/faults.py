@@ -2,7 +2,8 @@
 
 Each fault is a :class:`FaultRule` that can be limited to calls whose path contains
 ``path`` and to the next ``count`` matching calls (``None``: until cleared). Defaults:
-one call for ``throttle``, ``server_error``, ``malformed_json`` and ``delay``; until
+one call for ``throttle``, ``server_error``, ``malformed_json``, ``delay``, ``huge`` and
+``endless``; until
 cleared for ``token_error`` and ``invalid_metrics``.
 
 - ``throttle(code, minutes)``: answer a rate-limit error (4, 17, 32, 341, 368, 613, 80001,
@@ -16,6 +17,11 @@ cleared for ``token_error`` and ``invalid_metrics``.
   HTML 502 page instead of JSON.
 - ``malformed_json()``: HTTP 200 with a torn JSON body.
 - ``delay(seconds)``: answer late.
+- ``reset()``: drop the connection without an answer (the client sees the server hang up).
+- ``huge(megabytes)``: HTTP 200 with a valid JSON body of that size, sent in chunks without
+  a ``Content-Length`` (the client learns its size only by reading it).
+- ``endless()``: HTTP 200 with a JSON body that never ends (sent until the client hangs
+  up, or 1 GiB at most).
 - ``token_error(subcode)``: code 190 with that subcode (463 expired, 460 password
   changed, 492 lost Page role, ...).
 - ``invalid_metrics(names)``: those metrics answer as retired ones do (code 100).
@@ -35,8 +41,18 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-KINDS = ("throttle", "server_error", "malformed_json", "delay", "token_error", "invalid_metrics")
-TRANSPORT_KINDS = ("server_error", "malformed_json", "delay")
+KINDS = (
+    "throttle",
+    "server_error",
+    "malformed_json",
+    "delay",
+    "token_error",
+    "invalid_metrics",
+    "huge",
+    "endless",
+    "reset",
+)
+TRANSPORT_KINDS = ("server_error", "malformed_json", "delay", "huge", "endless", "reset")
 _UNLIMITED_BY_DEFAULT = ("token_error", "invalid_metrics")
 #: Options of each kind with their defaults (``...``: required).
 _OPTIONS: dict[str, dict[str, Any]] = {
@@ -46,6 +62,9 @@ _OPTIONS: dict[str, dict[str, Any]] = {
     "delay": {"seconds": ...},
     "token_error": {"subcode": 463},
     "invalid_metrics": {"names": ...},
+    "huge": {"megabytes": 20.0},
+    "endless": {},
+    "reset": {},
 }
 
 
@@ -142,6 +161,19 @@ class Faults:
     def delay(self, seconds: float, count: int | None = 1, *, path: str | None = None) -> FaultRule:
         """Answer ``seconds`` late."""
         return self.add("delay", count=count, path=path, seconds=seconds)
+
+    def huge(
+        self, megabytes: float = 20.0, count: int | None = 1, *, path: str | None = None
+    ) -> FaultRule:
+        """Answer a valid JSON body of ``megabytes``, in chunks without a length."""
+        return self.add("huge", count=count, path=path, megabytes=megabytes)
+
+    def reset(self, count: int | None = 1, *, path: str | None = None) -> FaultRule:
+        return self.add("reset", count=count, path=path)
+
+    def endless(self, count: int | None = 1, *, path: str | None = None) -> FaultRule:
+        """Answer a JSON body that never ends."""
+        return self.add("endless", count=count, path=path)
 
     def token_error(
         self, subcode: int = 463, count: int | None = None, *, path: str | None = None

@@ -4,8 +4,10 @@
 on the queue and returns; the writer thread opens the sink, then writes batch after batch.
 When the queue is full (the disk is slower than the polls), the batch is dropped and its
 samples counted in ``SinkStats.dropped`` (``collectord_sink_dropped_total{sink}``); the
-drop is logged once when it starts and once when writes keep up again. :meth:`close`
-lets the thread write what is queued, for at most ``close_timeout`` seconds.
+drop is logged once when it starts and once when writes keep up again. A sink holding
+records it could not write (disk full: it says so with ``retry_delay()``) is asked to
+``retry()`` after that delay when no new batch came meanwhile. :meth:`close` lets the
+thread write what is queued, for at most ``close_timeout`` seconds.
 """
 
 from __future__ import annotations
@@ -127,13 +129,27 @@ class BackgroundSink:
                 timeout=self.close_timeout,
             )
 
+    def _retry_delay(self) -> float | None:
+        delay = getattr(self.sink, "retry_delay", None)
+        return delay() if delay is not None else None
+
+    def _retry(self) -> None:
+        try:
+            self.sink.retry()  # type: ignore[attr-defined]
+        except Exception:  # the sink counts I/O errors itself; this is a bug
+            self._log.exception("sink retry failed", sink=self.stats.name)
+
     def _run(self) -> None:
         try:
             self.sink.open()
         except Exception:
             self._log.exception("sink open failed", sink=self.stats.name)
         while True:
-            batch = self._queue.get()
+            try:
+                batch = self._queue.get(timeout=self._retry_delay())
+            except queue.Empty:  # only with records held: try them again
+                self._retry()
+                continue
             if batch is _STOP:
                 break
             try:

@@ -7,7 +7,12 @@ The record and its guarantees are a contract (README "JSONL sink"):
   value differs from the last one written, also across a restart, even after ``kill -9``;
 - no torn line: each batch is one ``write()`` of whole lines to an ``O_APPEND`` descriptor;
   a partial tail left by a crash is moved to ``PATH.partial-<time>`` at start-up;
-- rotation keeps ``backups`` older files as ``PATH.1``, ``PATH.2``, ...
+- rotation keeps ``backups`` older files as ``PATH.1``, ``PATH.2``, ...;
+- nothing lost to a passing I/O error (disk full, permission): unwritten records are held
+  (at most :data:`HOLD_RECORDS`; beyond, dropped and counted) and retried first, with the
+  next batch or after a backoff (1 s doubling to 60 s, :meth:`JsonlSink.retry_delay`);
+- ``fsync = "batch"`` (default) syncs the file after each batch, ``"never"`` leaves it to
+  the OS; all files are 0600, never written through a symlink (:mod:`collectord.files`).
 
 How change-only survives a crash: the in-memory index (series key -> last
 ``(end_time, value)``, see :mod:`collectord.sinks.jsonl_index`) is saved atomically to
@@ -30,6 +35,7 @@ import contextlib
 import errno
 import json
 import os
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import datetime
 from pathlib import Path
@@ -38,8 +44,9 @@ from typing import Any
 import structlog
 
 from collectord.config.types import JsonlSinkConfig
+from collectord.files import open_append
 from collectord.model import Sample, series_key
-from collectord.sinks.jsonl_file import repair_torn_tail
+from collectord.sinks.jsonl_file import repair_torn_tail, replay_records
 from collectord.sinks.jsonl_index import (
     INDEX_FILE,
     SavedIndex,
@@ -65,6 +72,10 @@ from collectord.sinks.stats import SinkStats
 __all__ = ["INDEX_FILE", "JsonlSink", "encode_record", "index_key", "make_record", "record_line"]
 
 _COMPACT = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+#: Records held for a retry at most; newer ones beyond are dropped (and counted).
+HOLD_RECORDS = 100_000
+RETRY_FIRST, RETRY_MAX = 1.0, 60.0  # seconds before retrying held records: doubled, capped
+_Line = tuple[str, SeriesState, bytes]
 
 
 def index_key(metric: str, labels: Iterable[tuple[str, str]]) -> str:
@@ -77,8 +88,8 @@ class JsonlSink:
     """Appends a record for every sample whose series got a new value (see module doc).
 
     ``write()`` never raises for I/O problems: records it could not write are counted in
-    ``stats.errors``, left out of the index (so the next poll that sends them writes them),
-    and the failure is logged once when it starts and once when it ends. All methods are
+    ``stats.errors`` and held for the next attempt (see the module doc); the failure is
+    logged once when it starts and once when it ends. All methods are
     synchronous, do file I/O and are meant to be called from one thread (not the event
     loop's: see :class:`collectord.sinks.background.BackgroundSink`).
     """
@@ -108,6 +119,12 @@ class JsonlSink:
         self._failed_records = 0
         self._index_failing = False
         self._dirty = False
+        #: Records built but not written yet (an I/O error), oldest first, and the state
+        #: each of their series will have once they are.
+        self._held: deque[_Line] = deque()
+        self._held_state: dict[str, SeriesState] = {}
+        self._retry = RETRY_FIRST
+        self._dropping = False
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -140,7 +157,14 @@ class JsonlSink:
         return self._index
 
     def close(self) -> None:
-        """Save (compact) the index if it changed and close the data file."""
+        """Write what is held (one last try), save (compact) the index if it changed and
+        close the data file. Records still held are counted as dropped."""
+        self.retry()
+        if self._held:
+            self.stats.dropped += len(self._held)
+            self._log.warning("jsonl records not written at exit", records=len(self._held))
+            self._held.clear()
+            self._held_state.clear()
         if self._dirty:
             self._save_index()
         self._close_fd()
@@ -158,7 +182,8 @@ class JsonlSink:
     def write(
         self, source: str, plugin: str, samples: Sequence[Sample], collected_at: datetime
     ) -> int:
-        """Append a record for each sample whose series got a new value; return how many."""
+        """Append a record for each sample whose series got a new value, after the records
+        held from failed attempts; return how many were written."""
         if not self._opened:
             self.open()
         stamp = format_collected_at(collected_at)
@@ -166,8 +191,9 @@ class JsonlSink:
         self._latest = max(self._latest, seen_at)
         seen = self._index.seen
         series = self._index.series
+        held = self._held_state
         pending: dict[str, SeriesState] = {}
-        lines: list[tuple[str, SeriesState, bytes]] = []
+        lines: list[_Line] = []
         end_times: dict[datetime | None, str | None] = {None: None}
         for sample in samples:
             if sample.end_time not in end_times:
@@ -176,38 +202,65 @@ class JsonlSink:
             key = index_key(sample.metric, (("source", source), *sample.labels))
             seen[key] = seen_at
             value = json_value(sample.value)
-            known = pending[key] if key in pending else series.get(key)
+            known = pending.get(key) or held.get(key) or series.get(key)
             if known is not None and end_time in known and known[end_time] == value:
                 continue
             state = pending[key] = remember(known, end_time, value)
             record = build_record(source, plugin, sample, stamp, end_time)
             lines.append((key, state, (encode_record(record) + "\n").encode("utf-8")))
-        if not lines:
-            return 0
+        written = self.retry()  # the held records first, making room for the new ones
+        failed_now = bool(self._held)  # then no second attempt in this call
+        self._hold(lines)
+        return written + (0 if failed_now else self.retry())
 
+    def _hold(self, lines: list[_Line]) -> None:
+        """Queue ``lines`` behind the held ones; drop (and count) what does not fit (one
+        warning until the held records are all written)."""
+        room = max(HOLD_RECORDS - len(self._held), 0)
+        if len(lines) > room:
+            self.stats.dropped += len(lines) - room
+            if not self._dropping:
+                self._dropping = True
+                self._log.warning("jsonl records dropped, too many held", held=len(self._held))
+            lines = lines[:room]
+        for key, state, _ in lines:
+            self._held_state[key] = state
+        self._held.extend(lines)
+
+    def retry_delay(self) -> float | None:
+        """Seconds to wait before :meth:`retry` when records are held, else ``None``."""
+        return self._retry if self._held else None
+
+    def retry(self) -> int:
+        """Write the held records (one ``write()`` per chunk); return how many were."""
+        if not self._held:
+            return 0
+        series = self._index.series
         written = 0
-        for chunk in self._chunks(lines):
+        for chunk in self._chunks(list(self._held)):
             try:
                 self._append(b"".join(line for _, _, line in chunk))
             except OSError as exc:
-                self._close_fd()  # reopen (and repair) on the next write
-                self._on_failure(exc, len(lines) - written)
+                self._close_fd()  # reopen (and repair) on the next attempt
+                self._on_failure(exc, len(self._held))
+                self._retry = min(self._retry * 2, RETRY_MAX)
                 break
             for key, state, _ in chunk:
                 series[key] = state
+                self._held.popleft()
             written += len(chunk)
             self._dirty = True
         if written:
             self.stats.records += written
             if not self._saved or self._index.should_compact():
                 self._save_index()
-        if written == len(lines):
+        if not self._held:
+            self._held_state.clear()
+            self._retry, self._dropping = RETRY_FIRST, False
             self._on_success()
         return written
 
-    def _chunks(
-        self, lines: list[tuple[str, SeriesState, bytes]]
-    ) -> Iterator[list[tuple[str, SeriesState, bytes]]]:
+    def _chunks(self, lines: list[_Line]) -> Iterator[list[_Line]]:
         """The batch as one chunk, or split at line boundaries when it exceeds max_bytes."""
         chunk: list[tuple[str, SeriesState, bytes]] = []
         size = 0
@@ -227,7 +280,6 @@ class JsonlSink:
             self._ensure_file()
         assert self._fd is not None
         start = self._size
-        self._index.log_bytes += len(data)
         view = memoryview(data)
         try:
             while view:
@@ -241,7 +293,13 @@ class JsonlSink:
             except OSError:
                 self._close_fd()  # the repair at the next open removes it
             raise
+        self._index.log_bytes += len(data)
         self._size = start + len(data)
+        if self.config.fsync == "batch":
+            # The lines are in the file either way: a failed sync is not a failed write
+            # (writing them again would duplicate them).
+            with contextlib.suppress(OSError):
+                os.fsync(self._fd)
 
     def _ensure_file(self) -> None:
         """Hold an append descriptor on the file now at PATH (reopen if moved or removed)."""
@@ -254,10 +312,8 @@ class JsonlSink:
                 self._size = os.fstat(self._fd).st_size
                 return
             self._close_fd()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         self._repair_tail()
-        flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_CLOEXEC", 0)
-        fd = os.open(self.path, flags, 0o644)
+        fd = open_append(self.path)  # 0600, folders 0700, no symlink
         st = os.fstat(fd)
         self._fd, self._ident, self._size = fd, (st.st_dev, st.st_ino), st.st_size
 
@@ -323,7 +379,7 @@ class JsonlSink:
     def _partial_path(self) -> Path:
         base = f"{self.path.name}.partial-{to_utc(self._clock()):%Y%m%dT%H%M%SZ}"
         candidate, n = self.path.with_name(base), 1
-        while candidate.exists():
+        while os.path.lexists(candidate):  # a planted symlink too
             candidate, n = self.path.with_name(f"{base}-{n}"), n + 1
         return candidate
 
@@ -338,29 +394,8 @@ class JsonlSink:
 
     def _replay(self, offset: int) -> int:
         """Feed the records from ``offset`` to the end of the data file into the index."""
-        try:
-            f = open(self.path, "rb")  # noqa: SIM115 - closed below
-        except FileNotFoundError:
-            return 0
-        count = bad = 0
-        with f:
-            f.seek(offset)
-            for line in f:
-                try:
-                    rec = json.loads(line)
-                    key = index_key(rec["metric"], rec["labels"].items())
-                    value = rec["value"]
-                    end_time = rec["end_time"]
-                    value = None if value is None else float(value)
-                    seen_at = datetime.fromisoformat(rec["collected_at"]).timestamp()
-                except (ValueError, KeyError, TypeError, AttributeError):
-                    bad += 1
-                    continue
-                series = self._index.series
-                series[key] = remember(series.get(key), end_time, value)
-                self._index.seen[key] = max(self._index.seen.get(key, seen_at), seen_at)
-                self._latest = max(self._latest, seen_at)
-                count += 1
+        count, bad, latest = replay_records(self.path, offset, self._index, index_key)
+        self._latest = max(self._latest, latest)
         if bad:
             self._log.warning("jsonl unreadable lines", path=str(self.path), lines=bad)
         return count

@@ -14,10 +14,11 @@ its value is written again once.
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from collectord.files import atomic_write
 
 #: Name of the index file inside ``state_dir``.
 INDEX_FILE = "jsonl-index.json"
@@ -107,11 +108,9 @@ class SeriesIndex:
         return _COMPACT.encode(doc).encode("utf-8")
 
     def save(self, index_path: Path, data: bytes) -> None:
-        """Write ``data`` (from :meth:`encode`) atomically; raises :class:`OSError`."""
-        tmp = index_path.with_name(index_path.name + ".tmp")
-        index_path.parent.mkdir(parents=True, exist_ok=True)
-        tmp.write_bytes(data)
-        os.replace(tmp, index_path)
+        """Write ``data`` (from :meth:`encode`) atomically (0600, fsynced, never through a
+        symbolic link); raises :class:`OSError`."""
+        atomic_write(index_path, data)
         self.saves += 1
         self.bytes_written += len(data)
         self.saved_bytes = len(data)

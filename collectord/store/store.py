@@ -11,14 +11,16 @@ the version moved, so scrapes in between reuse it. All writes happen on the even
 
 from __future__ import annotations
 
+import copy
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from types import MappingProxyType
 
 from collectord.model import Cadence, Sample, SeriesKey, series_key
 from collectord.plugin.api import PollResult
+from collectord.store.saved import SavedCadence, SavedSource
 from collectord.store.status import (
     DURATION_BUCKETS,
     CadenceStatus,
@@ -83,6 +85,8 @@ class Store:
         self._tuples: dict[tuple[str, str], tuple[Sample, ...]] = {}
         self._version = 0
         self._snapshot: Snapshot | None = None
+        #: Called after every recorded success (the state file's saver listens here).
+        self.on_success: Callable[[], None] | None = None
 
     @property
     def version(self) -> int:
@@ -97,6 +101,16 @@ class Store:
         self._sources[name] = status
         self._changed()
         return status
+
+    def remove(self, name: str) -> None:
+        """Forget source ``name`` (a reload removed it): its samples and its status."""
+        status = self._sources.pop(name, None)
+        if status is None:
+            return
+        for cadence in status.cadences:
+            self._series.pop((name, cadence), None)
+            self._tuples.pop((name, cadence), None)
+        self._changed()
 
     def status(self, name: str) -> SourceStatus:
         """The live status of ``name``: read it, never write it (use the store's methods)."""
@@ -156,6 +170,8 @@ class Store:
         self._series[key] = series
         self._tuples.pop(key, None)
         self._changed()
+        if self.on_success is not None:
+            self.on_success()
 
     def record_failure(
         self, name: str, cadence: Cadence, *, reason: str, message: str, duration: float
@@ -168,6 +184,14 @@ class Store:
         cs.last_error_reason = reason
         cs.durations.observe(duration)
         status.errors[reason] += 1
+        self._changed()
+
+    def count_errors(self, name: str, counts: Mapping[str, int]) -> None:
+        """Count problems of a poll that still delivered (series over the cap, a paging
+        loop, a value out of range: ``bad_response``) under their reasons."""
+        status = self._sources[name]
+        for reason, count in counts.items():
+            status.errors[reason] += count
         self._changed()
 
     def record_skip(self, name: str, cadence: Cadence, *, reason: str, message: str) -> None:
@@ -221,6 +245,63 @@ class Store:
                 version=self._version,
             )
         return snap
+
+    def capture(self) -> tuple[SavedSource, ...]:
+        """What the state file keeps of every source, now (on the loop; cheap but for a
+        copy of each plugin's memory)."""
+        out = []
+        for name, status in self._sources.items():
+            cadences = {
+                c: SavedCadence(
+                    ok=cs.ok,
+                    last_success=cs.last_success,
+                    last_error=cs.last_error,
+                    last_error_reason=cs.last_error_reason,
+                    newest_end_time=cs.newest_end_time,
+                    samples=self._cadence_samples((name, c)),
+                )
+                for c, cs in status.per_cadence.items()
+            }
+            out.append(
+                SavedSource(
+                    name=name,
+                    plugin=status.plugin,
+                    cadences=cadences,
+                    disabled=dict(status.disabled),
+                    disabled_at=dict(status.disabled_at),
+                    memory=copy.deepcopy(status.memory),
+                )
+            )
+        return tuple(out)
+
+    def restore(self, saved: SavedSource) -> int | None:
+        """Take back what a previous run saved of a source registered under the same name
+        with the same plugin (``None`` otherwise: nothing restored); cadences it no longer
+        has are left out. Returns the samples restored. A restored cadence counts as polled
+        (``/readyz``); its samples are replaced by its next poll like any others."""
+        status = self._sources.get(saved.name)
+        if status is None or status.plugin != saved.plugin:
+            return None
+        count = 0
+        for cadence, sc in saved.cadences.items():
+            cs = status.per_cadence.get(cadence)
+            if cs is None:
+                continue
+            cs.ok = sc.ok
+            cs.last_success = sc.last_success
+            cs.last_error = sc.last_error
+            cs.last_error_reason = sc.last_error_reason
+            cs.newest_end_time = sc.newest_end_time
+            series: dict[SeriesKey, Sample] = {}
+            _keep_newest(series, sc.samples)
+            self._series[(saved.name, cadence)] = series
+            self._tuples.pop((saved.name, cadence), None)
+            count += len(series)
+        status.disabled.update(saved.disabled)
+        status.disabled_at.update(saved.disabled_at)
+        status.memory = dict(saved.memory)
+        self._changed()
+        return count
 
     @property
     def ready(self) -> bool:

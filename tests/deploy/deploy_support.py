@@ -64,6 +64,17 @@ SELF_METRICS_WITHOUT_SOURCE: frozenset[str] = frozenset(
 )
 
 
+#: Seconds a supervisor's stop timeout (systemd ``TimeoutStopSec``, Kubernetes
+#: ``terminationGracePeriodSeconds``) waits beyond the daemon's shutdown bound.
+STOP_MARGIN = 5
+
+
+def supervisor_stop_timeout() -> float:
+    """What the shipped unit and manifests must give the daemon to stop: its bound plus
+    :data:`STOP_MARGIN` (change ``SHUTDOWN_BOUND`` and these tests say what to update)."""
+    return daemon_shutdown_bound() + STOP_MARGIN
+
+
 def daemon_shutdown_bound() -> float:
     """The longest ``collectord run`` takes from SIGTERM to exit, in seconds.
 
@@ -73,12 +84,20 @@ def daemon_shutdown_bound() -> float:
     within ``daemon.SHUTDOWN_BOUND``. A supervisor's stop timeout must exceed it, or it
     kills the daemon in the middle of a clean shutdown.
     """
-    from collectord.daemon import SHUTDOWN_BOUND, SHUTDOWN_GRACE
+    from collectord.daemon import (
+        EXIT_MARGIN,
+        HARD_EXIT_MARGIN,
+        SHUTDOWN_BOUND,
+        SHUTDOWN_GRACE,
+        TEARDOWN_RESERVE,
+    )
     from collectord.scheduling.scheduler import CANCEL_WAIT
     from collectord.web.server import SHUTDOWN_TIMEOUT
 
     assert SHUTDOWN_GRACE > 0
     assert SHUTDOWN_GRACE + CANCEL_WAIT + SHUTDOWN_TIMEOUT < SHUTDOWN_BOUND
+    assert SHUTDOWN_GRACE + TEARDOWN_RESERVE + EXIT_MARGIN <= SHUTDOWN_BOUND
+    assert 0 < HARD_EXIT_MARGIN < EXIT_MARGIN
     return SHUTDOWN_BOUND
 
 

@@ -17,11 +17,11 @@ import yaml
 from deploy_support import (
     DEPLOY,
     RULES_FILE,
-    daemon_shutdown_bound,
     load_yaml,
     load_yaml_all,
     require_tool,
     run_tool,
+    supervisor_stop_timeout,
 )
 
 K8S = DEPLOY / "kubernetes"
@@ -140,7 +140,7 @@ def test_deployment_runs_one_poller_at_a_time() -> None:
     assert spec["replicas"] == 1
     assert spec["strategy"] == {"type": "Recreate"}
     pod = spec["template"]["spec"]
-    assert pod["terminationGracePeriodSeconds"] > daemon_shutdown_bound()
+    assert pod["terminationGracePeriodSeconds"] == supervisor_stop_timeout()
 
 
 def test_deployment_probes_health_and_readiness_on_the_metrics_port() -> None:

@@ -13,7 +13,7 @@ import tomllib
 from pathlib import Path
 
 import pytest
-from deploy_support import DEPLOY, daemon_shutdown_bound, require_tool, run_tool
+from deploy_support import DEPLOY, require_tool, run_tool, supervisor_stop_timeout
 
 SYSTEMD = DEPLOY / "systemd"
 UNIT = SYSTEMD / "collectord.service"
@@ -62,11 +62,12 @@ def _root_with_unit(tmp_path: Path, *, with_binary: bool) -> tuple[Path, Path]:
     unit = root / "etc" / "systemd" / "system" / UNIT.name
     unit.parent.mkdir(parents=True)
     shutil.copy(UNIT, unit)
-    if with_binary:
-        binary = root / Path(_exec_start()[0]).relative_to("/")
-        binary.parent.mkdir(parents=True)
-        binary.write_text("#!/bin/sh\nexit 0\n", encoding="utf-8")
-        binary.chmod(0o755)
+    if with_binary:  # ExecStart's collectord and ExecReload's kill
+        for line in (*_service()["ExecStart"], *_service()["ExecReload"]):
+            binary = root / Path(shlex.split(line)[0]).relative_to("/")
+            binary.parent.mkdir(parents=True, exist_ok=True)
+            binary.write_text("#!/bin/sh\nexit 0\n", encoding="utf-8")
+            binary.chmod(0o755)
     return root, unit
 
 
@@ -112,7 +113,14 @@ def test_restarts_on_failure_and_outwaits_the_daemon_shutdown() -> None:
     assert service["RestartPreventExitStatus"] == ["2"]  # invalid config
     (timeout,) = service["TimeoutStopSec"]
     seconds = int(timeout.removesuffix("s"))
-    assert seconds > daemon_shutdown_bound()
+    assert seconds == supervisor_stop_timeout()
+
+
+def test_reload_sends_sighup_and_file_descriptors_are_plenty() -> None:
+    service = _service()
+    assert service["ExecReload"] == ["/bin/kill -HUP $MAINPID"]
+    (limit,) = service["LimitNOFILE"]
+    assert int(limit) >= 65536
 
 
 def test_tokens_come_from_an_environment_file_or_credentials() -> None:

@@ -21,6 +21,7 @@ def test_modes_whatever_the_umask(tmp_path: Path) -> None:
     finally:
         os.umask(old)
     assert stat.S_IMODE(d.stat().st_mode) == 0o700
+    assert stat.S_IMODE(d.parent.stat().st_mode) == 0o700, "a parent it created too"
     assert stat.S_IMODE((d / "f.json").stat().st_mode) == 0o600
     assert stat.S_IMODE((d / "log.jsonl").stat().st_mode) == 0o600
     assert (d / "f.json").read_bytes() == b"{}"

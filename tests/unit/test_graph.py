@@ -33,6 +33,7 @@ from collectord.errors import (
     ReduceDataError,
     ServerError,
     ThrottledError,
+    counting_problems,
 )
 from collectord.graph.client import GraphClient, appsecret_proof
 from collectord.graph.stats import GraphStats
@@ -263,15 +264,46 @@ async def test_get_all_never_reuses_a_token_from_a_next_url(
     assert calls.query(0) == {"since": "5"}
 
 
-async def test_get_all_stops_at_the_page_cap(mocked: aioresponses, make_client: Any) -> None:
+async def test_get_all_stops_at_the_page_cap_with_a_warning(
+    mocked: aioresponses, make_client: Any
+) -> None:
+    calls = Calls()
+
+    def page(url: URL, **kwargs: Any) -> CallbackResult:
+        calls(url, **kwargs)
+        after = f"A{len(calls.seen)}"
+        return CallbackResult(
+            payload={"data": [{"id": "x"}], "paging": {"cursors": {"after": after}, "next": BASE}},
+            response_class=CompatResponse,
+        )
+
+    mocked.get(pattern("123/posts"), callback=page, repeat=True)
+
+    with capture_logs() as logs, counting_problems() as problems:
+        items = await make_client().bind(TOKEN).get_all("123/posts", max_pages=3)
+
+    assert len(items) == 3
+    assert len(calls.seen) == 3
+    assert problems == {"bad_response": 1}
+    assert [e["event"] for e in logs if e["log_level"] == "warning"] == [
+        "graph paging: the list stopped at the page cap"
+    ]
+
+
+async def test_get_all_stops_a_paging_loop_with_a_warning(
+    mocked: aioresponses, make_client: Any
+) -> None:
     calls = Calls()
     page = {"data": [{"id": "x"}], "paging": {"cursors": {"after": "A"}, "next": f"{BASE}/n"}}
     mocked.get(pattern("123/posts"), payload=page, callback=calls, repeat=True)
 
-    items = await make_client().bind(TOKEN).get_all("123/posts", max_pages=3)
+    with capture_logs() as logs, counting_problems() as problems:
+        items = await make_client().bind(TOKEN).get_all("123/posts")
 
-    assert len(items) == 3
-    assert len(calls.seen) == 3
+    assert len(calls.seen) == 2  # the first page, then the one "after A" that leads to itself
+    assert len(items) == 2
+    assert problems == {"bad_response": 1}
+    assert "graph paging: the list pages in a loop; stopped" in [e["event"] for e in logs]
 
 
 async def test_get_all_stops_at_max_items(mocked: aioresponses, make_client: Any) -> None:

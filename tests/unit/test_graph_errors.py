@@ -187,7 +187,7 @@ CASES: list[tuple[str, int, dict[str, Any] | None, type[GraphError]]] = [
     ("5xx without code", 500, err(None, "internal"), ServerError),
     ("html page", 502, None, BadResponseError),
     ("html with 200", 200, None, BadResponseError),
-    ("4xx without envelope", 404, {"unexpected": True}, GraphError),
+    ("4xx without envelope", 404, {"unexpected": True}, BadResponseError),
 ]
 
 

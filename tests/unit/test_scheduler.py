@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -13,7 +14,16 @@ from structlog.testing import capture_logs
 from collectord import MetricSpec, PollContext, Sample, SourcePlugin, ThrottledError
 from collectord.config.types import GraphConfig, ScheduleConfig, SourceConfig
 from collectord.errors import ServerError
-from collectord.scheduling.scheduler import Poller, PollScheduler, SourceRuntime
+from collectord.exporter.exposition import make_exposition
+from collectord.graph.stats import GraphStats
+from collectord.scheduling.scheduler import (
+    BACKOFF_CAP,
+    BACKOFF_FACTOR,
+    Poller,
+    PollScheduler,
+    SourceRuntime,
+    backoff_delay,
+)
 from collectord.store.store import Store
 
 FAST = MetricSpec("f", "test_f", "fast", kind="field")
@@ -268,3 +278,124 @@ async def test_a_run_due_while_the_poll_is_still_running_returns_at_once(
     await asyncio.wait_for(first, 10)
     assert calls == ["fast"]
     assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+
+
+# -- backoff and isolation (issue 9) ---------------------------------------------------
+
+
+class FastOnly(Scripted):
+    catalogue = (FAST,)
+
+
+def test_backoff_doubles_the_interval_up_to_eight_times_or_six_hours() -> None:
+    assert [backoff_delay(900, n) for n in range(1, 7)] == [900, 1800, 3600, 7200, 7200, 7200]
+    assert [backoff_delay(3600, n) for n in (2, 3, 4, 40)] == [
+        7200,
+        14400,
+        BACKOFF_CAP,
+        BACKOFF_CAP,
+    ]
+    assert backoff_delay(86400, 5) == 86400, "an interval over the cap is kept"
+    assert BACKOFF_FACTOR == 8
+    assert BACKOFF_CAP == 6 * 3600
+
+
+def _next_in(store: Store, name: str) -> float:
+    when = store.status(name).per_cadence["fast"].next_run
+    assert when is not None
+    return (when - datetime.now(UTC)).total_seconds()
+
+
+async def test_a_failing_job_backs_off_and_a_success_ends_it() -> None:
+    store = Store()
+    down = ServerError("(#2) down", code=2)
+    blocked = ThrottledError("rate limit", code=80001, retry_after=600.0)
+    plugin = FastOnly([down, down, down, down, blocked, 1.0, down])
+    rt = runtime(store, "a", plugin, fast=3600)
+    poller = ObservedPoller(store)
+    sched = PollScheduler(poller, [rt], rng=lambda: 0.0)
+    sched.start()
+    try:
+        await poller.wait_for(1)  # the first run, scheduled at start: one failure
+        assert _next_in(store, "a") == pytest.approx(3600, abs=30)
+        with capture_logs() as logs:
+            for expected in (7200, 14400, BACKOFF_CAP):  # 2, 3, 4 failures in a row
+                await sched._run("a", "fast")
+                assert _next_in(store, "a") == pytest.approx(expected, abs=30)
+            await sched._run("a", "fast")  # the governor refused it: not a failure
+            assert sched.failures == {("a", "fast"): 4}
+            assert _next_in(store, "a") == pytest.approx(BACKOFF_CAP, abs=30)
+            await sched._run("a", "fast")  # delivered
+            assert sched.failures == {}
+            await sched._run("a", "fast")  # failing again starts from the interval
+            assert sched.failures == {("a", "fast"): 1}
+        events = [e["event"] for e in logs]
+        assert events.count("source backing off") == 3
+        assert events.count("back to the normal interval") == 1
+    finally:
+        await sched.shutdown(grace=1)
+
+
+class Counting(SourcePlugin):
+    """Answers every poll at once and tells the test."""
+
+    name = "counting"
+    catalogue = (FAST,)
+
+    def __init__(self) -> None:
+        self.polls: asyncio.Queue[float] = asyncio.Queue()
+
+    async def collect(self, ctx: PollContext) -> list[Sample]:
+        self.polls.put_nowait(asyncio.get_running_loop().time())
+        return [ctx.sample(FAST, 1.0, object_id="o", labels={"obj": "o"})]
+
+
+async def test_a_hanging_and_a_raising_source_never_delay_another() -> None:
+    store = Store()
+    hanging = FastOnly(["hang"] * 100)
+    raising = FastOnly([RuntimeError("plugin bug")] * 100)
+    healthy = Counting()
+    rts = [
+        runtime(store, "hang", hanging, fast=0.2),
+        runtime(store, "raise", raising, fast=0.2),
+        runtime(store, "ok", healthy, fast=0.2),
+    ]
+    sched = PollScheduler(Poller(store), rts, rng=lambda: 0.0)
+    exposition = make_exposition(store, GraphStats(), [], version="test")
+    sched.start()
+    try:
+        async with asyncio.timeout(10):
+            times = [await healthy.polls.get() for _ in range(6)]
+            async with asyncio.timeout(1):  # /metrics answers while a poll hangs
+                body, _ = await exposition.body("text/plain")
+        gaps = [b - a for a, b in itertools.pairwise(times)]
+        assert max(gaps) < 2.0, gaps  # on schedule (0.2 s), with room for a slow machine
+        assert b'collectord_source_up{plugin="counting",source="ok"} 1.0' in body
+        assert len(hanging.calls) == 1, "its later runs return at once, never pile up"
+        assert 1 <= sched.failures[("raise", "fast")] <= 3, "it backs off"
+        assert _next_in(store, "raise") > _next_in(store, "ok")
+    finally:
+        await sched.shutdown(grace=0)
+
+
+async def test_a_removed_source_stops_quietly_and_an_added_one_is_polled(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    store = Store()
+    gated = Gated()
+    poller = ObservedPoller(store)
+    sched = PollScheduler(poller, [runtime(store, "old", gated, fast=3600)])
+    sched.start()
+    try:
+        await asyncio.wait_for(gated.started.wait(), 10)
+        sched.remove_source("old")
+        assert sorted(await poller.wait_for(2)) == [("old", "daily"), ("old", "fast")]
+        assert not [j for j in sched.scheduler.get_jobs() if j.id.startswith("old:")]
+        new = Scripted()
+        sched.add_source(runtime(store, "new", new, fast=3600))
+        got = await poller.wait_for(2)
+        assert sorted(got) == [("new", "daily"), ("new", "fast")]
+    finally:
+        await sched.shutdown(grace=1)
+    assert not store.status("old").per_cadence["fast"].last_error, "cancelled, not failed"
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]

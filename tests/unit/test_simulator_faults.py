@@ -301,3 +301,16 @@ async def test_a_buc_throttle_without_a_regain_time(http, sim) -> None:
     assert body["error"]["code"] == 80001
     assert buc(headers, page_id)["estimated_time_to_regain_access"] == 0
     assert buc(headers, page_id)["call_count"] == 100
+
+
+def test_huge_and_endless_answers_are_faults_of_their_own() -> None:
+    from collectord.simulator.faults import Faults
+
+    faults = Faults()
+    (huge,) = faults.apply_json({"kind": "huge", "megabytes": 2, "path": "insights"})
+    faults.endless(count=2)
+    assert huge.options == {"megabytes": 2}
+    assert faults.take("huge", ["/v26.0/1/insights"]) is huge
+    assert faults.take("huge", ["/v26.0/1/insights"]) is None  # one answer by default
+    assert faults.take("endless", ["/v26.0/1"]) is not None
+    assert [r.kind for r in faults.rules] == ["endless"]
