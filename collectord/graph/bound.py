@@ -230,12 +230,11 @@ class BoundGraph:
             # process-wide and per source) and the governor decide how many are in flight;
             # one that raises cancels the others (the poll fails as one)
             sent = await all_or_first_error(
-                self._send_batch([relative[i] for i in c]) for c in parts
+                self._send_chunk([relative[i] for i in c], [queries[i] for i in c]) for c in parts
             )
             retry: list[int] = []
-            for chunk, answers in zip(parts, sent, strict=True):
-                for index, answer in zip(chunk, answers, strict=True):
-                    outcome = self._element(answer, queries[index])
+            for chunk, outcomes in zip(parts, sent, strict=True):
+                for index, outcome in zip(chunk, outcomes, strict=True):
                     results[index] = outcome
                     if outcome is None or (isinstance(outcome, GraphError) and outcome.retryable):
                         retry.append(index)
@@ -244,6 +243,14 @@ class BoundGraph:
             if results[index] is None:
                 results[index] = ServerError("the batch request was not completed by Meta")
         return [r for r in results if r is not None]
+
+    async def _send_chunk(
+        self, relative_urls: list[str], queries: list[dict[str, str]]
+    ) -> list[dict[str, Any] | GraphError | None]:
+        """One batch and its elements' outcomes, read as soon as it answers: its usage
+        and throttles reach the governor before the batches still waiting go out."""
+        answers = await self._send_batch(relative_urls)
+        return [self._element(a, q) for a, q in zip(answers, queries, strict=True)]
 
     async def _send_batch(self, relative_urls: list[str]) -> list[Any]:
         """POST one batch; returns one answer per element (``None`` for missing ones)."""

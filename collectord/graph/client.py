@@ -261,24 +261,24 @@ class GraphClient:
         timeout = binding.graph.timeout
         status: int | None = None
         started = time.perf_counter()
-        self.governor.count_calls(binding.budget, calls)
         try:
-            async with (
-                binding.limit or contextlib.nullcontext(),
-                self._semaphore,
-                self._session.request(
+            async with binding.limit or contextlib.nullcontext(), self._semaphore:
+                # a block that began while this request waited for its slot (a batch
+                # element of the same poll throttled) stops it here
+                self.governor.check(binding.budget, ceiling=binding.graph.usage_ceiling)
+                self.governor.count_calls(binding.budget, calls)
+                async with self._session.request(
                     method,
                     url,
                     params=query or None,
                     data=data,
                     timeout=aiohttp.ClientTimeout(total=timeout),
                     allow_redirects=False,
-                ) as resp,
-            ):
-                status = resp.status
-                self.stats.requests[str(status)] += 1
-                raw = await read_capped(resp, self.max_answer_bytes, where)
-                headers = resp.headers
+                ) as resp:
+                    status = resp.status
+                    self.stats.requests[str(status)] += 1
+                    raw = await read_capped(resp, self.max_answer_bytes, where)
+                    headers = resp.headers
         except AnswerTooLargeError:
             self._log_request(binding, where, status or "too_large", started, attempt)
             self.log.warning(

@@ -95,12 +95,6 @@ async def test_a_request_that_fails_to_be_admitted_frees_the_slot() -> None:
     gov.release(await asyncio.wait_for(gov.admit("t1"), 1.0))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="graph/bound.py reads batch elements' throttles only after every batch of the "
-    "round has its answer, and the client admits a request before it waits for a "
-    "max_concurrency slot: the batches still waiting go out (docs/performance.md)",
-)
 async def test_a_throttled_batch_element_stops_the_batches_still_waiting() -> None:
     world = World(n_posts=500)
     async with Simulator(world) as sim, aiohttp.ClientSession() as session:
