@@ -71,6 +71,9 @@ from collectord.sinks.stats import SinkStats
 
 __all__ = ["INDEX_FILE", "JsonlSink", "encode_record", "index_key", "make_record", "record_line"]
 
+#: Records encoded, then written, at a time: bounds what a poll of many new values holds.
+WRITE_CHUNK = 2_000
+
 _COMPACT = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
 #: Records held for a retry at most; newer ones beyond are dropped (and counted).
 HOLD_RECORDS = 100_000
@@ -194,6 +197,8 @@ class JsonlSink:
         held = self._held_state
         pending: dict[str, SeriesState] = {}
         lines: list[_Line] = []
+        written = self.retry()  # the held records first, making room for the new ones
+        failing = bool(self._held)  # a write failed: no second attempt in this call
         end_times: dict[datetime | None, str | None] = {None: None}
         for sample in samples:
             if sample.end_time not in end_times:
@@ -208,10 +213,17 @@ class JsonlSink:
             state = pending[key] = remember(known, end_time, value)
             record = build_record(source, plugin, sample, stamp, end_time)
             lines.append((key, state, (encode_record(record) + "\n").encode("utf-8")))
-        written = self.retry()  # the held records first, making room for the new ones
-        failed_now = bool(self._held)  # then no second attempt in this call
+            if len(lines) >= WRITE_CHUNK:  # a poll of 50,000 new values is not held
+                written += self._queue(lines, failing)  # encoded all at once
+                failing = failing or bool(self._held)
+                lines = []
+        return written + self._queue(lines, failing)
+
+    def _queue(self, lines: list[_Line], failing: bool) -> int:
+        """Hold ``lines`` behind the held records and, unless a write failed in this call,
+        write them; how many were written."""
         self._hold(lines)
-        return written + (0 if failed_now else self.retry())
+        return 0 if failing else self.retry()
 
     def _hold(self, lines: list[_Line]) -> None:
         """Queue ``lines`` behind the held ones; drop (and count) what does not fit (one
