@@ -36,7 +36,7 @@ import errno
 import json
 import os
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -45,8 +45,8 @@ import structlog
 
 from collectord.config.types import JsonlSinkConfig
 from collectord.files import open_append
-from collectord.model import Sample, series_key
-from collectord.sinks.jsonl_file import repair_torn_tail, replay_records
+from collectord.model import Sample
+from collectord.sinks.jsonl_file import repair_torn_tail, replay_records, within_bytes
 from collectord.sinks.jsonl_index import (
     INDEX_FILE,
     SavedIndex,
@@ -54,6 +54,7 @@ from collectord.sinks.jsonl_index import (
     SeriesState,
     UnusableIndex,
     decode_index,
+    index_key,
     remember,
 )
 from collectord.sinks.jsonl_record import (
@@ -79,12 +80,6 @@ _COMPACT = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
 HOLD_RECORDS = 100_000
 RETRY_FIRST, RETRY_MAX = 1.0, 60.0  # seconds before retrying held records: doubled, capped
 _Line = tuple[str, SeriesState, bytes]
-
-
-def index_key(metric: str, labels: Iterable[tuple[str, str]]) -> str:
-    """The index's name of one series (``source`` among its labels): its
-    :func:`collectord.model.series_key` as JSON, so label order does not matter."""
-    return _COMPACT.encode(series_key(metric, labels))
 
 
 class JsonlSink:
@@ -249,7 +244,7 @@ class JsonlSink:
             return 0
         series = self._index.series
         written = 0
-        for chunk in self._chunks(list(self._held)):
+        for chunk in within_bytes(list(self._held), self.config.max_bytes):
             try:
                 self._append(b"".join(line for _, _, line in chunk))
             except OSError as exc:
@@ -271,18 +266,6 @@ class JsonlSink:
             self._retry, self._dropping = RETRY_FIRST, False
             self._on_success()
         return written
-
-    def _chunks(self, lines: list[_Line]) -> Iterator[list[_Line]]:
-        """The batch as one chunk, or split at line boundaries when it exceeds max_bytes."""
-        chunk: list[tuple[str, SeriesState, bytes]] = []
-        size = 0
-        for item in lines:
-            if chunk and size + len(item[2]) > self.config.max_bytes:
-                yield chunk
-                chunk, size = [], 0
-            chunk.append(item)
-            size += len(item[2])
-        yield chunk
 
     def _append(self, data: bytes) -> None:
         """Append whole lines in one write, rotating first if they would not fit."""

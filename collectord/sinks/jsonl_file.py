@@ -6,13 +6,15 @@ from __future__ import annotations
 import json
 import os
 import stat
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from collectord.files import FILE_MODE, UnsafePathError
 from collectord.sinks.jsonl_index import SeriesIndex, remember
+
+T = TypeVar("T", bound=tuple[Any, ...])
 
 _BLOCK = 64 * 1024
 _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
@@ -102,3 +104,17 @@ def replay_records(
             latest = max(latest, seen_at)
             count += 1
     return count, bad, latest
+
+
+def within_bytes(lines: list[T], max_bytes: int) -> Iterator[list[T]]:
+    """``lines`` (tuples ending with a line's bytes) as one chunk, or split at line
+    boundaries where a chunk would exceed ``max_bytes`` (one ``write()`` each)."""
+    chunk: list[T] = []
+    size = 0
+    for item in lines:
+        if chunk and size + len(item[-1]) > max_bytes:
+            yield chunk
+            chunk, size = [], 0
+        chunk.append(item)
+        size += len(item[-1])
+    yield chunk

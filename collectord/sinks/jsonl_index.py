@@ -14,11 +14,13 @@ its value is written again once.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from collectord.files import atomic_write
+from collectord.model import series_key
 
 #: Name of the index file inside ``state_dir``.
 INDEX_FILE = "jsonl-index.json"
@@ -136,3 +138,9 @@ def decode_index(raw: bytes, default_seen: float) -> SavedIndex:
         return SavedIndex(series, seen, ident, int(doc["offset"]), str(doc["path"]))
     except (ValueError, KeyError, TypeError, IndexError, AttributeError) as exc:
         raise UnusableIndex(str(exc)) from exc
+
+
+def index_key(metric: str, labels: Iterable[tuple[str, str]]) -> str:
+    """The index's name of one series (``source`` among its labels): its
+    :func:`collectord.model.series_key` as JSON, so label order does not matter."""
+    return _COMPACT.encode(series_key(metric, labels))
