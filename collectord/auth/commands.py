@@ -34,6 +34,8 @@ from collectord.files import atomic_write, read_limited
 from collectord.secret import Secret, scrub
 
 EXIT_OK, EXIT_REFUSED, EXIT_ARGS = 0, 1, 2
+#: The clock ``inspect`` says "in N days" against (tests fix it).
+clock: Callable[[], float] = time.time
 #: The largest token or secret file read.
 MAX_SECRET_BYTES = 64 * 1024
 
@@ -116,20 +118,29 @@ def add_auth_parser(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
 
 def run_auth(args: argparse.Namespace, plugins: Mapping[str, Any]) -> int:
     """Run ``collectord auth ...``; the exit status."""
+    return asyncio.run(auth_main(args, plugins))
+
+
+async def auth_main(args: argparse.Namespace, plugins: Mapping[str, Any]) -> int:
+    """:func:`run_auth` inside a running event loop (tests run it beside a simulator)."""
     try:
         if args.auth_command == "login":
-            if Path(args.out).is_dir():
-                raise ArgumentProblem(f"--out {args.out}: is a directory")
-            return asyncio.run(_login(args, plugins))
+            _check_out(args.out)
+            return await _login(args, plugins)
         if args.auth_command == "exchange":
-            return asyncio.run(_exchange(args))
-        return asyncio.run(_inspect(args))
+            return await _exchange(args)
+        return await _inspect(args)
     except ArgumentProblem as exc:
         _err(str(exc))
         return EXIT_ARGS
     except (RefusedError, LoginRefused) as exc:
         _err(f"refused by Meta: {scrub(str(exc))}")
         return EXIT_REFUSED
+
+
+def _check_out(out: str) -> None:
+    if Path(out).is_dir():
+        raise ArgumentProblem(f"--out {out}: is a directory")
 
 
 def _err(line: str) -> None:
@@ -239,7 +250,7 @@ async def _exchange(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-async def _inspect(args: argparse.Namespace, clock: Callable[[], float] = time.time) -> int:
+async def _inspect(args: argparse.Namespace) -> int:
     app = _app(args)
     token = read_secret(args.token_file, "--token-file")
     async with meta_auth(_graph(args)) as meta:
