@@ -1,7 +1,7 @@
 """``collectord auth login``: Facebook Login on a localhost callback, then Page tokens.
 
-The steps: a callback server on 127.0.0.1 (``/callback``), the login dialog URL with the
-scopes and a random ``state``, the ``code`` the browser brings back (a wrong ``state`` is
+The steps (docs/meta-facts.md 10.7): a callback server on 127.0.0.1 (``/callback``), the
+login dialog URL with the scopes and a random ``state``, the ``code`` the browser brings back (a wrong ``state`` is
 refused and the wait goes on), the code for a user token, that for a long-lived one
 (docs/meta-facts.md 10.2), then ``/me/accounts`` (10.5): each Page's token, which does not
 expire when it comes from a long-lived user token (10.1). The tokens go to a secrets file

@@ -2,9 +2,9 @@
 ``/me``, ``/me/accounts``, ``/oauth/access_token`` and the login dialog
 ``/dialog/oauth`` (docs/meta-facts.md 10).
 
-The login dialog has no person in front of it: it consents at once (or, with
-``world.consent = False``, refuses as a person pressing "Cancel" would) and redirects to
-``redirect_uri`` with a one-time ``code`` and the caller's ``state``. The code is
+The login dialog (docs/meta-facts.md 10.7) has no person in front of it: it consents at
+once (or, with ``world.consent = False``, refuses as a person pressing "Cancel" would) and
+redirects to ``redirect_uri`` with a one-time ``code`` and the caller's ``state``. The code is
 exchanged at ``/oauth/access_token`` (``client_id``, ``client_secret``, ``redirect_uri``,
 ``code``) for a short-lived user token with the scopes asked for; ``fb_exchange_token``
 turns that into a long-lived one with the same scopes.
