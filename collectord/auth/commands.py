@@ -46,7 +46,7 @@ class ArgumentProblem(Exception):
 
 def add_auth_parser(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
     """Register ``auth`` and its subcommands on the main parser's ``sub``."""
-    auth = sub.add_parser("auth", parents=parents, help="get, exchange and explain tokens")
+    auth = sub.add_parser("auth", help="get, exchange and explain tokens")
     cmds = auth.add_subparsers(dest="auth_command", required=True, metavar="ACTION")
 
     def app_args(p: argparse.ArgumentParser, required: bool) -> None:
@@ -133,8 +133,11 @@ async def auth_main(args: argparse.Namespace, plugins: Mapping[str, Any]) -> int
     except ArgumentProblem as exc:
         _err(str(exc))
         return EXIT_ARGS
-    except (RefusedError, LoginRefused) as exc:
-        _err(f"refused by Meta: {scrub(str(exc))}")
+    except RefusedError as exc:
+        _err(f"{exc.headline}: {scrub(str(exc))}")
+        return EXIT_REFUSED
+    except LoginRefused as exc:
+        _err(scrub(str(exc)))
         return EXIT_REFUSED
 
 
@@ -262,8 +265,9 @@ async def _inspect(args: argparse.Namespace) -> int:
             try:
                 me = await meta.me(token)
             except RefusedError as exc:
-                print("valid: no")
-                _err(f"refused by Meta: {scrub(str(exc), [token])}")
+                if exc.reached:
+                    print("valid: no")
+                _err(f"{exc.headline}: {scrub(str(exc), [token])}")
                 return EXIT_REFUSED
             print(f"whose: {me.get('name', '?')} ({me.get('id', '?')})")
             print("valid: yes (it can call the Graph API)")

@@ -183,22 +183,29 @@ def _slug(text: str) -> str:
 
 def source_blocks(pages: list[PageAccount]) -> str:
     """A ready ``[[source]]`` block per Page (facebook_page, facebook_post) and per linked
-    Instagram account (instagram_user, instagram_media), tokens as ``${VAR}``."""
+    Instagram account (instagram_user, instagram_media), tokens as ``${VAR}``. Names come
+    from the Page's name (or the account's username); a name already taken gets the id."""
     out: list[str] = []
+    taken: set[str] = set()
+
+    def unique(base: str, object_id: str) -> str:
+        name = base if base not in taken else f"{base}-{object_id}"
+        taken.add(name)
+        return name
+
     for page in pages:
         var = page_var(page.page_id)
-        slug = _slug(page.name)
+        slug = unique(_slug(page.name), page.page_id)
         out.append(f"# {_one_line(page.name)} (Page {page.page_id})")
         for plugin, suffix in (("facebook_page", "page"), ("facebook_post", "posts")):
             out.append(_block(f"{slug}-{suffix}", plugin, "page_id", page.page_id, var))
         if page.ig_user_id:
             who = f"@{page.ig_username}" if page.ig_username else page.ig_user_id
             out.append(f"# Instagram {who} (linked to {_one_line(page.name)})")
-            ig_slug = _slug(page.ig_username or f"{slug}-instagram")
+            ig_slug = unique(_slug(page.ig_username or f"{slug}-instagram"), page.ig_user_id)
             for plugin, suffix in (("instagram_user", "ig"), ("instagram_media", "ig-media")):
-                out.append(
-                    _block(f"{ig_slug}-{suffix}", plugin, "ig_user_id", page.ig_user_id, var)
-                )
+                name = f"{ig_slug}-{suffix}"
+                out.append(_block(name, plugin, "ig_user_id", page.ig_user_id, var))
     return "\n".join(out)
 
 

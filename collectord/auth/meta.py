@@ -15,7 +15,7 @@ from typing import Any
 import aiohttp
 
 from collectord.config.types import GraphConfig
-from collectord.errors import GraphError
+from collectord.errors import GraphError, GraphTimeoutError, NetworkError
 from collectord.graph.bound import BoundGraph
 from collectord.graph.calls import Binding, budget_key
 from collectord.graph.client import GraphClient
@@ -28,8 +28,23 @@ ACCOUNT_FIELDS = "id,name,access_token,tasks,instagram_business_account{id,usern
 
 
 class RefusedError(Exception):
-    """Meta refused a call (a bad secret, a used code, an invalid token); the message is
-    safe to show (secrets scrubbed)."""
+    """Meta refused a call (a bad secret, a used code, an invalid token), or could not be
+    reached (``reached`` False: no answer, a timeout); the message is safe to show
+    (secrets scrubbed)."""
+
+    def __init__(self, message: str, *, reached: bool = True) -> None:
+        super().__init__(message)
+        self.reached = reached
+
+    @property
+    def headline(self) -> str:
+        return "refused by Meta" if self.reached else "could not reach Meta"
+
+
+def refused(exc: GraphError) -> RefusedError:
+    """The :class:`RefusedError` of a Graph error."""
+    unreached = isinstance(exc, NetworkError | GraphTimeoutError)
+    return RefusedError(str(exc), reached=not unreached)
 
 
 @dataclass(frozen=True)
@@ -74,7 +89,7 @@ class MetaAuth:
         try:
             return await self._bound(token, *secrets).get(path, params)
         except GraphError as exc:
-            raise RefusedError(str(exc)) from None
+            raise refused(exc) from None
 
     async def exchange_code(self, app: App, code: Secret, redirect_uri: str) -> Secret:
         """A login ``code`` for a (short-lived) user token."""
@@ -107,7 +122,7 @@ class MetaAuth:
         try:
             return await self.client.debug_token(token, graph=graph, source="auth")
         except GraphError as exc:
-            raise RefusedError(str(exc)) from None
+            raise refused(exc) from None
 
     async def me(self, token: Secret) -> dict[str, Any]:
         """``/me?fields=id,name`` with ``token`` (a Page token answers with its Page)."""
@@ -120,7 +135,7 @@ class MetaAuth:
                 "me/accounts", {"fields": ACCOUNT_FIELDS, "limit": 100}
             )
         except GraphError as exc:
-            raise RefusedError(str(exc)) from None
+            raise refused(exc) from None
         out: list[PageAccount] = []
         for item in items:
             token = item.get("access_token")

@@ -20,7 +20,7 @@ import aiohttp
 from collectord.auth.explain import TYPE_WORDS, missing_scopes, when
 from collectord.auth.scopes import plugin_scopes
 from collectord.config.types import Config, SourceConfig
-from collectord.errors import GraphError
+from collectord.errors import GraphError, GraphTimeoutError, NetworkError
 from collectord.graph.client import GraphClient
 from collectord.secret import Secret, scrub
 
@@ -54,6 +54,12 @@ async def check_online(
     return all(v.ok for v in verdicts)
 
 
+def _failed(exc: GraphError) -> str:
+    if isinstance(exc, NetworkError | GraphTimeoutError):
+        return "could not reach Meta"
+    return "Meta refused the token"
+
+
 def _token_of(src: SourceConfig) -> Secret | None:
     if src.access_token:
         return src.access_token
@@ -75,7 +81,7 @@ async def _check_source(client: GraphClient, src: SourceConfig, plugin: Any, now
                 "me", {"fields": "id,name"}
             )
         except GraphError as exc:
-            return Verdict(src.name, False, f"Meta refused the token: {scrub(str(exc), secrets)}")
+            return Verdict(src.name, False, f"{_failed(exc)}: {scrub(str(exc), secrets)}")
         return Verdict(
             src.name,
             True,
@@ -85,7 +91,7 @@ async def _check_source(client: GraphClient, src: SourceConfig, plugin: Any, now
     try:
         data = await client.debug_token(token, graph=graph, source=src.name)
     except GraphError as exc:
-        return Verdict(src.name, False, f"debug_token failed: {scrub(str(exc), secrets)}")
+        return Verdict(src.name, False, f"debug_token: {_failed(exc)}: {scrub(str(exc), secrets)}")
     kind = str(data.get("type") or "")
     words = TYPE_WORDS.get(kind, kind or "a token of unknown type")
     if not data.get("is_valid"):

@@ -251,3 +251,16 @@ def test_scopes_come_from_a_plugin_declaring_them() -> None:
     assert login_scopes({"x": Declares(), "facebook_page": object()}) == [
         "ads_read", "pages_read_engagement", "pages_show_list", "read_insights",
     ]  # fmt: skip
+
+
+def test_pages_of_the_same_name_get_distinct_source_names() -> None:
+    from collectord.auth.login import source_blocks
+    from collectord.auth.meta import PageAccount
+    from collectord.secret import Secret
+
+    pages = [PageAccount(pid, "Shop", Secret("t"), (), None, None) for pid in ("11", "12")]
+    names = [line for line in source_blocks(pages).splitlines() if line.startswith("name = ")]
+    assert names == [
+        'name = "shop-page"', 'name = "shop-posts"',
+        'name = "shop-12-page"', 'name = "shop-12-posts"',
+    ]  # fmt: skip

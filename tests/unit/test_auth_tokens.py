@@ -252,3 +252,16 @@ def test_check_without_online_says_it_did_not_contact_meta(
     )
     assert main(["check", "-c", str(config)]) == 0
     assert "did not contact Meta" in capsys.readouterr().out
+
+
+async def test_inspect_when_meta_cannot_be_reached_says_so_and_not_invalid(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    sim = Simulator(World(clock=lambda: FROZEN))
+    await sim.start()
+    await sim.stop()  # its port is closed now
+    token = write(tmp_path, "t", USER_TOKEN)
+    assert await auth(sim, tmp_path, "inspect", "--token-file", str(token), app=False) == 1
+    printed = capsys.readouterr()
+    assert "could not reach Meta" in printed.err
+    assert "valid: no" not in printed.out
