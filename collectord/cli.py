@@ -221,15 +221,29 @@ def _dispatch(args: argparse.Namespace) -> int:
 
 
 def _auth(args: argparse.Namespace) -> int:
-    """``collectord auth ...``: the built-in plugins say which scopes login asks for."""
+    """``collectord auth ...``: the plugins say which scopes login asks for (with ``-c``,
+    only those the config's sources use, its plugin_dirs loaded too)."""
     from collectord.auth.commands import EXIT_ARGS, run_auth
 
+    dirs: tuple[Path, ...] = ()
+    used: list[str] | None = None
+    if getattr(args, "config", None):
+        path = Path(args.config)
+        try:
+            document = read_document(path)
+            dirs = read_plugin_dirs(path, environ=os.environ, document=document)
+        except ConfigError as exc:
+            _problems(exc.problems)
+            return EXIT_ARGS
+        sources = document.get("source")
+        tables = sources if isinstance(sources, list) else []
+        used = sorted({str(t["plugin"]) for t in tables if isinstance(t, dict) and "plugin" in t})
     try:
-        loaded = load_source_plugins(())
+        loaded = load_source_plugins(dirs)
     except PluginLoadError as exc:
         _problems(exc.problems)
         return EXIT_ARGS
-    return run_auth(args, plugin_map(loaded))
+    return run_auth(args, plugin_map(loaded), used)
 
 
 def _reader(

@@ -70,6 +70,12 @@ def add_auth_parser(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
     p = cmds.add_parser("login", parents=parents, help="Facebook Login, then Page tokens")
     app_args(p, True)
     p.add_argument(
+        "-c",
+        "--config",
+        metavar="FILE",
+        help="ask for the scopes of the plugins this config's sources use (default: all)",
+    )
+    p.add_argument(
         "--scopes",
         metavar="LIST",
         help="comma-separated permissions (default: what the plugins need)",
@@ -116,17 +122,22 @@ def add_auth_parser(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
     common(p)
 
 
-def run_auth(args: argparse.Namespace, plugins: Mapping[str, Any]) -> int:
-    """Run ``collectord auth ...``; the exit status."""
-    return asyncio.run(auth_main(args, plugins))
+def run_auth(
+    args: argparse.Namespace, plugins: Mapping[str, Any], used: list[str] | None = None
+) -> int:
+    """Run ``collectord auth ...``; the exit status. Login asks for the scopes of the
+    plugins named in ``used`` (default: all of ``plugins``)."""
+    return asyncio.run(auth_main(args, plugins, used))
 
 
-async def auth_main(args: argparse.Namespace, plugins: Mapping[str, Any]) -> int:
+async def auth_main(
+    args: argparse.Namespace, plugins: Mapping[str, Any], used: list[str] | None = None
+) -> int:
     """:func:`run_auth` inside a running event loop (tests run it beside a simulator)."""
     try:
         if args.auth_command == "login":
             _check_out(args.out)
-            return await _login(args, plugins)
+            return await _login(args, login_scopes(plugins, used))
         if args.auth_command == "exchange":
             return await _exchange(args)
         return await _inspect(args)
@@ -180,13 +191,11 @@ def _graph(args: argparse.Namespace) -> Any:
     return graph_settings(args.base_url, args.graph_version)
 
 
-async def _login(args: argparse.Namespace, plugins: Mapping[str, Any]) -> int:
+async def _login(args: argparse.Namespace, scopes: list[str]) -> int:
     app = _app(args)
     assert app is not None
     if args.scopes:
         scopes = sorted({s.strip() for s in args.scopes.split(",") if s.strip()})
-    else:
-        scopes = login_scopes(plugins)
     out = Path(args.out)
     graph = _graph(args)
     callback = Callback(secrets.token_urlsafe(24))

@@ -197,6 +197,9 @@ def source_blocks(pages: list[PageAccount]) -> str:
         var = page_var(page.page_id)
         slug = unique(_slug(page.name), page.page_id)
         out.append(f"# {_one_line(page.name)} (Page {page.page_id})")
+        if page.tasks and "ANALYZE" not in page.tasks:
+            out.append("# note: your role on this Page lacks the ANALYZE task; Meta refuses its")
+            out.append("# insights until a Page admin gives you a role that includes it")
         for plugin, suffix in (("facebook_page", "page"), ("facebook_post", "posts")):
             out.append(_block(f"{slug}-{suffix}", plugin, "page_id", page.page_id, var))
         if page.ig_user_id:

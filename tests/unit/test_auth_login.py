@@ -264,3 +264,37 @@ def test_pages_of_the_same_name_get_distinct_source_names() -> None:
         'name = "shop-page"', 'name = "shop-posts"',
         'name = "shop-12-page"', 'name = "shop-12-posts"',
     ]  # fmt: skip
+
+
+def test_a_page_role_without_analyze_is_pointed_out() -> None:
+    from collectord.auth.login import source_blocks
+    from collectord.auth.meta import PageAccount
+    from collectord.secret import Secret
+
+    pages = [
+        PageAccount("11", "Mine", Secret("t"), ("ANALYZE", "CREATE_CONTENT"), None, None),
+        PageAccount("12", "Theirs", Secret("t"), ("CREATE_CONTENT",), None, None),
+    ]
+    text = source_blocks(pages)
+    assert text.count("lacks the ANALYZE task") == 1
+    assert text.index("lacks the ANALYZE task") > text.index("(Page 12)")
+
+
+def test_with_a_config_login_asks_for_what_its_sources_need_and_gives_up_in_time(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from collectord.cli import main
+
+    (tmp_path / "secret").write_text("s")
+    config = tmp_path / "collector.toml"
+    config.write_text('[[source]]\nname = "p"\nplugin = "facebook_page"\npage_id = "1"\n')
+    argv = ["auth", "login", "-c", str(config), "--app-id", "1", "--app-secret-file"]
+    code = main([*argv, str(tmp_path / "secret"), "--timeout", "0", "--out", str(tmp_path / "o")])
+    printed = capsys.readouterr()
+    assert code == 1
+    assert "no login came back within 0s" in printed.err
+    url = next(line for line in printed.out.splitlines() if line.startswith("https://"))
+    assert url.startswith("https://www.facebook.com/v26.0/dialog/oauth?")
+    scope = parse_qs(urlsplit(url).query)["scope"][0]
+    assert scope == "pages_read_engagement,pages_show_list,read_insights"
+    assert not (tmp_path / "o").exists()
