@@ -1,7 +1,8 @@
 """The ``collectord`` command line (README "Command line").
 
-Exit status: 0 success; 1 a source failed (``once``) or the daemon could not start (port in
-use); 2 an invalid config or plugin set. Invalid configs print one line per problem and
+Exit status: 0 success; 1 a source failed (``once``), the daemon could not start (port in
+use), a token or permission problem (``check --online``) or Meta refused (``auth``); 2 an
+invalid config or plugin set, or bad arguments (``auth``). Invalid configs print one line per problem and
 never a traceback. Logs go to stderr; ``once`` and ``plugins`` print their output to stdout.
 """
 
@@ -94,6 +95,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("check", parents=[common], help="validate the config and the plugins")
     with_config(p)
+    p.add_argument(
+        "--online",
+        action="store_true",
+        help="also check each source's token and permissions with Meta",
+    )
 
     p = sub.add_parser("plugins", parents=[common], help="list the loaded plugins")
     p.add_argument(
@@ -110,6 +116,10 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="HOST:PORT",
         help="where to serve it (default: 127.0.0.1:8191)",
     )
+
+    from collectord.auth.commands import add_auth_parser
+
+    add_auth_parser(sub, [common])
     return parser
 
 
@@ -131,6 +141,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "simulate":
         return _simulate(args.listen)
+    if args.command == "auth":
+        return _auth(args)
     path: Path | None = resolve_config_path(getattr(args, "config", None), os.environ)
     demo = getattr(args, "demo", False)
     if demo and path is not None:
@@ -183,7 +195,13 @@ def _dispatch(args: argparse.Namespace) -> int:
 
     if args.command == "check":
         _print_check(config, sys.stdout)
-        return EXIT_OK
+        if not args.online:
+            sys.stdout.write("did not contact Meta (add --online to check the tokens)\n")
+            return EXIT_OK
+        from collectord.auth.online import check_online
+
+        ok = asyncio.run(check_online(config, plugin_map(loaded), sys.stdout))
+        return EXIT_OK if ok else EXIT_FAILED
     log = get_logger("collectord.config.loader")
     for warning in config.warnings:  # `check` prints them; the daemon logs them once
         log.warning("config warning", detail=warning)
@@ -200,6 +218,32 @@ def _dispatch(args: argparse.Namespace) -> int:
         _problems(exc.problems)
         return EXIT_INVALID
     raise AssertionError(args.command)
+
+
+def _auth(args: argparse.Namespace) -> int:
+    """``collectord auth ...``: the plugins say which scopes login asks for (with ``-c``,
+    only those the config's sources use, its plugin_dirs loaded too)."""
+    from collectord.auth.commands import EXIT_ARGS, run_auth
+
+    dirs: tuple[Path, ...] = ()
+    used: list[str] | None = None
+    if getattr(args, "config", None):
+        path = Path(args.config)
+        try:
+            document = read_document(path)
+            dirs = read_plugin_dirs(path, environ=os.environ, document=document)
+        except ConfigError as exc:
+            _problems(exc.problems)
+            return EXIT_ARGS
+        sources = document.get("source")
+        tables = sources if isinstance(sources, list) else []
+        used = sorted({str(t["plugin"]) for t in tables if isinstance(t, dict) and "plugin" in t})
+    try:
+        loaded = load_source_plugins(dirs)
+    except PluginLoadError as exc:
+        _problems(exc.problems)
+        return EXIT_ARGS
+    return run_auth(args, plugin_map(loaded), used)
 
 
 def _reader(

@@ -15,6 +15,9 @@ Control endpoints (for out-of-process tests; not part of the Graph API):
 ``GET|POST|DELETE /_sim/faults`` (see :mod:`collectord.simulator.faults`),
 ``GET|DELETE /_sim/requests`` (the request log and stats; DELETE resets them),
 ``GET /_sim/stats``, ``GET /_sim/world`` (demo ids and tokens).
+
+The login dialog ``GET [/vNN.0]/dialog/oauth`` answers with a redirect (see
+:mod:`collectord.simulator.auth`); on Meta it lives on www.facebook.com, here beside the API.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 from aiohttp import web
 
+from collectord.simulator.auth import oauth_dialog
 from collectord.simulator.base import SimError
 from collectord.simulator.errors import batch_too_large, invalid_parameter, server_error
 from collectord.simulator.faults import Faults
@@ -44,6 +48,7 @@ SECRET_PARAMS = frozenset(
         "appsecret_proof",
         "appsecret_time",
         "client_secret",
+        "code",
         "fb_exchange_token",
         "input_token",
         "batch",
@@ -94,6 +99,8 @@ class Simulator:
         self.requests: list[RequestLogEntry] = []
         self.app = web.Application()
         self.app.router.add_route("*", "/_sim/{what}", self._control)
+        self.app.router.add_get("/dialog/oauth", self._dialog)
+        self.app.router.add_get("/{version}/dialog/oauth", self._dialog)
         self.app.router.add_route("*", "/{tail:.*}", self._handle)
         self.url = ""
         self._runner: web.AppRunner | None = None
@@ -139,6 +146,19 @@ class Simulator:
         self.requests.clear()
 
     # -- HTTP --------------------------------------------------------------------------
+
+    async def _dialog(self, request: web.Request) -> web.StreamResponse:
+        """The login dialog (``/dialog/oauth``): consents at once and redirects back."""
+        params: dict[str, str] = dict(request.query.items())
+        entry = RequestLogEntry(request.method, request.path, scrub(params))
+        self.requests.append(entry)
+        try:
+            location = oauth_dialog(self.world, params)
+        except SimError as error:
+            entry.status = error.http_status
+            return _json_response(CallResult(error.http_status, error.envelope(), {}))
+        entry.status = 302
+        raise web.HTTPFound(location)
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         params: dict[str, str] = dict(request.query.items())

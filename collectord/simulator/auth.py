@@ -1,5 +1,13 @@
 """Tokens and who is calling: token checks, ``appsecret_proof``, ``/debug_token``,
-``/me``, ``/me/accounts`` and ``/oauth/access_token`` (docs/meta-facts.md 10).
+``/me``, ``/me/accounts``, ``/oauth/access_token`` and the login dialog
+``/dialog/oauth`` (docs/meta-facts.md 10).
+
+The login dialog (docs/meta-facts.md 10.7) has no person in front of it: it consents at
+once (or, with ``world.consent = False``, refuses as a person pressing "Cancel" would) and
+redirects to ``redirect_uri`` with a one-time ``code`` and the caller's ``state``. The code is
+exchanged at ``/oauth/access_token`` (``client_id``, ``client_secret``, ``redirect_uri``,
+``code``) for a short-lived user token with the scopes asked for; ``fb_exchange_token``
+turns that into a long-lived one with the same scopes.
 
 ``appsecret_proof`` is checked whenever it is sent, in both forms: classic
 ``HMAC-SHA256(app_secret, token)`` and time-stamped ``HMAC-SHA256(app_secret,
@@ -14,8 +22,9 @@ import hashlib
 import hmac
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlencode, urlsplit
 
-from collectord.simulator.base import SimError, SimRequest, TokenInfo, require
+from collectord.simulator.base import SimError, SimRequest, TokenInfo, require, split_csv
 from collectord.simulator.cursors import decode_cursor, encode_cursor, parse_limit
 from collectord.simulator.errors import (
     bad_proof,
@@ -36,6 +45,7 @@ if TYPE_CHECKING:
 
 PROOF_WINDOW = 300  # seconds
 LONG_LIVED_SECONDS = 5183944
+SHORT_LIVED_SECONDS = 5400
 DEFAULT_ACCOUNT_FIELDS = "access_token,category,name,id,tasks"
 
 
@@ -184,13 +194,51 @@ def accounts(world: World, req: SimRequest) -> dict[str, Any]:
 # -- /oauth/access_token -----------------------------------------------------------------
 
 
+def oauth_dialog(world: World, params: dict[str, str]) -> str:
+    """``GET /dialog/oauth``: where the browser is sent next (``redirect_uri`` with
+    ``code`` and ``state``, or with ``error=access_denied`` when ``world.consent`` is off)."""
+    if require(params, "client_id") != world.app_id:
+        raise graph_error(101, "Error validating application. Invalid application ID.")
+    redirect_uri = require(params, "redirect_uri")
+    if urlsplit(redirect_uri).scheme not in ("http", "https"):
+        raise invalid_parameter("(#100) redirect_uri must be an absolute http(s) URL")
+    if params.get("response_type", "code") != "code":
+        raise invalid_parameter("(#100) response_type must be code")
+    answer: dict[str, str]
+    if world.consent:
+        answer = {"code": world.issue_code(redirect_uri, tuple(split_csv(params.get("scope"))))}
+    else:
+        answer = {
+            "error": "access_denied",
+            "error_reason": "user_denied",
+            "error_description": "Permissions error",
+        }
+    if "state" in params:
+        answer["state"] = params["state"]
+    joiner = "&" if urlsplit(redirect_uri).query else "?"
+    return f"{redirect_uri}{joiner}{urlencode(answer)}"
+
+
+def _code_exchange(world: World, params: dict[str, str]) -> dict[str, Any]:
+    """A login ``code`` for a short-lived user token (once; the same ``redirect_uri``)."""
+    code = require(params, "code")
+    granted = world.codes.pop(code, None)
+    if granted is None or granted[0] != require(params, "redirect_uri"):
+        raise SimError(100, "This authorization code has been used or is invalid.", subcode=36009)
+    info = world.issue_user_token(SHORT_LIVED_SECONDS, scopes=granted[1], kind="SHORT-LIVED")
+    return {"access_token": info.token, "token_type": "bearer", "expires_in": SHORT_LIVED_SECONDS}
+
+
 def oauth_access_token(world: World, params: dict[str, str], now: datetime) -> dict[str, Any]:
-    """Token exchange (``fb_exchange_token``) and app tokens (``client_credentials``)."""
-    grant = require(params, "grant_type")
+    """Token exchange (``fb_exchange_token``), app tokens (``client_credentials``) and
+    login codes (``code`` with ``redirect_uri``)."""
+    grant = params.get("grant_type") or ("" if "code" in params else require(params, "grant_type"))
     if require(params, "client_id") != world.app_id:
         raise graph_error(101, "Error validating application. Invalid application ID.")
     if not hmac.compare_digest(require(params, "client_secret"), world.app_secret):
         raise SimError(1, "Error validating client secret.", http_status=400)
+    if "code" in params and "grant_type" not in params:
+        return _code_exchange(world, params)
     if grant == "client_credentials":
         return {"access_token": world.app_token, "token_type": "bearer"}
     if grant != "fb_exchange_token":
@@ -201,6 +249,6 @@ def oauth_access_token(world: World, params: dict[str, str], now: datetime) -> d
     short = resolve_token(world, require(params, "fb_exchange_token"), now)
     if short.kind != "USER":
         raise invalid_parameter("(#100) fb_exchange_token must be a user access token")
-    info = world.issue_user_token(LONG_LIVED_SECONDS)
+    info = world.issue_user_token(LONG_LIVED_SECONDS, scopes=short.scopes)
     expires_in = int(info.expires_at - now.timestamp())
     return {"access_token": info.token, "token_type": "bearer", "expires_in": expires_in}

@@ -22,6 +22,7 @@ Demo identities (all obviously fake):
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -127,6 +128,10 @@ class World:
         self.deleted_posts: set[str] = set()
         self.tokens: dict[str, TokenInfo] = {}
         self.revoked: dict[str, int] = {}
+        #: Whether the login dialog consents (False: the person pressed "Cancel").
+        self.consent = True
+        #: Login codes not yet exchanged: code -> (redirect_uri, scopes).
+        self.codes: dict[str, tuple[str, tuple[str, ...]]] = {}
         self._issued = 0
         self._make_tokens()
 
@@ -215,14 +220,31 @@ class World:
         lost Page role, 458 app removed, ...)."""
         self.revoked[token] = subcode
 
-    def issue_user_token(self, seconds: int) -> TokenInfo:
-        """A new user token valid for ``seconds`` (the result of a token exchange)."""
+    def issue_user_token(
+        self, seconds: int, *, scopes: tuple[str, ...] = SCOPES, kind: str = "LONG-LIVED"
+    ) -> TokenInfo:
+        """A new user token valid for ``seconds`` with ``scopes`` (the result of a login
+        code or a token exchange); ``kind`` names it (``SHORT-LIVED``, ``LONG-LIVED``)."""
         self._issued += 1
         expires = int(self.now().timestamp()) + seconds
-        token = f"DEMO-LONG-LIVED-USER-TOKEN-{self._issued}-not-a-real-token"
-        info = self._user_token(token, expires_at=expires)
+        token = f"DEMO-{kind}-USER-TOKEN-{self._issued}-not-a-real-token"
+        info = TokenInfo(
+            token, "USER", self.app_id, self.user_id, scopes=scopes, expires_at=expires
+        )
         self.add_token(info)
         return info
+
+    def issue_code(self, redirect_uri: str, scopes: tuple[str, ...]) -> str:
+        """A one-time login code for ``redirect_uri`` granting ``scopes``."""
+        self._issued += 1
+        code = f"DEMO-LOGIN-CODE-{self._issued}-{unit_hash(self.seed, 'code', self._issued):.12f}"
+        self.codes[code] = (redirect_uri, scopes)
+        return code
+
+    def expire_token(self, token: str) -> None:
+        """Make ``token`` expire now (it answers 190/463 from then on)."""
+        info = self.tokens[token]
+        self.tokens[token] = replace(info, expires_at=int(self.now().timestamp()))
 
     # -- objects -----------------------------------------------------------------------
 

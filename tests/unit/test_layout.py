@@ -130,6 +130,9 @@ ALLOWED: dict[str, set[str]] = {
     "sinks": {"config"},
     "web": {"exporter", "store", "config"},  # config.web: [collector.web] and its TLS files
     "simulator": set(),
+    # `collectord auth` and `check --online`: calls Meta through the Graph layer, reads a
+    # loaded config (config.types) and asks the plugins which scopes they need.
+    "auth": {"graph", "config", "plugin"},
 }
 
 
