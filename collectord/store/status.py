@@ -137,7 +137,9 @@ class _Derived:
 
     @property
     def first_polls_done(self) -> bool:
-        return all(s.ok is not None for s in self.per_cadence.values())
+        """True once every cadence was polled, or the source waits for a new token (its
+        other cadences will not be polled before: it is as ready as it gets)."""
+        return self.reauth is not None or all(s.ok is not None for s in self.per_cadence.values())
 
     @property
     def pending(self) -> bool:

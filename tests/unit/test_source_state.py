@@ -22,6 +22,7 @@ from collectord.store.store import Store
 from collectord.web.status_page import render_status_page
 
 SPEC = MetricSpec("views", "test_views", "fast")
+DAILY = MetricSpec("fans", "test_fans", "daily")
 TOKEN = "EAABsomeTokenThatMustNeverBePrinted0123456789"
 NOW = 1_800_000_000.0
 FAST = 900.0
@@ -32,7 +33,7 @@ class Scripted(SourcePlugin):
     polls that reached it (the calls it would have made to Meta)."""
 
     name = "scripted"
-    catalogue = (SPEC,)
+    catalogue = (SPEC, DAILY)
     options = (Option("page_id", "id"),)
 
     def __init__(self, *answers: Any) -> None:
@@ -281,3 +282,14 @@ def test_the_page_shows_needs_reauth_with_what_to_do_escaped() -> None:
     assert '<span class="needs_reauth">needs_reauth</span>' in html
     assert "the &lt;b&gt;token&lt;/b&gt; expired &amp; more" in html
     assert "<b>token" not in html
+
+
+async def test_a_source_waiting_for_a_token_does_not_hold_back_readiness() -> None:
+    store = Store()
+    rt = runtime(store, Scripted(token_error(463)))
+    poller = Poller(store)
+    assert not store.ready
+    await poller.poll(rt, "fast")  # fails on the token: the daily poll will never run
+    assert await poller.poll(rt, "daily") is False
+    assert store.status("src").per_cadence["daily"].ok is None
+    assert store.ready
