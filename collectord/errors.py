@@ -88,9 +88,10 @@ class AuthKind(enum.Enum):
     PASSWORD_CHANGED = "password_changed"  # noqa: S105 (a label, not a password)
     #: The user removed the app, or never installed it (190/458): grant it again.
     APP_NOT_INSTALLED = "app_not_installed"
-    #: The session ended: logged out, invalidated, an unconfirmed user (467, 464, ...).
+    #: The session ended: logged out, invalidated (467, 461, 462, 465, 466).
     SESSION_INVALID = "session_invalid"
-    #: Facebook checkpointed the user (190/459): they must log in on facebook.com.
+    #: Facebook checkpointed the user (190/459), or the user is not confirmed (190/464):
+    #: they must log in on facebook.com.
     CHECKPOINT = "checkpoint"
     #: The user behind a Page token lost their role on the Page (190/492).
     PAGE_ROLE_LOST = "page_role_lost"

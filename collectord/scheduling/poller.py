@@ -6,8 +6,8 @@ writer of a source's status) and then to the sinks. A failing source changes onl
 status: errors are counted, logged once when the source starts failing and once when it
 recovers. A poll refused because the source's rate-limit budget is blocked (a
 :class:`~collectord.errors.ThrottledError`) is not a failure: it is counted as
-``throttled``, logged once when the pause starts and once when polls run again, and the
-source keeps its state.
+``throttled``, logged once when the pause starts and once when polls run again; the
+source's last outcome stays, and its state is ``throttled`` until a poll runs again.
 
 A poll that fails because of the token (it expired or was revoked, the user changed their
 password, a permission is missing on the source's own object: the Graph layer's
