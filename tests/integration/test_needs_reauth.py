@@ -28,7 +28,8 @@ pytestmark = pytest.mark.integration
 NEW_TOKEN = "DEMO-PAGE-TOKEN-RENEWED-not-a-real-token"
 
 
-def sources(sim: Simulator, token_file: Path) -> str:
+def sources(sim: Simulator, token_file: Path, extra: str = "") -> str:
+    """The Page (its token from ``token_file``; ``extra``: a line more) and the account."""
     world = sim.world
     return f"""
 [[source]]
@@ -36,6 +37,7 @@ name = "page"
 plugin = "facebook_page"
 access_token_file = "{token_file}"
 page_id = "{world.first_page.id}"
+{extra}
 
 [[source]]
 name = "ig"
@@ -111,9 +113,13 @@ async def test_a_dead_token_stops_the_source_until_a_new_one_is_loaded(
     assert "docs/getting-tokens.md" in told["what_to_do"]
     assert "SIGHUP" in told["what_to_do"]
 
-    # a reload that brings the same token changes nothing
+    # a reload that brings the same token (with another setting changed) changes nothing
+    extra = 'daily_interval = "2h"'
+    changed = make_config(simulator, sources(simulator, token_file, extra), fast="1s")
+    (tmp_path / "collector.toml").write_text(changed.replace("@PORT@", str(daemon.port)))
     daemon.proc.send_signal(signal.SIGHUP)
     reloaded = await daemon.wait_for(lambda s: len(events(daemon, "config reloaded")) == 1)
+    assert events(daemon, "config reloaded")[0]["changed"] == ["page"]
     after = await daemon.wait_for(lambda s: polls(s, "ig") >= polls(reloaded, "ig") + 2)
     assert page_requests(simulator) == sent
     assert after.value("collectord_source_state", source="page", state="needs_reauth") == 1
