@@ -88,15 +88,72 @@ class AuthKind(enum.Enum):
     PASSWORD_CHANGED = "password_changed"  # noqa: S105 (a label, not a password)
     #: The user removed the app, or never installed it (190/458): grant it again.
     APP_NOT_INSTALLED = "app_not_installed"
-    #: The session ended: logged out, invalidated, an unconfirmed user (467, 464, ...).
+    #: The session ended: logged out, invalidated (467, 461, 462, 465, 466).
     SESSION_INVALID = "session_invalid"
-    #: Facebook checkpointed the user (190/459): they must log in on facebook.com.
+    #: Facebook checkpointed the user (190/459), or the user is not confirmed (190/464):
+    #: they must log in on facebook.com.
     CHECKPOINT = "checkpoint"
+    #: The user behind a Page token lost their role on the Page (190/492).
+    PAGE_ROLE_LOST = "page_role_lost"
     #: Invalid, expired or revoked without a more precise subcode (190, 102, 104).
     INVALID = "invalid"
+    #: A permission error (3, 10, 200-299) on the source's own object: a permission the
+    #: token needs was revoked or never granted. Decided by the poller (the error escaped
+    #: the plugin), not by the Graph layer: on another object it only skips that object.
+    PERMISSION_REVOKED = "permission_revoked"
     #: Meta refused ``appsecret_proof`` (code 100): a wrong ``app_secret``, or a clock
     #: that is off. A config problem, not the token's.
     APPSECRET_PROOF = "appsecret_proof"
+
+
+#: Where every needs-a-new-token message sends the reader, and what to do after.
+_RENEW = (
+    "get a new token (docs/getting-tokens.md), put it where the source's token comes from "
+    "(its access_token_file, or the environment variable named in access_token), then "
+    "reload (SIGHUP or POST /-/reload): the source resumes by itself"
+)
+
+#: What happened, in words a person can act on, per :class:`AuthKind`.
+_WHAT_HAPPENED: dict[AuthKind, str] = {
+    AuthKind.EXPIRED: "the token expired{on}",
+    AuthKind.PASSWORD_CHANGED: (
+        "the token stopped working because the person who made it changed their Facebook "
+        "password; they must log in again"
+    ),
+    AuthKind.APP_NOT_INSTALLED: (
+        "the person who made the token removed the app (or never authorized it); they must "
+        "authorize the app again"
+    ),
+    AuthKind.SESSION_INVALID: (
+        "the token's session is no longer valid (its user logged out, or Meta invalidated it)"
+    ),
+    AuthKind.CHECKPOINT: (
+        "Facebook holds the token's user at a checkpoint: they must log in on facebook.com "
+        "and finish what Facebook asks (a security check, confirming the account)"
+    ),
+    AuthKind.PAGE_ROLE_LOST: (
+        "the person who made this Page token no longer has a role on the Page; someone "
+        "with a role on the Page must make the new token"
+    ),
+    AuthKind.INVALID: "Meta says the token is invalid, expired or revoked",
+    AuthKind.PERMISSION_REVOKED: (
+        "the token lacks a permission this source needs to read its object (revoked, or "
+        "never granted); grant it when making the new token (the guide lists the "
+        "permissions of each plugin)"
+    ),
+}
+
+
+def reauth_advice(kind: AuthKind, expired_on: str | None = None) -> str:
+    """One sentence saying what happened to a source's token and how to fix it;
+    ``expired_on`` (a date) completes an expiry. Never contains the token."""
+    if kind is AuthKind.APPSECRET_PROOF:
+        return (
+            "Meta refused the appsecret_proof: check [graph] app_secret (or the source's "
+            "[source.graph] one) and the machine's clock, then reload"
+        )
+    what = _WHAT_HAPPENED[kind].format(on=f" on {expired_on}" if expired_on else "")
+    return f"{what}; {_RENEW}"
 
 
 class GraphError(CollectordError):
@@ -105,6 +162,9 @@ class GraphError(CollectordError):
     ``reason`` is the label it is counted under in
     ``collectord_source_poll_errors_total``; ``retryable`` says whether the Graph client
     retries it (with backoff). ``code``/``subcode`` come from Meta's error envelope.
+    ``token_kind``, set by the Graph layer, says what is wrong with the token when this
+    error ends a poll of a source (it then concerns the source's own object): the source
+    waits for a new token (``needs_reauth``); ``None`` when a new token would not help.
     Messages never contain access tokens: the Graph client scrubs them.
     """
 
@@ -124,6 +184,7 @@ class GraphError(CollectordError):
         is_transient: bool | None = None,
         user_title: str | None = None,
         outcome: Outcome | None = None,
+        token_kind: AuthKind | None = None,
     ) -> None:
         message = truncate(message)
         super().__init__(message)
@@ -135,6 +196,7 @@ class GraphError(CollectordError):
         self.fbtrace_id = truncate(fbtrace_id, 100) if fbtrace_id else fbtrace_id
         self.is_transient = is_transient
         self.user_title = truncate(user_title, 200) if user_title else user_title
+        self.token_kind = token_kind
 
     def __str__(self) -> str:
         parts = [self.message]
@@ -185,6 +247,8 @@ class AuthError(GraphError):
     def __init__(self, message: str, *, kind: AuthKind = AuthKind.INVALID, **kw: object) -> None:
         super().__init__(message, **kw)  # type: ignore[arg-type]
         self.kind = kind
+        # a refused appsecret_proof is the app secret's or the clock's fault, not the token's
+        self.token_kind = None if kind is AuthKind.APPSECRET_PROOF else kind
 
 
 class PermissionDeniedError(GraphError):

@@ -50,7 +50,13 @@ SELF_METRIC_NOTES: Mapping[str, SelfMetricNote] = {
     "collectord_build_info": SelfMetricNote(("version", "python"), ""),
     "collectord_source_up": SelfMetricNote(
         ("source", "plugin"),
-        "0 while the last poll of any cadence failed; the last good values stay exposed",
+        "0 while the last poll of any cadence failed, or the source waits for a new token; "
+        "the last good values stay exposed",
+    ),
+    "collectord_source_state": SelfMetricNote(
+        ("source", "plugin", "state"),
+        "`state`: `ok`, `failing`, `needs_reauth`, `throttled`, `stale`, all five present "
+        'for every source, 1 for the current one (docs/operations.md "Source states")',
     ),
     "collectord_source_last_success_timestamp_seconds": SelfMetricNote(
         ("source", "plugin", "cadence"), "absent until the first successful poll"

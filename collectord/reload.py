@@ -11,6 +11,10 @@ its schedule, state and memory untouched. Keys that only take effect at start (`
 client's ``max_concurrency`` and ``usage_ceiling``, the sink) are logged as needing a restart and
 otherwise left as they are.
 
+A source waiting for a new token (``needs_reauth``) leaves that state when a reload brings
+it a different token (a changed ``access_token_file``, or variable) and is polled at once;
+with the same token it keeps waiting, whatever else changed.
+
 Reloads never overlap: one runs at a time, and a burst of SIGHUPs coalesces into at most
 one more, which reads the file as it is by then.
 """
@@ -179,6 +183,8 @@ class Reloader:
             self.scheduler.remove_source(name)
             rt = current[name]
             src = wanted[name]
+            if rt.config.access_token != src.access_token and col.store.clear_reauth(name):
+                log.info("source has a new token, polling it again", source=name)
             if _same_shape(rt.config, src):
                 current[name] = col.runtime(src, rt.status)
             else:

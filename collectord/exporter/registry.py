@@ -11,7 +11,8 @@ the private registry; the HTTP server serves it through
 from __future__ import annotations
 
 import platform
-from collections.abc import Iterator, Mapping, Sequence
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 from prometheus_client import CollectorRegistry, PlatformCollector, ProcessCollector
@@ -26,6 +27,7 @@ from collectord.exporter.families import HELP_SUFFIX, FamilyBuilder
 from collectord.graph.stats import GraphStats
 from collectord.model import ERROR_REASONS
 from collectord.sinks.stats import SinkStats
+from collectord.store.status import SOURCE_STATES
 from collectord.store.store import Snapshot, SourceView, Store
 
 __all__ = ["HELP_SUFFIX", "InsightsCollector", "ReloadStats", "make_registry"]
@@ -57,6 +59,8 @@ class InsightsCollector:
         facebook_page_views{page_id="1234567890",period="day",source="acme-page"} 123.0
         collectord_build_info{python="3.11.9",version="0.1.0"} 1.0
         collectord_source_up{plugin="facebook_page",source="acme-page"} 1.0
+        collectord_source_state{plugin="facebook_page",source="acme-page",state="ok"} 1.0
+        collectord_source_state{plugin="facebook_page",source="acme-page",state="failing"} 0.0
         collectord_source_last_success_timestamp_seconds{cadence="fast",plugin="facebook_page",source="acme-page"} 1.7639208e+09
         collectord_source_poll_duration_seconds_bucket{cadence="fast",le="0.5",plugin="facebook_page",source="acme-page"} 3.0
         collectord_source_poll_duration_seconds_count{cadence="fast",plugin="facebook_page",source="acme-page"} 4.0
@@ -89,8 +93,11 @@ class InsightsCollector:
         version: str,
         self_metrics: bool = True,
         reload: ReloadStats | None = None,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self._store = store
+        #: Unix time now, for the sources' state (``stale``).
+        self._clock = clock
         #: The daemon's reload outcome (it sets its own after the exposition is built).
         self.reload = reload if reload is not None else ReloadStats()
         self._with_self_metrics = self_metrics
@@ -133,6 +140,7 @@ class InsightsCollector:
         build.add_metric((self._version, self._python), 1)
         yield build
         yield from self._source_metrics(snapshot.sources, series_per_source)
+        yield self._state_metric(snapshot.sources)
         yield from self._graph_metrics()
         yield from self._sink_metrics()
         yield from self._reload_metrics()
@@ -199,6 +207,23 @@ class InsightsCollector:
             if status.token_expiry is not None:
                 expiry.add_metric((status.name,), status.token_expiry)
         yield from (up, last_success, durations, errors, newest, series, disabled, expiry)
+
+    def _state_metric(self, sources: Sequence[SourceView]) -> Metric:
+        """``collectord_source_state``: every state of every source, 1 for its current one."""
+        family = GaugeMetricFamily(
+            "collectord_source_state",
+            "1 for the source's current state (ok, failing, needs_reauth, throttled, stale), "
+            "0 for the others.",
+            labels=("source", "plugin", "state"),
+        )
+        now = self._clock()
+        for status in sources:
+            current = status.state(now)
+            for state in SOURCE_STATES:
+                family.add_metric(
+                    (status.name, status.plugin, state), 1.0 if state == current else 0.0
+                )
+        return family
 
     def _graph_metrics(self) -> Iterator[Metric]:
         requests = CounterMetricFamily(

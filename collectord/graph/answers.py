@@ -72,8 +72,10 @@ BUC_TYPES: Mapping[int, str] = {
 #: 460 Password Changed, 463 Expired, 464 Unconfirmed User, 467 Invalid access token
 #: ("access token has expired, been revoked, or is otherwise invalid"); Meta's older error
 #: reference adds 461 (app reinstalled), 462 (stale session), 465 (invalid user), 466
-#: (invalidated through the API) and 468 (app unused for a long time). Without a subcode
-#: (or with another one) the token is simply invalid (AuthKind.INVALID).
+#: (invalidated through the API) and 468 (app unused for a long time); 492 (the user behind
+#: a Page token lost their Page role) is in docs/meta-facts.md 9.2 and 10.1. An unconfirmed
+#: user (464) must act on facebook.com, like a checkpointed one. Without a subcode (or with
+#: another one) the token is simply invalid (AuthKind.INVALID).
 AUTH_SUBCODES: Mapping[int, AuthKind] = {
     458: AuthKind.APP_NOT_INSTALLED,
     459: AuthKind.CHECKPOINT,
@@ -81,12 +83,17 @@ AUTH_SUBCODES: Mapping[int, AuthKind] = {
     461: AuthKind.SESSION_INVALID,
     462: AuthKind.SESSION_INVALID,
     463: AuthKind.EXPIRED,
-    464: AuthKind.SESSION_INVALID,
+    464: AuthKind.CHECKPOINT,
     465: AuthKind.SESSION_INVALID,
     466: AuthKind.SESSION_INVALID,
     467: AuthKind.SESSION_INVALID,
     468: AuthKind.EXPIRED,
+    492: AuthKind.PAGE_ROLE_LOST,
 }
+#: Permission codes that mean the token lacks a permission (docs/meta-facts.md 9.2): on the
+#: source's own object, a new token is needed. 3000/3003 (App Insights: another app's, or
+#: admin rights) are not among them: they are fixed in the config, not with a token.
+REVOKED_PERMISSION_CODES: frozenset[int] = frozenset({3, 10, *range(200, 300)})
 
 #: Words of Meta's messages that tell an unsupported metric from an unknown one.
 _UNSUPPORTED_WORDS = (
@@ -277,6 +284,8 @@ def classify_error(
     if outcome is Outcome.REDUCE_DATA:
         return ReduceDataError(text, **kw)
     if code in PERMISSION_CODES:
+        if outcome is Outcome.PERMISSION and code in REVOKED_PERMISSION_CODES:
+            kw["token_kind"] = AuthKind.PERMISSION_REVOKED
         return PermissionDeniedError(text, **kw)
     if outcome is Outcome.OBJECT_GONE:
         return ObjectNotFoundError(text, **kw)

@@ -6,8 +6,15 @@ writer of a source's status) and then to the sinks. A failing source changes onl
 status: errors are counted, logged once when the source starts failing and once when it
 recovers. A poll refused because the source's rate-limit budget is blocked (a
 :class:`~collectord.errors.ThrottledError`) is not a failure: it is counted as
-``throttled``, logged once when the pause starts and once when polls run again, and the
-source keeps its state.
+``throttled``, logged once when the pause starts and once when polls run again; the
+source's last outcome stays, and its state is ``throttled`` until a poll runs again.
+
+A poll that fails because of the token (it expired or was revoked, the user changed their
+password, a permission is missing on the source's own object: the Graph layer's
+``token_kind``) puts the source in ``needs_reauth``: the log says once what happened and
+how to fix it, and from then on every poll of the source returns at once without calling
+Meta (its last values stay exposed, ``collectord_source_up`` is 0) until a reload brings
+it another token (:mod:`collectord.reload`).
 """
 
 from __future__ import annotations
@@ -24,11 +31,13 @@ from typing import Any, Protocol, TypeVar
 
 from collectord.config.types import SourceConfig
 from collectord.errors import (
+    AuthKind,
     GraphError,
     Outcome,
     PollError,
     ThrottledError,
     counting_problems,
+    reauth_advice,
     truncate,
 )
 from collectord.logs import get_logger, scrub
@@ -101,6 +110,10 @@ class Poller:
         """Poll ``rt`` once for ``cadence``; True when it delivered. ``requested`` marks an
         extra poll a plugin asked for (``PollContext.poll_again_at``)."""
         async with rt.lock(cadence):
+            if rt.status.reauth is not None:
+                # waiting for a new token: asking Meta again with this one fails again
+                self.log.debug("poll skipped: needs a new token", source=rt.name, cadence=cadence)
+                return False
             return await self._poll_locked(rt, cadence, requested)
 
     async def _poll_locked(self, rt: SourceRuntime, cadence: Cadence, requested: bool) -> bool:
@@ -141,7 +154,10 @@ class Poller:
                 message=message,
                 duration=time.monotonic() - started,
             )
-            if was_ok is not False:
+            kind = exc.token_kind if isinstance(exc, GraphError) else None
+            if kind is not None:
+                self._needs_reauth(rt, cadence, kind, message)
+            elif was_ok is not False:
                 self.log.warning(
                     "source failing",
                     source=rt.name,
@@ -197,6 +213,26 @@ class Poller:
             dropped=sum(dropped.values()),
         )
         return dataclasses.replace(result, samples=tuple(kept))
+
+    def _needs_reauth(
+        self, rt: SourceRuntime, cadence: Cadence, kind: AuthKind, message: str
+    ) -> None:
+        """Stop polling ``rt`` until its token changes; say once what to do."""
+        expiry = rt.status.token_expiry
+        on = None
+        if kind is AuthKind.EXPIRED and expiry:
+            on = datetime.fromtimestamp(expiry, UTC).strftime("%Y-%m-%d %H:%M UTC")
+        advice = reauth_advice(kind, on)
+        if self.store.set_reauth(rt.name, kind.value, advice):
+            self.log.error(
+                "source needs a new token",
+                source=rt.name,
+                plugin=rt.plugin.name,
+                cadence=cadence,
+                problem=kind.value,
+                what_to_do=advice,
+                error=message,
+            )
 
     def _paused(self, rt: SourceRuntime, cadence: Cadence, exc: ThrottledError) -> None:
         """Count a poll stopped by Meta's rate limit; one log line per pause."""

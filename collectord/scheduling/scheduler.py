@@ -13,7 +13,9 @@ is recorded in the store for the status page.
 Backoff: a job whose polls keep failing waits longer before the next one, its interval
 times 2^(failures-1), at most :data:`BACKOFF_FACTOR` times the interval and never more than
 :data:`BACKOFF_CAP` (unless the interval itself is longer); the first success brings the
-normal interval back. A poll the rate-limit governor refused is not a failure.
+normal interval back. A poll the rate-limit governor refused is not a failure, and neither is
+one that did not run because its source waits for a new token (``needs_reauth``, see
+:mod:`collectord.scheduling.poller`): its jobs stay, and cost nothing until then.
 
 Sources come and go while running (a config reload): :meth:`PollScheduler.add_source` and
 :meth:`PollScheduler.remove_source`. Each job runs as its own task, so a source that hangs,
@@ -145,6 +147,7 @@ class PollScheduler:
             misfire_grace_time=max(int(interval / 2), 1),
             replace_existing=True,
         )
+        self.poller.store.set_interval(rt.name, cadence, interval)
         self.poller.store.set_next_run(rt.name, cadence, first)
 
     async def _run(self, source: str, cadence: Cadence, requested: bool = False) -> None:

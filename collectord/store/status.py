@@ -18,6 +18,12 @@ from typing import Any
 
 from collectord.model import Cadence
 
+#: The states of a source, as ``collectord_source_state{state}`` exports them (one is 1,
+#: the others 0); see :func:`source_state` and docs/operations.md "Source states".
+SOURCE_STATES: tuple[str, ...] = ("ok", "failing", "needs_reauth", "throttled", "stale")
+#: Data older than this many intervals of its cadence is stale.
+STALE_INTERVALS = 2.0
+
 #: Upper bounds of the poll-duration histogram, in seconds.
 DURATION_BUCKETS: tuple[float, ...] = (0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600)
 
@@ -63,6 +69,16 @@ class DurationHistogram:
 
 
 @dataclass(frozen=True, slots=True)
+class Reauth:
+    """Why a source waits for a new token: the kind of problem (an
+    :class:`~collectord.errors.AuthKind` value), the advice logged, since when (unix time)."""
+
+    kind: str
+    advice: str
+    since: float
+
+
+@dataclass(frozen=True, slots=True)
 class CadenceView:
     """A frozen copy of :class:`CadenceStatus`."""
 
@@ -73,6 +89,8 @@ class CadenceView:
     next_run: datetime | None
     newest_end_time: float | None
     durations: DurationCounts
+    throttled: bool = False
+    interval: float | None = None
 
 
 @dataclass
@@ -86,6 +104,10 @@ class CadenceStatus:
     next_run: datetime | None = None
     newest_end_time: float | None = None  # unix time
     durations: DurationHistogram = field(default_factory=DurationHistogram)
+    #: The last poll was skipped: its rate-limit budget was blocked.
+    throttled: bool = False
+    #: Seconds between two polls (set by the scheduler), for staleness.
+    interval: float | None = None
 
     def frozen(self) -> CadenceView:
         return CadenceView(
@@ -96,6 +118,8 @@ class CadenceStatus:
             self.next_run,
             self.newest_end_time,
             self.durations.frozen(),
+            self.throttled,
+            self.interval,
         )
 
 
@@ -103,22 +127,49 @@ class _Derived:
     """What both the live status and its frozen copy derive from their cadences."""
 
     per_cadence: Mapping[str, CadenceStatus] | Mapping[str, CadenceView]
+    reauth: Reauth | None
 
     @property
     def up(self) -> bool:
-        """True when the last poll of every cadence succeeded."""
-        return all(s.ok for s in self.per_cadence.values())
+        """True when the last poll of every cadence succeeded and the token is not known
+        to be dead."""
+        return self.reauth is None and all(s.ok for s in self.per_cadence.values())
 
     @property
     def first_polls_done(self) -> bool:
-        return all(s.ok is not None for s in self.per_cadence.values())
+        """True once every cadence was polled, or the source waits for a new token (its
+        other cadences will not be polled before: it is as ready as it gets)."""
+        return self.reauth is not None or all(s.ok is not None for s in self.per_cadence.values())
 
     @property
-    def state(self) -> str:
-        """``pending``, ``ok`` or ``failing``, for the status page and logs."""
-        if not any(s.ok is not None for s in self.per_cadence.values()):
-            return "pending"
-        return "ok" if all(s.ok is not False for s in self.per_cadence.values()) else "failing"
+    def pending(self) -> bool:
+        """True before any poll of any cadence (and nothing restored from the state file)."""
+        return self.reauth is None and all(s.ok is None for s in self.per_cadence.values())
+
+    def state(self, now: float) -> str:
+        """The source's state at unix time ``now``, one of :data:`SOURCE_STATES`, the first
+        that holds of:
+
+        - ``needs_reauth``: a poll failed because of the token (expired, revoked, a
+          permission missing); no poll runs until a reload brings another token;
+        - ``throttled``: the last poll of some cadence was skipped because its rate-limit
+          budget was blocked (until a poll of it runs again);
+        - ``stale``: the newest data of some cadence was collected more than
+          :data:`STALE_INTERVALS` of its intervals before ``now`` (after failures, or
+          restored from the state file and not refreshed yet);
+        - ``failing``: the last poll of some cadence failed;
+        - ``ok``: otherwise (a source not polled yet included).
+        """
+        cadences = self.per_cadence.values()
+        if self.reauth is not None:
+            return "needs_reauth"
+        if any(s.throttled for s in cadences):
+            return "throttled"
+        if any(_stale(s, now) for s in cadences):
+            return "stale"
+        if any(s.ok is False for s in cadences):
+            return "failing"
+        return "ok"
 
     @property
     def last_success(self) -> float | None:
@@ -129,6 +180,12 @@ class _Derived:
     def last_error(self) -> str | None:
         errs = [s.last_error for s in self.per_cadence.values() if s.ok is False and s.last_error]
         return errs[0] if errs else None
+
+
+def _stale(cs: CadenceStatus | CadenceView, now: float) -> bool:
+    if cs.last_success is None or not cs.interval:
+        return False
+    return now - cs.last_success > STALE_INTERVALS * cs.interval
 
 
 @dataclass(frozen=True)
@@ -143,6 +200,7 @@ class SourceView(_Derived):
     skipped: Mapping[str, int]
     disabled: Mapping[str, str]
     token_expiry: float | None
+    reauth: Reauth | None = None
 
 
 @dataclass
@@ -165,6 +223,8 @@ class SourceStatus(_Derived):
     disabled_at: dict[str, datetime] = field(default_factory=dict)
     memory: dict[str, Any] = field(default_factory=dict)
     token_expiry: float | None = None
+    #: Set when a poll failed because of the token: no poll runs until it is cleared.
+    reauth: Reauth | None = None
 
     def __post_init__(self) -> None:
         for c in self.cadences:
@@ -181,4 +241,5 @@ class SourceStatus(_Derived):
             skipped=MappingProxyType(dict(self.skipped)),
             disabled=MappingProxyType(dict(self.disabled)),
             token_expiry=self.token_expiry,
+            reauth=self.reauth,
         )

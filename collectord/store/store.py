@@ -27,6 +27,7 @@ from collectord.store.status import (
     CadenceView,
     DurationCounts,
     DurationHistogram,
+    Reauth,
     SourceStatus,
     SourceView,
 )
@@ -37,6 +38,7 @@ __all__ = [
     "CadenceView",
     "DurationCounts",
     "DurationHistogram",
+    "Reauth",
     "Snapshot",
     "SourceStatus",
     "SourceView",
@@ -157,6 +159,7 @@ class Store:
             status.memory = dict(result.memory)
         cs = status.per_cadence[cadence]
         cs.ok = True
+        cs.throttled = False
         cs.last_success = time.time() if at is None else at
         cs.last_error = None
         cs.last_error_reason = None
@@ -180,6 +183,7 @@ class Store:
         status = self._sources[name]
         cs = status.per_cadence[cadence]
         cs.ok = False
+        cs.throttled = False
         cs.last_error = message
         cs.last_error_reason = reason
         cs.durations.observe(duration)
@@ -196,9 +200,11 @@ class Store:
 
     def record_skip(self, name: str, cadence: Cadence, *, reason: str, message: str) -> None:
         """Count a poll that did not run (its rate-limit budget is blocked): counted under
-        ``reason``, shown as the last error; the source's state is left as it was."""
+        ``reason``, shown as the last error; the cadence counts as ``throttled`` until a
+        poll of it runs again, its last outcome is left as it was."""
         status = self._sources[name]
         cs = status.per_cadence[cadence]
+        cs.throttled = True
         cs.last_error = message
         cs.last_error_reason = reason
         status.errors[reason] += 1
@@ -210,6 +216,34 @@ class Store:
         if cs.next_run != when:
             cs.next_run = when
             self._changed()
+
+    def set_interval(self, name: str, cadence: Cadence, seconds: float) -> None:
+        """The seconds between two polls of ``name`` at ``cadence`` (the scheduler's), by
+        which its data is judged stale."""
+        cs = self._sources[name].per_cadence[cadence]
+        if cs.interval != seconds:
+            cs.interval = seconds
+            self._changed()
+
+    def set_reauth(self, name: str, kind: str, advice: str, *, at: float | None = None) -> bool:
+        """Mark ``name`` as waiting for a new token (``kind``: an
+        :class:`~collectord.errors.AuthKind` value); its samples stay. False when it already
+        was (the first reason is kept)."""
+        status = self._sources[name]
+        if status.reauth is not None:
+            return False
+        status.reauth = Reauth(kind, advice, time.time() if at is None else at)
+        self._changed()
+        return True
+
+    def clear_reauth(self, name: str) -> bool:
+        """``name`` has a new token: polls may run again. False when it was not waiting."""
+        status = self._sources.get(name)
+        if status is None or status.reauth is None:
+            return False
+        status.reauth = None
+        self._changed()
+        return True
 
     def set_token_expiry(self, name: str, expires_at: float) -> None:
         """When the source's token expires, as unix time (0: never)."""

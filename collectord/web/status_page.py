@@ -1,4 +1,9 @@
-"""The HTML status page served at ``/``: one table row per source, everything escaped."""
+"""The HTML status page served at ``/``: one table row per source, everything escaped.
+
+The state column shows the source's state as ``collectord_source_state`` exports it (``ok``,
+``failing``, ``needs_reauth``, ``throttled``, ``stale``), ``pending`` before its first poll,
+and for ``needs_reauth`` what to do about the token.
+"""
 
 from __future__ import annotations
 
@@ -16,6 +21,7 @@ table { border-collapse: collapse; }
 th, td { border: 1px solid #ccc; padding: 0.3em 0.6em; text-align: left; vertical-align: top; }
 th { background: #f3f3f3; }
 .ok { color: #186a18; } .failing { color: #b00020; font-weight: bold; } .pending { color: #8a6d00; }
+.needs_reauth { color: #b00020; font-weight: bold; } .throttled, .stale { color: #8a6d00; }
 ul { margin: 0; padding-left: 1.2em; }
 """
 
@@ -78,11 +84,10 @@ def _row(status: SourceView, series: int, now: float) -> str:
         for metric, reason in sorted(status.disabled.items())
     )
     skipped = [f"{escape(why)}: {n}" for why, n in sorted(status.skipped.items())]
-    state = escape(status.state)
     cells = [
         escape(status.name),
         escape(status.plugin),
-        f'<span class="{state}">{state}</span>',
+        _state_cell(status, now),
         str(series),
         _lines(successes, "never"),
         _lines(errors),
@@ -91,6 +96,14 @@ def _row(status: SourceView, series: int, now: float) -> str:
         _lines(skipped, "none"),
     ]
     return "<tr>" + "".join(f"<td>{cell}</td>" for cell in cells) + "</tr>"
+
+
+def _state_cell(status: SourceView, now: float) -> str:
+    state = escape("pending" if status.pending else status.state(now))
+    cell = f'<span class="{state}">{state}</span>'
+    if status.reauth is not None:
+        cell += f"<div>{escape(shorten(scrub(status.reauth.advice)))}</div>"
+    return cell
 
 
 def render_plugins(plugins: Iterable[Mapping[str, Any]]) -> str:

@@ -38,6 +38,7 @@ SELF_METRICS: frozenset[str] = frozenset(
     {
         "collectord_build_info",
         "collectord_source_up",
+        "collectord_source_state",
         "collectord_source_last_success_timestamp_seconds",
         "collectord_source_poll_errors_total",
         "collectord_source_newest_end_time_seconds",

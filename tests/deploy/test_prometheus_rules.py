@@ -29,6 +29,7 @@ REQUIRED_ALERTS = {
     "CollectordFollowerLoss",
     "CollectordDailyDataStale",
     "CollectordSourceFailing",
+    "CollectordSourceNeedsReauth",
     "CollectordTokenExpiringSoon",
     "CollectordRateLimitHigh",
     "CollectordDown",

@@ -215,7 +215,8 @@ ig_user_id = "{user}"
     assert re.search(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", ok["last success"])
     assert re.search(r"\d{4}-\d\d-\d\dT", ok["next run"])
     assert ok["last error"] == "—"
-    assert failing["state"] == "failing"
+    assert failing["state"].startswith("needs_reauth")  # the token expired
+    assert "getting-tokens.md" in failing["state"]
     assert failing["last success"] == "never"
     assert re.search(r"\d{4}-\d\d-\d\dT", failing["next run"])
     # the markup arrives as the very text Meta sent, not as elements

@@ -334,7 +334,7 @@ def test_every_outcome_of_meta_is_in_the_table() -> None:
             190,
             464,
             "Error validating access token: Sessions for the user are not allowed because the user is not a confirmed user",
-            AuthKind.SESSION_INVALID,
+            AuthKind.CHECKPOINT,
         ),
         (
             190,

@@ -112,9 +112,9 @@ def test_snapshot_is_frozen_and_does_not_follow_the_store(store):
     assert view.per_cadence["fast"].last_success == 100.0
     assert view.errors == {}
     assert view.token_expiry is None
-    assert view.state == "ok"
+    assert view.state(200.0) == "ok"
     (now,) = store.snapshot().sources
-    assert now.state == "failing"
+    assert now.state(200.0) == "failing"
     assert now.errors == {"auth": 1}
     assert now.token_expiry == 1_800_000_000.0
 
