@@ -16,7 +16,7 @@ from datetime import datetime
 from types import MappingProxyType
 from typing import Any
 
-from collectord.model import Cadence
+from collectord.model import Cadence, TokenView
 
 #: Upper bounds of the poll-duration histogram, in seconds.
 DURATION_BUCKETS: tuple[float, ...] = (0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600)
@@ -142,7 +142,7 @@ class SourceView(_Derived):
     errors: Mapping[str, int]
     skipped: Mapping[str, int]
     disabled: Mapping[str, str]
-    token_expiry: float | None
+    token: TokenView | None
 
 
 @dataclass
@@ -164,7 +164,7 @@ class SourceStatus(_Derived):
     #: When each disabled metric was (last) rejected: re-probed a day later.
     disabled_at: dict[str, datetime] = field(default_factory=dict)
     memory: dict[str, Any] = field(default_factory=dict)
-    token_expiry: float | None = None
+    token: TokenView | None = None
 
     def __post_init__(self) -> None:
         for c in self.cadences:
@@ -180,5 +180,5 @@ class SourceStatus(_Derived):
             errors=MappingProxyType(dict(self.errors)),
             skipped=MappingProxyType(dict(self.skipped)),
             disabled=MappingProxyType(dict(self.disabled)),
-            token_expiry=self.token_expiry,
+            token=self.token,
         )
