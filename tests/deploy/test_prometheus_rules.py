@@ -30,6 +30,9 @@ REQUIRED_ALERTS = {
     "CollectordDailyDataStale",
     "CollectordSourceFailing",
     "CollectordTokenExpiringSoon",
+    "CollectordTokenDataAccessExpiringSoon",
+    "CollectordTokenInvalid",
+    "CollectordTokenMissingScope",
     "CollectordRateLimitHigh",
     "CollectordDown",
 }
