@@ -88,7 +88,7 @@ SELF_METRIC_NOTES: Mapping[str, SelfMetricNote] = {
     ),
     "collectord_token_data_access_expiry_timestamp_seconds": SelfMetricNote(
         ("source",),
-        "after it the token may still authenticate but read no data; absent for app tokens",
+        "after it the token may still authenticate but read no data; absent when Meta omits it",
     ),
     "collectord_token_valid": SelfMetricNote(("source",), "0: expired, revoked or unreadable"),
     "collectord_token_info": SelfMetricNote(
