@@ -76,8 +76,8 @@ class TokenWatcher:
     async def __aenter__(self) -> TokenWatcher:
         if not self.enabled:
             log.info("tokens not checked: " + NO_APP)
-        else:
-            self._task = asyncio.create_task(self._every(), name="token check")
+        # runs even with nothing to check: a reload may give sources app credentials
+        self._task = asyncio.create_task(self._every(), name="token check")
         return self
 
     async def __aexit__(self, *exc: object) -> None:
