@@ -138,7 +138,15 @@ def render_tokens(sources: Iterable[SourceView], now: float) -> str:
         return out + f"<p>No token checked: {escape(shorten(scrub(why)))}.</p>\n"
     head = "".join(
         f"<th>{h}</th>"
-        for h in ("source", "type", "valid", "expires", "data access expires", "missing scopes", "")
+        for h in (
+            "source",
+            "type",
+            "valid",
+            "expires",
+            "data access expires",
+            "missing scopes",
+            "note",
+        )
     )
     out += f"<table>\n<thead><tr>{head}</tr></thead>\n<tbody>\n" + "\n".join(rows)
     out += "\n</tbody>\n</table>\n"
