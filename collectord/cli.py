@@ -284,6 +284,8 @@ def _print_plugins(loaded: Mapping[str, LoadedPlugin], fmt: str, out: TextIO) ->
         out.write(f"{p['name']} {p['version']} ({p['origin']})\n")
         if p["description"]:
             out.write(f"  {p['description']}\n")
+        if p["scopes"]:
+            out.write(f"  needs scopes: {', '.join(p['scopes'])}\n")
         for o in p["options"]:
             default = "required" if o["required"] else f"default {json.dumps(o['default'])}"
             out.write(f"  option {o['name']} ({o['type']}, {default})")

@@ -2,6 +2,7 @@
 
 Everything here is immutable. A plugin declares its catalogue with :class:`MetricSpec`
 and its own config keys with :class:`Option`; each poll hands back :class:`Sample` objects.
+:class:`TokenView` is what collectord learnt about a source's token (Graph layer to store).
 """
 
 from __future__ import annotations
@@ -329,3 +330,22 @@ def series_key(metric: str, labels: Iterable[tuple[str, str]]) -> SeriesKey:
 def sample_series(sample: Sample) -> SeriesKey:
     """:func:`series_key` of a sample (its labels without ``source``)."""
     return series_key(sample.metric, sample.labels)
+
+
+@dataclass(frozen=True, slots=True)
+class TokenView:
+    """What the last ``debug_token`` check said about a source's token (docs/meta-facts.md
+    10.4), or why it was not checked.
+
+    ``valid`` is ``None`` until Meta answered a check: then the other fields are unknown
+    too and ``note`` says why (no app credentials, the check failed). Times are unix
+    seconds; ``expires_at`` 0 means the token never expires, ``None`` that Meta did not say.
+    """
+
+    valid: bool | None = None
+    type: str | None = None
+    expires_at: float | None = None
+    data_access_expires_at: float | None = None
+    #: Scopes the source's plugin needs that the token lacks, sorted.
+    missing_scopes: tuple[str, ...] = ()
+    note: str | None = None

@@ -89,7 +89,21 @@ SELF_METRIC_NOTES: Mapping[str, SelfMetricNote] = {
     ),
     "collectord_token_expiry_timestamp_seconds": SelfMetricNote(
         ("source",),
-        "needs `[graph] app_id` and `app_secret` (read with `debug_token` at start and every 12 h)",
+        "0 = never; like every `collectord_token_*` metric, needs `[graph] app_id` and "
+        "`app_secret` (read with `debug_token` at start and every `token_check_interval`, 6 h)",
+    ),
+    "collectord_token_data_access_expiry_timestamp_seconds": SelfMetricNote(
+        ("source",),
+        "after it the token may still authenticate but read no data; absent when Meta omits it",
+    ),
+    "collectord_token_valid": SelfMetricNote(("source",), "0: expired, revoked or unreadable"),
+    "collectord_token_info": SelfMetricNote(
+        ("source", "type"), "`type` as Meta says: `PAGE`, `USER`, `SYSTEM_USER`, `APP`, `INSTAGRAM`"
+    ),
+    "collectord_token_missing_scope": SelfMetricNote(
+        ("source", "scope"),
+        "the scopes come from the plugin (`collectord plugins` lists them); checked for valid "
+        "tokens only",
     ),
     "collectord_graph_requests": SelfMetricNote(
         ("code",), "`code` is the HTTP status, or `timeout` / `network` without an answer"

@@ -105,6 +105,8 @@ class FacebookApp(SourcePlugin):
     version = collectord.__version__
     description = "Facebook app active users and App Insights (retired by Meta in 2021)"
     options = OPTIONS
+    #: None: its usual token, the app token, carries no scopes (a user token needs read_insights).
+    scopes = ()
     catalogue = CATALOGUE
 
     def validate(self, options: Mapping[str, Any]) -> list[str]:

@@ -67,6 +67,7 @@ class FacebookPage(SourcePlugin):
     version = collectord.__version__
     description = "Facebook Page fields and Page insights"
     options = (PAGE_ID,)
+    scopes = ("pages_read_engagement", "read_insights")
     catalogue = CATALOGUE
 
     def spec_for(self, graph_name: str) -> MetricSpec | None:

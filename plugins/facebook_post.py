@@ -123,6 +123,7 @@ class FacebookPost(SourcePlugin):
     version = collectord.__version__
     description = "Lifetime insights and shares of a Facebook Page's recent posts"
     options = OPTIONS
+    scopes = ("pages_read_engagement", "read_insights")
     catalogue = CATALOGUE
 
     def spec_for(self, graph_name: str) -> MetricSpec | None:

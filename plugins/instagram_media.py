@@ -137,6 +137,7 @@ class InstagramMedia(SourcePlugin):
     version = collectord.__version__
     description = "Instagram media (posts, reels) and story insights"
     options = OPTIONS
+    scopes = ("instagram_basic", "instagram_manage_insights", "pages_read_engagement")
     catalogue = CATALOGUE
 
     def spec_for(self, graph_name: str) -> MetricSpec | None:

@@ -81,6 +81,7 @@ _GRAPH_KEYS: Final = (
     "timeout",
     "max_concurrency",
     "usage_ceiling",
+    "token_check_interval",
 )
 _SCHEDULE_KEYS: Final = ("fast_interval", "daily_interval", "jitter")
 _COLLECTOR_KEYS: Final = ("listen", "log_level", "log_format", "state_dir", "plugin_dirs")
@@ -89,6 +90,8 @@ _VERSION = re.compile(r"v\d+\.\d+")
 #: Below these, an interval polls more often than Meta refreshes (a warning, not an error).
 _FAST_FLOOR: Final = 15 * 60.0
 _DAILY_FLOOR: Final = 3600.0
+#: The shortest ``token_check_interval``: a token's expiry moves in days, not seconds.
+MIN_TOKEN_CHECK: Final = 60.0
 
 
 def load_config(
@@ -274,6 +277,15 @@ def _read_graph(table: Table, base: GraphConfig, *, keys: str = "graph_keys") ->
         )
     else:
         _set(values, "usage_ceiling", ceiling)
+    interval = _positive(table, "token_check_interval", "duration")
+    if isinstance(interval, float) and interval < MIN_TOKEN_CHECK:
+        table.problem(
+            "token_check_interval",
+            f"must be at least {format_duration(MIN_TOKEN_CHECK)} (each check asks Meta once "
+            f"per source){table.got('token_check_interval', interval)}",
+        )
+    else:
+        _set(values, "token_check_interval", interval)
     return replace(base, **values, **{keys: getattr(base, keys) | frozenset(values)})
 
 

@@ -49,7 +49,9 @@ _HIDE_FROM: Final = 12
 #: Control characters (a key name may hold any) are escaped: a problem is one line.
 _CONTROL = re.compile(r"[\x00-\x1f\x7f\x80-\x9f\u2028\u2029]")
 #: Keys whose values are secrets even when the caller does not say so: never shown.
-SECRET_NAME: Final = re.compile(r"token|secret|password|passwd|credential|auth", re.IGNORECASE)
+SECRET_NAME: Final = re.compile(
+    r"token(?!_check_interval)|secret|password|passwd|credential|auth", re.IGNORECASE
+)
 
 
 def substitute(text: str, environ: Mapping[str, str]) -> str | None:

@@ -38,6 +38,8 @@ class GraphConfig:
     timeout: float = 30.0
     max_concurrency: int = 8
     usage_ceiling: float = 0.75
+    #: How often each source's token is checked with ``debug_token`` (with app_id/app_secret).
+    token_check_interval: float = 6 * 3600.0
     #: The keys the user set in ``[graph]`` and in ``[source.graph]`` (see
     #: :func:`collectord.graph.api.settings_for`: a plugin's own API decides the rest).
     graph_keys: frozenset[str] = field(default=frozenset(), repr=False)

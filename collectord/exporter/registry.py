@@ -77,6 +77,10 @@ class InsightsCollector:
         collectord_graph_throttled_until_timestamp_seconds{budget="token:3f2a9c0d11b4e5f6"} 0.0
         collectord_graph_api_version_info{requested="v26.0",served="v26.0"} 1.0
         collectord_token_expiry_timestamp_seconds{source="acme-page"} 0.0
+        collectord_token_data_access_expiry_timestamp_seconds{source="acme-page"} 1.7716896e+09
+        collectord_token_valid{source="acme-page"} 1.0
+        collectord_token_info{source="acme-page",type="PAGE"} 1.0
+        collectord_token_missing_scope{scope="read_insights",source="acme-page"} 1.0
         collectord_sink_records_total{sink="jsonl"} 5012.0
         collectord_sink_errors_total{sink="jsonl"} 0.0
         collectord_sink_dropped_total{sink="jsonl"} 0.0
@@ -183,11 +187,6 @@ class InsightsCollector:
             "1 for each metric Meta rejected for this source.",
             labels=("source", "metric", "reason"),
         )
-        expiry = GaugeMetricFamily(
-            "collectord_token_expiry_timestamp_seconds",
-            "When the source's access token expires, as unix time (0 = never).",
-            labels=("source",),
-        )
         for status in sources:
             ids = (status.name, status.plugin)
             up.add_metric(ids, 1.0 if status.up else 0.0)
@@ -204,9 +203,8 @@ class InsightsCollector:
             series.add_metric(ids, series_per_source.get(status.name, 0))
             for metric, reason in status.disabled.items():
                 disabled.add_metric((status.name, metric, reason), 1.0)
-            if status.token_expiry is not None:
-                expiry.add_metric((status.name,), status.token_expiry)
-        yield from (up, last_success, durations, errors, newest, series, disabled, expiry)
+        yield from (up, last_success, durations, errors, newest, series, disabled)
+        yield from _token_metrics(sources)
 
     def _state_metric(self, sources: Sequence[SourceView]) -> Metric:
         """``collectord_source_state``: every state of every source, 1 for its current one."""
@@ -306,6 +304,48 @@ class InsightsCollector:
         )
         when.add_metric((), self.reload.success_time)
         yield when
+
+
+def _token_metrics(sources: Sequence[SourceView]) -> Iterator[Metric]:
+    """What ``debug_token`` last said about each source's token; nothing for a source
+    whose token was never answered for (no app credentials, no check yet)."""
+    src = ("source",)
+    expiry = GaugeMetricFamily(
+        "collectord_token_expiry_timestamp_seconds",
+        "When the source's access token expires, as unix time (0 = never).",
+        labels=src,
+    )
+    data_access = GaugeMetricFamily(
+        "collectord_token_data_access_expiry_timestamp_seconds",
+        "When the data access of the source's token expires, as unix time.",
+        labels=src,
+    )
+    valid = GaugeMetricFamily(
+        "collectord_token_valid", "1 if debug_token says the source's token is valid.", labels=src
+    )
+    info = GaugeMetricFamily(
+        "collectord_token_info", "The type of the source's token; always 1.", labels=(*src, "type")
+    )
+    missing = GaugeMetricFamily(
+        "collectord_token_missing_scope",
+        "1 for each scope the source's plugin needs and its token lacks.",
+        labels=(*src, "scope"),
+    )
+    for status in sources:
+        token = status.token
+        if token is None or token.valid is None:
+            continue
+        name = status.name
+        valid.add_metric((name,), 1.0 if token.valid else 0.0)
+        if token.expires_at is not None:
+            expiry.add_metric((name,), token.expires_at)
+        if token.data_access_expires_at is not None:
+            data_access.add_metric((name,), token.data_access_expires_at)
+        if token.type is not None:
+            info.add_metric((name, token.type), 1.0)
+        for scope in token.missing_scopes:
+            missing.add_metric((name, scope), 1.0)
+    yield from (expiry, data_access, valid, info, missing)
 
 
 def _error_counts(status: SourceView) -> dict[str, float]:

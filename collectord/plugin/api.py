@@ -352,6 +352,10 @@ class SourcePlugin(abc.ABC):
     options: ClassVar[tuple[Option, ...]] = ()
     #: Every metric the plugin knows, with its cadence.
     catalogue: ClassVar[tuple[MetricSpec, ...]] = ()
+    #: The permissions (token scopes) a source of this plugin needs, as Meta names them
+    #: (``read_insights``, ``instagram_manage_insights``, ...): shown by ``collectord
+    #: plugins``, and a token lacking one is reported by ``collectord_token_missing_scope``.
+    scopes: ClassVar[tuple[str, ...]] = ()
     #: The API the plugin speaks (where, which version, batch requests, appsecret_proof,
     #: whose app): the Facebook Graph API unless the plugin declares another one.
     api: ClassVar[GraphApi] = FACEBOOK

@@ -242,13 +242,14 @@ def describe_option(option: Option) -> dict[str, Any]:
 
 def describe_plugin(name: str, lp: LoadedPlugin) -> dict[str, Any]:
     """A plugin as ``collectord plugins --format json`` documents it: name, version, origin,
-    description, its options with their help, and for each metric its Graph name,
-    Prometheus name, cadence, periods and unit."""
+    description, the token scopes it needs, its options with their help, and for each
+    metric its Graph name, Prometheus name, cadence, periods and unit."""
     return {
         "name": name,
         "version": lp.plugin.version,
         "origin": lp.origin,
         "description": lp.plugin.description,
+        "scopes": list(getattr(lp.plugin, "scopes", ())),
         "options": [describe_option(o) for o in lp.plugin.options],
         "metrics": [
             {

@@ -218,7 +218,8 @@ class Poller:
         self, rt: SourceRuntime, cadence: Cadence, kind: AuthKind, message: str
     ) -> None:
         """Stop polling ``rt`` until its token changes; say once what to do."""
-        expiry = rt.status.token_expiry
+        token = rt.status.token
+        expiry = token.expires_at if token is not None else None
         on = None
         if kind is AuthKind.EXPIRED and expiry:
             on = datetime.fromtimestamp(expiry, UTC).strftime("%Y-%m-%d %H:%M UTC")

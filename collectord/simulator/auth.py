@@ -46,6 +46,7 @@ if TYPE_CHECKING:
 PROOF_WINDOW = 300  # seconds
 LONG_LIVED_SECONDS = 5183944
 SHORT_LIVED_SECONDS = 5400
+DATA_ACCESS = 90 * 86400  # a user's data access lapses ~90 days after they used the app
 DEFAULT_ACCOUNT_FIELDS = "access_token,category,name,id,tasks"
 
 
@@ -91,7 +92,13 @@ def _token_state(world: World, info: TokenInfo, now: datetime) -> SimError | Non
 
 
 def debug_token(world: World, req: SimRequest) -> dict[str, Any]:
-    """``GET /debug_token?input_token=...`` (shape of docs/meta-facts.md 10.4)."""
+    """``GET /debug_token?input_token=...`` (shape of docs/meta-facts.md 10.4).
+
+    A token Meta cannot read answers ``is_valid: false`` with an ``error`` and no scopes; an
+    expired or revoked one keeps its fields, with ``is_valid: false`` and the 190 error it
+    would get on use. A token whose data access lapsed stays valid (``data_access_expires_at``
+    in the past).
+    """
     raw = require(req.params, "input_token")
     info = world.tokens.get(raw)
     if info is None:
@@ -107,7 +114,8 @@ def debug_token(world: World, req: SimRequest) -> dict[str, Any]:
     }
     if info.kind != "APP":
         data["issued_at"] = world.issued_at
-        data["data_access_expires_at"] = world.issued_at + 90 * 86400
+        lapses = info.data_access_expires_at
+        data["data_access_expires_at"] = world.issued_at + DATA_ACCESS if lapses is None else lapses
         data["user_id"] = info.user_id
         data["granular_scopes"] = _granular_scopes(world, info)
     if info.page_id:

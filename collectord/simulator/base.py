@@ -32,6 +32,9 @@ class TokenInfo:
     page_id: str | None = None  # for PAGE tokens
     scopes: tuple[str, ...] = ()
     expires_at: int = 0  # 0 = never
+    #: When its data access lapses (debug_token's ``data_access_expires_at``); ``None``:
+    #: 90 days after the world's ``issued_at``. Not for app tokens.
+    data_access_expires_at: int | None = None
 
 
 @dataclass

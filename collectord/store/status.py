@@ -16,7 +16,7 @@ from datetime import datetime
 from types import MappingProxyType
 from typing import Any
 
-from collectord.model import Cadence
+from collectord.model import Cadence, TokenView
 
 #: The states of a source, as ``collectord_source_state{state}`` exports them (one is 1,
 #: the others 0); see :func:`source_state` and docs/operations.md "Source states".
@@ -199,7 +199,7 @@ class SourceView(_Derived):
     errors: Mapping[str, int]
     skipped: Mapping[str, int]
     disabled: Mapping[str, str]
-    token_expiry: float | None
+    token: TokenView | None
     reauth: Reauth | None = None
 
 
@@ -222,7 +222,7 @@ class SourceStatus(_Derived):
     #: When each disabled metric was (last) rejected: re-probed a day later.
     disabled_at: dict[str, datetime] = field(default_factory=dict)
     memory: dict[str, Any] = field(default_factory=dict)
-    token_expiry: float | None = None
+    token: TokenView | None = None
     #: Set when a poll failed because of the token: no poll runs until it is cleared.
     reauth: Reauth | None = None
 
@@ -240,6 +240,6 @@ class SourceStatus(_Derived):
             errors=MappingProxyType(dict(self.errors)),
             skipped=MappingProxyType(dict(self.skipped)),
             disabled=MappingProxyType(dict(self.disabled)),
-            token_expiry=self.token_expiry,
+            token=self.token,
             reauth=self.reauth,
         )

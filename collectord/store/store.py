@@ -2,7 +2,7 @@
 
 The store is the only writer of :class:`~collectord.store.status.SourceStatus`: the poller
 calls :meth:`Store.record_success` / :meth:`Store.record_failure`, the scheduler
-:meth:`Store.set_next_run`, the token watcher :meth:`Store.set_token_expiry`. Readers (the
+:meth:`Store.set_next_run`, the token watcher :meth:`Store.set_token`. Readers (the
 exporter, the status page) take :meth:`Store.snapshot`: a frozen copy (tuples, frozen
 dataclasses, read-only mappings) sharing nothing mutable with the store, so it can be read
 from another thread. Every change bumps :attr:`Store.version`; a snapshot is built only when
@@ -30,6 +30,7 @@ from collectord.store.status import (
     Reauth,
     SourceStatus,
     SourceView,
+    TokenView,
 )
 
 __all__ = [
@@ -43,6 +44,7 @@ __all__ = [
     "SourceStatus",
     "SourceView",
     "Store",
+    "TokenView",
     "newest_per_series",
 ]
 
@@ -245,11 +247,12 @@ class Store:
         self._changed()
         return True
 
-    def set_token_expiry(self, name: str, expires_at: float) -> None:
-        """When the source's token expires, as unix time (0: never)."""
-        status = self._sources[name]
-        if status.token_expiry != expires_at:
-            status.token_expiry = expires_at
+    def set_token(self, name: str, token: TokenView) -> None:
+        """What the token watcher learnt about the source's token (a source removed
+        meanwhile is ignored)."""
+        status = self._sources.get(name)
+        if status is not None and status.token != token:
+            status.token = token
             self._changed()
 
     def cadence_samples(self, name: str, cadence: Cadence) -> tuple[Sample, ...]:

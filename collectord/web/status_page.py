@@ -26,6 +26,9 @@ ul { margin: 0; padding-left: 1.2em; }
 """
 
 
+#: An expiry closer than this (7 days, as the shipped alert) is shown in red.
+TOKEN_WARN = 7 * 86400.0
+
 #: Longest error message or reason shown on the page; Meta's can be megabytes.
 MAX_MESSAGE = 300
 
@@ -104,6 +107,67 @@ def _state_cell(status: SourceView, now: float) -> str:
     if status.reauth is not None:
         cell += f"<div>{escape(shorten(scrub(status.reauth.advice)))}</div>"
     return cell
+
+
+def _token_row(status: SourceView, now: float) -> str | None:
+    """One source's token: type, validity, expiries and missing scopes (``None`` when
+    its token was never answered for)."""
+    token = status.token
+    if token is None or token.valid is None:
+        return None
+
+    def expiry(ts: float | None) -> str:
+        if ts is None:
+            return "—"
+        if ts == 0:
+            return "never"
+        text = escape(_when(ts, now))
+        return f'<span class="failing">{text}</span>' if ts - now < TOKEN_WARN else text
+
+    valid = '<span class="ok">yes</span>' if token.valid else '<span class="failing">no</span>'
+    missing = ", ".join(f"<code>{escape(s)}</code>" for s in token.missing_scopes)
+    cells = [
+        escape(status.name),
+        escape(token.type or "—"),
+        valid,
+        expiry(token.expires_at),
+        expiry(token.data_access_expires_at),
+        f'<span class="failing">{missing}</span>' if missing else "none",
+        escape(shorten(scrub(token.note))) if token.note else "",
+    ]
+    return "<tr>" + "".join(f"<td>{cell}</td>" for cell in cells) + "</tr>"
+
+
+def render_tokens(sources: Iterable[SourceView], now: float) -> str:
+    """The tokens section: what ``debug_token`` last said about each source's token; when
+    no token could be checked, why (the app credentials the check needs)."""
+    sources = list(sources)
+    rows = [row for s in sources if (row := _token_row(s, now)) is not None]
+    waiting = [s for s in sources if s.token is not None and s.token.valid is None]
+    unchecked = sorted({s.token.note for s in waiting if s.token and s.token.note})
+    out = "<h2>Tokens</h2>\n"
+    if not rows:
+        why = "; ".join(unchecked) if unchecked else "no token checked yet"
+        return out + f"<p>No token checked: {escape(shorten(scrub(why)))}.</p>\n"
+    head = "".join(
+        f"<th>{h}</th>"
+        for h in (
+            "source",
+            "type",
+            "valid",
+            "expires",
+            "data access expires",
+            "missing scopes",
+            "note",
+        )
+    )
+    out += f"<table>\n<thead><tr>{head}</tr></thead>\n<tbody>\n" + "\n".join(rows)
+    out += "\n</tbody>\n</table>\n"
+    if waiting:
+        why = "; ".join(unchecked) or "not checked yet"
+        names = ", ".join(s.name for s in waiting)
+        out += f"<p>Not checked ({escape(names)}): {escape(shorten(scrub(why)))}.</p>\n"
+    return out
 
 
 def render_plugins(plugins: Iterable[Mapping[str, Any]]) -> str:
@@ -209,7 +273,7 @@ def render_status_page(
 {rows}
 </tbody>
 </table>
-{render_budgets(graph_stats, now)}{render_plugins(plugins)}
+{render_tokens(snapshot.sources, now)}{render_budgets(graph_stats, now)}{render_plugins(plugins)}
 </body>
 </html>
 """

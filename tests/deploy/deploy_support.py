@@ -47,6 +47,10 @@ SELF_METRICS: frozenset[str] = frozenset(
         "collectord_graph_requests_total",
         "collectord_graph_usage_ratio",
         "collectord_token_expiry_timestamp_seconds",
+        "collectord_token_data_access_expiry_timestamp_seconds",
+        "collectord_token_valid",
+        "collectord_token_info",
+        "collectord_token_missing_scope",
         "collectord_sink_records_total",
         "collectord_sink_errors_total",
     }

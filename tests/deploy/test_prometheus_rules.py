@@ -31,6 +31,9 @@ REQUIRED_ALERTS = {
     "CollectordSourceFailing",
     "CollectordSourceNeedsReauth",
     "CollectordTokenExpiringSoon",
+    "CollectordTokenDataAccessExpiringSoon",
+    "CollectordTokenInvalid",
+    "CollectordTokenMissingScope",
     "CollectordRateLimitHigh",
     "CollectordDown",
 }

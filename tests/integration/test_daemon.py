@@ -91,12 +91,15 @@ async def test_page_metrics_match_what_the_simulator_served(
         "collectord_token_expiry_timestamp_seconds", source="acme-page"
     )
     assert scrape.value("collectord_token_expiry_timestamp_seconds", source="acme-page") == 0
+    assert scrape.value("collectord_token_valid", source="acme-page") == 1
+    assert scrape.value("collectord_token_info", source="acme-page", type="PAGE") == 1
     assert scrape.value("collectord_graph_requests_total", code="200") >= 2
     assert world.demo_token("facebook_page") not in (await daemon.get("/metrics"))[1]
 
     status, page = await daemon.get("/")
     assert status == 200
     assert "acme-page" in page
+    assert "<td>acme-page</td><td>PAGE</td>" in page[page.index("<h2>Tokens</h2>") :]
 
     assert await daemon.stop() == 0
     events = daemon.log_events()

@@ -186,16 +186,17 @@ ig_user_id = "{user}"
     async with browser(tmp_path) as page:
         await page.call("Page.navigate", url=daemon.url + "/")
         await asyncio.wait_for(page.wait_event("Page.loadEventFired"), PATIENCE)
+        # the sources table is the first (the Tokens table also has a row per source)
         result = await page.call(
             "Runtime.evaluate",
             expression="""JSON.stringify({
                 pwned: window.__pwned === undefined ? null : window.__pwned,
                 scripts: document.scripts.length,
                 images: document.images.length,
-                rows: Array.from(document.querySelectorAll("tbody tr")).map(
-                    tr => Array.from(tr.cells).map(td => td.innerText)),
-                headers: Array.from(document.querySelectorAll("thead th")).map(
-                    th => th.innerText),
+                rows: Array.from(document.querySelector("table").querySelectorAll("tbody tr"))
+                    .map(tr => Array.from(tr.cells).map(td => td.innerText)),
+                headers: Array.from(document.querySelector("table").querySelectorAll("thead th"))
+                    .map(th => th.innerText),
             })""",
             returnByValue=True,
         )

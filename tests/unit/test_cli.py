@@ -81,7 +81,8 @@ def test_plugins_json_has_exactly_the_documented_fields(
     assert main(["plugins", "--format", "json"]) == 0
     doc = json.loads(capsys.readouterr().out)
     page = next(p for p in doc["plugins"] if p["name"] == "facebook_page")
-    assert set(page) == {"name", "version", "origin", "description", "options", "metrics"}
+    assert set(page) == {"name", "version", "origin", "description", "scopes", "options", "metrics"}
+    assert page["scopes"] == ["pages_read_engagement", "read_insights"]
     assert page["origin"] == "built-in"
     assert page["description"]
     page_id = next(o for o in page["options"] if o["name"] == "page_id")

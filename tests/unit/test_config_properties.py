@@ -35,7 +35,7 @@ SECRETS = (PAGE_TOKEN, APP_SECRET, PAGE_TOKEN[10:30], APP_SECRET[4:24])
 
 COLLECTOR_KEYS = ("listen", "log_level", "log_format", "state_dir", "plugin_dirs")
 GRAPH_KEYS = ("base_url", "version", "app_id", "app_secret", "timeout", "max_concurrency")
-GRAPH_KEYS += ("usage_ceiling",)
+GRAPH_KEYS += ("usage_ceiling", "token_check_interval")
 SCHEDULE_KEYS = ("fast_interval", "daily_interval", "jitter")
 SINK_KEYS = ("path", "max_bytes", "backups")
 PLUGIN_KEYS = sorted({option.name for plugin in PLUGINS.values() for option in plugin.options})

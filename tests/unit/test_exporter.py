@@ -6,12 +6,12 @@ import platform
 from datetime import UTC, datetime
 
 import pytest
-from prometheus_client import CollectorRegistry
+from prometheus_client import CollectorRegistry, generate_latest
 from structlog.testing import capture_logs
 
 from collectord.exporter.registry import HELP_SUFFIX, make_registry
 from collectord.graph.stats import GraphStats
-from collectord.model import ERROR_REASONS, Sample, make_labels
+from collectord.model import ERROR_REASONS, Sample, TokenView, make_labels
 from collectord.plugin.api import Disable, PollContext, PollResult, Skip
 from collectord.sinks.stats import SinkStats
 from collectord.store.store import DURATION_BUCKETS, Store
@@ -348,7 +348,7 @@ def test_graph_token_and_sink_metrics(store, graph_stats, sinks, registry):
     graph_stats.requests.update({"200": 118, "400": 2, "timeout": 1})
     graph_stats.usage[("app", "", "call_count")] = 0.12
     graph_stats.usage[("instagram", "1789", "total_time")] = 0.5
-    store.set_token_expiry("acme-page", 1_800_000_000.0)
+    store.set_token("acme-page", TokenView(valid=True, expires_at=1_800_000_000.0))
     sinks[0].records = 5012
     sinks[0].errors = 3
     assert registry.get_sample_value("collectord_graph_requests_total", {"code": "200"}) == 118
@@ -394,13 +394,46 @@ def test_budget_and_api_version_metrics(graph_stats, registry):
 
 
 def test_token_that_never_expires_is_zero(store, registry):
-    store.set_token_expiry("acme-page", 0.0)
+    store.set_token("acme-page", TokenView(valid=True, type="PAGE", expires_at=0.0))
     assert (
         registry.get_sample_value(
             "collectord_token_expiry_timestamp_seconds", {"source": "acme-page"}
         )
         == 0
     )
+
+
+def test_token_metrics_follow_what_debug_token_said(store, registry):
+    value = registry.get_sample_value
+    src = {"source": "acme-page"}
+    store.set_token(
+        "acme-page",
+        TokenView(
+            valid=True,
+            type="USER",
+            expires_at=1_800_000_000.0,
+            data_access_expires_at=1_790_000_000.0,
+            missing_scopes=("instagram_basic", "read_insights"),
+        ),
+    )
+    assert value("collectord_token_valid", src) == 1
+    assert value("collectord_token_expiry_timestamp_seconds", src) == 1_800_000_000
+    assert value("collectord_token_data_access_expiry_timestamp_seconds", src) == 1_790_000_000
+    assert value("collectord_token_info", {**src, "type": "USER"}) == 1
+    assert value("collectord_token_missing_scope", {**src, "scope": "read_insights"}) == 1
+    assert value("collectord_token_missing_scope", {**src, "scope": "instagram_basic"}) == 1
+    # an unreadable token: only its validity is known
+    store.set_token("acme-page", TokenView(valid=False))
+    assert value("collectord_token_valid", src) == 0
+    assert value("collectord_token_expiry_timestamp_seconds", src) is None
+    assert value("collectord_token_info", {**src, "type": "USER"}) is None
+    assert value("collectord_token_missing_scope", {**src, "scope": "read_insights"}) is None
+
+
+def test_no_token_metrics_for_a_token_that_was_not_checked(store, registry):
+    store.set_token("acme-page", TokenView(note="set [graph] app_id and app_secret"))
+    lines = generate_latest(registry).decode().splitlines()
+    assert [line for line in lines if line.startswith("collectord_token_")] == []
 
 
 def test_registry_has_process_metrics_and_registering_does_not_collect(

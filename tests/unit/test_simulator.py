@@ -14,6 +14,7 @@ import aiohttp
 import pytest
 
 from collectord.simulator import Simulator, World, serve
+from collectord.simulator.base import TokenInfo
 from collectord.simulator.world import EXPIRED_USER_TOKEN, SHORT_USER_TOKEN, USER_TOKEN
 
 NOW = datetime(2026, 3, 10, 18, 0, tzinfo=UTC)
@@ -244,6 +245,31 @@ async def test_debug_token_of_user_invalid_and_revoked_tokens(http, sim) -> None
     )
     assert body["data"]["is_valid"] is False
     assert body["data"]["error"]["subcode"] == 460
+
+
+async def test_debug_token_of_an_expired_token_and_of_lapsed_data_access(http, sim) -> None:
+    world = sim.world
+    app = world.app_token
+    _, body, _ = await get(
+        http, sim, "/v26.0/debug_token", input_token=EXPIRED_USER_TOKEN, access_token=app
+    )
+    data = body["data"]
+    assert data["is_valid"] is False
+    assert data["error"]["subcode"] == 463
+    assert 0 < data["expires_at"] <= NOW.timestamp()
+    assert data["type"] == "USER"
+    assert "read_insights" in data["scopes"]
+    lapsed = int(NOW.timestamp()) - 86400
+    token = "DEMO-LAPSED-DATA-ACCESS-not-a-real-token"
+    world.add_token(
+        TokenInfo(token, "USER", world.app_id, world.user_id, data_access_expires_at=lapsed)
+    )
+    _, body, _ = await get(http, sim, "/v26.0/debug_token", input_token=token, access_token=app)
+    assert body["data"]["is_valid"] is True
+    assert body["data"]["data_access_expires_at"] == lapsed
+    _, body, _ = await get(http, sim, "/v26.0/debug_token", input_token=app, access_token=app)
+    assert body["data"]["type"] == "APP"
+    assert "data_access_expires_at" not in body["data"]
 
 
 async def test_exchange_gives_a_working_long_lived_token(http, sim) -> None:

@@ -9,7 +9,7 @@ import pytest
 
 from collectord.config.types import GraphConfig, ScheduleConfig, SourceConfig
 from collectord.graph.tokens import TokenWatcher
-from collectord.model import Sample, make_labels, sample_series, series_key
+from collectord.model import Sample, TokenView, make_labels, sample_series, series_key
 from collectord.plugin.api import Disable, PollResult
 from collectord.scheduling.scheduler import SourceRuntime
 from collectord.secret import Secret
@@ -101,22 +101,23 @@ def test_snapshot_is_frozen_and_does_not_follow_the_store(store):
     snap = store.snapshot()
     (view,) = snap.sources
     with pytest.raises(dataclasses.FrozenInstanceError):
-        view.token_expiry = 1.0  # type: ignore[misc]
+        view.token = None  # type: ignore[misc]
     with pytest.raises(TypeError):
         view.disabled["x"] = "y"  # type: ignore[index]
     with pytest.raises(TypeError):
         snap.samples["other"] = ()  # type: ignore[index]
     store.record_failure("acme", "fast", reason="auth", message="expired", duration=0.1)
-    store.set_token_expiry("acme", 1_800_000_000.0)
+    store.set_token("acme", TokenView(valid=True, expires_at=1_800_000_000.0))
     assert view.per_cadence["fast"].ok is True
     assert view.per_cadence["fast"].last_success == 100.0
     assert view.errors == {}
-    assert view.token_expiry is None
+    assert view.token is None
     assert view.state(200.0) == "ok"
     (now,) = store.snapshot().sources
     assert now.state(200.0) == "failing"
     assert now.errors == {"auth": 1}
-    assert now.token_expiry == 1_800_000_000.0
+    assert now.token is not None
+    assert now.token.expires_at == 1_800_000_000.0
 
 
 def test_next_run_and_token_expiry_are_written_by_the_store(store):
@@ -128,8 +129,11 @@ def test_next_run_and_token_expiry_are_written_by_the_store(store):
     assert after.sources[0].per_cadence["daily"].next_run == when
     store.set_next_run("acme", "daily", when)
     assert store.snapshot() is after, "setting the same time again is no change"
-    store.set_token_expiry("acme", 0.0)
-    assert store.snapshot().sources[0].token_expiry == 0.0
+    store.set_token("acme", TokenView(valid=True, expires_at=0.0))
+    token = store.snapshot().sources[0].token
+    assert token is not None
+    assert token.expires_at == 0.0
+    store.set_token("gone", TokenView(valid=False))  # a source removed meanwhile: ignored
 
 
 async def test_token_watcher_reports_the_expiry_through_the_store(store):
@@ -152,8 +156,8 @@ async def test_token_watcher_reports_the_expiry_through_the_store(store):
     before = store.snapshot()
     await TokenWatcher(Client(), [rt], store).check_all()
     after = store.snapshot()
-    assert before.sources[0].token_expiry is None
-    assert after.sources[0].token_expiry == 1_800_000_000.0
+    assert before.sources[0].token is None
+    assert after.sources[0].token == TokenView(valid=True, expires_at=1_800_000_000.0)
 
 
 def test_a_disabled_metric_keeps_its_date_and_a_re_enabled_one_is_dropped(store: Store) -> None:
