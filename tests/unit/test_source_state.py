@@ -15,6 +15,7 @@ from collectord.errors import AuthKind, reauth_advice
 from collectord.exporter.registry import InsightsCollector
 from collectord.graph.answers import meta_error
 from collectord.graph.stats import GraphStats
+from collectord.model import TokenView
 from collectord.scheduling.scheduler import Poller, SourceRuntime
 from collectord.secret import Secret
 from collectord.store.status import SOURCE_STATES
@@ -199,7 +200,7 @@ async def test_a_dead_token_stops_the_polls_logs_once_and_keeps_the_values() -> 
 async def test_the_expiry_date_is_named_when_the_token_watcher_knows_it() -> None:
     store = Store()
     rt = runtime(store, Scripted(token_error(463)))
-    store.set_token_expiry("src", 1_767_225_600.0)  # 2026-01-01 00:00 UTC
+    store.set_token("src", TokenView(valid=True, expires_at=1_767_225_600.0))  # 2026-01-01 UTC
     with capture_logs() as logs:
         await Poller(store).poll(rt, "fast")
     [said] = [e for e in logs if e["event"] == "source needs a new token"]
