@@ -17,7 +17,7 @@ import sys
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 from collectord import __version__, daemon
 from collectord.config.checks import parse_listen, with_listen
@@ -102,6 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     p = sub.add_parser("plugins", parents=[common], help="list the loaded plugins")
+    with_config(p)  # its plugin_dirs
     p.add_argument(
         "--format",
         choices=("text", "json"),
@@ -390,11 +391,42 @@ async def _serve_simulator(host: str, port: int) -> int:
     for plugin in ("facebook_page", "instagram_user", "facebook_app"):
         print(f"  token for {plugin}: {world.demo_token(plugin)}", flush=True)
     print(f"  ids: {json.dumps(world.demo_ids())}", flush=True)
+    print(simulator_config(url, world), flush=True)
     try:
         await stop.wait()
     finally:
         await sim.stop()
     return EXIT_OK
+
+
+def simulator_config(url: str, world: Any) -> str:
+    """Config lines that point collectord at a simulator serving ``world`` on ``url``: its
+    app, one source per built-in plugin with the simulator's own tokens and ids."""
+    ids = world.demo_ids()
+    sources = [
+        ("sim-page", "facebook_page", "page_id"),
+        ("sim-posts", "facebook_post", "page_id"),
+        ("sim-instagram", "instagram_user", "ig_user_id"),
+        ("sim-instagram-media", "instagram_media", "ig_user_id"),
+    ]
+    lines = [
+        "",
+        "# collector.toml lines that point collectord at this simulator:",
+        "[graph]",
+        f'base_url = "{url}"',
+        f'app_id = "{world.app_id}"',
+        f'app_secret = "{world.app_secret}"',
+    ]
+    for name, plugin, key in sources:
+        lines += [
+            "",
+            "[[source]]",
+            f'name = "{name}"',
+            f'plugin = "{plugin}"',
+            f'access_token = "{world.demo_token(plugin)}"',
+            f'{key} = "{ids[key]}"',
+        ]
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -378,7 +378,13 @@ async def _serve(
     try:
         port = await col.stack.enter_async_context(serving(app, host, port))
     except OSError as exc:
-        log.error("cannot listen", listen=f"{host}:{port}", error=str(exc))
+        log.error(
+            "cannot listen",
+            listen=f"{host}:{port}",
+            error=str(exc),
+            hint="another program may hold the port: pick another address with "
+            "--listen HOST:PORT, $COLLECTORD_LISTEN or [collector] listen",
+        )
         return 1
     await col.stack.enter_async_context(scheduling(scheduler, shutdown.grace))
     watcher = await col.stack.enter_async_context(TokenWatcher(col.client, col.runtimes, col.store))

@@ -121,6 +121,8 @@ def test_plugin_dirs_are_loaded(
         '[[source]]\nname = "w"\nplugin = "weather"\naccess_token = "t"\n',
     )
     assert main(["check", "-c", str(cfg)]) == 0
+    assert main(["plugins", "-c", str(cfg)]) == 0, "plugins reads the plugin_dirs of -c"
+    assert f"weather 0 ({plugins / 'weather.py'})" in capsys.readouterr().out
     monkeypatch.chdir(tmp_path)
     assert main(["plugins"]) == 0
     out = capsys.readouterr().out
