@@ -8,6 +8,7 @@ import re
 import shlex
 from pathlib import Path
 
+import pytest
 from deploy_support import DEPLOY, REPO
 
 DOCKERFILE = DEPLOY / "container" / "Dockerfile"
@@ -90,3 +91,39 @@ def test_copied_sources_exist_and_pass_the_ignore_file() -> None:
     for src in sources:
         assert (REPO / src).exists(), f"COPY {src}: no such file in the repository"
         assert Path(src).as_posix().rstrip("/") in allowed, f"{src} is excluded by {IGNORE.name}"
+
+
+def test_the_container_config_is_valid_and_keeps_its_state_in_the_volume(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """deploy/container/collector.toml, with its variables set as `--env-file` would set
+    them: `check` accepts it, it listens where `-p 9464:9464` reaches, and what it writes
+    goes to the image's volume."""
+    from collectord.cli import main
+    from collectord.config.loader import load_config
+    from collectord.plugin.manager import load_source_plugins, plugin_map
+
+    path = DEPLOY / "container" / "collector.toml"
+    env = {
+        "FB_PAGE_TOKEN": "EAAtest",
+        "FB_PAGE_ID": "1234567890",
+        "IG_USER_ID": "17841400000000001",
+    }
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    config = load_config(path, plugin_map(load_source_plugins()), environ=env)
+    collector = config.collector
+    assert (collector.listen_host, collector.listen_port) == ("0.0.0.0", 9464)
+    (volume,) = (json.loads(v)[0] for v in _args("VOLUME"))
+    assert str(collector.state_dir) == volume
+    assert config.jsonl is not None
+    assert str(config.jsonl.path).startswith(volume + "/")
+    assert {s.plugin for s in config.sources} == {
+        "facebook_page",
+        "facebook_post",
+        "instagram_user",
+        "instagram_media",
+    }
+    monkeypatch.chdir(tmp_path)
+    assert main(["check", "-c", str(path)]) == 0
+    assert "EAAtest" not in capsys.readouterr().out
