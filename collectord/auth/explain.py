@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -23,12 +22,6 @@ def when(ts: Any, now: float) -> str:
     days = abs(delta) / 86400
     span = f"{days:.0f} days" if days >= 2 else f"{abs(delta) / 3600:.1f} hours"
     return f"{at} ({'in ' + span if delta > 0 else span + ' ago'})"
-
-
-def missing_scopes(data: dict[str, Any], needed: Iterable[str]) -> list[str]:
-    """The scopes of ``needed`` the token lacks."""
-    have = {str(s) for s in data.get("scopes") or ()}
-    return [s for s in needed if s not in have]
 
 
 def describe(data: dict[str, Any], now: float, *, name: str | None = None) -> list[str]:

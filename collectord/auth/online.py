@@ -17,11 +17,12 @@ from typing import Any, TextIO
 
 import aiohttp
 
-from collectord.auth.explain import TYPE_WORDS, missing_scopes, when
+from collectord.auth.explain import TYPE_WORDS, when
 from collectord.auth.scopes import plugin_scopes
 from collectord.config.types import Config, SourceConfig
 from collectord.errors import GraphError, GraphTimeoutError, NetworkError
 from collectord.graph.client import GraphClient
+from collectord.graph.tokens import read_answer
 from collectord.secret import Secret, scrub
 
 #: An expiry closer than this is mentioned (the shipped alert warns 7 days before).
@@ -105,8 +106,9 @@ async def _check_source(client: GraphClient, src: SourceConfig, plugin: Any, now
         parts.append("renew it soon")
     if kind == "APP":
         return Verdict(src.name, True, ", ".join(parts))
-    needed = plugin_scopes(src.plugin, plugin) if plugin is not None else ()
-    lacking = missing_scopes(data, needed)
+    needed = plugin_scopes(plugin)
+    # read as the daemon's token checks read it (scopes and granular_scopes)
+    lacking = read_answer(data, needed).missing_scopes
     if lacking:
         return Verdict(src.name, False, f"{words} lacks permission(s): {', '.join(lacking)}")
     parts.append("permissions complete" if needed else "no permissions needed")

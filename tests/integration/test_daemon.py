@@ -193,7 +193,19 @@ async def test_failing_source_recovers_and_keeps_last_values(
     good = await daemon.scrape()
     followers = good.value("facebook_page_followers")
     simulator.faults.server_error(count=None)
-    bad = await daemon.wait_for_value("collectord_source_up", 0, source="acme-page", within=30)
+    # the client's retries wait a random backoff: a poll may run out of time (timeout)
+    # before one fails as the server error itself, so wait for both to show
+    bad = await daemon.wait_for(
+        lambda s: (
+            s.value("collectord_source_up", source="acme-page") == 0
+            and (
+                s.value("collectord_source_poll_errors_total", source="acme-page", reason="server")
+                or 0
+            )
+            >= 1
+        ),
+        within=30,
+    )
     assert bad.value("facebook_page_followers") == followers
     assert (
         bad.value("collectord_source_poll_errors_total", source="acme-page", reason="server") >= 1

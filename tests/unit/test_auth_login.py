@@ -243,12 +243,14 @@ async def test_a_missing_secret_file_is_a_bad_argument(
 
 
 def test_scopes_come_from_a_plugin_declaring_them() -> None:
+    from collectord_plugins.facebook_page import FacebookPage
+
     from collectord.auth.scopes import login_scopes
 
     class Declares:
         scopes = ("ads_read",)
 
-    assert login_scopes({"x": Declares(), "facebook_page": object()}) == [
+    assert login_scopes({"x": Declares(), "facebook_page": FacebookPage()}) == [
         "ads_read", "pages_read_engagement", "pages_show_list", "read_insights",
     ]  # fmt: skip
 
