@@ -128,6 +128,11 @@ class Collector:
         self.sink_stats: list[SinkStats] = []
         self.runtimes: list[SourceRuntime] = []
         self.client: GraphClient | None = None
+        #: The child sources found for each discovering source, by its name (filled by
+        #: discovery; a discovering source runs as its children, none before the first run).
+        self.discovered: dict[str, tuple[SourceConfig, ...]] = {}
+        #: Whether this process polls the source of this name (sharding: one of N replicas).
+        self.owns: Callable[[str], bool] = lambda name: True
         self.stack = AsyncExitStack()
 
     @property
@@ -183,9 +188,22 @@ class Collector:
             sinks.append(sink)
             self.sink_stats.append(sink.stats)
         self.poller = Poller(self.store, sinks)
+        for src in self.wanted(config).values():
+            self.runtimes.append(self.runtime(src))
+
+    def wanted(self, config: Config) -> dict[str, SourceConfig]:
+        """The sources this process runs for ``config``, by name, in config order: each
+        discovering source replaced by the children found for it, then only those this
+        process owns (its shard) and, with ``--source``, those named (a child is named by
+        its own name or its parent's)."""
+        out: dict[str, SourceConfig] = {}
         for src in config.sources:
-            if self.only is None or src.name in self.only:
-                self.runtimes.append(self.runtime(src))
+            for one in self.discovered.get(src.name, ()) if src.discover else (src,):
+                if self.only is not None and not ({one.name, src.name} & self.only):
+                    continue
+                if self.owns(one.name):
+                    out[one.name] = one
+        return out
 
     def runtime(self, src: SourceConfig, status: SourceStatus | None = None) -> SourceRuntime:
         """The runtime of ``src``: a new status in the store, or ``status`` kept (a reload

@@ -165,12 +165,28 @@ class Reloader:
 
     def _apply_config(self, new: Config) -> None:
         col = self.collector
-        old = col.config
-        restart = needs_restart(old, new)
+        restart = needs_restart(col.config, new)
         if restart:
             log.warning("config change needs a restart, ignored until then", keys=restart)
-        only = col.only
-        wanted = {s.name: s for s in new.sources if only is None or s.name in only}
+        wanted = col.wanted(new)
+        added, removed, changed = self.apply_sources(wanted)
+        col.use_config(new)
+        log.info(
+            "config reloaded",
+            added=added,
+            removed=removed,
+            changed=changed,
+            unchanged=len(wanted) - len(added) - len(changed),
+        )
+
+    def apply_sources(
+        self, wanted: dict[str, SourceConfig]
+    ) -> tuple[list[str], list[str], list[str]]:
+        """Make the running sources ``wanted`` (``Collector.wanted``): stop the ones not
+        in it, start the new ones, schedule the changed ones afresh (see the module's
+        words); return the names ``(added, removed, changed)``. A reload calls it, and so
+        does discovery when it finds objects come or go."""
+        col = self.collector
         current = {rt.name: rt for rt in col.runtimes}
         removed = [name for name in current if name not in wanted]
         added = [name for name in wanted if name not in current]
@@ -197,15 +213,8 @@ class Reloader:
         for rt in fresh:
             self.scheduler.add_source(rt)
         col.runtimes[:] = [current[name] for name in wanted]
-        col.use_config(new)
         self._follow_tokens(fresh)
-        log.info(
-            "config reloaded",
-            added=added,
-            removed=removed,
-            changed=changed,
-            unchanged=len(wanted) - len(added) - len(changed),
-        )
+        return added, removed, changed
 
     def _follow_tokens(self, fresh: list[SourceRuntime]) -> None:
         """Point the token watcher at the sources now running; check new tokens now."""

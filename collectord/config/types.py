@@ -72,6 +72,16 @@ class SourceConfig:
     graph: GraphConfig
     options: Mapping[str, Any] = field(default_factory=dict)
     specs: tuple[MetricSpec, ...] = ()
+    #: ``discover = true``: the source stands for every object its token can see (minus
+    #: ``exclude``, within ``include``); it runs as one child source per object found.
+    discover: bool = False
+    include: tuple[str, ...] = ()
+    exclude: tuple[str, ...] = ()
+    #: ``renew_token = true``: a long-lived user or Instagram-Login token is renewed before
+    #: it expires and the new one kept in ``state_dir``.
+    renew_token: bool = False
+    #: For a child of a discovering source: the discovering source's name.
+    parent: str | None = None
 
     def cadences(self) -> tuple[Cadence, ...]:
         """The cadences this source has metrics for, ``fast`` first."""
