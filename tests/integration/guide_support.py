@@ -26,7 +26,9 @@ import textwrap
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import aiohttp
 import pytest
+from conftest import wait_until
 
 STEP_MARK = re.compile(r"^(\s*)<!-- guide-step: ([a-z0-9-]+) -->\s*$")
 FENCE_OPEN = re.compile(r"^(\s*)```(\w+)\s*$")
@@ -137,12 +139,6 @@ class Shell:
         proc = await self.start(text, stdin=stdin is not None)
         return await self.finish(proc, stdin, within)
 
-    @staticmethod
-    def stop(proc: asyncio.subprocess.Process) -> None:
-        """SIGTERM to a started step's process group (bash and what it runs)."""
-        if proc.returncode is None:
-            os.killpg(proc.pid, signal.SIGTERM)
-
     def assert_no_secret_shown(self, *secrets: str) -> None:
         text = "\n".join(self.outputs)
         for mark in (*SIMULATOR_SECRET_MARKS, *secrets):
@@ -194,3 +190,46 @@ def need_curl() -> None:
         if os.environ.get("COLLECTORD_REQUIRE_TOOLS") == "1":
             pytest.fail("curl is missing (.ci/run installs it)")
         pytest.skip("curl is not installed")
+
+
+async def login_with_browser(shell: Shell, text: str, browser: aiohttp.ClientSession) -> Ran:
+    """Run an ``auth login`` step; ``browser`` follows the login URL it prints, through
+    the simulator's dialog, back to the command's callback. The step's output, whole."""
+    proc = await shell.start(text)
+    assert proc.stdout is not None
+    printed: list[str] = []
+    async with asyncio.timeout(30):
+        while not (printed and printed[-1].startswith("http")):
+            line = (await proc.stdout.readline()).decode()
+            assert line, "auth login ended without printing a login URL"
+            printed.append(line.strip())
+    async with browser.get(printed[-1]) as resp:
+        assert resp.status == 200
+        assert resp.url.host == "127.0.0.1"
+        assert "received the login" in await resp.text()
+    ran = await shell.finish(proc)
+    shell.outputs.append("\n".join(printed))
+    return Ran(ran.returncode, "\n".join(printed) + "\n" + ran.out, ran.err)
+
+
+async def wait_ready(
+    browser: aiohttp.ClientSession, port: int, proc: asyncio.subprocess.Process
+) -> None:
+    """Wait until the daemon a step started answers 200 on ``/readyz``."""
+
+    async def ready() -> bool:
+        assert proc.returncode is None, "the daemon ended early"
+        try:
+            async with browser.get(f"http://127.0.0.1:{port}/readyz") as resp:
+                return resp.status == 200
+        except aiohttp.ClientError:
+            return False
+
+    await wait_until(ready, 40)
+
+
+async def stop(shell: Shell, proc: asyncio.subprocess.Process, sig: int) -> Ran:
+    """Send ``sig`` to a started step's process group (Ctrl-C is SIGINT) and wait."""
+    if proc.returncode is None:
+        os.killpg(proc.pid, sig)
+    return await shell.finish(proc, within=30)

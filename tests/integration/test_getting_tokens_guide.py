@@ -15,13 +15,25 @@ Convention and helpers: tests/integration/guide_support.py.
 from __future__ import annotations
 
 import re
+import signal
 import stat
 from pathlib import Path
 
 import aiohttp
 import pytest
-from conftest import free_port, wait_until
-from guide_support import Ran, Shell, Step, Substitutions, need_curl, start_simulator, steps_of
+from conftest import free_port
+from guide_support import (
+    Ran,
+    Shell,
+    Step,
+    Substitutions,
+    login_with_browser,
+    need_curl,
+    start_simulator,
+    steps_of,
+    stop,
+    wait_ready,
+)
 
 from collectord.plugin.manager import describe_plugin, load_source_plugins
 from collectord.simulator.world import SHORT_USER_TOKEN
@@ -93,8 +105,8 @@ async def test_following_the_guide_against_the_simulator(tmp_path: Path) -> None
     page_id, ig_user_id = sim.ids["page_id"], sim.ids["ig_user_id"]
     subs = Substitutions(
         [
-            (r"\b1234567890\b", sim.app_id),  # "your App ID"
-            (r"\b111222333444555\b", page_id),  # "your Page's id"
+            (r"(?<!\d)1234567890(?!\d)", sim.app_id),  # "your App ID"
+            (r"(?<!\d)111222333444555(?!\d)", page_id),  # "your Page's id"
             (re.escape("https://graph.facebook.com"), sim.url),
             (r"collectord auth login", f"collectord auth login --base-url {sim.url}"),
             (r"collectord auth inspect", f"collectord auth inspect --base-url {sim.url}"),
@@ -113,7 +125,9 @@ async def test_following_the_guide_against_the_simulator(tmp_path: Path) -> None
                     ok(await shell.run(step.text, stdin=sim.app_secret + "\n"), step.name)
                     assert private(home / "fb-app-secret")
                 elif step.name == "login":
-                    blocks = await _login(shell, step, browser)
+                    ran = ok(await login_with_browser(shell, step.text, browser), step.name)
+                    assert PASTE_FROM in ran.out
+                    blocks = ran.out[ran.out.index(PASTE_FROM) :]
                     assert private(home / "collectord-secrets.env")
                 elif step.name == "config":
                     assert step.lang == "toml"
@@ -138,7 +152,7 @@ async def test_following_the_guide_against_the_simulator(tmp_path: Path) -> None
                         assert re.search(rf"^{family}\w+{{", ran.out, re.M), family
                 elif step.name == "run":
                     daemon = await shell.start(step.text)
-                    await _wait_ready(browser, daemon_port, daemon)
+                    await wait_ready(browser, daemon_port, daemon)
                 elif step.name == "scrape":
                     ran = ok(await shell.run(step.text), step.name)
                     up = re.findall(
@@ -146,8 +160,7 @@ async def test_following_the_guide_against_the_simulator(tmp_path: Path) -> None
                     )
                     assert sorted(up) == sorted(re.findall(r'^name = "(.*)"$', blocks, re.M))
                     assert daemon is not None
-                    shell.stop(daemon)
-                    await shell.finish(daemon, within=30)
+                    await stop(shell, daemon, signal.SIGTERM)
                 elif step.name == "hand-short-token":
                     ok(await shell.run(step.text, stdin=SHORT_USER_TOKEN + "\n"), step.name)
                     assert private(home / "short-token")
@@ -179,40 +192,7 @@ async def test_following_the_guide_against_the_simulator(tmp_path: Path) -> None
                     raise AssertionError(f"unknown step {step.name}")
     finally:
         if daemon is not None and daemon.returncode is None:
-            shell.stop(daemon)
-            await shell.finish(daemon, within=30)
+            await stop(shell, daemon, signal.SIGTERM)
         await sim.stop()
     subs.assert_all_used()
     shell.assert_no_secret_shown(sim.app_secret)
-
-
-async def _login(shell: Shell, step: Step, browser: aiohttp.ClientSession) -> str:
-    """Run the login step; the browser follows the URL it prints. Returns what it printed
-    from the first ``[[source]]`` on: the blocks the guide says to paste."""
-    proc = await shell.start(step.text)
-    assert proc.stdout is not None
-    printed: list[str] = []
-    while not (printed and printed[-1].startswith("http")):
-        line = (await proc.stdout.readline()).decode()
-        assert line, "auth login ended without printing a login URL"
-        printed.append(line.strip())
-    shell.outputs.append("\n".join(printed))
-    async with browser.get(printed[-1]) as resp:
-        assert resp.status == 200
-        assert resp.url.host == "127.0.0.1"
-        assert "received the login" in await resp.text()
-    ran = ok(await shell.finish(proc), step.name)
-    assert PASTE_FROM in ran.out
-    return ran.out[ran.out.index(PASTE_FROM) :]
-
-
-async def _wait_ready(browser: aiohttp.ClientSession, port: int, proc: object) -> None:
-    async def ready() -> bool:
-        assert getattr(proc, "returncode", None) is None, "collectord run ended early"
-        try:
-            async with browser.get(f"http://127.0.0.1:{port}/readyz") as resp:
-                return resp.status == 200
-        except aiohttp.ClientError:
-            return False
-
-    await wait_until(ready, 30)
