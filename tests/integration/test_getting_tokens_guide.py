@@ -69,6 +69,15 @@ def test_the_guide_marks_the_steps_the_test_knows() -> None:
     assert [s.name for s in steps_of(GUIDE.read_text())] == STEPS
 
 
+def test_the_step_convention_reads_indented_blocks_and_refuses_a_mark_without_one() -> None:
+    doc = "- item:\n\n  <!-- guide-step: a -->\n  ```sh\n  echo one \\\n    two\n  ```\n"
+    assert steps_of(doc) == [Step("a", "sh", "echo one \\\n  two\n")]
+    with pytest.raises(AssertionError, match="must open a fenced block"):
+        steps_of("<!-- guide-step: b -->\ntext\n")
+    with pytest.raises(AssertionError, match="never closed"):
+        steps_of("<!-- guide-step: c -->\n```sh\necho\n")
+
+
 def test_the_permission_table_is_what_the_plugins_declare() -> None:
     text = GUIDE.read_text()
     table = text.split("<!-- guide-table: scopes -->\n", 1)[1].split("\n\n", 1)[0]
