@@ -225,7 +225,7 @@ async def _login(args: argparse.Namespace, scopes: list[str]) -> int:
         write_secrets(out, result)
     except OSError as exc:
         raise ArgumentProblem(f"--out {out}: cannot write it ({exc.strerror or exc})") from None
-    days = f", about {result.expires_in // 86400} days" if result.expires_in else ""
+    days = f" (about {result.expires_in // 86400} days)" if result.expires_in else ""
     _say(
         f"wrote {out} (mode 0600): a long-lived user token{days} and "
         f"{len(result.pages)} Page token(s), which do not expire"
