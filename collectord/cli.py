@@ -305,6 +305,13 @@ def _print_check(config: Config, out: TextIO) -> None:
     out.write(f"listen {f'[{host}]' if ':' in host else host}:{port}\n")
     for src in config.sources:
         out.write(f'source "{src.name}" (plugin {src.plugin})\n')
+        if src.discover:
+            within = ", ".join(src.include) or "all"
+            out.write(
+                f"  discovers its objects at start and every "
+                f'{format_duration(src.schedule.daily_interval)}, one source "{src.name}/<id>" '
+                f"each; include: {within}; exclude: {', '.join(src.exclude) or 'none'}\n"
+            )
         for cadence in src.cadences():
             n = sum(1 for s in src.specs if s.cadence == cadence)
             every = format_duration(src.schedule.interval(cadence))
