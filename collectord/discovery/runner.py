@@ -21,7 +21,7 @@ from typing import Any
 
 from collectord.config.types import Config, SourceConfig
 from collectord.discovery.find import child_name, children, list_pages, objects, select
-from collectord.errors import GraphError
+from collectord.errors import GraphError, reauth_advice
 from collectord.graph.api import FACEBOOK
 from collectord.logs import get_logger, scrub
 from collectord.plugin.api import SourcePlugin
@@ -135,7 +135,8 @@ class Discoverer:
         try:
             listing = await list_pages(graph, debug, source=parent.name)
         except GraphError as exc:
-            self._failed(parent, scrub(str(exc)))
+            kind = exc.token_kind
+            self._failed(parent, scrub(str(exc)), reauth_advice(kind) if kind else None)
             return False
         if parent.name in self._failing:
             self._failing.discard(parent.name)
@@ -193,7 +194,7 @@ class Discoverer:
             log.debug("discovery: nothing changed", **fields)
         return changed
 
-    def _failed(self, parent: SourceConfig, reason: str) -> None:
+    def _failed(self, parent: SourceConfig, reason: str, fix: str | None = None) -> None:
         self.failed[parent.name] = self.failed.get(parent.name, 0) + 1
         if parent.name in self._failing:
             return
@@ -204,6 +205,7 @@ class Discoverer:
             source=parent.name,
             error=reason,
             kept=kept,
+            **({"fix": fix} if fix else {}),
         )
 
     def _forget(self, name: str) -> None:
