@@ -336,7 +336,9 @@ def _once(
     from collectord.exporter.registry import InsightsCollector
 
     if args.source:
-        unknown = sorted(set(args.source) - {s.name for s in config.sources})
+        names = {s.name for s in config.sources}
+        parents = {s.name for s in config.sources if s.discover}  # a child: "{parent}/{id}"
+        unknown = sorted(n for n in set(args.source) - names if n.split("/")[0] not in parents)
         if unknown:
             _problems([f"--source {name}: no such source in {config.path}" for name in unknown])
             return EXIT_INVALID
