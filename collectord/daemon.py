@@ -187,7 +187,7 @@ class Collector:
             sinks.append(sink)
             self.sink_stats.append(sink.stats)
         self.poller = Poller(self.store, sinks)
-        await self.discoverer.first(self.client, config.sources)  # logs a failure, never raises
+        await self.discoverer.first(self.client, config.sources, self.only)  # never raises
         for src in self.wanted(config).values():
             self.runtimes.append(self.runtime(src))
 
@@ -447,4 +447,4 @@ async def once(
         results = await asyncio.gather(
             *(col.poller.poll(rt, c) for rt in col.runtimes for c in rt.config.cadences())
         )
-    return all(results), col
+    return all(results) and not col.discoverer.failed, col  # a failed discovery fails too

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Set
 from typing import Any
 
 from collectord.config.types import Config, SourceConfig
@@ -67,12 +67,16 @@ class Discoverer:
         self._told_skipped: set[str] = set()
 
     # -- the daemon's calls -------------------------------------------------------------------
-    async def first(self, client: Any, sources: Iterable[SourceConfig]) -> None:
-        """The first run of every discovering source in ``sources``, at once, through
+    async def first(
+        self, client: Any, sources: Iterable[SourceConfig], only: Set[str] | None = None
+    ) -> None:
+        """The first run of every discovering source in ``sources`` (with ``only``, of
+        those it names, itself or a child: ``once --source``), at once, through
         ``client`` (the process's Graph client, used from then on)."""
         self.client = client
+        wanted = None if only is None else {name.split("/")[0] for name in only}
         for src in sources:
-            if src.discover:
+            if src.discover and (wanted is None or src.name in wanted):
                 self.parents[src.name] = src
         await asyncio.gather(*(self._bounded(p) for p in self.parents.values()))
 

@@ -298,3 +298,20 @@ async def test_a_failed_run_keeps_what_was_found(
     assert not await disc.run_once(config.sources[0])
     assert discovered["agency"] == before
     assert disc.failed == {"agency": 1}
+
+
+async def test_once_polls_the_children_and_fails_when_discovery_does(
+    sim: Simulator, tmp_path: Path, plugins: dict[str, Any]
+) -> None:
+    from collectord import daemon
+
+    table = parent_table("instagram_user").replace("USER-TOKEN-TEXT", USER_TOKEN)
+    config = sim_config(tmp_path, plugins, sim, table, app=False)
+    ok, col = await daemon.once(config, plugins, sources=["agency/17841400000000102"])
+    assert ok
+    assert [s.name for s in col.store.sources] == ["agency/17841400000000102"]
+
+    sim.world.revoke_token(USER_TOKEN, 460)
+    ok, col = await daemon.once(config, plugins)
+    assert not ok
+    assert not col.store.sources
