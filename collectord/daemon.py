@@ -354,7 +354,6 @@ async def run(
             scheduler = PollScheduler(col.poller, col.runtimes)
             reloader = Reloader(col, scheduler, loader, ReloadStats(True, time.time()))
             col.stack.push_async_callback(reloader.close)
-            await col.stack.enter_async_context(col.discoverer.running(reloader.apply_wanted))
             code = await _serve(col, scheduler, reloader, shutdown, about)
             if early_hup and code == 0:
                 reloader.on_sighup()
@@ -406,6 +405,7 @@ async def _serve(
         )
         return 1
     await col.stack.enter_async_context(scheduling(scheduler, shutdown.grace))
+    await col.stack.enter_async_context(col.discoverer.running(reloader.apply_wanted))
     watcher = await col.stack.enter_async_context(TokenWatcher(col.client, col.runtimes, col.store))
     reloader.watcher = watcher
     log.info(

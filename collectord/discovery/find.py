@@ -20,6 +20,7 @@ plugins and the parent's token for the Instagram ones. Tokens stay :class:`Secre
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -82,10 +83,10 @@ async def list_pages(graph: Any, debug_token: Any | None, *, source: str | None 
         return Listing(tuple(pages), None, f"debug_token failed: {scrub(str(exc))}")
     seen = {p["id"] for p in pages}
     extra = [i for i in granted_page_ids(data) if i not in seen]
-    added: list[str] = []
-    for page_id in extra:
+
+    async def read(page_id: str) -> dict[str, Any] | None:
         try:
-            page = await graph.get(page_id, {"fields": PAGE_FIELDS})
+            return dict(await graph.get(page_id, {"fields": PAGE_FIELDS}))
         except GraphError as exc:
             log.warning(
                 "discovery: a Page named in granular_scopes cannot be read",
@@ -93,8 +94,13 @@ async def list_pages(graph: Any, debug_token: Any | None, *, source: str | None 
                 page_id=page_id,
                 error=scrub(str(exc)),
             )
-            continue
-        if page.get("id") == page_id:
+            return None
+
+    # the Graph client keeps the reads within its concurrency limits
+    read_pages = await asyncio.gather(*(read(page_id) for page_id in extra))
+    added: list[str] = []
+    for page_id, page in zip(extra, read_pages, strict=True):
+        if page is not None and page.get("id") == page_id:
             pages.append(page)
             added.append(page_id)
     return Listing(tuple(pages), tuple(added))

@@ -1,9 +1,10 @@
 """When discovery runs, and what it changes: :class:`Discoverer`.
 
 The first run happens during start-up, before the first polls, every discovering source at
-once, each bounded by its Graph ``timeout``; ``run`` and ``once`` both see its children. A
-source whose first run fails (or times out) is logged once in words and has no children
-until a later run succeeds: the daemon starts anyway. While the daemon runs, each
+once, each given its Graph ``timeout``; ``run`` and ``once`` both see its children. A
+source whose first run fails is logged once in words and has no children until a later run
+succeeds: the daemon starts anyway. A first run that takes longer than the timeout starts
+again in the background as soon as the daemon runs, unbounded (each request is bounded). While the daemon runs, each
 discovering source is discovered again on its ``daily_interval`` (after a failure, on its
 ``fast_interval`` when that is shorter), and at once after a reload changed it. After each
 run the children are written to the collector's ``discovered`` map and ``on_change`` is
@@ -65,6 +66,7 @@ class Discoverer:
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._failing: set[str] = set()
         self._told_skipped: set[str] = set()
+        self._slow: set[str] = set()  # first runs cut at the Graph timeout
 
     # -- the daemon's calls -------------------------------------------------------------------
     async def first(
@@ -86,7 +88,7 @@ class Discoverer:
         a change of children to the running sources. Leaving stops every run."""
         self.on_change = on_change
         for name in self.parents:
-            self._schedule(name, now=False)
+            self._schedule(name, now=name in self._slow)
         try:
             yield self
         finally:
@@ -161,11 +163,20 @@ class Discoverer:
 
     # -- inside ---------------------------------------------------------------------------------
     async def _bounded(self, parent: SourceConfig) -> bool:
+        """The first run, given the Graph timeout: one that takes longer goes on in the
+        background as soon as the daemon runs (its children start when it ends)."""
         try:
             async with asyncio.timeout(parent.graph.timeout):
                 return await self.run_once(parent)
         except TimeoutError:
-            self._failed(parent, f"no answer within the Graph timeout ({parent.graph.timeout:g}s)")
+            self._slow.add(parent.name)
+            self.failed[parent.name] = self.failed.get(parent.name, 0) + 1
+            log.warning(
+                "discovery is slow: the daemon starts without its sources, which start "
+                "when it ends",
+                source=parent.name,
+                waited=parent.graph.timeout,
+            )
             return False
 
     def _build(
@@ -244,8 +255,8 @@ class Discoverer:
                 if parent is None:
                     return
             now = False
-            try:
-                ok = await self._bounded(parent)
+            try:  # each request is bounded by the Graph client; the run is not
+                ok = await self.run_once(parent)
             except Exception as exc:  # a bug here must not end discovery or the daemon
                 ok = False
                 log.error(

@@ -4,6 +4,8 @@ they become, and the runs against the simulator in-process (the list, its paging
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -315,3 +317,35 @@ async def test_once_polls_the_children_and_fails_when_discovery_does(
     ok, col = await daemon.once(config, plugins)
     assert not ok
     assert not col.store.sources
+
+
+class SlowClient:
+    """A Graph client whose first ``/me/accounts`` answers only after ``delay`` seconds."""
+
+    def __init__(self, delay: float) -> None:
+        self.delay = delay
+        self.calls = 0
+
+    def bind(self, *args: Any, **kwargs: Any) -> SlowClient:
+        return self
+
+    async def get_all(self, path: str, params: Any = None) -> list[dict[str, Any]]:
+        self.calls += 1
+        if self.calls == 1:
+            await asyncio.sleep(self.delay)
+        return [{"id": "105000000000001", "name": "Demo Coffee Roasters", "access_token": "T"}]
+
+
+async def test_a_slow_first_run_goes_on_once_the_daemon_runs(
+    tmp_path: Path, plugins: dict[str, Any]
+) -> None:
+    parent = load(tmp_path, plugins, parent_table("facebook_page")).sources[0]
+    parent = dataclasses.replace(parent, graph=dataclasses.replace(parent.graph, timeout=0.05))
+    discovered: dict[str, tuple[SourceConfig, ...]] = {}
+    disc = Discoverer(plugins, discovered)
+    await disc.first(SlowClient(delay=60.0), [parent])  # given up after the 0.05 s timeout
+    assert discovered == {}
+    changed = asyncio.Event()
+    async with disc.running(changed.set):
+        await asyncio.wait_for(changed.wait(), 5)
+    assert [c.name for c in discovered["agency"]] == ["agency/105000000000001"]
