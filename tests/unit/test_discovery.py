@@ -23,7 +23,7 @@ from collectord.graph.client import GraphClient
 from collectord.plugin.manager import load_source_plugins, plugin_map
 from collectord.secret import MASK, Secret
 from collectord.simulator import Simulator, World
-from collectord.simulator.world import SYSTEM_USER_TOKEN, USER_TOKEN
+from collectord.simulator.world import SCOPES, SYSTEM_USER_TOKEN, USER_TOKEN
 
 FROZEN = datetime(2026, 3, 3, 12, tzinfo=UTC)
 PAGES = [
@@ -349,3 +349,32 @@ async def test_a_slow_first_run_goes_on_once_the_daemon_runs(
     async with disc.running(changed.set):
         await asyncio.wait_for(changed.wait(), 5)
     assert [c.name for c in discovered["agency"]] == ["agency/105000000000001"]
+
+
+async def test_check_online_wants_a_user_token_that_can_list_pages(
+    sim: Simulator, tmp_path: Path, plugins: dict[str, Any]
+) -> None:
+    import io
+
+    from collectord.auth.online import check_online
+    from collectord.simulator.base import TokenInfo
+
+    world = sim.world
+    no_list = "DEMO-TOKEN-WITHOUT-PAGES-LIST-not-a-real-token"
+    scopes = tuple(s for s in SCOPES if s != "pages_show_list")
+    world.add_token(TokenInfo(no_list, "USER", world.app_id, world.user_id, scopes=scopes))
+    tables = "".join(
+        parent_table("facebook_page").replace("agency", name).replace("USER-TOKEN-TEXT", token)
+        for name, token in (
+            ("user", USER_TOKEN),
+            ("page", world.first_page.token),
+            ("nolist", no_list),
+        )
+    )
+    out = io.StringIO()
+    assert not await check_online(sim_config(tmp_path, plugins, sim, tables), plugins, out)
+    lines = out.getvalue().splitlines()
+    assert lines[0].startswith('online: source "user": ok: a user access token')
+    assert lines[1].endswith("a Page access token: discover needs a user or system-user token")
+    assert lines[2].endswith("lacks permission(s): pages_show_list")
+    assert all(token not in out.getvalue() for token in world.tokens)
