@@ -378,3 +378,17 @@ async def test_check_online_wants_a_user_token_that_can_list_pages(
     assert lines[1].endswith("a Page access token: discover needs a user or system-user token")
     assert lines[2].endswith("lacks permission(s): pages_show_list")
     assert all(token not in out.getvalue() for token in world.tokens)
+
+
+def test_check_says_what_a_discovering_source_will_do(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from collectord.cli import main
+
+    path = tmp_path / "collector.toml"
+    path.write_text(parent_table("facebook_page", 'exclude = ["Demo Bakery"]'))
+    assert main(["check", "-c", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert 'discovers its objects at start and every 1d, one source "agency/<id>" each' in out
+    assert "include: all; exclude: Demo Bakery" in out
+    assert "USER-TOKEN-TEXT" not in out
