@@ -305,6 +305,13 @@ def _print_check(config: Config, out: TextIO) -> None:
     out.write(f"listen {f'[{host}]' if ':' in host else host}:{port}\n")
     for src in config.sources:
         out.write(f'source "{src.name}" (plugin {src.plugin})\n')
+        if src.discover:
+            within = ", ".join(src.include) or "all"
+            out.write(
+                f"  discovers its objects at start and every "
+                f'{format_duration(src.schedule.daily_interval)}, one source "{src.name}/<id>" '
+                f"each; include: {within}; exclude: {', '.join(src.exclude) or 'none'}\n"
+            )
         for cadence in src.cadences():
             n = sum(1 for s in src.specs if s.cadence == cadence)
             every = format_duration(src.schedule.interval(cadence))
@@ -329,7 +336,9 @@ def _once(
     from collectord.exporter.registry import InsightsCollector
 
     if args.source:
-        unknown = sorted(set(args.source) - {s.name for s in config.sources})
+        names = {s.name for s in config.sources}
+        parents = {s.name for s in config.sources if s.discover}  # a child: "{parent}/{id}"
+        unknown = sorted(n for n in set(args.source) - names if n.split("/")[0] not in parents)
         if unknown:
             _problems([f"--source {name}: no such source in {config.path}" for name in unknown])
             return EXIT_INVALID

@@ -2,8 +2,8 @@
 
 Every resource with a lifetime is entered on one ``AsyncExitStack`` in start order, and
 torn down in reverse whatever fails: whatever the config came with (the demo's simulator),
-the one aiohttp ``ClientSession``, the sinks (:class:`Collector`, shared by ``run`` and
-``once``), then for ``run`` the HTTP server, the scheduler and the token checks.
+the one ``ClientSession``, the sinks, discovery (:class:`Collector`, for ``run`` and
+``once``), then for ``run`` the HTTP server, the schedule, the token checks. SIGHUP reloads.
 
 From SIGTERM/SIGINT to exit takes at most :data:`SHUTDOWN_BOUND` seconds, the one
 constant the systemd unit, the Kubernetes manifests and the docs size their stop timeouts
@@ -13,8 +13,6 @@ the rest of the teardown :data:`TEARDOWN_RESERVE`, and the whole teardown runs u
 timeout that ends :data:`EXIT_MARGIN` before the bound, leaving that margin to the
 interpreter's own exit. As a last resort (a loop blocked by a plugin), the ``run`` command
 arms a timer thread that ends the process :data:`HARD_EXIT_MARGIN` before the bound.
-
-SIGHUP reloads the config (:mod:`collectord.reload`).
 """
 
 from __future__ import annotations
@@ -36,6 +34,7 @@ from aiohttp import web
 
 from collectord import __version__
 from collectord.config.types import Config, SourceConfig
+from collectord.discovery import Discoverer
 from collectord.errors import ConfigError
 from collectord.exporter.exposition import make_exposition
 from collectord.exporter.registry import ReloadStats
@@ -128,9 +127,9 @@ class Collector:
         self.sink_stats: list[SinkStats] = []
         self.runtimes: list[SourceRuntime] = []
         self.client: GraphClient | None = None
-        #: The child sources found for each discovering source, by its name (filled by
-        #: discovery; a discovering source runs as its children, none before the first run).
+        #: Each discovering source's children, by its name (none before a run succeeded).
         self.discovered: dict[str, tuple[SourceConfig, ...]] = {}
+        self.discoverer = Discoverer(plugins, self.discovered)  # keeps `discovered` current
         #: Whether this process polls the source of this name (sharding: one of N replicas).
         self.owns: Callable[[str], bool] = lambda name: True
         self.stack = AsyncExitStack()
@@ -188,6 +187,7 @@ class Collector:
             sinks.append(sink)
             self.sink_stats.append(sink.stats)
         self.poller = Poller(self.store, sinks)
+        await self.discoverer.first(self.client, config.sources, self.only)  # never raises
         for src in self.wanted(config).values():
             self.runtimes.append(self.runtime(src))
 
@@ -405,6 +405,7 @@ async def _serve(
         )
         return 1
     await col.stack.enter_async_context(scheduling(scheduler, shutdown.grace))
+    await col.stack.enter_async_context(col.discoverer.running(reloader.apply_wanted))
     watcher = await col.stack.enter_async_context(TokenWatcher(col.client, col.runtimes, col.store))
     reloader.watcher = watcher
     log.info(
@@ -446,4 +447,4 @@ async def once(
         results = await asyncio.gather(
             *(col.poller.poll(rt, c) for rt in col.runtimes for c in rt.config.cadences())
         )
-    return all(results), col
+    return all(results) and not col.discoverer.failed, col  # a failed discovery fails too

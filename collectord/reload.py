@@ -168,6 +168,7 @@ class Reloader:
         restart = needs_restart(col.config, new)
         if restart:
             log.warning("config change needs a restart, ignored until then", keys=restart)
+        col.discoverer.follow(new)  # children of changed discovering sources follow
         wanted = col.wanted(new)
         added, removed, changed = self.apply_sources(wanted)
         col.use_config(new)
@@ -178,6 +179,11 @@ class Reloader:
             changed=changed,
             unchanged=len(wanted) - len(added) - len(changed),
         )
+
+    def apply_wanted(self) -> None:
+        """Make the running sources those the collector wants now (discovery found
+        objects come or go)."""
+        self.apply_sources(self.collector.wanted(self.collector.config))
 
     def apply_sources(
         self, wanted: dict[str, SourceConfig]

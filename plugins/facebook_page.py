@@ -68,6 +68,7 @@ class FacebookPage(SourcePlugin):
     description = "Facebook Page fields and Page insights"
     options = (PAGE_ID,)
     scopes = ("pages_read_engagement", "read_insights")
+    discovers = "page"
     catalogue = CATALOGUE
 
     def spec_for(self, graph_name: str) -> MetricSpec | None:

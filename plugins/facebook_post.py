@@ -124,6 +124,7 @@ class FacebookPost(SourcePlugin):
     description = "Lifetime insights and shares of a Facebook Page's recent posts"
     options = OPTIONS
     scopes = ("pages_read_engagement", "read_insights")
+    discovers = "page"
     catalogue = CATALOGUE
 
     def spec_for(self, graph_name: str) -> MetricSpec | None:

@@ -138,6 +138,7 @@ class InstagramMedia(SourcePlugin):
     description = "Instagram media (posts, reels) and story insights"
     options = OPTIONS
     scopes = ("instagram_basic", "instagram_manage_insights", "pages_read_engagement")
+    discovers = "instagram"
     catalogue = CATALOGUE
 
     def spec_for(self, graph_name: str) -> MetricSpec | None:

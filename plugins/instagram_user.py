@@ -121,6 +121,7 @@ class InstagramUser(SourcePlugin):
     description = "Instagram account fields, account insights and audience demographics"
     options = (IG_USER_ID,)
     scopes = ("instagram_basic", "instagram_manage_insights", "pages_read_engagement")
+    discovers = "instagram"
     catalogue = CATALOGUE
 
     def spec_for(self, graph_name: str) -> MetricSpec | None:

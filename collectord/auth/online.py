@@ -106,7 +106,10 @@ async def _check_source(client: GraphClient, src: SourceConfig, plugin: Any, now
         parts.append("renew it soon")
     if kind == "APP":
         return Verdict(src.name, True, ", ".join(parts))
-    needed = plugin_scopes(plugin)
+    if src.discover and kind not in ("USER", "SYSTEM_USER"):
+        return Verdict(src.name, False, f"{words}: discover needs a user or system-user token")
+    # discovery lists the Pages first (docs/meta-facts.md 10.5)
+    needed = plugin_scopes(plugin) + (("pages_show_list",) if src.discover else ())
     # read as the daemon's token checks read it (scopes and granular_scopes)
     lacking = read_answer(data, needed).missing_scopes
     if lacking:

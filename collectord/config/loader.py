@@ -27,6 +27,7 @@ from collectord.config.checks import (
     parse_listen,
     url_problem,
 )
+from collectord.config.discovery import read_discovery
 from collectord.config.document import (
     CONFIG_ENV,
     read_document,
@@ -371,7 +372,10 @@ def _read_source(
     source_schedule = _read_schedule(table, schedule)
     token = read_token(table, plugin, source_graph)
     metrics = table.take("metrics", "str_list")
-    options, complete = read_options(table, plugin) if plugin is not None else ({}, False)
+    found = read_discovery(table, plugin)
+    options, complete = ({}, False)
+    if plugin is not None:
+        options, complete = read_options(table, plugin, skip=found.key)
     table.finish(strict=plugin is not None)
     if plugin is None or not isinstance(name, str) or not isinstance(plugin_name, str):
         return None
@@ -387,6 +391,9 @@ def _read_source(
         graph=source_graph,
         options=MappingProxyType(options),
         specs=specs,
+        discover=found.discover,
+        include=found.include,
+        exclude=found.exclude,
     )
 
 

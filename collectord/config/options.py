@@ -100,13 +100,19 @@ def _spec_for(table: Table, plugin: SourcePlugin, metric: str) -> MetricSpec | N
     return spec
 
 
-def read_options(table: Table, plugin: SourcePlugin) -> tuple[dict[str, Any], bool]:
+def read_options(
+    table: Table, plugin: SourcePlugin, *, skip: str | None = None
+) -> tuple[dict[str, Any], bool]:
     """The plugin's own keys, checked and with defaults filled in, and whether all are
-    there and right (``validate`` is skipped otherwise)."""
+    there and right (``validate`` is skipped otherwise). ``skip`` is a key left out
+    (the object key of a discovering source: its children set it)."""
     options: dict[str, Any] = {}
     complete = True
     for option in plugin.options:
         if option.name in HOST_KEYS:
+            continue
+        if option.name == skip:
+            table.accept(skip, f"{skip}_file")  # a value given is the discovery keys' problem
             continue
         kind: Kind = "str" if option.type == "id" else option.type
         value = table.take(option.name, kind, secret=option.secret, required=option.required)

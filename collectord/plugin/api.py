@@ -335,6 +335,11 @@ class PollContext:
         )
 
 
+#: The config key that names a plugin's object, for each kind of object discovery finds
+#: (``SourcePlugin.discovers``): a discovering source leaves it out; each child sets it.
+DISCOVERY_KEYS: Mapping[str, str] = {"page": "page_id", "instagram": "ig_user_id"}
+
+
 class SourcePlugin(abc.ABC):
     """A kind of source (``facebook_page``, ``instagram_media``, ...).
 
@@ -359,6 +364,11 @@ class SourcePlugin(abc.ABC):
     #: The API the plugin speaks (where, which version, batch requests, appsecret_proof,
     #: whose app): the Facebook Graph API unless the plugin declares another one.
     api: ClassVar[GraphApi] = FACEBOOK
+    #: What a source of this plugin can discover from a user or system-user token
+    #: (``discover = true``): ``"page"`` (every Page it manages) or ``"instagram"`` (every
+    #: professional account linked to those Pages); ``None``: the plugin reads one object
+    #: named in its config. The object's key is :data:`DISCOVERY_KEYS` of it.
+    discovers: ClassVar[str | None] = None
 
     def validate(self, options: Mapping[str, Any]) -> list[str]:
         """Cross-key checks after each key was validated on its own; return problems."""

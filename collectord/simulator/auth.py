@@ -175,7 +175,9 @@ def handle_me(world: World, req: SimRequest) -> dict[str, Any]:
 
 
 def accounts(world: World, req: SimRequest) -> dict[str, Any]:
-    """``/me/accounts``: the Pages the user manages, with their Page tokens, cursor-paged."""
+    """``/me/accounts``: the Pages the user manages, with their Page tokens, cursor-paged
+    (``limit`` at most 100); Pages a Business Manager owns are left out unless the token
+    was granted ``business_management``."""
     params = req.params
     limit = parse_limit(params)
     specs = parse_fields(params.get("fields") or DEFAULT_ACCOUNT_FIELDS)
@@ -183,6 +185,8 @@ def accounts(world: World, req: SimRequest) -> dict[str, Any]:
     if params.get("before"):
         offset = max(0, decode_cursor(params["before"]).get("o", 0) - limit)
     pages = list(world.pages.values())
+    if "business_management" not in req.token.scopes:  # docs/meta-facts.md 10.5
+        pages = [p for p in pages if p.id not in world.business_pages]
     chunk = pages[offset : offset + limit]
     end = offset + len(chunk)
     data = [page_node(world, req, page, specs) for page in chunk]

@@ -99,6 +99,7 @@ class InstagramWorld:
         self.empty_pages = empty_pages
         self.n_stories = n_stories
         self._clock = clock or (lambda: datetime.now(UTC))
+        self.n_media = n_media
         self._accounts = {a.id: a for a in _accounts(small_account)}
         self.user_ids: tuple[str, ...] = tuple(self._accounts)
         self.ids = IdCodec(seed)
@@ -115,7 +116,34 @@ class InstagramWorld:
         return self._accounts[ig_user_id]
 
     def account_at(self, index: int) -> IgAccount:
-        return list(self._accounts.values())[index]
+        return next(a for a in self._accounts.values() if a.index == index)
+
+    def add_account(self, ig_user_id: str, username: str, name: str) -> IgAccount:
+        """A new professional account with its own media and stories (for a Page linked
+        to one); at most ten accounts in all, as media ids hold one digit of the index."""
+        index = len(self._timelines)
+        if index > 9:
+            raise ValueError("the simulated Instagram world holds at most ten accounts")
+        acct = IgAccount(
+            index,
+            ig_user_id,
+            username,
+            name,
+            f"{name}, simulated.",
+            f"https://{username.replace('.', '-')}.example.com",
+            900.0 + 350.0 * index,
+            120 + index,
+            0.0006,
+        )
+        self._accounts[ig_user_id] = acct
+        self.user_ids = tuple(self._accounts)
+        self._timelines.append(Timeline(self.seed, index, self.epoch, self.n_media))
+        return acct
+
+    def remove_account(self, ig_user_id: str) -> None:
+        """The account is gone: it and its media answer as unknown objects from now on."""
+        self._accounts.pop(ig_user_id, None)
+        self.user_ids = tuple(self._accounts)
 
     def step(self, now: datetime) -> datetime:
         """``now`` rounded down to the value step: the instant all values are computed at."""
@@ -239,7 +267,7 @@ class InstagramWorld:
         if parsed is None:
             return None
         kind, acct, k, index = parsed
-        if acct >= len(self._timelines):
+        if acct >= len(self._timelines) or all(a.index != acct for a in self._accounts.values()):
             return None
         if kind == "story":
             if self.n_stories <= 0 and (acct, k) not in self._extra_stories:

@@ -250,8 +250,9 @@ class Router:
             return lambda: handle_app(world, req, retired=retired), platform_scope(token)
         instagram = world.instagram
         if instagram is not None and instagram.owns(node):
-            require_instagram_token(req, world.first_page.id)
             key = node if node in instagram.user_ids else instagram.user_ids[0]
+            linked = next((p.id for p in world.pages.values() if p.ig_user_id == key), None)
+            require_instagram_token(req, linked or world.first_page.id)
             return lambda: instagram.handle(req), Scope("instagram", key)
         raise object_missing_error(node)
 

@@ -16,7 +16,15 @@ Demo identities (all obviously fake):
   token is ``900000000000001|DEMO-APP-SECRET-not-a-real-secret``.
 - The Instagram professional account linked to the first Page: the first of
   ``world.instagram.user_ids`` (the Instagram world is asked to use
-  :data:`DEFAULT_IG_USER_ID`, ``17841400000000001``). Other Pages have none.
+  :data:`DEFAULT_IG_USER_ID`, ``17841400000000001``). Other Pages have none, unless
+  ``linked_accounts`` asks for more: then the second to ``linked_accounts``-th Pages each
+  have one too, ``17841400000000102``, ``...103``, ...
+
+For discovery (docs/meta-facts.md 10.5), Pages can be added and removed while the world
+serves (:meth:`World.add_page`, :meth:`World.remove_page`), and a Page can be owned by a
+Business Manager (``business_pages``): ``/me/accounts`` leaves it out unless the token was
+granted ``business_management``, but it can be read by id and ``debug_token`` names it in
+``granular_scopes``.
 """
 
 from __future__ import annotations
@@ -103,6 +111,7 @@ class World:
         app_insights_retired: bool = False,
         empty_page: bool = True,
         proof_clock: Callable[[], datetime] | None = None,
+        linked_accounts: int = 1,
     ) -> None:
         if page_count < 1:
             raise ValueError("page_count must be at least 1")
@@ -124,7 +133,15 @@ class World:
         self.instagram: Any = self._make_instagram(n_media, n_stories)
         ig_id = self.instagram.user_ids[0] if self.instagram else None
         self.pages = self._make_pages(page_count, ig_id)
+        self.n_posts = n_posts
         self._posts = {pid: self._make_posts(pid, n_posts) for pid in self.pages}
+        #: Pages owned by a Business Manager (left out of ``/me/accounts`` without
+        #: ``business_management``).
+        self.business_pages: set[str] = set()
+        self._page_serial = page_count
+        self._ig_serial = 1  # accounts linked so far (the first Page's included)
+        for page_id in list(self.pages)[1:linked_accounts]:
+            self._link_account(page_id)
         self.deleted_posts: set[str] = set()
         self.tokens: dict[str, TokenInfo] = {}
         self.revoked: dict[str, int] = {}
@@ -245,6 +262,48 @@ class World:
         """Make ``token`` expire now (it answers 190/463 from then on)."""
         info = self.tokens[token]
         self.tokens[token] = replace(info, expires_at=int(self.now().timestamp()))
+
+    # -- Pages coming and going ---------------------------------------------------------
+
+    def _link_account(self, page_id: str) -> str | None:
+        """Give the Page a new Instagram professional account of its own; its id."""
+        if self.instagram is None:
+            return None
+        page = self.pages[page_id]
+        self._ig_serial += 1
+        ig_id = str(int(DEFAULT_IG_USER_ID) + 99 + self._ig_serial)
+        self.instagram.add_account(ig_id, f"{page.username}.ig", page.name)
+        self.pages[page_id] = replace(page, ig_user_id=ig_id)
+        return ig_id
+
+    def add_page(self, *, instagram: bool = False, business: bool = False) -> PageInfo:
+        """A new Page the users manage (with its Page token and posts); ``instagram``
+        links a new professional account to it, ``business`` makes a Business Manager
+        own it."""
+        i = self._page_serial
+        self._page_serial += 1
+        name, category = _PAGE_NAMES[i % len(_PAGE_NAMES)]
+        name = f"{name} {i + 1}"
+        page_id = str(FIRST_PAGE_ID + i)
+        username = "demo" + "".join(name.split()[1:]).lower()
+        token = f"DEMO-PAGE-TOKEN-{i + 1}-not-a-real-token"
+        self.pages[page_id] = PageInfo(page_id, name, category, username, token, None)
+        self._posts[page_id] = self._make_posts(page_id, self.n_posts)
+        self.add_token(self._user_token(token, kind="PAGE", page_id=page_id))
+        if instagram:
+            self._link_account(page_id)
+        if business:
+            self.business_pages.add(page_id)
+        return self.pages[page_id]
+
+    def remove_page(self, page_id: str) -> None:
+        """The Page is gone (deleted, or the users lost their role): it leaves the lists
+        and answers as an unknown object, and so does its Instagram account."""
+        page = self.pages.pop(page_id)
+        self._posts.pop(page_id, None)
+        self.business_pages.discard(page_id)
+        if page.ig_user_id and self.instagram is not None and page_id != str(FIRST_PAGE_ID):
+            self.instagram.remove_account(page.ig_user_id)
 
     # -- objects -----------------------------------------------------------------------
 

@@ -182,6 +182,7 @@ def _load_example(tmp_path: Path, toml: str) -> None:
         "ACME_PAGE_TOKEN": "EAAexamplepagetoken",
         "MY_PAGE_TOKEN": "EAAexamplepagetoken",
         "ACME_IG_TOKEN": "EAAexampleigtoken",
+        "AGENCY_SYSTEM_USER_TOKEN": "EAAexamplesystemusertoken",
     }
     load_config(path, plugin_map(load_source_plugins()), environ=environ)
 
@@ -191,7 +192,7 @@ def test_readme_first_page_config_loads(tmp_path: Path) -> None:
     _load_example(tmp_path, example)
 
 
-@pytest.mark.parametrize("index", [0, 1])
+@pytest.mark.parametrize("index", [0, 1, 2])  # 2: a discovering source
 def test_configuration_examples_load(tmp_path: Path, index: int) -> None:
     _load_example(tmp_path, _code_blocks(DOCS / "configuration.md", "toml")[index])
 

@@ -133,6 +133,9 @@ ALLOWED: dict[str, set[str]] = {
     # `collectord auth` and `check --online`: calls Meta through the Graph layer, reads a
     # loaded config (config.types) and asks the plugins which scopes they need.
     "auth": {"graph", "config", "plugin"},
+    # discovery: lists a token's Pages through the Graph layer and builds child sources
+    # (config.types) for the plugins that declare what they discover.
+    "discovery": {"graph", "config", "plugin"},
 }
 
 
