@@ -22,10 +22,21 @@ import hashlib
 import os
 import re
 import socket
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-__all__ = ["AUTO", "Shard", "check_spec", "hostname_ordinal", "resolve", "shard_of"]
+from collectord.errors import ConfigError
+
+__all__ = [
+    "AUTO",
+    "Shard",
+    "check_spec",
+    "configured_shard",
+    "describe_shard",
+    "hostname_ordinal",
+    "resolve",
+    "shard_of",
+]
 
 #: The shard index written instead of a number to take it from the hostname.
 AUTO = "auto"
@@ -148,3 +159,28 @@ def resolve(spec: str | None, *, hostname: str | None = None) -> Shard:
             f"{total} shards (0 to {total - 1}): raise N to the StatefulSet's replicas"
         )
     return Shard(ordinal, total)
+
+
+def configured_shard(spec: str | None) -> Shard:
+    """:func:`resolve` at start: a spec that does not resolve here (``auto/N`` on a host
+    without an ordinal, or one beyond ``N``) is a :class:`ConfigError`."""
+    try:
+        return resolve(spec)
+    except ValueError as exc:
+        raise ConfigError([f"shard {spec}: {exc}"]) from None
+
+
+def describe_shard(spec: str, names: Sequence[str], *, hostname: str | None = None) -> str:
+    """One line for ``collectord check``: the shard ``spec`` names here and how many of the
+    sources called ``names`` it polls (an ``auto`` spec that does not resolve on this host
+    is no error: it is resolved where the daemon runs)."""
+    try:
+        shard = resolve(spec, hostname=hostname)
+    except ValueError as exc:
+        return f"shard {spec}: taken from the hostname at start (not here: {exc})\n"
+    where = "" if shard.label == spec else f" (here {shard.label})"
+    owned = sum(1 for name in names if shard.owns(name))
+    return (
+        f"shard {spec}{where}: polls {owned} of {len(names)} configured source(s); "
+        "the objects a discovering source finds are shared out one by one\n"
+    )
