@@ -11,6 +11,7 @@ import pytest
 
 from collectord.cli import main
 from collectord.config.loader import load_config
+from collectord.daemon import Collector
 from collectord.errors import ConfigError
 from collectord.exporter.registry import InsightsCollector
 from collectord.graph.stats import GraphStats
@@ -143,3 +144,23 @@ def test_a_changed_shard_needs_a_restart(tmp_path: Path) -> None:
     old = load(write(tmp_path, 'shard = "0/3"'))
     new = replace(old, collector=replace(old.collector, shard="0/4"))
     assert needs_restart(old, new) == ["[collector] shard"]
+
+
+async def test_the_objects_a_discovering_source_finds_are_shared_out_one_by_one(
+    tmp_path: Path,
+) -> None:
+    config = load(write(tmp_path, 'shard = "1/3"'))
+    parent = replace(config.sources[0], discover=True)
+    config = replace(config, sources=(parent,))
+    children = tuple(
+        replace(parent, name=f"{parent.name}/{10_000 + i}", parent=parent.name, discover=False)
+        for i in range(30)
+    )
+    plugins = plugin_map(load_source_plugins(()))
+    async with Collector(config, plugins, sinks_enabled=False) as col:
+        assert col.shard.label == "1/3"
+        col.discovered[parent.name] = children
+        wanted = col.wanted(config)
+    mine = {c.name for c in children if shard_of(c.name, 3) == 1}
+    assert set(wanted) == mine
+    assert 0 < len(mine) < len(children)
