@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from collectord import __version__, daemon
-from collectord.config.checks import parse_listen, with_listen
+from collectord.config.checks import parse_listen, with_listen, with_shard
 from collectord.config.loader import (
     CONFIG_ENV,
     format_duration,
@@ -41,6 +41,7 @@ from collectord.plugin.manager import (
     load_source_plugins,
     plugin_map,
 )
+from collectord.sharding import describe_shard
 
 EXIT_OK, EXIT_FAILED, EXIT_INVALID = 0, 1, 2
 #: Interrupted by Ctrl-C (128 + SIGINT), as shells report it.
@@ -71,8 +72,12 @@ def build_parser() -> argparse.ArgumentParser:
             help="config file (default: $COLLECTORD_CONFIG, else ./collector.toml)",
         )
 
+    def with_shard(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--shard", metavar="I/N", help="poll only shard I of N, or auto/N")
+
     p = sub.add_parser("run", parents=[common], help="run the daemon")
     with_config(p)
+    with_shard(p)
     p.add_argument("--demo", action="store_true", help="use the built-in Graph API simulator")
     p.add_argument(
         "--listen",
@@ -82,6 +87,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("once", parents=[common], help="poll once and print the samples")
     with_config(p)
+    with_shard(p)
     p.add_argument("--demo", action="store_true", help="use the built-in Graph API simulator")
     p.add_argument(
         "--source", action="append", metavar="NAME", help="poll only this source (repeatable)"
@@ -95,6 +101,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("check", parents=[common], help="validate the config and the plugins")
     with_config(p)
+    with_shard(p)
     p.add_argument(
         "--online",
         action="store_true",
@@ -256,8 +263,10 @@ def _reader(
 
 
 def _listen(args: argparse.Namespace, config: Config) -> Config:
-    """``config`` with ``--listen`` or ``$COLLECTORD_LISTEN`` applied (``run`` and
-    ``check``); a wrong value is a :class:`ConfigError` naming where it came from."""
+    """``config`` with ``--shard``, and ``--listen`` or ``$COLLECTORD_LISTEN`` (``run`` and
+    ``check``), applied; a wrong value is a :class:`ConfigError` naming where it came from."""
+    if getattr(args, "shard", None) is not None:
+        config = with_shard(config, args.shard)
     if args.command not in ("run", "check"):
         return config
     flag = getattr(args, "listen", None)
@@ -319,6 +328,9 @@ def _print_check(config: Config, out: TextIO) -> None:
                 f"  {cadence:<5} every {every}, jitter {format_duration(src.schedule.jitter)}: "
                 f"{n} metric(s)\n"
             )
+    if (shard := config.collector.shard) is not None:
+        fixed = [s.name for s in config.sources if not s.discover]  # discovered: one by one
+        out.write(describe_shard(shard, fixed))
     if config.jsonl is not None:
         out.write(f"sink jsonl: {config.jsonl.path}\n")
     web = config.collector.web or WebConfig()

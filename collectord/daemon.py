@@ -30,7 +30,6 @@ from types import TracebackType
 from typing import Any
 
 import aiohttp
-from aiohttp import web
 
 from collectord import __version__
 from collectord.config.types import Config, SourceConfig
@@ -46,12 +45,13 @@ from collectord.logs import get_logger
 from collectord.plugin.api import SourcePlugin
 from collectord.reload import Reloader
 from collectord.scheduling.scheduler import CANCEL_WAIT, Poller, PollScheduler, SourceRuntime
+from collectord.sharding import Shard, configured_shard
 from collectord.sinks.background import BackgroundSink
 from collectord.sinks.jsonl import JsonlSink
 from collectord.sinks.stats import SinkStats
 from collectord.store.persist import STATE_FILE, StateSaver, restore_state
 from collectord.store.store import SourceStatus, Store
-from collectord.web.server import SHUTDOWN_TIMEOUT, make_app, start_server, stop_server
+from collectord.web.server import SHUTDOWN_TIMEOUT, make_app, serving
 
 #: Seconds from SIGTERM/SIGINT to exit, at most (a supervisor's stop timeout must exceed it).
 SHUTDOWN_BOUND = 10.0
@@ -132,6 +132,7 @@ class Collector:
         self.discoverer = Discoverer(plugins, self.discovered)  # keeps `discovered` current
         #: Whether this process polls the source of this name (sharding: one of N replicas).
         self.owns: Callable[[str], bool] = lambda name: True
+        self.shard = Shard()  # [collector] shard or --shard, resolved on entering
         self.stack = AsyncExitStack()
 
     @property
@@ -165,6 +166,8 @@ class Collector:
         if not isinstance(self._source, Config):
             self._source = await self.stack.enter_async_context(self._source)
         config = self.config
+        self.shard = configured_shard(config.collector.shard)
+        self.owns = self.shard.owns
         session = await self.stack.enter_async_context(
             aiohttp.ClientSession(headers={"User-Agent": f"collectord/{__version__}"})
         )
@@ -214,16 +217,6 @@ class Collector:
         plugin = self.plugins[src.plugin]
         graph = self.client.bind(src.access_token, graph=src.graph, source=src.name, api=plugin.api)
         return SourceRuntime(src, plugin, graph, status)
-
-
-@asynccontextmanager
-async def serving(app: web.Application, host: str, port: int) -> AsyncIterator[int]:
-    """The HTTP server, listening while entered; yields the bound port."""
-    runner, bound = await start_server(app, host, port)
-    try:
-        yield bound
-    finally:
-        await stop_server(runner)
 
 
 @asynccontextmanager
@@ -381,6 +374,7 @@ async def _serve(
 ) -> int:
     """Start the HTTP server, the schedule and the token checks; 1 if it cannot listen."""
     exposition = make_exposition(col.store, col.graph_stats, col.sink_stats, version=__version__)
+    exposition.insights.shard = col.shard.label
     exposition.insights.reload = reloader.stats
     app = make_app(
         exposition=exposition,
@@ -413,6 +407,7 @@ async def _serve(
         version=__version__,
         listen=f"http://{_url_host(host)}:{port}/metrics",
         sources=len(col.runtimes),
+        shard=col.shard.label,
     )
     return 0
 

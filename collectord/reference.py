@@ -48,6 +48,11 @@ class SelfMetricNote:
 #: when the exporter and this table disagree on which families exist.
 SELF_METRIC_NOTES: Mapping[str, SelfMetricNote] = {
     "collectord_build_info": SelfMetricNote(("version", "python"), ""),
+    "collectord_shard_info": SelfMetricNote(
+        ("shard",),
+        "`[collector] shard` or `--shard` as resolved (`auto/N` shows the ordinal taken from "
+        "the hostname); sum over the replicas' `collectord_source_up` to see every source once",
+    ),
     "collectord_source_up": SelfMetricNote(
         ("source", "plugin"),
         "0 while the last poll of any cadence failed, or the source waits for a new token; "

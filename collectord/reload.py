@@ -7,7 +7,7 @@ running one: a source that was removed stops (its series go), an added one start
 whose settings changed in any way (its token too) is scheduled afresh; its samples, status
 and plugin memory stay when its plugin and cadences are the same. Every other source keeps
 its schedule, state and memory untouched. Keys that only take effect at start (``listen``,
-``state_dir``, the log settings, ``plugin_dirs``, ``[collector.web]``, the shared Graph
+``state_dir``, ``shard``, the log settings, ``plugin_dirs``, ``[collector.web]``, the shared Graph
 client's ``max_concurrency`` and ``usage_ceiling``, the sink) are logged as needing a restart and
 otherwise left as they are.
 
@@ -50,6 +50,7 @@ _COLLECTOR_KEYS = {
     "log_format": "log_format",
     "state_dir": "state_dir",
     "plugin_dirs": "plugin_dirs",
+    "shard": "shard",  # the sources this replica owns are the others' to leave alone
     "web": "web",  # the table itself; the files it names are re-read as they change
 }
 #: ``[graph]`` keys the one shared Graph client was built with.

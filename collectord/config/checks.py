@@ -19,6 +19,8 @@ from typing import Final
 from urllib.parse import urlsplit
 
 from collectord.config.types import Config
+from collectord.errors import ConfigError
+from collectord.sharding import check_spec
 
 KIB: Final = 1024
 MIB: Final = 1024 * KIB
@@ -148,3 +150,12 @@ def url_problem(text: str) -> str | None:
 def with_listen(config: Config, host: str, port: int) -> Config:
     """``config`` listening on ``host:port`` (``--listen`` and ``$COLLECTORD_LISTEN``)."""
     return replace(config, collector=replace(config.collector, listen_host=host, listen_port=port))
+
+
+def with_shard(config: Config, spec: str) -> Config:
+    """``config`` with ``--shard`` in place of ``[collector] shard``; a malformed spec is a
+    :class:`ConfigError` saying what is wrong."""
+    wrong = check_spec(spec)
+    if wrong:
+        raise ConfigError([f"--shard: {wrong}, got {spec!r}"])
+    return replace(config, collector=replace(config.collector, shard=spec.strip()))

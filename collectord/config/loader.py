@@ -58,6 +58,7 @@ from collectord.config.web import read_web
 from collectord.errors import ConfigError
 from collectord.plugin.api import SourcePlugin
 from collectord.secret import Secret
+from collectord.sharding import check_spec
 
 __all__ = [
     "CONFIG_ENV",
@@ -85,7 +86,14 @@ _GRAPH_KEYS: Final = (
     "token_check_interval",
 )
 _SCHEDULE_KEYS: Final = ("fast_interval", "daily_interval", "jitter")
-_COLLECTOR_KEYS: Final = ("listen", "log_level", "log_format", "state_dir", "plugin_dirs")
+_COLLECTOR_KEYS: Final = (
+    "listen",
+    "log_level",
+    "log_format",
+    "state_dir",
+    "plugin_dirs",
+    "shard",
+)
 _SOURCE_NAME = re.compile(r"[A-Za-z0-9_.-]+")
 _VERSION = re.compile(r"v\d+\.\d+")
 #: Below these, an interval polls more often than Meta refreshes (a warning, not an error).
@@ -222,6 +230,11 @@ def _read_collector(table: Table) -> CollectorConfig:
     else:
         _set(values, "state_dir", state_dir)
     _set(values, "plugin_dirs", table.take("plugin_dirs", "path_list"))
+    shard = table.take("shard", "str")
+    if isinstance(shard, str) and (wrong := check_spec(shard)):
+        table.problem("shard", f"{wrong}{table.got('shard', shard)}")
+    else:
+        _set(values, "shard", shard)
     table.accept("web")
     values["web"] = read_web(table.ctx, table.data.get("web"))
     table.finish()

@@ -27,6 +27,9 @@ class CollectorConfig:
     plugin_dirs: tuple[Path, ...] = ()
     #: ``[collector.web]``: TLS and basic auth for the endpoints; None when not set.
     web: WebConfig | None = None
+    #: ``shard``: ``"I/N"`` or ``"auto/N"`` as written (see :mod:`collectord.sharding`);
+    #: None when not sharded.
+    shard: str | None = None
 
 
 @dataclass(frozen=True)

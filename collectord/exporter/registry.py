@@ -58,6 +58,7 @@ class InsightsCollector:
         # TYPE facebook_page_views gauge
         facebook_page_views{page_id="1234567890",period="day",source="acme-page"} 123.0
         collectord_build_info{python="3.11.9",version="0.1.0"} 1.0
+        collectord_shard_info{shard="0/1"} 1.0
         collectord_source_up{plugin="facebook_page",source="acme-page"} 1.0
         collectord_source_state{plugin="facebook_page",source="acme-page",state="ok"} 1.0
         collectord_source_state{plugin="facebook_page",source="acme-page",state="failing"} 0.0
@@ -95,6 +96,7 @@ class InsightsCollector:
         sinks: Sequence[SinkStats],
         *,
         version: str,
+        shard: str = "0/1",
         self_metrics: bool = True,
         reload: ReloadStats | None = None,
         clock: Callable[[], float] = time.time,
@@ -108,6 +110,8 @@ class InsightsCollector:
         self._graph_stats = graph_stats
         self._sinks = tuple(sinks)
         self._version = version
+        #: This process's shard, ``I/N`` (the daemon sets its own; the status page shows it).
+        self.shard = shard
         self._python = platform.python_version()
         self.families = FamilyBuilder()
 
@@ -143,6 +147,13 @@ class InsightsCollector:
         )
         build.add_metric((self._version, self._python), 1)
         yield build
+        shard = GaugeMetricFamily(
+            "collectord_shard_info",
+            "The shard of this process, I/N (0/1 when not sharded); always 1.",
+            labels=("shard",),
+        )
+        shard.add_metric((self.shard,), 1)
+        yield shard
         yield from self._source_metrics(snapshot.sources, series_per_source)
         yield self._state_metric(snapshot.sources)
         yield from self._graph_metrics()

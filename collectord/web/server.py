@@ -15,7 +15,8 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from contextlib import asynccontextmanager
 from typing import Any
 
 from aiohttp import web
@@ -112,6 +113,7 @@ async def status_page(request: web.Request) -> web.Response:
     html = render_status_page(
         store.snapshot(),
         version=request.app[VERSION_KEY],
+        shard=request.app[EXPOSITION_KEY].insights.shard,
         ready=store.ready,
         now=time.time(),
         plugins=request.app[PLUGINS_KEY],
@@ -206,6 +208,16 @@ def make_app(
     app.router.add_get("/", status_page)
     app.router.add_post(RELOAD_PATH, reload_config)
     return app
+
+
+@asynccontextmanager
+async def serving(app: web.Application, host: str, port: int) -> AsyncIterator[int]:
+    """The HTTP server, listening while entered; yields the bound port."""
+    runner, bound = await start_server(app, host, port)
+    try:
+        yield bound
+    finally:
+        await stop_server(runner)
 
 
 async def start_server(

@@ -236,11 +236,13 @@ def render_status_page(
     version: str,
     ready: bool,
     now: float,
+    shard: str = "0/1",
     plugins: Iterable[Mapping[str, Any]] = (),
     graph_stats: Any = None,
 ) -> str:
     """The whole page for ``snapshot``; ``now`` (unix time) is used for the ages shown;
-    ``graph_stats`` (the Graph client's counters) adds the rate-limit budgets."""
+    ``graph_stats`` (the Graph client's counters) adds the rate-limit budgets; ``shard``
+    is this process's ``I/N``."""
     headers = (
         "source",
         "plugin",
@@ -266,6 +268,7 @@ def render_status_page(
 <body>
 <h1>collectord {escape(version)}</h1>
 <p>Page generated {escape(_utc(now))}. Ready: {"yes" if ready else "no"}.
+Shard: {escape(shard)}{" (not sharded)" if shard == "0/1" else ""}.
 <a href="metrics">/metrics</a> · <a href="healthz">/healthz</a> · <a href="readyz">/readyz</a></p>
 <table>
 <thead><tr>{head}</tr></thead>

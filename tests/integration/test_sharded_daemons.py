@@ -1,0 +1,142 @@
+"""Three replicas on three shards, as a StatefulSet runs them: real daemon processes against
+one simulator, each with its own state_dir, together polling every source exactly once."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+from collections.abc import AsyncIterator, Callable
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from conftest import Daemon, free_port
+
+from collectord.sharding import shard_of
+from collectord.simulator import Simulator, World
+
+pytestmark = pytest.mark.integration
+
+PAGES = 9
+
+
+@pytest.fixture
+async def many_pages(frozen_now: datetime) -> AsyncIterator[Simulator]:
+    sim = Simulator(World(clock=lambda: frozen_now, page_count=PAGES))
+    await sim.start()
+    try:
+        yield sim
+    finally:
+        await sim.stop()
+
+
+@pytest.fixture
+async def replica(tmp_path: Path) -> AsyncIterator[Callable[..., Any]]:
+    """``replica(name, config_text, *args, hostname=...)``: a daemon in ``tmp_path/name``
+    (its own config, state_dir and log), with ``$HOSTNAME`` set as a pod's would be."""
+    daemons: list[Daemon] = []
+    session = aiohttp.ClientSession()
+
+    async def start(name: str, config_text: str, *args: str, hostname: str = "") -> Daemon:
+        home = tmp_path / name
+        home.mkdir()
+        port = free_port()
+        cfg = home / "collector.toml"
+        cfg.write_text(config_text.replace("@PORT@", str(port)))
+        log_path = home / "collectord.log"
+        env = {**os.environ, "PYTHONUNBUFFERED": "1", "HOSTNAME": hostname or name}
+        with log_path.open("wb") as log:
+            proc = await asyncio.create_subprocess_exec(
+                *(sys.executable, "-m", "collectord", "run", "-c", str(cfg)),
+                *("--log-format", "json", *args),
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=log,
+                stderr=asyncio.subprocess.STDOUT,
+                cwd=home,
+                env=env,
+            )
+        daemons.append(Daemon(proc, port, log_path, session))
+        return daemons[-1]
+
+    try:
+        yield start
+    finally:
+        for d in daemons:
+            if d.proc.returncode is None:
+                d.proc.kill()
+                await d.proc.wait()
+        await session.close()
+
+
+def config(sim: Simulator, shard: str = "") -> str:
+    world = sim.world
+    sources = "".join(
+        f'\n[[source]]\nname = "page-{i}"\nplugin = "facebook_page"\n'
+        f'access_token = "{page.token}"\npage_id = "{page.id}"\n'
+        'metrics = ["followers_count", "page_views_total"]\n'
+        for i, page in enumerate(world.pages.values())
+    )
+    return f"""
+[collector]
+listen = "127.0.0.1:@PORT@"
+state_dir = "state"
+{shard}
+
+[graph]
+base_url = "{sim.url}"
+app_id = "{world.app_id}"
+app_secret = "{world.app_secret}"
+timeout = "5s"
+
+[schedule]
+fast_interval = "1h"
+daily_interval = "1h"
+jitter = "0s"
+{sources}
+[sink.jsonl]
+path = "samples.jsonl"
+"""
+
+
+async def test_three_replicas_on_three_shards_expose_every_source_once(
+    many_pages: Simulator, replica: Any
+) -> None:
+    names = [f"page-{i}" for i in range(PAGES)]
+    assert {shard_of(n, 3) for n in names} == {0, 1, 2}  # every replica has work
+    daemons = [
+        # the StatefulSet way: auto/3 and the pod's hostname
+        await replica("collectord-0", config(many_pages, 'shard = "auto/3"')),
+        # the flag overrides the file
+        await replica("b", config(many_pages, 'shard = "0/2"'), "--shard", "1/3"),
+        await replica("c", config(many_pages, 'shard = "2/3"')),
+    ]
+    await asyncio.gather(*(d.wait_ready() for d in daemons))
+    exposed: list[str] = []
+    for index, daemon in enumerate(daemons):
+        scrape = await daemon.scrape()
+        assert scrape.value("collectord_shard_info", shard=f"{index}/3") == 1
+        assert len(scrape.series("collectord_shard_info")) == 1
+        polled = {lab["source"] for lab in scrape.series("collectord_source_up")}
+        with_values = {lab["source"] for lab in scrape.series("facebook_page_followers")}
+        assert polled == with_values == {n for n in names if shard_of(n, 3) == index}
+        assert all(scrape.value("collectord_source_up", source=n) == 1 for n in polled)
+        exposed += sorted(polled)
+        status, page = await daemon.get("/")
+        assert status == 200
+        assert f"Shard: {index}/3." in page
+    assert sorted(exposed) == names  # every source, each exactly once
+    for daemon in daemons:
+        assert await daemon.stop() == 0
+        # each replica keeps its own state, in its own state_dir
+        assert (daemon.log_path.parent / "state" / "state.json").exists()
+
+
+async def test_a_replica_without_an_ordinal_refuses_auto_and_says_why(
+    many_pages: Simulator, replica: Any
+) -> None:
+    daemon = await replica("laptop", config(many_pages, 'shard = "auto/3"'))
+    assert await asyncio.wait_for(daemon.proc.wait(), 20) == 2
+    assert "the hostname 'laptop' does not end in '-<ordinal>'" in daemon.logs()
