@@ -360,6 +360,11 @@ class SourcePlugin(abc.ABC):
     #: whose app): the Facebook Graph API unless the plugin declares another one.
     api: ClassVar[GraphApi] = FACEBOOK
 
+    def api_for(self, options: Mapping[str, Any]) -> GraphApi:
+        """The API a source with these ``options`` speaks: :attr:`api` unless the plugin
+        lets a source choose (the Instagram plugins' ``login = "instagram"``)."""
+        return self.api
+
     def validate(self, options: Mapping[str, Any]) -> list[str]:
         """Cross-key checks after each key was validated on its own; return problems."""
         return []

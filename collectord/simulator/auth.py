@@ -101,7 +101,7 @@ def debug_token(world: World, req: SimRequest) -> dict[str, Any]:
     """
     raw = require(req.params, "input_token")
     info = world.tokens.get(raw)
-    if info is None:
+    if info is None or info.kind == "IG_USER":  # Instagram-Login tokens are not Facebook's
         error = {"code": 190, "message": "Invalid OAuth access token - Cannot parse access token"}
         return {"data": {"error": error, "is_valid": False, "scopes": []}}
     data: dict[str, Any] = {
