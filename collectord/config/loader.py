@@ -34,7 +34,13 @@ from collectord.config.document import (
     resolve_config_path,
 )
 from collectord.config.durations import format_duration, parse_duration
-from collectord.config.options import read_options, read_token, resolve_metrics, validate_options
+from collectord.config.options import (
+    check_renewal,
+    read_options,
+    read_token,
+    resolve_metrics,
+    validate_options,
+)
 from collectord.config.reader import (
     INVALID,
     MISSING,
@@ -371,6 +377,7 @@ def _read_source(
     source_schedule = _read_schedule(table, schedule)
     token = read_token(table, plugin, source_graph)
     metrics = table.take("metrics", "str_list")
+    renew = table.take("renew_token", "bool") is True
     options, complete = read_options(table, plugin) if plugin is not None else ({}, False)
     table.finish(strict=plugin is not None)
     if plugin is None or not isinstance(name, str) or not isinstance(plugin_name, str):
@@ -378,6 +385,8 @@ def _read_source(
     specs = resolve_metrics(table, plugin, metrics)
     if complete:
         validate_options(table, plugin, options)
+        if renew:
+            check_renewal(table, plugin, options, source_graph)
     return SourceConfig(
         name=name,
         plugin=plugin_name,
@@ -387,6 +396,7 @@ def _read_source(
         graph=source_graph,
         options=MappingProxyType(options),
         specs=specs,
+        renew_token=renew,
     )
 
 

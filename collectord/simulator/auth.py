@@ -113,7 +113,7 @@ def debug_token(world: World, req: SimRequest) -> dict[str, Any]:
         "scopes": list(info.scopes),
     }
     if info.kind != "APP":
-        data["issued_at"] = world.issued_at
+        data["issued_at"] = world.issued_at if info.issued_at is None else info.issued_at
         lapses = info.data_access_expires_at
         data["data_access_expires_at"] = world.issued_at + DATA_ACCESS if lapses is None else lapses
         data["user_id"] = info.user_id

@@ -53,24 +53,29 @@ async def test_an_instagram_login_token_reads_its_account_on_the_instagram_host(
     sim: Simulator,
 ) -> None:
     status, me = await get(sim, f"{IG}/v26.0/me", access_token=IG_LOGIN_TOKEN, fields="id")
-    assert status == 200 and me["id"] == ig_id(sim)
+    assert status == 200
+    assert me["id"] == ig_id(sim)
     status, node = await get(
         sim, f"{IG}/v26.0/{ig_id(sim)}", access_token=IG_LOGIN_TOKEN, fields="followers_count"
     )
-    assert status == 200 and isinstance(node["followers_count"], int)
+    assert status == 200
+    assert isinstance(node["followers_count"], int)
 
 
 async def test_each_host_refuses_the_other_logins_tokens(sim: Simulator) -> None:
     status, body = await get(sim, f"{IG}/v26.0/{ig_id(sim)}", access_token=USER_TOKEN)
-    assert status == 400 and body["error"]["code"] == 190
+    assert status == 400
+    assert body["error"]["code"] == 190
     status, body = await get(sim, f"/v26.0/{ig_id(sim)}", access_token=IG_LOGIN_TOKEN)
-    assert status == 400 and body["error"]["code"] == 190
+    assert status == 400
+    assert body["error"]["code"] == 190
 
 
 async def test_facebook_things_are_not_on_the_instagram_host(sim: Simulator) -> None:
     page = sim.world.first_page.id
     status, body = await get(sim, f"{IG}/v26.0/{page}", access_token=IG_LOGIN_TOKEN)
-    assert status == 400 and body["error"]["code"] == 100
+    assert status == 400
+    assert body["error"]["code"] == 100
     media = await get(
         sim, f"{IG}/v26.0/{ig_id(sim)}/media", access_token=IG_LOGIN_TOKEN, fields="id"
     )
@@ -81,7 +86,8 @@ async def test_facebook_things_are_not_on_the_instagram_host(sim: Simulator) -> 
         access_token=IG_LOGIN_TOKEN,
         metric="facebook_views",
     )
-    assert status == 400 and body["error"]["code"] == 100
+    assert status == 400
+    assert body["error"]["code"] == 100
 
 
 async def test_a_token_a_day_old_is_refreshed_for_sixty_days(sim: Simulator, clock: Clock) -> None:
@@ -91,7 +97,8 @@ async def test_a_token_a_day_old_is_refreshed_for_sixty_days(sim: Simulator, clo
         grant_type="ig_refresh_token",
         access_token=IG_LOGIN_TOKEN,
     )
-    assert status == 200 and body["expires_in"] == 60 * 86400
+    assert status == 200
+    assert body["expires_in"] == 60 * 86400
     new = body["access_token"]
     assert new != IG_LOGIN_TOKEN
     assert (await get(sim, f"{IG}/v26.0/me", access_token=new))[0] == 200
@@ -99,7 +106,8 @@ async def test_a_token_a_day_old_is_refreshed_for_sixty_days(sim: Simulator, clo
     status, body = await get(
         sim, f"{IG}/refresh_access_token", grant_type="ig_refresh_token", access_token=new
     )
-    assert status == 400 and "24 hours" in body["error"]["message"]
+    assert status == 400
+    assert "24 hours" in body["error"]["message"]
     clock.now += timedelta(hours=24)
     status, _ = await get(
         sim, f"{IG}/refresh_access_token", grant_type="ig_refresh_token", access_token=new
@@ -115,7 +123,8 @@ async def test_an_expired_token_is_not_refreshed(sim: Simulator, clock: Clock) -
         grant_type="ig_refresh_token",
         access_token=IG_LOGIN_TOKEN,
     )
-    assert status == 400 and body["error"]["code"] == 190
+    assert status == 400
+    assert body["error"]["code"] == 190
 
 
 async def test_a_short_lived_token_is_exchanged_not_refreshed(sim: Simulator) -> None:
@@ -133,11 +142,13 @@ async def test_a_short_lived_token_is_exchanged_not_refreshed(sim: Simulator) ->
         client_secret=sim.world.app_secret,
         access_token=IG_SHORT_LOGIN_TOKEN,
     )
-    assert status == 200 and body["expires_in"] == 60 * 86400
+    assert status == 200
+    assert body["expires_in"] == 60 * 86400
 
 
 async def test_debug_token_cannot_read_an_instagram_login_token(sim: Simulator) -> None:
     status, body = await get(
         sim, "/v26.0/debug_token", input_token=IG_LOGIN_TOKEN, access_token=sim.world.app_token
     )
-    assert status == 200 and body["data"]["is_valid"] is False
+    assert status == 200
+    assert body["data"]["is_valid"] is False
