@@ -220,7 +220,7 @@ class Renewer:
             if not _due(now, *life, instagram=instagram):
                 return 0
             if instagram:
-                new, expires_in = await self._refresh(src, token, graph)
+                new, expires_in = await self._refresh(src, token, graph, api.app)
             else:
                 if not graph.app_id or not graph.app_secret:  # the config requires them
                     raise GraphError("renew_token needs [graph] app_id and app_secret")
@@ -255,9 +255,11 @@ class Renewer:
             float(issued) if isinstance(issued, int | float) and issued > 0 else None,
         )
 
-    async def _refresh(self, src: SourceConfig, token: Secret, graph: Any) -> tuple[Secret, Any]:
+    async def _refresh(
+        self, src: SourceConfig, token: Secret, graph: Any, app: str
+    ) -> tuple[Secret, Any]:
         """``GET graph.instagram.com/refresh_access_token?grant_type=ig_refresh_token``."""
-        binding = Binding(token, graph, src.name, budget_key(token))
+        binding = Binding(token, graph, src.name, budget_key(token, app))
         url = f"{graph.base_url.rstrip('/')}/refresh_access_token"
         body = await self.client.send(
             binding, "GET", url, params={"grant_type": "ig_refresh_token"}
