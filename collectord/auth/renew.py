@@ -199,7 +199,14 @@ class Renewer:
                 continue
             count += await self._check(src, plugin.api_for(src.options))
         if count:
-            self.tokens.save()
+            try:
+                self.tokens.save()
+            except OSError as exc:  # used all the same; a restart goes back to the configured
+                log.warning(
+                    "renewed tokens not saved",
+                    path=str(self.tokens.path),
+                    error=exc.strerror or type(exc).__name__,
+                )
             self.renewed()
         return count
 
