@@ -30,7 +30,7 @@ from collectord.errors import (
     ThrottledError,
     TransientError,
 )
-from collectord.graph.api import GraphApi
+from collectord.graph.api import INSTAGRAM_LOGIN, GraphApi
 from collectord.graph.insights import (
     InsightRequest,
     InsightValue,
@@ -85,6 +85,7 @@ except PackageNotFoundError:  # running from a source tree that is not installed
 __all__ = [
     "CADENCES",
     "ERROR_REASONS",
+    "INSTAGRAM_LOGIN",
     "METRIC_OUTCOMES",
     "PACIFIC",
     "REQUIRED",

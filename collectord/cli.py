@@ -422,7 +422,8 @@ async def _serve_simulator(host: str, port: int) -> int:
 
 def simulator_config(url: str, world: Any) -> str:
     """Config lines that point collectord at a simulator serving ``world`` on ``url``: its
-    app, one source per built-in plugin with the simulator's own tokens and ids."""
+    app, one source per built-in plugin with the simulator's own tokens and ids, and one
+    Instagram-Login source."""
     ids = world.demo_ids()
     sources = [
         ("sim-page", "facebook_page", "page_id"),
@@ -447,6 +448,17 @@ def simulator_config(url: str, world: Any) -> str:
             f'access_token = "{world.demo_token(plugin)}"',
             f'{key} = "{ids[key]}"',
         ]
+    lines += [  # the Instagram API with Instagram Login: graph.instagram.com's stand-in
+        "",
+        "[[source]]",
+        'name = "sim-instagram-login"',
+        'plugin = "instagram_user"',
+        'login = "instagram"',
+        f'access_token = "{world.ig_login_token}"',
+        f'ig_user_id = "{ids["ig_user_id"]}"',
+        "[source.graph]",
+        f'base_url = "{url}/graph.instagram.com"',
+    ]
     return "\n".join(lines)
 
 

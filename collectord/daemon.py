@@ -3,7 +3,8 @@
 Every resource with a lifetime is entered on one ``AsyncExitStack`` in start order, and
 torn down in reverse whatever fails: whatever the config came with (the demo's simulator),
 the one ``ClientSession``, the sinks, discovery (:class:`Collector`, for ``run`` and
-``once``), then for ``run`` the HTTP server, the schedule, the token checks. SIGHUP reloads.
+``once``), then for ``run`` the HTTP server, the schedule, the token checks and renewals.
+SIGHUP reloads.
 
 From SIGTERM/SIGINT to exit takes at most :data:`SHUTDOWN_BOUND` seconds, the one
 constant the systemd unit, the Kubernetes manifests and the docs size their stop timeouts
@@ -32,6 +33,7 @@ from typing import Any
 import aiohttp
 
 from collectord import __version__
+from collectord.auth.renew import RenewedTokens, daemon_renewer
 from collectord.config.types import Config, SourceConfig
 from collectord.discovery import Discoverer
 from collectord.errors import ConfigError
@@ -78,8 +80,8 @@ log = get_logger("collectord")
 
 
 def _make_state_dir(config: Config) -> None:
-    """Create ``state_dir``; one config problem line when it cannot be (a file in the way,
-    no permission: the usual case of a read-only config folder in a container)."""
+    """Create ``state_dir``; one config problem line when it cannot be (a file in the way, no
+    permission: a read-only config folder in a container)."""
     path = config.collector.state_dir
     try:
         ensure_dir(path)  # 0700 whatever the umask; never a symlink
@@ -105,7 +107,6 @@ def keep_state(store: Store, state_dir: Path) -> StateSaver:
 
 class Collector:
     """Everything but the HTTP server and the scheduler: usable by ``run`` and ``once``.
-
     ``stack`` holds every resource in start order; ``run`` enters its own on it too, so
     that leaving the collector tears all of them down in reverse.
     """
@@ -133,6 +134,7 @@ class Collector:
         #: Whether this process polls the source of this name (sharding: one of N replicas).
         self.owns: Callable[[str], bool] = lambda name: True
         self.shard = Shard()  # [collector] shard or --shard, resolved on entering
+        self.tokens: RenewedTokens | None = None  # renew_token: the renewed tokens, preferred
         self.stack = AsyncExitStack()
 
     @property
@@ -190,6 +192,7 @@ class Collector:
             sinks.append(sink)
             self.sink_stats.append(sink.stats)
         self.poller = Poller(self.store, sinks)
+        self.tokens = RenewedTokens(config.collector.state_dir)
         await self.discoverer.first(self.client, config.sources, self.only)  # never raises
         for src in self.wanted(config).values():
             self.runtimes.append(self.runtime(src))
@@ -205,7 +208,7 @@ class Collector:
                 if self.only is not None and not ({one.name, src.name} & self.only):
                     continue
                 if self.owns(one.name):
-                    out[one.name] = one
+                    out[one.name] = self.tokens.apply(one) if self.tokens else one
         return out
 
     def runtime(self, src: SourceConfig, status: SourceStatus | None = None) -> SourceRuntime:
@@ -214,8 +217,8 @@ class Collector:
         assert self.client is not None
         if status is None:
             status = self.store.register(src.name, src.plugin, src.cadences())
-        plugin = self.plugins[src.plugin]
-        graph = self.client.bind(src.access_token, graph=src.graph, source=src.name, api=plugin.api)
+        api = (plugin := self.plugins[src.plugin]).api_for(src.options)
+        graph = self.client.bind(src.access_token, graph=src.graph, source=src.name, api=api)
         return SourceRuntime(src, plugin, graph, status)
 
 
@@ -317,7 +320,6 @@ async def run(
     hard_exit: bool = False,
 ) -> int:
     """The daemon: poll on schedule and serve HTTP until SIGTERM or SIGINT; 0 when clean.
-
     ``about`` describes the loaded plugins for the status page
     (:func:`collectord.plugin.manager.describe_plugin`). ``loader`` reads the config again
     for a reload (SIGHUP); without it (``--demo``) a reload is refused. ``hard_exit`` arms
@@ -402,6 +404,7 @@ async def _serve(
     await col.stack.enter_async_context(col.discoverer.running(reloader.apply_wanted))
     watcher = await col.stack.enter_async_context(TokenWatcher(col.client, col.runtimes, col.store))
     reloader.watcher = watcher
+    await col.stack.enter_async_context(daemon_renewer(col, reloader))
     log.info(
         "collectord started",
         version=__version__,
@@ -434,7 +437,6 @@ async def once(
     sources: Iterable[str] | None = None,
 ) -> tuple[bool, Collector]:
     """Poll the chosen sources once at every cadence; return (all succeeded, collector).
-
     Sinks are not written: ``once`` is for looking, its output goes to stdout.
     """
     col = Collector(config, plugins, sinks_enabled=False, sources=sources)

@@ -23,11 +23,12 @@ from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, Final
+from urllib.parse import urlsplit
 
 from collectord.config.loader import load_document, read_document
 from collectord.config.reader import substitute
-from collectord.config.types import Config, ScheduleConfig
-from collectord.graph.api import pointed_at
+from collectord.config.types import Config, ScheduleConfig, SourceConfig
+from collectord.graph.api import FACEBOOK, pointed_at
 from collectord.logs import get_logger
 from collectord.model import Option
 from collectord.plugin.api import SourcePlugin
@@ -118,6 +119,7 @@ class Demo:
         else:  # ``document``: the file already read (once: it may be a pipe)
             data = read_document(path) if document is None else document
         pointed = point_at_simulator(data, world, plugins, environ)
+        self.plugins = plugins
         self.config = keep_apart(load_document(pointed, path, plugins, environ=environ))
 
     @asynccontextmanager
@@ -126,7 +128,7 @@ class Demo:
         url = await self.simulator.start()
         try:
             log.info("demo simulator started", url=url)
-            config = with_base_url(self.config, url)
+            config = with_base_url(self.config, url, self.plugins)
             if config.jsonl is not None:
                 log.info("demo samples are written apart", jsonl=str(config.jsonl.path))
             yield config
@@ -160,7 +162,9 @@ def point_at_simulator(
         plugin_name = source.get("plugin")
         if not isinstance(plugin_name, str):
             continue
-        _set(source, "access_token", world.demo_token(plugin_name))
+        instagram_login = source.get("login") == "instagram"  # the IG-Login demo token
+        token = world.ig_login_token if instagram_login else world.demo_token(plugin_name)
+        _set(source, "access_token", token)
         if isinstance(source.get("graph"), dict):
             for key in _GRAPH_KEYS:  # the [graph] above holds the simulator's
                 _pop(source["graph"], key)
@@ -239,10 +243,14 @@ def keep_apart(config: Config) -> Config:
     )
 
 
-def with_base_url(config: Config, url: str) -> Config:
-    """``config`` with every source asking ``url``, whatever API its plugin declares."""
+def with_base_url(
+    config: Config, url: str, plugins: Mapping[str, SourcePlugin] | None = None
+) -> Config:
+    """``config`` with every source asking ``url``, whatever API its plugin declares: a
+    source speaking an API of another host (graph.instagram.com) asks the simulator's
+    copy of it, ``{url}/{host}``."""
     sources = tuple(
-        dataclasses.replace(src, graph=pointed_at(src.graph, base_url=url))
+        dataclasses.replace(src, graph=pointed_at(src.graph, base_url=_on(url, src, plugins)))
         for src in config.sources
     )
     graph = dataclasses.replace(config.graph, base_url=url)
@@ -251,3 +259,13 @@ def with_base_url(config: Config, url: str) -> Config:
 
 def _short_jitter(schedule: ScheduleConfig) -> ScheduleConfig:
     return dataclasses.replace(schedule, jitter=min(schedule.jitter, DEMO_MAX_JITTER))
+
+
+def _on(url: str, src: SourceConfig, plugins: Mapping[str, SourcePlugin] | None) -> str:
+    """Where on the simulator ``src`` asks: ``url``, or ``{url}/{host}`` for an API that is
+    not on graph.facebook.com (the simulator serves graph.instagram.com there)."""
+    plugin = plugins.get(src.plugin) if plugins is not None else None
+    if plugin is None:
+        return url
+    host = urlsplit(plugin.api_for(src.options).base_url).hostname
+    return url if host == urlsplit(FACEBOOK.base_url).hostname else f"{url}/{host}"

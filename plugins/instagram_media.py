@@ -59,6 +59,7 @@ from typing import Any
 import collectord
 from collectord import (
     TIER_AGE_OPTION,
+    GraphApi,
     GraphError,
     MetricSpec,
     Option,
@@ -85,6 +86,7 @@ from .instagram_media_catalogue import (
     STORY,
     media_insight,
 )
+from .instagram_user_catalogue import LOGIN, login_api
 
 __all__ = ["CATALOGUE", "RETIRED", "InstagramMedia", "media_scope", "register_source_plugins"]
 
@@ -118,11 +120,26 @@ OPTIONS: tuple[Option, ...] = (
     Option("max_media", "int", 200, help="Follow at most this many (newest) media.", minimum=1),
     Option("include_stories", "bool", True, help="Also collect the live stories' insights."),
     TIER_AGE_OPTION,
+    LOGIN,
+)
+
+#: Media metrics about Facebook (crossposting, ads) that the Instagram API with Instagram
+#: Login does not serve (docs/meta-facts.md 10.8): left out for ``login = "instagram"``.
+FACEBOOK_ONLY: frozenset[str] = frozenset(
+    {"facebook_views", "crossposted_views", "total_likes", "total_comments", "total_views"}
 )
 
 
 #: What a poll asks for: the insights of each object, and each object's labels and specs.
 Objects = dict[str, tuple[Mapping[str, str], Mapping[str, MetricSpec]]]
+
+
+def _served(ctx: PollContext, specs: Sequence[MetricSpec]) -> tuple[MetricSpec, ...]:
+    """``specs`` without the ones the source's API does not serve (:data:`FACEBOOK_ONLY`
+    for an Instagram-Login source)."""
+    if ctx.options.get("login") != "instagram":
+        return tuple(specs)
+    return tuple(s for s in specs if s.graph_name not in FACEBOOK_ONLY)
 
 
 def media_scope(product_type: str, media_type: str) -> str:
@@ -140,6 +157,10 @@ class InstagramMedia(SourcePlugin):
     scopes = ("instagram_basic", "instagram_manage_insights", "pages_read_engagement")
     discovers = "instagram"
     catalogue = CATALOGUE
+
+    def api_for(self, options: Mapping[str, Any]) -> GraphApi:
+        """graph.instagram.com for ``login = "instagram"``, else the Facebook Graph API."""
+        return login_api(options)
 
     def spec_for(self, graph_name: str) -> MetricSpec | None:
         """Any name may be asked for, as a metric of posts and reels (Meta decides: a
@@ -171,7 +192,7 @@ class InstagramMedia(SourcePlugin):
             samples += await _media_requests(ctx, ig_user_id, requests, objects)
             ctx.memory[_MEDIA_READ] = ctx.now.isoformat()
 
-        story_specs = ctx.metrics(kind="insight", group=STORY)
+        story_specs = _served(ctx, ctx.metrics(kind="insight", group=STORY))
         if ctx.options.get("include_stories", True) and story_specs:
             stories = await ctx.graph.get_all(
                 f"{ig_user_id}/stories", {"fields": STORY_FIELDS, "limit": PAGE_LIMIT}
@@ -197,7 +218,7 @@ async def _media_requests(
     return the samples of the fields that came with the list."""
     samples: list[Sample] = []
     fields = ctx.metrics(kind="field")
-    by_product = {p: ctx.metrics(kind="insight", group=p) for p in MEDIA_PRODUCTS}
+    by_product = {p: _served(ctx, ctx.metrics(kind="insight", group=p)) for p in MEDIA_PRODUCTS}
     if not fields and not any(by_product.values()):
         return samples
     window = await list_media(ctx, ig_user_id)

@@ -44,12 +44,14 @@ replaced it for a retired name, else the nearest known one; a Prometheus name
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 import collectord
 from collectord import (
+    GraphApi,
     GraphError,
     InsightValue,
     MetricSpec,
@@ -70,12 +72,14 @@ from .instagram_user_catalogue import (
     CATALOGUE,
     DEMOGRAPHIC,
     DICT_LABELS,
+    LOGIN,
     NAMES,
     RETIRED,
     SERIES,
     TIMEFRAMES,
     TOTAL,
     insight,
+    login_api,
 )
 
 __all__ = ["CATALOGUE", "RETIRED", "InstagramUser", "build_requests", "register_source_plugins"]
@@ -119,10 +123,14 @@ class InstagramUser(SourcePlugin):
     name = "instagram_user"
     version = collectord.__version__
     description = "Instagram account fields, account insights and audience demographics"
-    options = (IG_USER_ID,)
+    options = (IG_USER_ID, LOGIN)
     scopes = ("instagram_basic", "instagram_manage_insights", "pages_read_engagement")
     discovers = "instagram"
     catalogue = CATALOGUE
+
+    def api_for(self, options: Mapping[str, Any]) -> GraphApi:
+        """graph.instagram.com for ``login = "instagram"``, else the Facebook Graph API."""
+        return login_api(options)
 
     def spec_for(self, graph_name: str) -> MetricSpec | None:
         """Any name may be asked for, as a daily total_value insight (Meta's rule for

@@ -6,7 +6,15 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import replace
 
-from collectord import MetricNames, MetricSpec, Retired
+from collectord import (
+    INSTAGRAM_LOGIN,
+    GraphApi,
+    MetricNames,
+    MetricSpec,
+    Option,
+    Retired,
+    SourcePlugin,
+)
 
 PREFIX = "instagram_user"
 
@@ -20,6 +28,26 @@ TIMEFRAMES: tuple[str, ...] = ("this_week", "this_month")
 #: Demographic breakdowns asked for: age by gender (21 rows, below Meta's top-45 cut, so
 #: age or gender alone are exact sums), the top cities and the top countries.
 DEMOGRAPHIC_BREAKDOWNS: tuple[str, ...] = ("age,gender", "city", "country")
+#: ``login``: which Meta login the source's token comes from, so which API it speaks
+#: (docs/meta-facts.md 5.1, 10.8). Shared by ``instagram_user`` and ``instagram_media``.
+LOGIN = Option(
+    "login",
+    "str",
+    "facebook",
+    help="Which login the token comes from: facebook (a Facebook user, system-user or Page "
+    "token, graph.facebook.com) or instagram (an Instagram-Login token, graph.instagram.com; "
+    "no Facebook Page needed).",
+    choices=("facebook", "instagram"),
+)
+#: The permissions an Instagram-Login token needs (docs/meta-facts.md 10.6).
+INSTAGRAM_LOGIN_SCOPES = ("instagram_business_basic", "instagram_business_manage_insights")
+
+
+def login_api(options: Mapping[str, object]) -> GraphApi:
+    """The API a source speaks, by its ``login`` option."""
+    return INSTAGRAM_LOGIN if options.get("login") == "instagram" else SourcePlugin.api
+
+
 #: Dict-valued metrics: the label their keys go under.
 DICT_LABELS: Mapping[str, str] = {"online_followers": "hour"}
 

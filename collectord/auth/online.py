@@ -21,6 +21,7 @@ from collectord.auth.explain import TYPE_WORDS, when
 from collectord.auth.scopes import plugin_scopes
 from collectord.config.types import Config, SourceConfig
 from collectord.errors import GraphError, GraphTimeoutError, NetworkError
+from collectord.graph.api import GRAPH_APP
 from collectord.graph.client import GraphClient
 from collectord.graph.tokens import read_answer
 from collectord.secret import Secret, scrub
@@ -76,6 +77,9 @@ async def _check_source(client: GraphClient, src: SourceConfig, plugin: Any, now
         return Verdict(src.name, False, "no access token to check")
     graph = src.graph
     secrets = (token, graph.app_secret)
+    api = plugin.api_for(src.options) if plugin is not None else None
+    if api is not None and api.app != GRAPH_APP:
+        return await _check_elsewhere(client, src, token, api)
     if not (graph.app_id and graph.app_secret):
         try:
             me = await client.bind(token, graph=graph, source=src.name).get(
@@ -104,6 +108,8 @@ async def _check_source(client: GraphClient, src: SourceConfig, plugin: Any, now
     expires = data.get("expires_at")
     if isinstance(expires, int) and 0 < expires - now < WARN_BEFORE:
         parts.append("renew it soon")
+    if src.renew_token and expires == 0:
+        parts.append("warning: renew_token is set but this token never expires: nothing to renew")
     if kind == "APP":
         return Verdict(src.name, True, ", ".join(parts))
     if src.discover and kind not in ("USER", "SYSTEM_USER"):
@@ -116,3 +122,25 @@ async def _check_source(client: GraphClient, src: SourceConfig, plugin: Any, now
         return Verdict(src.name, False, f"{words} lacks permission(s): {', '.join(lacking)}")
     parts.append("permissions complete" if needed else "no permissions needed")
     return Verdict(src.name, True, ", ".join(parts))
+
+
+async def _check_elsewhere(
+    client: GraphClient, src: SourceConfig, token: Secret, api: Any
+) -> Verdict:
+    """A source of another API than Facebook's (Instagram Login): ``debug_token`` cannot
+    read its token, so ``/me`` on that API says whether it works."""
+    secrets = (token,)
+    try:
+        me = await client.bind(token, graph=src.graph, source=src.name, api=api).get(
+            "me", {"fields": "id,username"}
+        )
+    except GraphError as exc:
+        return Verdict(src.name, False, f"{_failed(exc)}: {scrub(str(exc), secrets)}")
+    who = scrub(str(me.get("username") or me.get("id") or "?"), secrets)
+    return Verdict(
+        src.name,
+        True,
+        f"an Instagram-Login token that works (for {who}); its expiry and permissions cannot "
+        "be read (no debug_token there)"
+        + ("; renew_token refreshes it" if src.renew_token else ": renew it within 60 days"),
+    )

@@ -35,7 +35,13 @@ from collectord.config.document import (
     resolve_config_path,
 )
 from collectord.config.durations import format_duration, parse_duration
-from collectord.config.options import read_options, read_token, resolve_metrics, validate_options
+from collectord.config.options import (
+    check_renewal,
+    read_options,
+    read_token,
+    resolve_metrics,
+    validate_options,
+)
 from collectord.config.reader import (
     INVALID,
     MISSING,
@@ -385,6 +391,7 @@ def _read_source(
     source_schedule = _read_schedule(table, schedule)
     token = read_token(table, plugin, source_graph)
     metrics = table.take("metrics", "str_list")
+    renew = table.take("renew_token", "bool") is True
     found = read_discovery(table, plugin)
     options, complete = ({}, False)
     if plugin is not None:
@@ -395,6 +402,8 @@ def _read_source(
     specs = resolve_metrics(table, plugin, metrics)
     if complete:
         validate_options(table, plugin, options)
+        if renew:
+            check_renewal(table, plugin, options, source_graph)
     return SourceConfig(
         name=name,
         plugin=plugin_name,
@@ -407,6 +416,7 @@ def _read_source(
         discover=found.discover,
         include=found.include,
         exclude=found.exclude,
+        renew_token=renew,
     )
 
 

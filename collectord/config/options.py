@@ -7,6 +7,7 @@ Part of the config loader (:mod:`collectord.config.loader`); problems go to the 
 from __future__ import annotations
 
 import warnings
+from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any, Final
 
@@ -28,6 +29,7 @@ HOST_KEYS: Final = (
     "fast_interval",
     "daily_interval",
     "jitter",
+    "renew_token",
 )
 
 
@@ -184,3 +186,18 @@ def _check_option(table: Table, option: Option, value: Any) -> Any:
             table.problem(key, "must be positive")
             return INVALID
     return value
+
+
+def check_renewal(
+    table: Table, plugin: SourcePlugin, options: Mapping[str, Any], graph: GraphConfig
+) -> None:
+    """``renew_token`` on a source whose token is a Facebook one needs the app's id and
+    secret (the exchange sends them): a problem without them."""
+    if plugin.api_for(options).app != SourcePlugin.api.app:
+        return  # an Instagram-Login token is refreshed with itself alone
+    if not graph.app_id or not graph.app_secret:
+        table.problem(
+            "renew_token",
+            "renewing a Facebook token needs [graph] app_id and app_secret (the exchange "
+            "sends them to Meta); set them, or leave renew_token out",
+        )

@@ -56,6 +56,12 @@ class GraphApi:
 
 #: The Facebook Graph API, as the built-in plugins speak it.
 FACEBOOK = GraphApi()
+#: The Instagram API with Instagram Login (docs/meta-facts.md 5.1, 10.9): its own host, no
+#: batch requests, no ``appsecret_proof`` (Meta documents neither there), and tokens of
+#: the app's Instagram side (``[graph]`` app settings and rate budget do not apply).
+INSTAGRAM_LOGIN = GraphApi(
+    base_url="https://graph.instagram.com", batching=False, appsecret_proof=False, app="instagram"
+)
 #: The app ``[graph]`` describes.
 GRAPH_APP = FACEBOOK.app
 

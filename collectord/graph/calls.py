@@ -20,6 +20,7 @@ from urllib.parse import parse_qsl
 from collectord.config.types import GraphConfig
 from collectord.errors import GraphError
 from collectord.graph.answers import answer_to
+from collectord.graph.api import GRAPH_APP
 from collectord.graph.governor import RateGovernor
 from collectord.secret import Secret
 
@@ -99,11 +100,16 @@ def split_call(path: str, params: Mapping[str, Any] | None) -> tuple[str, dict[s
     return path, merged
 
 
-def budget_key(token: Secret | None) -> str:
-    """An opaque rate-limit budget key for a token (a hash prefix, never the token)."""
-    if not token:
-        return "token:none"
-    return "token:" + hashlib.sha256(token.reveal().encode()).hexdigest()[:16]
+def budget_key(token: Secret | None, app: str = GRAPH_APP) -> str:
+    """An opaque rate-limit budget key for a token (a hash prefix, never the token); for a
+    token of another app family than Facebook's, ``{app}/...``, so that its app-wide
+    budget is that family's (:func:`~collectord.graph.governor.app_key`)."""
+    key = (
+        "token:" + hashlib.sha256(token.reveal().encode()).hexdigest()[:16]
+        if token
+        else "token:none"
+    )
+    return key if app == GRAPH_APP else f"{app}/{key}"
 
 
 def chunks(items: Sequence[int], size: int) -> Iterator[Sequence[int]]:

@@ -37,7 +37,7 @@ from collectord.errors import (
     TransientError,
 )
 from collectord.graph.answers import classify_error, decode_answer, scrub
-from collectord.graph.api import GraphApi, settings_for
+from collectord.graph.api import GRAPH_APP, GraphApi, settings_for
 from collectord.graph.bound import BoundGraph
 from collectord.graph.calls import (
     AUTH_PARAMS,
@@ -141,9 +141,8 @@ class GraphClient:
         if graph.max_concurrency < self.config.max_concurrency:
             limit = asyncio.Semaphore(max(1, graph.max_concurrency))
         batching = api.batching if api is not None else True
-        binding = Binding(
-            secret or None, graph, source, budget_key(secret), limit=limit, batching=batching
-        )
+        budget = budget_key(secret, api.app if api is not None else GRAPH_APP)
+        binding = Binding(secret or None, graph, source, budget, limit=limit, batching=batching)
         return BoundGraph(self, binding)
 
     async def debug_token(

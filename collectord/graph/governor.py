@@ -5,7 +5,10 @@ Meta meters calls per budget (docs/meta-facts.md 7): the app's budget
 app; the other budgets (a Page's or an Instagram account's BUC budget, a user's budget)
 belong to the token a request carries. The governor therefore keeps its state per *budget
 key*: :data:`APP` for the app, and an opaque key per token (chosen by the Graph client) for
-the rest. A request under budget ``k`` is governed by :data:`APP` and ``k`` together.
+the rest. A request under budget ``k`` is governed by :data:`APP` and ``k`` together. A
+budget named ``{family}/...`` belongs to another app family's app-wide budget,
+``{family}/app`` (:func:`app_key`): Instagram-Login sources do not share the Facebook
+app's.
 
 Meta's rules it keeps (docs/meta-facts.md 7.3, 7.4, 8):
 
@@ -75,6 +78,13 @@ class Admission(tuple[str, ...]):
         return admission
 
 
+def app_key(budget: str) -> str:
+    """The app-wide budget of ``budget``: :data:`APP` (the Facebook app's), or
+    ``{family}/app`` for a budget named ``{family}/...`` (docs/meta-facts.md 10.9)."""
+    family, sep, _ = budget.partition("/")
+    return f"{family}/{APP}" if sep and family else APP
+
+
 def budget_label(key: str) -> str:
     """The ``budget`` label of a budget key in the self-metrics and on the status page."""
     return key
@@ -130,13 +140,13 @@ class RateGovernor:
         """Remember the usage readings of an answer to a request under ``budget``."""
         now = self._clock()
         for reading in readings:
-            key = APP if reading.scope == "app" else budget
+            key = app_key(budget) if reading.scope == "app" else budget
             self._usage.setdefault(key, {})[reading.key] = (reading.ratio, now)
 
     def observe_throttle(self, budget: str, error: ThrottledError) -> None:
         """Block the throttled budget until Meta's regain time (clamped to the maximum
         block) or, without one, for the cooldown of the throttle's code."""
-        key = APP if error.budget == APP else budget
+        key = app_key(budget) if error.budget == APP else budget
         seconds = error.retry_after if error.retry_after and error.retry_after > 0 else None
         if seconds is None:
             seconds = self._cooldowns.get(error.code or 0, DEFAULT_COOLDOWN)
@@ -177,7 +187,9 @@ class RateGovernor:
     def blocked_until(self, budget: str) -> float | None:
         """When the block on ``budget`` (or the app's) ends, or ``None`` when unblocked."""
         now = self._clock()
-        ends = [b[0] for k in (APP, budget) if (b := self._blocked.get(k)) and b[0] > now]
+        ends = [
+            b[0] for k in (app_key(budget), budget) if (b := self._blocked.get(k)) and b[0] > now
+        ]
         return max(ends) if ends else None
 
     def check(self, budget: str, *, ceiling: float | None = None, calls: int = 1) -> float:
@@ -188,7 +200,7 @@ class RateGovernor:
         Raises :class:`ThrottledError` while the budget (or the app's) is blocked.
         """
         now = self._clock()
-        for key in (APP, budget):
+        for key in (app_key(budget), budget):
             blocked = self._blocked.get(key)
             if blocked is None:
                 continue
@@ -210,8 +222,10 @@ class RateGovernor:
         answers' 100 %) and let the next request probe alone."""
         del self._blocked[key]
         self.stats.throttled_until[budget_label(key)] = 0.0
-        if key == APP:
-            for readings in self._usage.values():
+        if key == app_key(key):
+            for owner, readings in self._usage.items():
+                if app_key(owner) != key:
+                    continue
                 for usage_key in [k for k in readings if k[0] == "app"]:
                     del readings[usage_key]
         else:
@@ -235,11 +249,11 @@ class RateGovernor:
         limit = self.ceiling if ceiling is None else ceiling
         while True:
             delay = self.check(budget, ceiling=ceiling, calls=calls)
-            waiting = [self._probes[k] for k in (APP, budget) if k in self._probes]
+            waiting = [self._probes[k] for k in (app_key(budget), budget) if k in self._probes]
             if waiting:
                 await waiting[0].wait()
                 continue
-            probing = tuple(k for k in (APP, budget) if k in self._probe_due)
+            probing = tuple(k for k in (app_key(budget), budget) if k in self._probe_due)
             if probing:
                 for key in probing:
                     self._probe_due.discard(key)
@@ -286,7 +300,7 @@ class RateGovernor:
     ) -> tuple[str, tuple[str, str, str], float] | None:
         best: tuple[str, tuple[str, str, str], float] | None = None
         ttl = self._usage_ttl if ttl is None else ttl
-        for key in (APP, budget):
+        for key in (app_key(budget), budget):
             for usage_key, (ratio, seen) in self._usage.get(key, {}).items():
                 if now - seen > ttl:
                     continue
@@ -300,9 +314,9 @@ class RateGovernor:
             # an episode of slowing down ends (and is logged) only once usage is clearly
             # under the ceiling, so usage hovering at it does not log every batch
             if hottest is None or hottest[2] < ceiling - HYSTERESIS:
-                if self._slowing & {APP, budget} and self._log is not None:
+                if self._slowing & {app_key(budget), budget} and self._log is not None:
                     self._log.info("graph api usage back under the ceiling", ceiling=ceiling)
-                self._slowing -= {APP, budget}
+                self._slowing -= {app_key(budget), budget}
             return 0.0
         key, (scope, object_id, kind), ratio = hottest
         span = 1.0 - ceiling

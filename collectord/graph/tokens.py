@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from collectord.config.types import GraphConfig
 from collectord.errors import GraphError
+from collectord.graph.api import GRAPH_APP
 from collectord.logs import get_logger, scrub
 from collectord.model import TokenView
 
@@ -30,6 +31,8 @@ if TYPE_CHECKING:
 
 #: What the status page says for a source whose token cannot be checked.
 NO_APP = "set [graph] app_id and app_secret to check tokens"
+#: What the status page says for a source speaking the Instagram API with Instagram Login.
+NOT_FACEBOOK = "an Instagram-Login token cannot be checked with debug_token"
 #: The shortest wait between two rounds, whatever the intervals say.
 MIN_WAIT = 1.0
 
@@ -62,7 +65,7 @@ class TokenWatcher:
     ) -> None:
         self.client = client
         self.store = store
-        self.runtimes = [rt for rt in runtimes if _has_app(rt.config.graph)]
+        self.runtimes = [rt for rt in runtimes if _checkable(rt)]
         self.enabled = bool(self.runtimes)
         self._clock = clock
         self._sleep = sleep
@@ -70,7 +73,9 @@ class TokenWatcher:
         self._told: dict[str, tuple[bool, tuple[str, ...]]] = {}
         self._task: asyncio.Task[None] | None = None
         for rt in runtimes:
-            if not _has_app(rt.config.graph):
+            if not _facebook(rt):
+                store.set_token(rt.name, TokenView(note=NOT_FACEBOOK))
+            elif not _has_app(rt.config.graph):
                 store.set_token(rt.name, TokenView(note=NO_APP))
 
     async def __aenter__(self) -> TokenWatcher:
@@ -191,6 +196,17 @@ def _time(value: Any) -> float | None:
     if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
         return None
     return float(value)
+
+
+def _facebook(rt: SourceRuntime) -> bool:
+    """Whether the source speaks an API of the app ``[graph]`` describes (its token is a
+    Facebook one, which ``debug_token`` reads)."""
+    api_for = getattr(rt.plugin, "api_for", None)
+    return api_for is None or api_for(rt.config.options).app == GRAPH_APP
+
+
+def _checkable(rt: SourceRuntime) -> bool:
+    return _facebook(rt) and _has_app(rt.config.graph)
 
 
 def _has_app(graph: GraphConfig) -> bool:

@@ -370,6 +370,11 @@ class SourcePlugin(abc.ABC):
     #: named in its config. The object's key is :data:`DISCOVERY_KEYS` of it.
     discovers: ClassVar[str | None] = None
 
+    def api_for(self, options: Mapping[str, Any]) -> GraphApi:
+        """The API a source with these ``options`` speaks: :attr:`api` unless the plugin
+        lets a source choose (the Instagram plugins' ``login = "instagram"``)."""
+        return self.api
+
     def validate(self, options: Mapping[str, Any]) -> list[str]:
         """Cross-key checks after each key was validated on its own; return problems."""
         return []

@@ -52,9 +52,10 @@ def require_app_token(req: SimRequest, app_id: str) -> None:
 
 
 def require_instagram_token(req: SimRequest, linked_page_id: str | None) -> None:
-    """Instagram endpoints: a user token, a system user, or the linked Page's token."""
+    """Instagram endpoints: a user token, a system user, the linked Page's token, or (on
+    the Instagram host) an Instagram-Login token."""
     token = req.token
-    if token.kind in ("USER", "SYSTEM_USER"):
+    if token.kind in ("USER", "SYSTEM_USER", "IG_USER"):
         return
     if token.kind == "PAGE" and token.page_id == linked_page_id:
         return

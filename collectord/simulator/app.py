@@ -11,6 +11,9 @@ Each element goes through the same router as a plain request and comes back as
 ``{"code", "headers"?, "body": "<JSON string>"}`` (``null`` for a simulated timeout
 with ``faults.batch_null_rate``); the outer status is 200.
 
+The Instagram API with Instagram Login is served under ``/graph.instagram.com/`` (see
+:mod:`collectord.simulator.instagram_login`).
+
 Control endpoints (for out-of-process tests; not part of the Graph API):
 ``GET|POST|DELETE /_sim/faults`` (see :mod:`collectord.simulator.faults`),
 ``GET|DELETE /_sim/requests`` (the request log and stats; DELETE resets them),
@@ -35,6 +38,7 @@ from collectord.simulator.auth import oauth_dialog
 from collectord.simulator.base import SimError
 from collectord.simulator.errors import batch_too_large, invalid_parameter, server_error
 from collectord.simulator.faults import Faults
+from collectord.simulator.instagram_login import HOST_PREFIX as IG_HOST
 from collectord.simulator.router import CallResult, Router, parse_version
 from collectord.simulator.world import World
 
@@ -165,7 +169,10 @@ class Simulator:
         if request.method == "POST":
             params.update(await _body_params(request))
         parts = [p for p in request.path.split("/") if p]
+        instagram = parts[:1] == [IG_HOST]  # graph.instagram.com: no batch requests there
+        path = "/" + "/".join(parts[1:]) if instagram else request.path
         is_batch = request.method == "POST" and "batch" in params and _is_root(parts)
+        is_batch = is_batch and not instagram
         entry = RequestLogEntry(request.method, request.path, scrub(params))
         items: Any = None
         if is_batch:
@@ -197,13 +204,18 @@ class Simulator:
             entry.status = 200
             size = ENDLESS_BYTES if endless is not None else _megabytes(huge)
             return await _stream_json(request, size)
-        base_url = f"{request.scheme}://{request.host}"
+        base_url = f"{request.scheme}://{request.host}" + (f"/{IG_HOST}" if instagram else "")
         auth = request.headers.get("Authorization")
         if is_batch:
             result = self._batch(parts, items, params, base_url, auth)
         else:
             result = self.router.call(
-                request.method, request.path, params, base_url=base_url, auth_header=auth
+                request.method,
+                path,
+                params,
+                base_url=base_url,
+                auth_header=auth,
+                instagram=instagram,
             )
         entry.status = result.status
         if self.faults.take("malformed_json", paths) is not None:
@@ -299,6 +311,7 @@ class Simulator:
                     "ids": world.demo_ids(),
                     "page_ids": sorted(world.pages),
                     "tokens": {name: world.demo_token(name) for name in plugins},
+                    "ig_login_token": world.ig_login_token,
                 }
             )
         return web.json_response({"error": f"unknown control endpoint /_sim/{what}"}, status=404)

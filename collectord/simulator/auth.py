@@ -101,7 +101,7 @@ def debug_token(world: World, req: SimRequest) -> dict[str, Any]:
     """
     raw = require(req.params, "input_token")
     info = world.tokens.get(raw)
-    if info is None:
+    if info is None or info.kind == "IG_USER":  # Instagram-Login tokens are not Facebook's
         error = {"code": 190, "message": "Invalid OAuth access token - Cannot parse access token"}
         return {"data": {"error": error, "is_valid": False, "scopes": []}}
     data: dict[str, Any] = {
@@ -113,7 +113,7 @@ def debug_token(world: World, req: SimRequest) -> dict[str, Any]:
         "scopes": list(info.scopes),
     }
     if info.kind != "APP":
-        data["issued_at"] = world.issued_at
+        data["issued_at"] = world.issued_at if info.issued_at is None else info.issued_at
         lapses = info.data_access_expires_at
         data["data_access_expires_at"] = world.issued_at + DATA_ACCESS if lapses is None else lapses
         data["user_id"] = info.user_id

@@ -18,7 +18,8 @@ from zoneinfo import ZoneInfo
 
 PACIFIC = ZoneInfo("America/Los_Angeles")
 
-TokenKind = Literal["USER", "PAGE", "APP", "SYSTEM_USER"]
+#: ``IG_USER``: an Instagram-Login token (graph.instagram.com only).
+TokenKind = Literal["USER", "PAGE", "APP", "SYSTEM_USER", "IG_USER"]
 
 
 @dataclass(frozen=True)
@@ -35,6 +36,10 @@ class TokenInfo:
     #: When its data access lapses (debug_token's ``data_access_expires_at``); ``None``:
     #: 90 days after the world's ``issued_at``. Not for app tokens.
     data_access_expires_at: int | None = None
+    #: When it was issued (``None``: the world's ``issued_at``).
+    issued_at: int | None = None
+    #: Whether it is a long-lived token (Instagram-Login tokens: refreshable, 60 days).
+    long_lived: bool = True
 
 
 @dataclass

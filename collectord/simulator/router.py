@@ -47,6 +47,12 @@ from collectord.simulator.errors import (
 )
 from collectord.simulator.faults import Faults
 from collectord.simulator.fields import metric_names_in
+from collectord.simulator.instagram_login import (
+    FACEBOOK_ONLY_METRICS,
+    TOKEN_ENDPOINTS,
+    check_host,
+    token_endpoint,
+)
 from collectord.simulator.page import handle_page
 from collectord.simulator.posts import handle_post
 from collectord.simulator.usage import Scope, UsageTracker
@@ -124,6 +130,7 @@ class Router:
         #: of the batch that got the throttle are answered at the same instant and are not
         #: counted): a client keeping Meta's rules makes none.
         self.calls_during_block = 0
+        self._instagram = False
 
     def _trace_ids(self) -> tuple[str, str]:
         digest = hashlib.blake2b(f"{self.world.seed}|{next(self._serial)}".encode()).digest()
@@ -139,8 +146,10 @@ class Router:
         *,
         base_url: str,
         auth_header: str | None = None,
+        instagram: bool = False,
     ) -> CallResult:
-        """Answer one call; never raises for a Graph error (it becomes the envelope)."""
+        """Answer one call; never raises for a Graph error (it becomes the envelope).
+        ``instagram``: the call came to the Instagram host (graph.instagram.com)."""
         trace, debug = self._trace_ids()
         headers = {
             "x-fb-trace-id": trace,
@@ -151,6 +160,7 @@ class Router:
         try:
             version, parts = parse_version([p for p in path.split("/") if p])
             headers["facebook-api-version"] = version
+            self._instagram = instagram
             body = self._dispatch(
                 method.upper(), version, parts, dict(params), base_url, auth_header, headers
             )
@@ -169,7 +179,9 @@ class Router:
         headers: dict[str, str],
     ) -> Any:
         node = parts[0] if parts else ""
-        if node == "oauth":
+        if self._instagram and node in TOKEN_ENDPOINTS and method == "GET":
+            return token_endpoint(self.world, node, params, self.world.now())
+        if node == "oauth" and not self._instagram:
             if parts[1:] != ["access_token"]:
                 raise unknown_path("/".join(parts[1:]) or "oauth")
             return oauth_access_token(self.world, params, self.world.now())
@@ -189,9 +201,12 @@ class Router:
             )
         call_paths = ["/" + "/".join([version, *parts])]
         req = self._authenticate(version, parts, params, base_url, auth_header, call_paths)
+        check_host(req.token, self._instagram)
         handler, scope = self._route(req)
         self._meter(req, scope, call_paths, headers, self.world.now())
         names = set(requested_metrics(req))
+        if self._instagram and names & FACEBOOK_ONLY_METRICS:
+            raise invalid_metric_error()
         if names and self.faults.take(
             "invalid_metrics", call_paths, lambda r: bool(names & set(r.options["names"]))
         ):
@@ -234,6 +249,11 @@ class Router:
 
     def _route(self, req: SimRequest) -> tuple[Callable[[], dict[str, Any]], Scope]:
         world, token, node = self.world, req.token, req.node_id
+        if token.kind == "IG_USER":  # the Instagram host: its account, nothing of Facebook's
+            if node == "me":
+                node = req.node_id = token.user_id or ""
+            if world.instagram is None or not world.instagram.owns(node):
+                raise object_missing_error(node)
         if node == "debug_token":
             return lambda: debug_token(world, req), platform_scope(token)
         if node == "me":

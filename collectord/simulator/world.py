@@ -53,6 +53,11 @@ USER_TOKEN = "DEMO-USER-TOKEN-not-a-real-token"
 SHORT_USER_TOKEN = "DEMO-SHORT-LIVED-USER-TOKEN-not-a-real-token"
 EXPIRED_USER_TOKEN = "DEMO-EXPIRED-USER-TOKEN-not-a-real-token"
 SYSTEM_USER_TOKEN = "DEMO-SYSTEM-USER-TOKEN-not-a-real-token"
+#: Instagram-Login tokens of the demo account (graph.instagram.com): long-lived (issued a
+#: day before the epoch, so refreshable at once) and short-lived.
+IG_LOGIN_TOKEN = "DEMO-IG-LOGIN-TOKEN-not-a-real-token"
+IG_SHORT_LOGIN_TOKEN = "DEMO-IG-SHORT-LIVED-LOGIN-TOKEN-not-a-real-token"
+IG_SCOPES = ("instagram_business_basic", "instagram_business_manage_insights")
 SCOPES = (
     "pages_show_list",
     "pages_read_engagement",
@@ -208,6 +213,24 @@ class World:
             TokenInfo(SYSTEM_USER_TOKEN, "SYSTEM_USER", self.app_id, SYSTEM_USER_ID, scopes=SCOPES)
         )
         self.add_token(TokenInfo(self.app_token, "APP", self.app_id))
+        ig_long = int((self.epoch + timedelta(days=59)).timestamp())
+        self.add_token(self._ig_token(IG_LOGIN_TOKEN, ig_long, self.issued_at, long_lived=True))
+        self.add_token(
+            self._ig_token(IG_SHORT_LOGIN_TOKEN, short, self.issued_at, long_lived=False)
+        )
+
+    def _ig_token(self, token: str, expires: int, issued: int, *, long_lived: bool) -> TokenInfo:
+        ig_id = self.instagram.user_ids[0] if self.instagram else DEFAULT_IG_USER_ID
+        return TokenInfo(
+            token,
+            "IG_USER",
+            self.app_id,
+            ig_id,
+            scopes=IG_SCOPES,
+            expires_at=expires,
+            issued_at=issued,
+            long_lived=long_lived,
+        )
 
     def _user_token(self, token: str, kind: TokenKind = "USER", **kw: Any) -> TokenInfo:
         return TokenInfo(token, kind, self.app_id, self.user_id, scopes=SCOPES, **kw)
@@ -248,6 +271,17 @@ class World:
         info = TokenInfo(
             token, "USER", self.app_id, self.user_id, scopes=scopes, expires_at=expires
         )
+        self.add_token(info)
+        return info
+
+    def issue_ig_token(self, seconds: int, *, long_lived: bool = True) -> TokenInfo:
+        """A new Instagram-Login token of the demo account, issued now, valid ``seconds``
+        (the result of an ``ig_refresh_token`` or ``ig_exchange_token`` call)."""
+        self._issued += 1
+        now = int(self.now().timestamp())
+        kind = "LONG-LIVED" if long_lived else "SHORT-LIVED"
+        token = f"DEMO-IG-{kind}-LOGIN-TOKEN-{self._issued}-not-a-real-token"
+        info = self._ig_token(token, now + seconds, now, long_lived=long_lived)
         self.add_token(info)
         return info
 
@@ -373,6 +407,11 @@ class World:
         """The ids ``--demo`` points sources at."""
         ig = self.first_page.ig_user_id or DEFAULT_IG_USER_ID
         return {"page_id": self.first_page.id, "ig_user_id": ig, "app_id": self.app_id}
+
+    @property
+    def ig_login_token(self) -> str:
+        """The long-lived Instagram-Login token of the demo account."""
+        return IG_LOGIN_TOKEN
 
     def known_ids(self, kind: str) -> set[str]:
         """The ids the simulator knows, for ``kind`` in page_id|ig_user_id|app_id."""

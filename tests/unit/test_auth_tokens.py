@@ -265,3 +265,45 @@ async def test_inspect_when_meta_cannot_be_reached_says_so_and_not_invalid(
     printed = capsys.readouterr()
     assert "could not reach Meta" in printed.err
     assert "valid: no" not in printed.out
+
+
+async def test_check_online_reads_an_instagram_login_token_on_its_own_host_and_warns_on_renewal(
+    sim: Simulator, tmp_path: Path, plugins: dict[str, Any]
+) -> None:
+    world = sim.world
+    page = world.first_page
+    config = write(
+        tmp_path,
+        "collector.toml",
+        f"""
+[graph]
+base_url = "{sim.url}"
+app_id = "{world.app_id}"
+app_secret = "{world.app_secret}"
+
+[[source]]
+name = "ig-login"
+plugin = "instagram_user"
+login = "instagram"
+ig_user_id = "{page.ig_user_id}"
+access_token = "{world.ig_login_token}"
+renew_token = true
+[source.graph]
+base_url = "{sim.url}/graph.instagram.com"
+
+[[source]]
+name = "page"
+plugin = "facebook_page"
+page_id = "{page.id}"
+access_token = "{page.token}"
+renew_token = true
+""",
+    )
+    out = io.StringIO()
+    assert await check_online(load_config(config, plugins), plugins, out) is True
+    ig, pg = out.getvalue().splitlines()
+    assert ig.startswith('online: source "ig-login": ok: an Instagram-Login token that works')
+    assert "renew_token refreshes it" in ig
+    assert pg.startswith('online: source "page": ok: a Page access token, expires never')
+    assert "warning: renew_token is set but this token never expires" in pg
+    assert world.ig_login_token not in out.getvalue()

@@ -215,3 +215,25 @@ async def test_without_graph_settings_a_plugin_gets_its_declaration(
 def test_a_bad_declaration_is_a_clear_error(kw: dict[str, str], problem: str) -> None:
     with pytest.raises(ValueError, match=problem):
         GraphApi(**kw)  # type: ignore[arg-type]
+
+
+async def test_an_instagram_source_with_instagram_login_speaks_graph_instagram_com(
+    tmp_path: Path, seen: Seen
+) -> None:
+    login = 'ig_user_id = "17841400000000001"\nlogin = "instagram"\n'
+    col, graphs = await bound(
+        tmp_path,
+        GRAPH + source("igl", "instagram_user", login) + source("igf", "instagram_media", login),
+    )
+    try:
+        await graphs["igl"].get("me")
+        await graphs["igf"].get_many([("1/insights", None), ("2/insights", None)])
+    finally:
+        await col.__aexit__(None, None, None)
+
+    assert [m for m, _, _ in seen.requests] == ["GET", "GET", "GET"], "no batch requests"
+    urls = sorted(u for _, u, _ in seen.requests)
+    base = "https://graph.instagram.com/v26.0"  # [graph] version is the Facebook app's
+    assert urls == [f"{base}/1/insights", f"{base}/2/insights", f"{base}/me"]
+    for _, _, query in seen.requests:
+        assert "appsecret_proof" not in query, "the Facebook app secret stays with Facebook"

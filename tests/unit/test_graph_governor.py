@@ -107,6 +107,20 @@ def test_app_throttle_refuses_every_budget(clock: Clock) -> None:
         gov.check(APP)
 
 
+def test_an_instagram_login_app_throttle_leaves_the_facebook_app_alone(clock: Clock) -> None:
+    gov = make(clock)
+    throttle = ThrottledError("x", code=4, budget="app", retry_after=10.0)
+    gov.observe_throttle("instagram/t1", throttle)
+    with pytest.raises(ThrottledError):
+        gov.check("instagram/t2")  # the Instagram side of the app is blocked
+    assert gov.check("t3") == 0.0  # the Facebook app is not
+    gov.observe_throttle("t3", throttle)
+    with pytest.raises(ThrottledError):
+        gov.check("t4")
+    clock.now += 11
+    assert gov.check("instagram/t2") == 0.0
+
+
 def test_throttle_without_known_end_blocks_for_its_cooldown(clock: Clock) -> None:
     # issue 8 changed this: a throttle without a regain time used to set no block
     gov = make(clock)

@@ -22,7 +22,7 @@ from collectord.errors import ConfigError, NetworkError
 from collectord.exporter.registry import make_registry
 from collectord.graph.client import GraphClient
 from collectord.graph.stats import GraphStats
-from collectord.graph.tokens import NO_APP, TokenWatcher
+from collectord.graph.tokens import NO_APP, NOT_FACEBOOK, TokenWatcher
 from collectord.plugin.manager import load_source_plugins, plugin_map
 from collectord.scheduling.scheduler import SourceRuntime
 from collectord.secret import Secret
@@ -314,3 +314,22 @@ def test_token_check_interval_defaults_to_6h_and_a_source_can_set_its_own(tmp_pa
     a, b = config.sources
     assert a.graph.token_check_interval == 12 * 3600
     assert b.graph.token_check_interval == 3600
+
+
+def test_an_instagram_login_source_is_not_inspected_and_the_status_page_says_why() -> None:
+    graph = GraphConfig(app_id="1234", app_secret=Secret("not-a-real-secret"))
+    src = SourceConfig(
+        name="ig-login",
+        plugin="instagram_user",
+        access_token=Secret("IGAA-not-a-real-token"),
+        metrics=None,
+        schedule=ScheduleConfig(),
+        graph=graph,
+        options={"ig_user_id": "17841400000000001", "login": "instagram"},
+    )
+    store = Store()
+    watcher = TokenWatcher(None, runtimes(store, [src]), store)
+    assert watcher.runtimes == [], "debug_token cannot read an Instagram-Login token"
+    [status] = store.snapshot().sources
+    assert status.token is not None
+    assert status.token.note == NOT_FACEBOOK
