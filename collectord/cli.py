@@ -121,6 +121,9 @@ def build_parser() -> argparse.ArgumentParser:
     from collectord.auth.commands import add_auth_parser
 
     add_auth_parser(sub, [common])
+    from collectord.backfill.command import add_backfill_parser
+
+    add_backfill_parser(sub, [common])
     return parser
 
 
@@ -144,6 +147,8 @@ def _dispatch(args: argparse.Namespace) -> int:
         return _simulate(args.listen)
     if args.command == "auth":
         return _auth(args)
+    if args.command == "backfill" and args.from_jsonl and not (args.demo or args.config):
+        return _backfill(args, None, None, {})  # JSONL files alone
     path: Path | None = resolve_config_path(getattr(args, "config", None), os.environ)
     demo = getattr(args, "demo", False)
     if demo and path is not None:
@@ -215,10 +220,18 @@ def _dispatch(args: argparse.Namespace) -> int:
             )
         if args.command == "once":
             return _once(config, source, loaded, args)
+        if args.command == "backfill":
+            return _backfill(args, config, source, plugin_map(loaded))
     except ConfigError as exc:  # found at start-up, such as a state_dir that cannot be made
         _problems(exc.problems)
         return EXIT_INVALID
     raise AssertionError(args.command)
+
+
+def _backfill(args: argparse.Namespace, *rest: Any) -> int:
+    from collectord.backfill.command import run_backfill
+
+    return run_backfill(args, *rest)
 
 
 def _auth(args: argparse.Namespace) -> int:

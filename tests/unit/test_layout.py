@@ -133,6 +133,9 @@ ALLOWED: dict[str, set[str]] = {
     # `collectord auth` and `check --online`: calls Meta through the Graph layer, reads a
     # loaded config (config.types) and asks the plugins which scopes they need.
     "auth": {"graph", "config", "plugin"},
+    # `collectord backfill`: calls the plugins' history hooks with the daemon's Graph client
+    # (a PollContext, plugin.kit's day windows) and reads the JSONL sink's record format.
+    "backfill": {"plugin", "sinks"},
 }
 
 
