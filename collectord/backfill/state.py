@@ -71,7 +71,7 @@ class Progress:
                 warn(f"{run}: damaged backfill progress ({type(exc).__name__}); starting over")
                 shutil.rmtree(folder, ignore_errors=True)
         ensure_dir(folder)
-        body = {"since": since.isoformat(), "until": until.isoformat(), **identity}
+        body = {"since": since.isoformat(), "until": until.isoformat(), "command": identity}
         atomic_write(run, json.dumps(body, sort_keys=True, default=str).encode())
         return cls(folder, since, until, resumed=False)
 
