@@ -147,8 +147,8 @@ def _dispatch(args: argparse.Namespace) -> int:
         return _simulate(args.listen)
     if args.command == "auth":
         return _auth(args)
-    if args.command == "backfill" and args.from_jsonl and not (args.demo or args.config):
-        return _backfill(args, None, None, {})  # JSONL files alone
+    if args.command == "backfill" and (early := _backfill(args)) is not None:
+        return early  # bad arguments, or JSONL files alone: no config needed
     path: Path | None = resolve_config_path(getattr(args, "config", None), os.environ)
     demo = getattr(args, "demo", False)
     if demo and path is not None:
@@ -228,10 +228,10 @@ def _dispatch(args: argparse.Namespace) -> int:
     raise AssertionError(args.command)
 
 
-def _backfill(args: argparse.Namespace, *rest: Any) -> int:
-    from collectord.backfill.command import run_backfill
+def _backfill(args: argparse.Namespace, *rest: Any) -> int | None:
+    from collectord.backfill.command import before_config, run_backfill
 
-    return run_backfill(args, *rest)
+    return run_backfill(args, *rest) if rest else before_config(args)
 
 
 def _auth(args: argparse.Namespace) -> int:

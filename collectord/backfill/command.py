@@ -254,6 +254,20 @@ def write_out(path: Path, points: Points) -> int:
     return count
 
 
+def before_config(args: argparse.Namespace) -> int | None:
+    """Before any config is read: 2 for bad arguments, the whole command for JSONL files
+    alone (no ``-c``, no ``--demo``), else ``None`` (the config is needed)."""
+    try:
+        resolve_range(args, datetime.now(UTC))
+        check_inputs(args)
+    except BadArguments as exc:
+        print(f"backfill: {exc}", file=sys.stderr)
+        return EXIT_INVALID
+    if args.from_jsonl and not (args.demo or args.config):
+        return run_backfill(args, None, None, {})
+    return None
+
+
 def run_backfill(
     args: argparse.Namespace,
     config: Any,
