@@ -1,7 +1,8 @@
 """``collectord backfill``: Meta's daily history and/or JSONL records as one OpenMetrics file.
 
 Exit status: 0 the file is written; 1 a source failed (its progress and every other
-source's are kept: running the same command again resumes); 2 bad arguments or config.
+source's are kept: running the same command again resumes); 2 bad arguments or config;
+130 interrupted by Ctrl-C (the progress is kept too).
 Notes and progress go to stderr: a progress bar on a terminal, plain lines otherwise.
 """
 
@@ -29,6 +30,8 @@ from collectord.plugin.api import PollContext, SourcePlugin
 from collectord.plugin.kit import PACIFIC, days_between, windows
 
 EXIT_OK, EXIT_FAILED, EXIT_INVALID = 0, 1, 2
+#: Ctrl-C (128 + SIGINT), as shells report it.
+EXIT_INTERRUPTED = 130
 #: Days of one step of a source's history: a step is read, kept in ``state_dir`` and
 #: shown as progress before the next one starts (the plugin splits it further into the
 #: windows Meta allows in one query).
@@ -322,6 +325,9 @@ def run_backfill(
             for line in exc.problems:
                 print(line, file=sys.stderr)
             return EXIT_INVALID
+        except KeyboardInterrupt:  # the windows read so far are kept
+            print("\nbackfill: interrupted: re-run the same command to resume", file=sys.stderr)
+            return EXIT_INTERRUPTED
         if failed:
             print(
                 f"backfill: {len(failed)} source(s) failed ({', '.join(failed)}); nothing "

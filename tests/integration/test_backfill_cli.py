@@ -12,6 +12,7 @@ import asyncio
 import os
 import re
 import shutil
+import signal
 import sys
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
@@ -281,3 +282,45 @@ async def test_jsonl_records_with_duplicates_and_out_of_order_give_one_sample_ea
         'facebook_page_views{page_id="1",period="day",source="p"} 7.0 1793692800\n'
         "# EOF\n"
     )
+
+
+async def test_ctrl_c_keeps_what_was_read_and_the_same_command_resumes(
+    tmp_path: Path,
+    simulator: Simulator,
+    make_config: Callable[..., str],
+    tap: Callable[[Simulator], Any],
+) -> None:
+    cfg = tmp_path / "collector.toml"
+    cfg.write_text(_config(simulator, make_config).replace("@PORT@", "9"))
+    out = tmp_path / "history.om"
+    ig = simulator.world.demo_ids()["ig_user_id"]
+    simulator.faults.delay(BOUND, count=None, path=ig)  # the account's calls hang
+    command = [sys.executable, "-m", "collectord", "backfill", "-c", str(cfg)]
+    args = ["--since", "20d", "--out", str(out)]
+    proc = await asyncio.create_subprocess_exec(
+        *command, *args, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+        stdin=asyncio.subprocess.DEVNULL, cwd=tmp_path,
+    )  # fmt: skip
+    assert proc.stdout is not None
+    seen = ""
+    try:
+        while "sim-page 20" not in seen:  # the Page's step is done and kept
+            line = await asyncio.wait_for(proc.stdout.readline(), BOUND)
+            assert line, f"the backfill ended early:\n{seen}"
+            seen += line.decode()
+        proc.send_signal(signal.SIGINT)
+        rest, _ = await asyncio.wait_for(proc.communicate(), BOUND)
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+    assert proc.returncode == 130, seen + rest.decode()
+    assert "re-run the same command to resume" in rest.decode()
+    assert not out.exists()
+
+    simulator.faults.clear()
+    calls = tap(simulator)
+    code, log = await _run(*command, *args, cwd=tmp_path)
+    assert code == 0, log
+    assert not calls.matching(simulator.world.demo_ids()["page_id"])
+    assert "instagram_user_reach" in out.read_text()
