@@ -294,3 +294,23 @@ def test_bad_arguments_exit_2_with_one_clear_line(
     assert main(["backfill", *args, "--out", str(tmp_path / "o.om")]) == 2
     assert message in capsys.readouterr().err
     assert not (tmp_path / "o.om").exists()
+
+
+class Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_progress_is_a_bar_on_a_terminal_and_plain_lines_elsewhere() -> None:
+    term = Terminal()
+    bar = Report(2, term)
+    bar.step("sim-page 2026-11-01..2026-12-01")
+    bar.note("a note")
+    bar.close()
+    assert "50%" in term.getvalue()
+    assert "a note" in term.getvalue()
+
+    plain = io.StringIO()
+    lines = Report(2, plain)
+    lines.step("sim-page 2026-11-01..2026-12-01")
+    assert plain.getvalue() == "backfill: sim-page 2026-11-01..2026-12-01 (1/2)\n"
