@@ -1,8 +1,8 @@
 """The ``collectord`` command line (README "Command line").
 
-Exit status: 0 success; 1 a source failed (``once``), the daemon could not start (port in
-use), a token or permission problem (``check --online``) or Meta refused (``auth``); 2 an
-invalid config or plugin set, or bad arguments (``auth``). Invalid configs print one line per problem and
+Exit status: 0 success; 1 a source failed (``once``, ``backfill``: resumable), the daemon could
+not start (port in use), a token or permission problem (``check --online``) or Meta refused
+(``auth``); 2 an invalid config or plugin set, or bad arguments (``auth``, ``backfill``). Invalid configs print one line per problem and
 never a traceback. Logs go to stderr; ``once`` and ``plugins`` print their output to stdout.
 """
 

@@ -18,7 +18,7 @@ import sys
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from collectord.backfill.points import Point, Points, make_point, read_jsonl, write_openmetrics
 from collectord.backfill.state import Progress
@@ -28,6 +28,10 @@ from collectord.logs import get_logger
 from collectord.model import MetricSpec, Sample, series_key
 from collectord.plugin.api import PollContext, SourcePlugin
 from collectord.plugin.kit import PACIFIC, days_between, windows
+
+if TYPE_CHECKING:
+    from collectord.config.types import Config
+    from collectord.daemon import Collector, ConfigSource
 
 EXIT_OK, EXIT_FAILED, EXIT_INVALID = 0, 1, 2
 #: Ctrl-C (128 + SIGINT), as shells report it.
@@ -184,7 +188,7 @@ def sample_points(source: str, samples: Sequence[Sample]) -> list[Point]:
 
 
 async def read_history(
-    col: Any, progress: Progress, report: Report, points: Points, now: datetime
+    col: Collector, progress: Progress, report: Report, points: Points, now: datetime
 ) -> list[str]:
     """Read every source's history into ``points``, window by window, keeping each
     finished window in ``progress``; return the names of the sources that failed."""
@@ -198,6 +202,7 @@ async def read_history(
         skipped = without_history(src.specs)
         if skipped:
             report.note(f"source {src.name}: no history for {', '.join(skipped)}; skipped")
+        before = len(points)
         for start, end in steps(progress.since, progress.until):
             what = f"{src.name} {start:%Y-%m-%d}..{end:%Y-%m-%d}"
             kept = progress.load(src.name, start, report.note)
@@ -230,6 +235,11 @@ async def read_history(
             progress.save(src.name, start, got)
             points.extend(got)
             report.step(what)
+        if len(points) == before and src.name not in failed:
+            report.note(
+                f"source {src.name}: Meta sent no values (a token without read_insights "
+                "gets empty answers, docs/meta-facts.md 2.1; a small account gets none)"
+            )
     return failed
 
 
@@ -273,8 +283,8 @@ def before_config(args: argparse.Namespace) -> int | None:
 
 def run_backfill(
     args: argparse.Namespace,
-    config: Any,
-    source: Any,
+    config: Config | None,
+    source: ConfigSource | None,
     plugins: Mapping[str, SourcePlugin],
     *,
     clock: Callable[[], datetime] = lambda: datetime.now(UTC),
@@ -343,7 +353,7 @@ def run_backfill(
 
 
 async def _graph(
-    source: Any,
+    source: ConfigSource,
     plugins: Mapping[str, SourcePlugin],
     args: argparse.Namespace,
     progress: Progress,
@@ -360,6 +370,9 @@ async def _graph(
             if has_history(rt.plugin)
         )
         report = Report(total)
+        for src in col.config.sources:
+            if src.discover:  # its children are found by the daemon's discovery
+                report.note(f"source {src.name} discovers its objects: not backfilled")
         try:
             failed = await read_history(col, progress, report, graph_points, now)
         finally:

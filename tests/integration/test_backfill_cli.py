@@ -9,6 +9,7 @@ promtool and prometheus come with Debian's `prometheus` (CI installs it).
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import re
 import shutil
@@ -16,7 +17,7 @@ import signal
 import sys
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -324,3 +325,39 @@ async def test_ctrl_c_keeps_what_was_read_and_the_same_command_resumes(
     assert code == 0, log
     assert not calls.matching(simulator.world.demo_ids()["page_id"])
     assert "instagram_user_reach" in out.read_text()
+
+
+async def test_meta_history_and_jsonl_records_merge_with_metas_reading_winning(
+    tmp_path: Path, simulator: Simulator, make_config: Callable[..., str]
+) -> None:
+    first = tmp_path / "first.om"
+    code, log = await _backfill(
+        tmp_path, _config(simulator, make_config), "--since", "5d", "--out", str(first)
+    )
+    assert code == 0, log
+    name, labels, value, ts = next(s for s in _samples(first) if s[0] == "facebook_page_views")
+    pairs = dict(kv.split("=", 1) for kv in labels.split(","))
+    when = datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    records = tmp_path / "samples.jsonl"
+    records.write_text(
+        json.dumps(
+            {"collected_at": when, "metric": name, "end_time": when, "value": value + 1000,
+             "labels": {k: v.strip('"') for k, v in pairs.items()}}
+        )
+        + "\n"
+        + json.dumps(
+            {"collected_at": when, "metric": "facebook_page_followers", "end_time": None,
+             "value": 42, "labels": {"source": "sim-page", "page_id": "1"}}
+        )
+        + "\n"
+    )  # fmt: skip
+    both = tmp_path / "both.om"
+    code, log = await _backfill(
+        tmp_path, _config(simulator, make_config), "--since", "5d",
+        "--from-jsonl", str(records), "--out", str(both),
+    )  # fmt: skip
+    assert code == 0, log
+    merged = _samples(both)
+    assert (name, labels, value, ts) in merged  # Meta's value, not the record's
+    assert ("facebook_page_followers", 'page_id="1",source="sim-page"', 42.0, ts) in merged
+    assert len(merged) == len(_samples(first)) + 1
