@@ -203,6 +203,7 @@ async def read_history(
         if skipped:
             report.note(f"source {src.name}: no history for {', '.join(skipped)}; skipped")
         before = len(points)
+        refused: dict[str, str] = {}  # metrics Meta rejected: not asked again in this run
         for start, end in steps(progress.since, progress.until):
             what = f"{src.name} {start:%Y-%m-%d}..{end:%Y-%m-%d}"
             kept = progress.load(src.name, start, report.note)
@@ -218,6 +219,8 @@ async def read_history(
                 graph=rt.graph,
                 catalogue=src.specs,
                 now=now,
+                disabled_before=dict(refused),
+                disabled_at=dict.fromkeys(refused, now),
                 log=log.bind(source=src.name),
             )
             try:
@@ -232,7 +235,13 @@ async def read_history(
                 break
             for name, reason in ctx.newly_disabled.items():
                 report.note(f"source {src.name}: Meta refused {name} ({reason})")
-            progress.save(src.name, start, got)
+                refused[name] = reason
+            try:
+                progress.save(src.name, start, got)
+            except OSError as exc:
+                report.note(f"cannot keep the progress in state_dir: {exc.strerror or exc}")
+                failed.append(src.name)
+                break
             points.extend(got)
             report.step(what)
         if len(points) == before and src.name not in failed:

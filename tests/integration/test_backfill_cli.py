@@ -361,3 +361,18 @@ async def test_meta_history_and_jsonl_records_merge_with_metas_reading_winning(
     assert (name, labels, value, ts) in merged  # Meta's value, not the record's
     assert ("facebook_page_followers", 'page_id="1",source="sim-page"', 42.0, ts) in merged
     assert len(merged) == len(_samples(first)) + 1
+
+
+async def test_a_metric_meta_refuses_is_reported_once_and_the_rest_is_written(
+    tmp_path: Path, simulator: Simulator, make_config: Callable[..., str]
+) -> None:
+    simulator.faults.invalid_metrics(["page_views_total"])
+    out = tmp_path / "history.om"
+    code, log = await _backfill(
+        tmp_path, _config(simulator, make_config), "--since", "40d", "--out", str(out)
+    )
+    assert code == 0, log
+    assert log.count("Meta refused page_views_total") == 1  # not again in the second step
+    names = {name for name, *_ in _samples(out)}
+    assert "facebook_page_views" not in names
+    assert "facebook_page_post_engagements" in names
