@@ -416,10 +416,15 @@ def days_between(since: datetime, until: datetime) -> tuple[Day, ...]:
 
 
 def windows(days: Sequence[Day], max_days: int) -> tuple[Day, ...]:
-    """``days`` (consecutive, oldest first) joined into windows of at most ``max_days``
-    days each, as one query may span (90 days for Page insights, 30 for an Instagram
-    account's, docs/meta-facts.md 2.6, 5.3); each window's ``until`` is its last day's end."""
-    return tuple(
-        Day(days[i].since, days[min(i + max_days, len(days)) - 1].until)
-        for i in range(0, len(days), max(1, max_days))
-    )
+    """``days`` (consecutive, oldest first) joined into windows no longer than ``max_days``
+    times 24 hours, as one query may span (90 days for Page insights, 30 for an Instagram
+    account's, docs/meta-facts.md 2.6, 5.3; a window holding the 25-hour day the clocks go
+    back has one day fewer); each window's ``until`` is its last day's end."""
+    limit = timedelta(days=max(1, max_days))
+    out: list[Day] = []
+    for day in days:
+        if out and day.until - out[-1].since <= limit:
+            out[-1] = Day(out[-1].since, day.until)
+        else:
+            out.append(day)
+    return tuple(out)

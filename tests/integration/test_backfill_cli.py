@@ -172,6 +172,7 @@ async def test_backfill_blocks_give_prometheus_the_simulators_daily_values(
     code, log = await _backfill(tmp_path, _config(simulator, make_config), "--since", "10d",
                                 "--out", str(out))  # fmt: skip
     assert code == 0, log
+    assert "Meta refused" not in log  # every window within Meta's limits
     assert out.read_text().endswith("# EOF\n")
     for secret in (simulator.world.demo_token("facebook_page"), simulator.world.app_secret):
         assert secret not in log
@@ -233,6 +234,7 @@ async def test_an_interrupted_backfill_resumes_without_duplicates(
     code, log = await _backfill(tmp_path, config, "--since", "40d", "--out", str(out))
     assert code == 0, log
     assert "kept from the last run" in log
+    assert "Meta refused" not in log
     page = simulator.world.demo_ids()["page_id"]
     assert not calls.matching(page), "the Page's history was read again"
     assert calls.matching(ig)
