@@ -14,16 +14,16 @@ import os
 import re
 import shutil
 import signal
+import socket
 import sys
 from collections import Counter
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
-from conftest import free_port, wait_until
 
 from collectord.simulator import Simulator
 
@@ -45,6 +45,21 @@ ig_user_id = "{ig_user_id}"
 #: Seconds a backfill of 10 days, promtool and Prometheus' start get, each.
 BOUND = 60.0
 _SAMPLE = re.compile(r"^(\w+)\{(.*)\} (\S+) (\d+)$")
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+async def wait_until(check: Callable[[], Awaitable[bool]], within: float) -> None:
+    """Await ``check`` until it is true; fail after ``within`` seconds."""
+    deadline = asyncio.get_running_loop().time() + within
+    while not await check():
+        if asyncio.get_running_loop().time() > deadline:
+            pytest.fail(f"not ready within {within} s")
+        await asyncio.sleep(0.1)
 
 
 def _tool(name: str) -> str:
