@@ -66,12 +66,14 @@ from collectord.plugin.kit import (
     Tag,
     breakdown_rows,
     completed_days,
+    days_between,
     disable_reason,
     field_samples,
     insight_samples,
     is_metric_error,
     skip_failed,
     skip_reason,
+    windows,
 )
 from collectord.plugin.names import MetricNames, Retired
 from collectord.plugin.tiers import TIER_AGE_OPTION, Tiers, tiers
@@ -132,6 +134,7 @@ __all__ = [
     "breakdown_name",
     "breakdown_rows",
     "completed_days",
+    "days_between",
     "disable_reason",
     "fetch_insights",
     "field_samples",
@@ -149,4 +152,5 @@ __all__ = [
     "skip_failed",
     "skip_reason",
     "tiers",
+    "windows",
 ]

@@ -1,8 +1,8 @@
 """The ``collectord`` command line (README "Command line").
 
-Exit status: 0 success; 1 a source failed (``once``), the daemon could not start (port in
-use), a token or permission problem (``check --online``) or Meta refused (``auth``); 2 an
-invalid config or plugin set, or bad arguments (``auth``). Invalid configs print one line per problem and
+Exit status: 0 success; 1 a source failed (``once``, ``backfill``: resumable), the daemon could
+not start (port in use), a token or permission problem (``check --online``) or Meta refused
+(``auth``); 2 an invalid config or plugin set, or bad arguments (``auth``, ``backfill``). Invalid configs print one line per problem and
 never a traceback. Logs go to stderr; ``once`` and ``plugins`` print their output to stdout.
 """
 
@@ -128,6 +128,9 @@ def build_parser() -> argparse.ArgumentParser:
     from collectord.auth.commands import add_auth_parser
 
     add_auth_parser(sub, [common])
+    from collectord.backfill.command import add_backfill_parser
+
+    add_backfill_parser(sub, [common])
     return parser
 
 
@@ -151,6 +154,8 @@ def _dispatch(args: argparse.Namespace) -> int:
         return _simulate(args.listen)
     if args.command == "auth":
         return _auth(args)
+    if args.command == "backfill" and (early := _backfill(args)) is not None:
+        return early  # bad arguments, or JSONL files alone: no config needed
     path: Path | None = resolve_config_path(getattr(args, "config", None), os.environ)
     demo = getattr(args, "demo", False)
     if demo and path is not None:
@@ -222,10 +227,18 @@ def _dispatch(args: argparse.Namespace) -> int:
             )
         if args.command == "once":
             return _once(config, source, loaded, args)
+        if args.command == "backfill":
+            return _backfill(args, config, source, plugin_map(loaded))
     except ConfigError as exc:  # found at start-up, such as a state_dir that cannot be made
         _problems(exc.problems)
         return EXIT_INVALID
     raise AssertionError(args.command)
+
+
+def _backfill(args: argparse.Namespace, *rest: Any) -> int | None:
+    from collectord.backfill.command import before_config, run_backfill
+
+    return run_backfill(args, *rest) if rest else before_config(args)
 
 
 def _auth(args: argparse.Namespace) -> int:

@@ -26,6 +26,8 @@ found, disabled and reported once.
 
 from __future__ import annotations
 
+from datetime import datetime
+
 import collectord
 from collectord import (
     GraphError,
@@ -38,10 +40,12 @@ from collectord import (
     SourcePlugin,
     Tag,
     completed_days,
+    days_between,
     field_samples,
     insight_samples,
     parse_entries,
     skip_reason,
+    windows,
 )
 
 from .facebook_page_catalogue import CATALOGUE, DICT_LABELS, NAMES, RETIRED, insight
@@ -51,6 +55,8 @@ __all__ = ["CATALOGUE", "RETIRED", "FacebookPage", "register_source_plugins"]
 #: Completed days each poll reads: the last one and, again, the one before (Meta revises
 #: a day for a day or two, docs/meta-facts.md 2.5).
 REVISION_DAYS = 2
+#: The most days one Page insights query may span (docs/meta-facts.md 2.6).
+MAX_WINDOW_DAYS = 90
 
 PAGE_ID = Option(
     "page_id",
@@ -89,35 +95,51 @@ class FacebookPage(SourcePlugin):
             node = await ctx.graph.get(page_id, {"fields": ",".join(f.graph_name for f in fields)})
             samples += field_samples(ctx, fields, node, object_id=page_id, labels=labels)
 
-        insights = ctx.metrics(kind="insight")
         days = completed_days(ctx.now, REVISION_DAYS)
         window = {"since": days[-1].params()["since"], "until": days[0].params()["until"]}
-        requests: Requests[Tag] = Requests()
-        if insights:
-            requests.add(Tag(page_id), page_id, (m.graph_name for m in insights), window)
+        samples += await _insights(ctx, page_id, [window])
+        return ctx.result(samples)
+
+    async def history(self, ctx: PollContext, since: datetime, until: datetime) -> list[Sample]:
+        """The Page insights of the completed days in ``[since, until]``, in windows of at
+        most :data:`MAX_WINDOW_DAYS` days, read and named as :meth:`collect` does; the
+        Page fields have no history."""
+        page_id = str(ctx.options["page_id"])
+        spans = windows(days_between(since, until), MAX_WINDOW_DAYS)
+        return await _insights(ctx, page_id, [w.params() for w in spans])
+
+
+async def _insights(ctx: PollContext, page_id: str, spans: list[dict[str, str]]) -> list[Sample]:
+    """The Page's insights and their breakdowns over each ``since``/``until`` window."""
+    labels = {"page_id": page_id}
+    insights = ctx.metrics(kind="insight")
+    requests: Requests[Tag] = Requests()
+    for window in spans if insights else ():
+        requests.add(Tag(page_id), page_id, (m.graph_name for m in insights), window)
         for spec in insights:
             for bd in spec.breakdowns:
                 requests.add_breakdown(Tag(page_id, bd), page_id, spec.graph_name, bd, window)
-        specs = {m.graph_name: m for m in insights}
-        for tag, answer in await requests.fetch(ctx):
-            if isinstance(answer, GraphError):
-                if not tag.breakdown:
-                    raise answer  # the Page's own values: the poll cannot deliver
-                # a breakdown call Meta refused for this Page (permission, too few people,
-                # not supported): left out and counted, the rest of the poll delivers
-                ctx.skip(page_id, skip_reason(answer, "unsupported"))
-                continue
-            samples += insight_samples(
-                ctx,
-                specs,
-                parse_entries(answer),
-                breakdown=bool(tag.breakdown),  # Meta may also echo the total
-                object_id=page_id,
-                labels=labels,
-                dict_labels=DICT_LABELS,
-                spec_periods=True,
-            )
-        return ctx.result(samples)
+    specs = {m.graph_name: m for m in insights}
+    samples: list[Sample] = []
+    for tag, answer in await requests.fetch(ctx):
+        if isinstance(answer, GraphError):
+            if not tag.breakdown:
+                raise answer  # the Page's own values: the poll cannot deliver
+            # a breakdown call Meta refused for this Page (permission, too few people,
+            # not supported): left out and counted, the rest of the poll delivers
+            ctx.skip(page_id, skip_reason(answer, "unsupported"))
+            continue
+        samples += insight_samples(
+            ctx,
+            specs,
+            parse_entries(answer),
+            breakdown=bool(tag.breakdown),  # Meta may also echo the total
+            object_id=page_id,
+            labels=labels,
+            dict_labels=DICT_LABELS,
+            spec_periods=True,
+        )
+    return samples
 
 
 @collectord.hookimpl

@@ -44,13 +44,14 @@ replaced it for a retired name, else the nearest known one; a Prometheus name
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 import collectord
 from collectord import (
+    Day,
     GraphApi,
     GraphError,
     InsightValue,
@@ -62,10 +63,12 @@ from collectord import (
     Sample,
     SourcePlugin,
     completed_days,
+    days_between,
     field_samples,
     insight_samples,
     parse_entries,
     skip_reason,
+    windows,
 )
 
 from .instagram_user_catalogue import (
@@ -88,6 +91,8 @@ __all__ = ["CATALOGUE", "RETIRED", "InstagramUser", "build_requests", "register_
 #: account values can be 48 hours late, docs/meta-facts.md 5.3); well within the 30
 #: days Meta allows in one query.
 REVISION_DAYS = 2
+#: The most days one account insights query may span (docs/meta-facts.md 5.3).
+MAX_WINDOW_DAYS = 30
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,41 +158,75 @@ class InstagramUser(SourcePlugin):
             samples += field_samples(ctx, fields, node, object_id=ig_user_id, labels=labels)
 
         insights = ctx.metrics(kind="insight")
-        specs = {m.graph_name: m for m in insights}
-        for tag, answer in await build_requests(ctx, ig_user_id, insights).fetch(ctx):
-            if isinstance(answer, GraphError):
-                if not tag.breakdown:
-                    raise answer  # the account's own values: the poll cannot deliver
-                # a breakdown or demographics call (permission, too few people, not
-                # supported): left out and counted, the rest of the poll delivers
-                ctx.skip(ig_user_id, skip_reason(answer, "unsupported"))
-                continue
-            values: Iterable[InsightValue] = parse_entries(answer)
-            if tag.end is not None:  # a total of one day: that day's end, as Meta dates days
-                values = [_ending(v, tag.end) for v in values]
-            if tag.timeframe:
-                values = [_with_timeframe(v, tag.timeframe) for v in values if v.dims]
-            samples += insight_samples(
-                ctx,
-                specs,
-                values,
-                breakdown=bool(tag.breakdown),  # Meta may echo the total: the plain family's
-                object_id=ig_user_id,
-                labels=labels,
-                dict_labels=DICT_LABELS,
-            )
+        requests = build_requests(ctx, ig_user_id, insights)
+        samples += await _insight_samples(ctx, ig_user_id, insights, requests)
         return ctx.result(samples)
+
+    async def history(self, ctx: PollContext, since: datetime, until: datetime) -> list[Sample]:
+        """The account's daily insights of the completed days in ``[since, until]``, read
+        and named as :meth:`collect` does: totals one day a call, time series in windows of
+        at most :data:`MAX_WINDOW_DAYS` days. Fields, demographics and lifetime values
+        have no history."""
+        ig_user_id = str(ctx.options["ig_user_id"])
+        daily = [
+            m
+            for m in ctx.metrics(kind="insight")
+            if _mode(m) != DEMOGRAPHIC and _period(m) == "day"
+        ]
+        days = days_between(since, until)
+        if not days:
+            return []
+        requests = build_requests(ctx, ig_user_id, daily, days=days)
+        return await _insight_samples(ctx, ig_user_id, daily, requests)
+
+
+async def _insight_samples(
+    ctx: PollContext, ig_user_id: str, insights: Iterable[MetricSpec], requests: Requests[UserTag]
+) -> list[Sample]:
+    """The samples of the answers to ``requests``: a refused breakdown or demographics call
+    is skipped, a refused plain call fails the poll."""
+    labels = {"ig_user_id": ig_user_id}
+    specs = {m.graph_name: m for m in insights}
+    samples: list[Sample] = []
+    for tag, answer in await requests.fetch(ctx):
+        if isinstance(answer, GraphError):
+            if not tag.breakdown:
+                raise answer  # the account's own values: the poll cannot deliver
+            # a breakdown or demographics call (permission, too few people, not
+            # supported): left out and counted, the rest of the poll delivers
+            ctx.skip(ig_user_id, skip_reason(answer, "unsupported"))
+            continue
+        values: Iterable[InsightValue] = parse_entries(answer)
+        if tag.end is not None:  # a total of one day: that day's end, as Meta dates days
+            values = [_ending(v, tag.end) for v in values]
+        if tag.timeframe:
+            values = [_with_timeframe(v, tag.timeframe) for v in values if v.dims]
+        samples += insight_samples(
+            ctx,
+            specs,
+            values,
+            breakdown=bool(tag.breakdown),  # Meta may echo the total: the plain family's
+            object_id=ig_user_id,
+            labels=labels,
+            dict_labels=DICT_LABELS,
+        )
+    return samples
 
 
 def build_requests(
-    ctx: PollContext, ig_user_id: str, insights: Iterable[MetricSpec]
+    ctx: PollContext,
+    ig_user_id: str,
+    insights: Iterable[MetricSpec],
+    *,
+    days: Sequence[Day] = (),
 ) -> Requests[UserTag]:
-    """The calls one daily poll makes: per completed day (:data:`REVISION_DAYS`) one per
-    (mode, period) for the plain total_value values and one per metric and breakdown; one
-    time series call per period over those days; one per demographic metric, timeframe and
+    """The calls one daily poll makes: per completed day (:data:`REVISION_DAYS`, or
+    ``days`` for a history) one per (mode, period) for the plain total_value values and one
+    per metric and breakdown; one time series call per period over those days (in windows
+    of at most :data:`MAX_WINDOW_DAYS`); one per demographic metric, timeframe and
     breakdown (demographics cover a timeframe, not a day)."""
-    days = completed_days(ctx.now, REVISION_DAYS)
-    span = {"since": days[-1].params()["since"], "until": days[0].params()["until"]}
+    days = days or completed_days(ctx.now, REVISION_DAYS)
+    spans = [w.params() for w in windows(sorted(days, key=lambda d: d.since), MAX_WINDOW_DAYS)]
     plain: dict[tuple[str, str], list[str]] = {}
     extra: list[tuple[UserTag, MetricSpec, dict[str, str]]] = []
     for spec in insights:
@@ -207,7 +246,8 @@ def build_requests(
     for (mode, period), names in plain.items():
         params = {"period": period, "metric_type": mode}
         if mode == SERIES:  # one value per day, each with Meta's end_time
-            requests.add(UserTag(ig_user_id), ig_user_id, names, {**params, **span})
+            for span in spans:
+                requests.add(UserTag(ig_user_id), ig_user_id, names, {**params, **span})
             continue
         for day in days:
             requests.add(

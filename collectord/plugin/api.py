@@ -404,3 +404,12 @@ class SourcePlugin(abc.ABC):
         answers and ``ctx.disable_metric`` for metrics Meta rejects. A plain sequence of
         samples is taken as ``ctx.result(samples)``.
         """
+
+    async def history(self, ctx: PollContext, since: datetime, until: datetime) -> Sequence[Sample]:
+        """The daily values Meta still keeps for the completed days in ``[since, until]``
+        (``collectord backfill``), each sample carrying Meta's ``end_time``, with the names
+        and labels :meth:`collect` gives. ``ctx.cadence`` is ``daily`` and ``ctx.now`` the
+        time of the backfill. Split the range into the windows Meta allows in one query;
+        leave out what has no history (fields, lifetime values). Raise like
+        :meth:`collect` when the source cannot deliver. The default: no history."""
+        return ()

@@ -13,6 +13,8 @@
   object in a poll's result (the host applies it to every plugin's result).
 - :func:`completed_days`: Meta's last completed days (US Pacific, docs/meta-facts.md
   2.5), as explicit ``since``/``until`` windows, so a "day" value is a day.
+- :func:`days_between` and :func:`windows`: the completed days of a past range, and
+  those days joined into the widest windows Meta allows in one query (history).
 
 ``MetricSpec.insight`` and ``MetricSpec.field`` (:mod:`collectord.model`) build catalogue
 entries that know Meta's units (``unit="ms"``: scaled to seconds, ``_seconds`` suffix).
@@ -50,6 +52,7 @@ __all__ = [
     "breakdown_rows",
     "cap_series",
     "completed_days",
+    "days_between",
     "disable_reason",
     "field_samples",
     "insight_samples",
@@ -57,6 +60,7 @@ __all__ = [
     "number",
     "skip_failed",
     "skip_reason",
+    "windows",
 ]
 
 T = TypeVar("T", bound=Hashable)
@@ -369,7 +373,8 @@ def _pacific_midnight(day: date) -> datetime:
 @dataclass(frozen=True, slots=True)
 class Day:
     """One completed Meta day: ``[since, until)`` in UTC, ``until`` being its ``end_time``
-    (23 or 25 hours long on the days the clocks change)."""
+    (23 or 25 hours long on the days the clocks change); from :func:`windows`, a run of
+    consecutive days."""
 
     since: datetime
     until: datetime
@@ -394,3 +399,32 @@ def completed_days(now: datetime, count: int) -> tuple[Day, ...]:
         )
         for i in range(count)
     )
+
+
+def days_between(since: datetime, until: datetime) -> tuple[Day, ...]:
+    """The completed Meta days that lie wholly in ``[since, until]``, oldest first (a
+    plugin's :meth:`~collectord.SourcePlugin.history` reads them)."""
+    first = since.astimezone(PACIFIC).date()
+    if _pacific_midnight(first) < since:
+        first += timedelta(days=1)
+    out: list[Day] = []
+    day = first
+    while _pacific_midnight(day + timedelta(days=1)) <= until:
+        out.append(Day(_pacific_midnight(day), _pacific_midnight(day + timedelta(days=1))))
+        day += timedelta(days=1)
+    return tuple(out)
+
+
+def windows(days: Sequence[Day], max_days: int) -> tuple[Day, ...]:
+    """``days`` (consecutive, oldest first) joined into windows no longer than ``max_days``
+    times 24 hours, as one query may span (90 days for Page insights, 30 for an Instagram
+    account's, docs/meta-facts.md 2.6, 5.3; a window holding the 25-hour day the clocks go
+    back has one day fewer); each window's ``until`` is its last day's end."""
+    limit = timedelta(days=max(1, max_days))
+    out: list[Day] = []
+    for day in days:
+        if out and day.until - out[-1].since <= limit:
+            out[-1] = Day(out[-1].since, day.until)
+        else:
+            out.append(day)
+    return tuple(out)

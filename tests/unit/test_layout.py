@@ -136,6 +136,9 @@ ALLOWED: dict[str, set[str]] = {
     # discovery: lists a token's Pages through the Graph layer and builds child sources
     # (config.types) for the plugins that declare what they discover.
     "discovery": {"graph", "config", "plugin"},
+    # `collectord backfill`: calls the plugins' history hooks with the daemon's Graph client
+    # (a PollContext, plugin.kit's day windows) and reads the JSONL sink's record format.
+    "backfill": {"plugin", "sinks"},
 }
 
 
