@@ -12,7 +12,7 @@ import socket
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +29,8 @@ from collectord.config.web import WebConfig
 from collectord.exporter.exposition import make_exposition
 from collectord.graph.stats import GraphStats
 from collectord.scheduling.poller import Poller, SourceRuntime
+from collectord.simulator import World
+from collectord.simulator.webhooks import signed, story_insights_delivery, story_insights_value
 from collectord.sinks.stats import SinkStats
 from collectord.store.store import Store
 from collectord.web.server import make_app, start_server, stop_server
@@ -485,3 +487,28 @@ async def test_a_listener_of_its_own(tmp_path: Path) -> None:
             assert resp.status in (404, 405, 413)
         async with served.session.get(f"http://127.0.0.1:{unused_tcp_port}/metrics") as resp:
             assert resp.status == 404
+
+
+# -- the simulator's deliveries ----------------------------------------------------------
+
+
+def test_the_simulator_signs_a_story_s_final_values_as_meta_does() -> None:
+    now = datetime(2026, 11, 23, 18, 0, tzinfo=UTC)
+    world = World(clock=lambda: now)
+    ig = world.instagram.user_ids[0]
+    story = world.instagram.add_story(ig, now - timedelta(hours=25))
+    payload = story_insights_delivery(world, story)
+    body, headers = signed(payload, world.app_secret)
+    assert signature_ok(world.app_secret, body, headers["X-Hub-Signature-256"])
+    assert not signature_ok(SECRET, body, headers["X-Hub-Signature-256"])
+    (change,) = parse_delivery(body)
+    assert (change.object, change.entry_id, change.field) == ("instagram", ig, "story_insights")
+    node = world.instagram.resolve(story, now)
+    final = world.instagram.media_values(node, now - timedelta(hours=1))  # at expiry
+    assert change.value["media_id"] == story
+    assert change.value["reach"] == final["reach"] >= 5
+    assert change.value["taps_forward"] == final["navigation_by"]["tap_forward"]
+    assert payload["entry"][0]["time"] == int(now.timestamp())  # an hour after expiry
+    # a story seen by fewer than 5 accounts: Meta sends -1
+    quiet = world.instagram.add_story(ig, now - timedelta(hours=25), quiet=True)
+    assert story_insights_value(world, quiet)["reach"] == -1
