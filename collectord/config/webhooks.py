@@ -43,6 +43,14 @@ class WebhooksConfig:
         """Whether the path is served by the metrics server listening on ``host:port``."""
         return self.listen is None or self.listen == (host, port)
 
+    def describe(self, host: str, port: int) -> str:
+        """One line for ``collectord check``: where the path is served."""
+        where = "the metrics listener"
+        if not self.shared_with(host, port) and self.listen is not None:
+            h, p = self.listen
+            where = f"{f'[{h}]' if ':' in h else h}:{p}"
+        return f"webhooks: {self.path} on {where} (signed deliveries; no basic auth)"
+
 
 def read_webhooks(ctx: Context, raw: Any, graph: GraphConfig) -> WebhooksConfig | None:
     """The ``[webhooks]`` table ``raw`` (``None`` when absent); problems go to ``ctx``."""

@@ -23,6 +23,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from web_support import HASH
 
 from collectord import ConfigError, Sample
+from collectord.cli import main
 from collectord.config.loader import load_document
 from collectord.config.types import Config
 from collectord.config.web import WebConfig
@@ -512,3 +513,23 @@ def test_the_simulator_signs_a_story_s_final_values_as_meta_does() -> None:
     # a story seen by fewer than 5 accounts: Meta sends -1
     quiet = world.instagram.add_story(ig, now - timedelta(hours=25), quiet=True)
     assert story_insights_value(world, quiet)["reach"] == -1
+
+
+def test_check_says_where_the_webhook_path_is_served(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("WEBHOOK_VERIFY_TOKEN", TOKEN)
+    path = tmp_path / "collector.toml"
+    base = f'[graph]\napp_secret = "{SECRET}"\n\n[webhooks]\nverify_token = "${{WEBHOOK_VERIFY_TOKEN}}"\n'
+    path.write_text(base)
+    assert main(["check", "-c", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert (
+        "webhooks: /webhooks/meta on the metrics listener (signed deliveries; no basic auth)" in out
+    )
+    path.write_text(base + 'listen = "[::]:9465"\n')
+    assert main(["check", "-c", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "webhooks: /webhooks/meta on [::]:9465" in out
+    assert TOKEN not in out
+    assert SECRET not in out
