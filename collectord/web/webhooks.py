@@ -147,6 +147,8 @@ class WebhookHandler:
         max_body: int = MAX_BODY,
     ) -> None:
         self.config = config
+        #: The table at start (``None`` only in tests of a handler alone).
+        self.started = config().webhooks
         self.record = record
         self.stats = stats
         self.max_body = max_body
@@ -160,8 +162,9 @@ class WebhookHandler:
         return web.Response(status=status, text=f"{text}\n")
 
     async def verify(self, request: web.Request) -> web.Response:
-        """``GET``: Meta's verification handshake."""
-        hooks = self.config().webhooks
+        """``GET``: Meta's verification handshake (with the token of the config in use; a
+        reload that dropped the table needs a restart, the token of the start stays)."""
+        hooks = self.config().webhooks or self.started
         token = hooks.verify_token.reveal() if hooks is not None else ""
         answer = challenge_answer(request.query, token) if token else None
         if answer is None:

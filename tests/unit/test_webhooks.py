@@ -29,6 +29,7 @@ from collectord.config.types import Config
 from collectord.config.web import WebConfig
 from collectord.exporter.exposition import make_exposition
 from collectord.graph.stats import GraphStats
+from collectord.reload import needs_restart
 from collectord.scheduling.poller import Poller, SourceRuntime
 from collectord.simulator import World
 from collectord.simulator.webhooks import signed, story_insights_delivery, story_insights_value
@@ -533,3 +534,15 @@ def test_check_says_where_the_webhook_path_is_served(
     assert "webhooks: /webhooks/meta on [::]:9465" in out
     assert TOKEN not in out
     assert SECRET not in out
+
+
+def test_a_reload_applies_the_secrets_and_needs_a_restart_for_the_listener(tmp_path: Path) -> None:
+    old = load(tmp_path, {"verify_token": TOKEN})
+    assert needs_restart(old, load(tmp_path, {"verify_token": "another-token"})) == []
+    moved = load(tmp_path, {"verify_token": TOKEN, "listen": "0.0.0.0:9465", "path": "/h"})
+    assert needs_restart(old, moved) == ["[webhooks] listen", "[webhooks] path"]
+    without = load_document(
+        {"graph": {"app_secret": SECRET}}, tmp_path / "c.toml", {"instagram_media": PLUGIN}
+    )
+    assert needs_restart(old, without) == ["[webhooks]"]
+    assert needs_restart(without, old) == ["[webhooks]"]
