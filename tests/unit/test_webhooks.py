@@ -9,6 +9,7 @@ import hashlib
 import hmac
 import json
 import socket
+import ssl
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -20,7 +21,7 @@ import aiohttp
 import pytest
 from collectord_plugins.instagram_media import InstagramMedia
 from prometheus_client.parser import text_string_to_metric_families
-from web_support import HASH
+from web_support import HASH, TLS
 
 from collectord import ConfigError, Sample
 from collectord.cli import main
@@ -352,12 +353,15 @@ async def serving(
         listen = config.webhooks.listen if config.webhooks else None
         if listen is not None:
             hook_port = listen[1]
+        tls = web_config is not None and web_config.tls
+        scheme = "https" if tls else "http"
+        trust = ssl.create_default_context(cafile=str(TLS / "ca.crt")) if tls else None
         try:
-            async with aiohttp.ClientSession() as session:
+            async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=trust)) as session:
                 yield Served(
                     col,
-                    f"http://127.0.0.1:{port}",
-                    f"http://127.0.0.1:{hook_port}{config.webhooks.path if config.webhooks else ''}",
+                    f"{scheme}://127.0.0.1:{port}",
+                    f"{scheme}://127.0.0.1:{hook_port}{config.webhooks.path if config.webhooks else ''}",
                     session,
                 )
         finally:
@@ -546,3 +550,17 @@ def test_a_reload_applies_the_secrets_and_needs_a_restart_for_the_listener(tmp_p
     )
     assert needs_restart(old, without) == ["[webhooks]"]
     assert needs_restart(without, old) == ["[webhooks]"]
+
+
+async def test_a_listener_of_its_own_speaks_tls_like_the_metrics_endpoint(tmp_path: Path) -> None:
+    web_config = WebConfig(tls_cert_file=TLS / "server.crt", tls_key_file=TLS / "server.key")
+    port = free_port()
+    hooks = {"listen": f"127.0.0.1:{port}"}
+    async with serving(tmp_path, webhooks=hooks, web_config=web_config) as served:
+        assert served.hook_url.startswith(f"https://127.0.0.1:{port}/")
+        body = delivery(STORY_VALUE)
+        assert (await served.post(body, sig(body)))[0] == 200
+        assert served.story_series()
+        async with aiohttp.ClientSession() as plain:
+            with pytest.raises(aiohttp.ClientError):
+                await plain.post(f"http://127.0.0.1:{port}/webhooks/meta", data=body)
