@@ -7,8 +7,9 @@ Meta reaches one URL path (``[webhooks] path``) in two ways (docs/meta-facts.md 
   the configured ``verify_token`` (compared in constant time), 403 otherwise;
 - ``POST path`` with a JSON body and ``X-Hub-Signature-256: sha256=<hex>``, the
   HMAC-SHA256 of the raw body keyed with ``[graph] app_secret``. A body over
-  :data:`MAX_BODY` is refused with 413, a missing or wrong signature with 403, a body
-  that is not a delivery's JSON with 400; in each case nothing is recorded. A signed
+  :data:`MAX_BODY` is refused with 413 (one that takes longer than :data:`BODY_TIMEOUT`
+  with 408), a missing or wrong signature with 403, a body that is not a delivery's JSON
+  with 400; in each case nothing is recorded. A signed
   delivery is answered 200 once each of its changes was handed to ``record`` (the sources
   whose plugin takes it record it, :meth:`~collectord.scheduling.poller.Poller
   .record_webhook`); a change no source takes is counted and ignored.
@@ -23,6 +24,7 @@ once. Refusals are logged once per kind, without the body or any secret; the cou
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import json
@@ -54,6 +56,8 @@ log = get_logger("collectord.web.webhooks")
 
 #: The largest delivery accepted (Meta batches changes; a story's is about 200 bytes).
 MAX_BODY: Final = 1 << 20
+#: Seconds a client may take to send the body (the headers have their own limit).
+BODY_TIMEOUT: Final = 30.0
 SIGNATURE_HEADER: Final = "X-Hub-Signature-256"
 _PREFIX: Final = "sha256="
 #: Fields some built-in plugin reads; a change of another field is ``unknown_field``.
@@ -145,6 +149,7 @@ class WebhookHandler:
         stats: WebhookStats,
         *,
         max_body: int = MAX_BODY,
+        body_timeout: float = BODY_TIMEOUT,
     ) -> None:
         self.config = config
         #: The table at start (``None`` only in tests of a handler alone).
@@ -152,7 +157,19 @@ class WebhookHandler:
         self.record = record
         self.stats = stats
         self.max_body = max_body
+        self.body_timeout = body_timeout
         self._logged: set[str] = set()
+
+    async def _read(self, request: web.Request) -> bytes | None:
+        """The raw body, or ``None`` once it passes the limit (without a Content-Length)."""
+        chunks: list[bytes] = []
+        size = 0
+        async for chunk in request.content.iter_chunked(_CHUNK):
+            size += len(chunk)
+            if size > self.max_body:
+                return None
+            chunks.append(chunk)
+        return b"".join(chunks)
 
     def _refuse(self, kind: str, status: int, text: str, request: web.Request) -> web.Response:
         self.stats.requests[kind] += 1
@@ -181,16 +198,17 @@ class WebhookHandler:
             resp = self._refuse("too_large", 413, "delivery too large", request)
             resp.force_close()
             return resp
-        chunks: list[bytes] = []
-        size = 0
-        async for chunk in request.content.iter_chunked(_CHUNK):
-            size += len(chunk)
-            if size > self.max_body:
-                resp = self._refuse("too_large", 413, "delivery too large", request)
-                resp.force_close()
-                return resp
-            chunks.append(chunk)
-        body = b"".join(chunks)
+        try:
+            async with asyncio.timeout(self.body_timeout):
+                body = await self._read(request)
+        except TimeoutError:
+            resp = web.Response(status=408, text="the body took too long\n")
+            resp.force_close()
+            return resp
+        if body is None:
+            resp = self._refuse("too_large", 413, "delivery too large", request)
+            resp.force_close()
+            return resp
         secret = self.config().graph.app_secret
         header = request.headers.get(SIGNATURE_HEADER)
         if secret is None or not signature_ok(secret.reveal(), body, header):

@@ -4,6 +4,7 @@ store and the sinks, or refusing them with nothing recorded."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import hmac
@@ -40,6 +41,7 @@ from collectord.web.server import make_app, start_server, stop_server
 from collectord.web.webhooks import (
     MAX_BODY,
     MalformedDelivery,
+    WebhookHandler,
     challenge_answer,
     parse_delivery,
     signature_ok,
@@ -300,6 +302,8 @@ class Served:
     metrics_url: str
     hook_url: str
     session: aiohttp.ClientSession
+    handler: WebhookHandler
+    hook_port: int
 
     async def post(
         self, body: bytes, signature: str | None = None, **headers: str
@@ -347,7 +351,7 @@ async def serving(
     app = make_app(
         exposition=exposition, store=store, version="1", alive=lambda: True, web_config=web_config
     )
-    async with webhook_listener(app, exposition, col):  # type: ignore[arg-type]
+    async with webhook_listener(app, exposition, col) as handler:  # type: ignore[arg-type]
         runner, port = await start_server(app, "127.0.0.1", 0)
         hook_port = port
         listen = config.webhooks.listen if config.webhooks else None
@@ -363,6 +367,8 @@ async def serving(
                     f"{scheme}://127.0.0.1:{port}",
                     f"{scheme}://127.0.0.1:{hook_port}{config.webhooks.path if config.webhooks else ''}",
                     session,
+                    handler,  # type: ignore[arg-type]
+                    hook_port,
                 )
         finally:
             await stop_server(runner)
@@ -564,3 +570,16 @@ async def test_a_listener_of_its_own_speaks_tls_like_the_metrics_endpoint(tmp_pa
         async with aiohttp.ClientSession() as plain:
             with pytest.raises(aiohttp.ClientError):
                 await plain.post(f"http://127.0.0.1:{port}/webhooks/meta", data=body)
+
+
+async def test_a_body_that_never_ends_is_cut_at_the_timeout(tmp_path: Path) -> None:
+    async with serving(tmp_path) as served:
+        handler = served.handler
+        handler.body_timeout = 0.2
+        reader, writer = await asyncio.open_connection("127.0.0.1", served.hook_port)
+        writer.write(b'POST /webhooks/meta HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{"obj')
+        await writer.drain()
+        answer = await asyncio.wait_for(reader.read(), 10)
+        writer.close()
+        assert answer.startswith(b"HTTP/1.1 408")
+        assert served.story_series() == {}
