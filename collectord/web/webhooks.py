@@ -303,7 +303,10 @@ async def webhook_listener(
         yield handler
         return
     app = make_webhook_app(handler, hooks.path, metrics_app)
-    runner, bound = await start_server(app, *hooks.listen)
+    try:
+        runner, bound = await start_server(app, *hooks.listen)
+    except OSError as exc:  # the daemon's "cannot listen" line then names the table
+        raise OSError(exc.errno, f"[webhooks] listen: {exc.strerror or exc}") from exc
     log.info("webhooks served", path=hooks.path, host=hooks.listen[0], port=bound)
     try:
         yield handler

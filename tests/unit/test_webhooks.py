@@ -583,3 +583,15 @@ async def test_a_body_that_never_ends_is_cut_at_the_timeout(tmp_path: Path) -> N
         writer.close()
         assert answer.startswith(b"HTTP/1.1 408")
         assert served.story_series() == {}
+
+
+async def test_a_taken_webhook_address_is_named_in_the_error(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        with pytest.raises(
+            OSError, match=rf"\[webhooks\] listen: cannot listen on 127.0.0.1:{port}"
+        ):
+            async with serving(tmp_path, webhooks={"listen": f"127.0.0.1:{port}"}):
+                pass
