@@ -348,6 +348,8 @@ def _print_check(config: Config, out: TextIO) -> None:
         out.write(f"sink jsonl: {config.jsonl.path}\n")
     web = config.collector.web or WebConfig()
     out.write(f"http: {web.describe()} (/healthz and /readyz always open)\n")
+    if config.webhooks is not None:
+        out.write(config.webhooks.describe(host, port) + "\n")
     for warning in config.warnings:
         out.write(f"warning: {warning}\n")
 

@@ -54,6 +54,7 @@ from collectord.sinks.stats import SinkStats
 from collectord.store.persist import STATE_FILE, StateSaver, restore_state
 from collectord.store.store import SourceStatus, Store
 from collectord.web.server import SHUTDOWN_TIMEOUT, make_app, serving
+from collectord.web.webhooks import webhook_listener
 
 #: Seconds from SIGTERM/SIGINT to exit, at most (a supervisor's stop timeout must exceed it).
 SHUTDOWN_BOUND = 10.0
@@ -390,6 +391,7 @@ async def _serve(
     )
     host, port = col.config.collector.listen_host, col.config.collector.listen_port
     try:
+        await col.stack.enter_async_context(webhook_listener(app, exposition, col))
         port = await col.stack.enter_async_context(serving(app, host, port))
     except OSError as exc:
         log.error(
@@ -408,7 +410,7 @@ async def _serve(
     log.info(
         "collectord started",
         version=__version__,
-        listen=f"http://{_url_host(host)}:{port}/metrics",
+        listen=f"http://{f'[{host}]' if ':' in host else host}:{port}/metrics",
         sources=len(col.runtimes),
         shard=col.shard.label,
     )
@@ -424,10 +426,6 @@ async def _teardown(col: Collector, shutdown: Shutdown) -> None:
             await col.stack.aclose()
     except TimeoutError:
         log.warning("teardown cut short at the shutdown bound", bound=SHUTDOWN_BOUND)
-
-
-def _url_host(host: str) -> str:
-    return f"[{host}]" if ":" in host else host
 
 
 async def once(

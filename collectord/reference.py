@@ -142,6 +142,16 @@ SELF_METRIC_NOTES: Mapping[str, SelfMetricNote] = {
     "collectord_config_last_reload_success_timestamp_seconds": SelfMetricNote(
         (), "set at start, then by each reload that applied a config"
     ),
+    "collectord_webhook_requests": SelfMetricNote(
+        ("outcome",),
+        "`outcome`: `accepted`, `bad_signature`, `malformed`, `too_large`; no series without "
+        "a `[webhooks]` table (docs/webhooks.md)",
+    ),
+    "collectord_webhook_changes": SelfMetricNote(
+        ("outcome",),
+        "`outcome`: `recorded`, `unknown_account` (no source follows the account), "
+        "`unknown_field`; one delivery may carry several changes",
+    ),
 }
 
 

@@ -7,9 +7,9 @@ running one: a source that was removed stops (its series go), an added one start
 whose settings changed in any way (its token too) is scheduled afresh; its samples, status
 and plugin memory stay when its plugin and cadences are the same. Every other source keeps
 its schedule, state and memory untouched. Keys that only take effect at start (``listen``,
-``state_dir``, ``shard``, the log settings, ``plugin_dirs``, ``[collector.web]``, the shared Graph
-client's ``max_concurrency`` and ``usage_ceiling``, the sink) are logged as needing a restart and
-otherwise left as they are.
+``state_dir``, ``shard``, the log settings, ``plugin_dirs``, ``[collector.web]``, the shared
+Graph client's ``max_concurrency`` and ``usage_ceiling``, the sink, ``[webhooks]`` ``listen``
+and ``path``) are logged as needing a restart and otherwise left as they are.
 
 A source waiting for a new token (``needs_reauth``) leaves that state when a reload brings
 it a different token (a changed ``access_token_file``, or variable) and is polled at once;
@@ -252,4 +252,13 @@ def needs_restart(old: Config, new: Config) -> list[str]:
             keys.append(f"[graph] {key}")
     if old.jsonl != new.jsonl:
         keys.append("[sink.jsonl]")
+    hooks, new_hooks = old.webhooks, new.webhooks
+    if (hooks is None) != (new_hooks is None):
+        keys.append("[webhooks]")  # the listener is set up at start (its secrets follow)
+    elif hooks is not None and new_hooks is not None:
+        keys += [
+            f"[webhooks] {k}"
+            for k in ("listen", "path")
+            if getattr(hooks, k) != getattr(new_hooks, k)
+        ]
     return keys

@@ -86,6 +86,8 @@ from .instagram_media_catalogue import (
     STORY,
     media_insight,
 )
+from .instagram_media_webhook import FIELD as WEBHOOK_FIELD
+from .instagram_media_webhook import story_webhook_samples
 from .instagram_user_catalogue import LOGIN, login_api
 
 __all__ = ["CATALOGUE", "RETIRED", "InstagramMedia", "media_scope", "register_source_plugins"]
@@ -179,6 +181,22 @@ class InstagramMedia(SourcePlugin):
             return spec
         NAMES.check(graph_name)
         return media_insight(graph_name, f"Instagram media insight {graph_name}.")
+
+    def webhook_samples(
+        self,
+        field: str,
+        object_id: str,
+        value: Mapping[str, Any],
+        *,
+        options: Mapping[str, Any],
+        catalogue: Sequence[MetricSpec],
+    ) -> list[Sample] | None:
+        """A ``story_insights`` delivery about this source's account (with
+        ``include_stories``): the story's final values (docs/meta-facts.md 6.8)."""
+        mine = str(options.get("ig_user_id")) == object_id and options.get("include_stories", True)
+        if field != WEBHOOK_FIELD or not mine:
+            return None
+        return story_webhook_samples(object_id, value, catalogue)
 
     async def collect(self, ctx: PollContext) -> PollResult:
         ig_user_id = str(ctx.options["ig_user_id"])

@@ -61,6 +61,7 @@ from collectord.config.types import (
     SourceConfig,
 )
 from collectord.config.web import read_web
+from collectord.config.webhooks import read_webhooks
 from collectord.errors import ConfigError
 from collectord.plugin.api import SourcePlugin
 from collectord.secret import Secret
@@ -77,7 +78,7 @@ __all__ = [
     "resolve_config_path",
 ]
 
-_TABLES: Final = ("collector", "graph", "schedule", "source", "sink")
+_TABLES: Final = ("collector", "graph", "schedule", "source", "sink", "webhooks")
 _SINKS: Final = ("jsonl",)
 _LOG_LEVELS: Final = ("debug", "info", "warning", "error")
 _LOG_FORMATS: Final = ("console", "json")
@@ -147,6 +148,7 @@ def load_document(
     schedule_table.finish()
     sources = _read_sources(ctx, data.get("source"), plugins, graph, schedule)
     jsonl = _read_sink(ctx, data.get("sink"))
+    webhooks = read_webhooks(ctx, data.get("webhooks"), graph)
     if ctx.problems:
         raise ConfigError(ctx.problems)
     return Config(
@@ -156,6 +158,7 @@ def load_document(
         schedule=schedule,
         sources=tuple(sources),
         jsonl=jsonl,
+        webhooks=webhooks,
         warnings=tuple(ctx.warnings),
     )
 

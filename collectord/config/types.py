@@ -13,6 +13,7 @@ from collectord.secret import Secret
 
 if TYPE_CHECKING:  # config.web reads tables (config.reader), which use these types
     from collectord.config.web import WebConfig
+    from collectord.config.webhooks import WebhooksConfig
 
 DEFAULT_LISTEN = ("127.0.0.1", 9464)
 
@@ -113,5 +114,7 @@ class Config:
     schedule: ScheduleConfig
     sources: tuple[SourceConfig, ...]
     jsonl: JsonlSinkConfig | None = None
+    #: ``[webhooks]``: the listener for Meta's story-insights deliveries; None when not set.
+    webhooks: WebhooksConfig | None = None
     #: Non-fatal remarks (an interval shorter than Meta refreshes), printed by ``check``.
     warnings: tuple[str, ...] = ()

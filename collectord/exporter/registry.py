@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import platform
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from prometheus_client import CollectorRegistry, PlatformCollector, ProcessCollector
 from prometheus_client.core import (
@@ -30,7 +31,7 @@ from collectord.sinks.stats import SinkStats
 from collectord.store.status import SOURCE_STATES
 from collectord.store.store import Snapshot, SourceView, Store
 
-__all__ = ["HELP_SUFFIX", "InsightsCollector", "ReloadStats", "make_registry"]
+__all__ = ["HELP_SUFFIX", "InsightsCollector", "ReloadStats", "WebhookStats", "make_registry"]
 
 
 @dataclass
@@ -41,6 +42,32 @@ class ReloadStats:
     successful: bool = True
     #: Unix time a config was last applied (0 until the daemon sets it).
     success_time: float = 0.0
+
+
+#: Outcomes of a webhook request: ``accepted`` (signed, parsed, answered 200),
+#: ``bad_signature`` (missing or wrong ``X-Hub-Signature-256``), ``malformed`` (not the JSON
+#: of a delivery), ``too_large`` (over the body limit).
+WEBHOOK_REQUEST_OUTCOMES = ("accepted", "bad_signature", "malformed", "too_large")
+#: Outcomes of one change of an accepted delivery: ``recorded`` (a source took it),
+#: ``unknown_account`` (no source follows the account), ``unknown_field`` (a field
+#: collectord does not read).
+WEBHOOK_CHANGE_OUTCOMES = ("recorded", "unknown_account", "unknown_field")
+
+
+@dataclass
+class WebhookStats:
+    """Counts of the ``[webhooks]`` listener, by outcome (the listener writes them)."""
+
+    requests: Counter[str] = field(default_factory=Counter)
+    changes: Counter[str] = field(default_factory=Counter)
+
+    @classmethod
+    def started(cls) -> WebhookStats:
+        """Every outcome at 0, so that rates exist before the first delivery."""
+        return cls(
+            Counter(dict.fromkeys(WEBHOOK_REQUEST_OUTCOMES, 0)),
+            Counter(dict.fromkeys(WEBHOOK_CHANGE_OUTCOMES, 0)),
+        )
 
 
 class InsightsCollector:
@@ -106,6 +133,8 @@ class InsightsCollector:
         self._clock = clock
         #: The daemon's reload outcome (it sets its own after the exposition is built).
         self.reload = reload if reload is not None else ReloadStats()
+        #: The ``[webhooks]`` listener's counts (the daemon sets its own when it listens).
+        self.webhooks = WebhookStats()
         self._with_self_metrics = self_metrics
         self._graph_stats = graph_stats
         self._sinks = tuple(sinks)
@@ -159,6 +188,7 @@ class InsightsCollector:
         yield from self._graph_metrics()
         yield from self._sink_metrics()
         yield from self._reload_metrics()
+        yield from self._webhook_metrics()
 
     def _source_metrics(
         self, sources: Sequence[SourceView], series_per_source: Mapping[str, int]
@@ -315,6 +345,24 @@ class InsightsCollector:
         )
         when.add_metric((), self.reload.success_time)
         yield when
+
+    def _webhook_metrics(self) -> Iterator[Metric]:
+        requests = CounterMetricFamily(
+            "collectord_webhook_requests",
+            "Webhook deliveries received on the [webhooks] path, by outcome.",
+            labels=("outcome",),
+        )
+        for outcome, count in sorted(self.webhooks.requests.items()):
+            requests.add_metric((outcome,), count)
+        yield requests
+        changes = CounterMetricFamily(
+            "collectord_webhook_changes",
+            "Changes carried by accepted webhook deliveries, by outcome.",
+            labels=("outcome",),
+        )
+        for outcome, count in sorted(self.webhooks.changes.items()):
+            changes.add_metric((outcome,), count)
+        yield changes
 
 
 def _token_metrics(sources: Sequence[SourceView]) -> Iterator[Metric]:

@@ -395,6 +395,26 @@ class SourcePlugin(abc.ABC):
         """The token to use when a source sets none (``facebook_app``: the app token)."""
         return None
 
+    def webhook_samples(
+        self,
+        field: str,
+        object_id: str,
+        value: Mapping[str, Any],
+        *,
+        options: Mapping[str, Any],
+        catalogue: Sequence[MetricSpec],
+    ) -> list[Sample] | None:
+        """The samples one change of a signed webhook delivery brings to a source of this
+        plugin, or ``None`` (the default) when the change is not this source's.
+
+        ``field`` and ``value`` are the change's (``story_insights`` and its values),
+        ``object_id`` the entry's id (the account it is about); ``options`` and
+        ``catalogue`` are the source's, as :class:`PollContext` has them. The samples must
+        carry exactly the names and labels a poll gives the same values: the host adds them
+        to the source's series (the others stay) and hands them to the sinks.
+        """
+        return None
+
     @abc.abstractmethod
     async def collect(self, ctx: PollContext) -> PollResult | Sequence[Sample]:
         """Poll the source for ``ctx.cadence`` and return ``ctx.result(samples)``.

@@ -24,7 +24,7 @@ import copy
 import dataclasses
 import time
 from collections import Counter
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Callable, Coroutine, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol, TypeVar
@@ -196,6 +196,41 @@ class Poller:
         elif was_ok is None:
             self.log.info("first poll done", source=rt.name, cadence=cadence, samples=len(samples))
         return True
+
+    def record_webhook(
+        self,
+        runtimes: Iterable[SourceRuntime],
+        field: str,
+        object_id: str,
+        value: Mapping[str, Any],
+    ) -> int:
+        """Hand one change of a signed webhook delivery to each source whose plugin takes
+        it (:meth:`~collectord.plugin.api.SourcePlugin.webhook_samples`), and record its
+        samples as a poll would: in the store, where they replace the series they carry and
+        leave the others, and in the sinks. Returns how many sources took the change."""
+        taken = 0
+        for rt in list(runtimes):
+            try:
+                samples = rt.plugin.webhook_samples(
+                    field, object_id, value, options=rt.config.options, catalogue=rt.config.specs
+                )
+            except Exception:  # a plugin's fault must not fail the delivery for the others
+                self.log.warning(
+                    "webhook change failed", source=rt.name, field=field, exc_info=True
+                )
+                continue
+            if samples is None:
+                continue
+            taken += 1
+            samples, _ = cap_series(samples)
+            for cadence in dict.fromkeys(s.cadence for s in samples):
+                mine = [s for s in samples if s.cadence == cadence]
+                self.store.add_samples(rt.name, cadence, mine)
+            if samples:
+                for sink in self.sinks:
+                    sink.write(rt.name, rt.plugin.name, samples, self.clock())
+                self.log.info("webhook recorded", source=rt.name, field=field, samples=len(samples))
+        return taken
 
     def _capped(self, rt: SourceRuntime, result: PollResult, problems: Counter[str]) -> PollResult:
         """``result`` with at most :data:`~collectord.plugin.kit.MAX_SERIES_PER_METRIC`

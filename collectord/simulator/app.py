@@ -29,11 +29,13 @@ import asyncio
 import json
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from datetime import datetime
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 from aiohttp import web
 
+from collectord.simulator import webhooks
 from collectord.simulator.auth import oauth_dialog
 from collectord.simulator.base import SimError
 from collectord.simulator.errors import batch_too_large, invalid_parameter, server_error
@@ -135,6 +137,22 @@ class Simulator:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.stop()
+
+    # -- webhooks (Meta calling the app's callback URL) ---------------------------------
+
+    async def send_story_insights(
+        self, url: str, story_id: str, *, secret: str | None = None, at: datetime | None = None
+    ) -> tuple[dict[str, Any], int, str]:
+        """POST the signed ``story_insights`` delivery of ``story_id`` to ``url`` as Meta
+        does after the story expired (:mod:`collectord.simulator.webhooks`); ``secret``
+        replaces the app secret (a bad signature). Returns the delivery, status and body."""
+        return await webhooks.send_story_insights(self.world, url, story_id, secret=secret, at=at)
+
+    async def verify_webhook(
+        self, url: str, verify_token: str, challenge: str = webhooks.CHALLENGE
+    ) -> tuple[int, str]:
+        """The verification request the App Dashboard sends to a callback URL."""
+        return await webhooks.verification(url, verify_token, challenge)
 
     # -- counting ----------------------------------------------------------------------
 

@@ -178,6 +178,19 @@ class Store:
         if self.on_success is not None:
             self.on_success()
 
+    def add_samples(self, name: str, cadence: Cadence, samples: Sequence[Sample]) -> None:
+        """Add values that arrived without a poll (a signed webhook delivery) to the
+        source's series of ``cadence``: they replace the series they carry, the others stay,
+        and the source's poll status is left as it was."""
+        key = (name, cadence)
+        series = self._series.get(key, {})
+        _keep_newest(series, samples)
+        self._series[key] = series
+        self._tuples.pop(key, None)
+        self._changed()
+        if self.on_success is not None:
+            self.on_success()
+
     def record_failure(
         self, name: str, cadence: Cadence, *, reason: str, message: str, duration: float
     ) -> None:

@@ -46,6 +46,8 @@ RELOAD_LOCK_KEY = web.AppKey("reload_lock", asyncio.Lock)
 WEB_KEY: web.AppKey[WebConfig | None] = web.AppKey("web")
 LIMITS_KEY = web.AppKey("limits", Limits)
 AUTH_KEY = web.AppKey("auth", BasicAuth)
+#: The ``[webhooks]`` path when this app serves it (:mod:`collectord.web.webhooks`).
+WEBHOOK_PATH_KEY: web.AppKey[str] = web.AppKey("webhook_path")
 
 #: Paths served without credentials (probes must not need a password).
 OPEN_PATHS = frozenset({"/healthz", "/readyz"})
@@ -153,7 +155,10 @@ async def reload_config(request: web.Request) -> web.Response:
 
 @web.middleware
 async def guard(request: web.Request, handler: Any) -> web.StreamResponse:
-    """Bodies only on ``/-/reload`` (and small there); credentials everywhere but the probes."""
+    """Bodies only on ``/-/reload`` (and small there); credentials everywhere but the probes
+    and the webhook path (Meta signs its deliveries instead, and the path has its limit)."""
+    if request.path == request.app.get(WEBHOOK_PATH_KEY):
+        return await handler(request)
     limits = request.app[LIMITS_KEY]
     if request.body_exists and (
         request.path != RELOAD_PATH or (request.content_length or 0) > limits.max_body

@@ -1,0 +1,100 @@
+"""``[webhooks]``: the optional listener for Meta's webhook deliveries (story insights).
+
+Three keys: ``listen`` (``HOST:PORT`` of a listener of its own; absent, or the same address
+as the metrics endpoint, and the path is served by the metrics server), ``path`` (where Meta
+posts, ``/webhooks/meta`` by default) and ``verify_token`` (the secret typed in the App
+Dashboard, answered in Meta's verification handshake). Deliveries are signed with the app
+secret, so the table needs ``[graph] app_secret``. Problems are reported like every other
+table's; the token is never echoed.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+from collectord.config.checks import parse_listen
+from collectord.config.reader import Context, Table, type_name
+from collectord.config.types import GraphConfig
+from collectord.secret import Secret
+
+LABEL: Final = "[webhooks]"
+DEFAULT_PATH: Final = "/webhooks/meta"
+#: Paths the metrics server already answers: the webhook path must not hide one of them.
+RESERVED_PATHS: Final = frozenset({"/", "/metrics", "/healthz", "/readyz", "/-/reload"})
+_PATH = re.compile(r"(/[A-Za-z0-9._~-]+)+")
+_MAX_PATH = 200
+#: A verify token is typed into the App Dashboard: printable ASCII without spaces.
+_TOKEN = re.compile(r"[\x21-\x7e]+")
+_MAX_TOKEN = 256
+
+
+@dataclass(frozen=True)
+class WebhooksConfig:
+    """The checked ``[webhooks]`` table. ``listen`` is ``None`` when the metrics server
+    serves the path; the token is not shown in the repr."""
+
+    verify_token: Secret = field(repr=False)
+    path: str = DEFAULT_PATH
+    listen: tuple[str, int] | None = None
+
+    def shared_with(self, host: str, port: int) -> bool:
+        """Whether the path is served by the metrics server listening on ``host:port``."""
+        return self.listen is None or self.listen == (host, port)
+
+    def describe(self, host: str, port: int) -> str:
+        """One line for ``collectord check``: where the path is served."""
+        where = "the metrics listener"
+        if not self.shared_with(host, port) and self.listen is not None:
+            h, p = self.listen
+            where = f"{f'[{h}]' if ':' in h else h}:{p}"
+        return f"webhooks: {self.path} on {where} (signed deliveries; no basic auth)"
+
+
+def read_webhooks(ctx: Context, raw: Any, graph: GraphConfig) -> WebhooksConfig | None:
+    """The ``[webhooks]`` table ``raw`` (``None`` when absent); problems go to ``ctx``."""
+    if raw is None:
+        return None
+    if not isinstance(raw, dict):
+        ctx.problem(LABEL, None, f"expected a table, got {type_name(raw)}")
+        return None
+    before = len(ctx.problems)
+    table = Table(ctx, LABEL, raw)
+    listen: tuple[str, int] | None = None
+    text = table.take("listen", "str")
+    if isinstance(text, str):
+        try:
+            listen = parse_listen(text)
+        except ValueError as exc:
+            table.problem("listen", f"{exc}{table.got('listen', text)}")
+    path = table.take("path", "str")
+    if not isinstance(path, str):
+        path = DEFAULT_PATH
+    elif len(path) > _MAX_PATH or not _PATH.fullmatch(path):
+        table.problem(
+            "path",
+            "expected a URL path such as \"/webhooks/meta\" (letters, digits, '.', '_', '~', "
+            f"'-' between slashes, at most {_MAX_PATH} characters){table.got('path', path)}",
+        )
+    elif path in RESERVED_PATHS:
+        table.problem("path", f"{path} is one of collectord's own endpoints: pick another path")
+    token = table.take("verify_token", "str", secret=True, required=True)
+    if isinstance(token, Secret) and not (
+        len(token.reveal()) <= _MAX_TOKEN and _TOKEN.fullmatch(token.reveal())
+    ):
+        table.problem(
+            "verify_token",
+            f"expected 1 to {_MAX_TOKEN} printable characters without spaces "
+            "(the value is a secret, not shown)",
+        )
+    table.finish()
+    if graph.app_secret is None:
+        table.problem(
+            None,
+            "needs [graph] app_secret: Meta signs every delivery with the app secret, and a "
+            "delivery whose signature cannot be checked is refused",
+        )
+    if len(ctx.problems) != before or not isinstance(token, Secret):
+        return None
+    return WebhooksConfig(verify_token=token, path=path, listen=listen)
