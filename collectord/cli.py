@@ -12,7 +12,6 @@ import argparse
 import asyncio
 import json
 import os
-import signal
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
@@ -404,77 +403,9 @@ def _simulate(listen: str) -> int:
     except ValueError:
         _problems([f"--listen {listen}: expected HOST:PORT"])
         return EXIT_INVALID
-    return asyncio.run(_serve_simulator(host.strip("[]") or "127.0.0.1", port_number))
+    from collectord.simulator.standalone import serve_standalone
 
-
-async def _serve_simulator(host: str, port: int) -> int:
-    from collectord.simulator import Simulator
-
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    sim = Simulator()
-    try:
-        url = await sim.start(host, port)
-    except OSError as exc:
-        _problems([f"--listen {host}:{port}: {exc}"])
-        return EXIT_FAILED
-    world = sim.world
-    # The simulator's own made-up tokens, printed so a person can call it by hand: they
-    # open nothing but this simulator and are no secret.
-    print(f"Graph API simulator at {url} (fake data, fake tokens)", flush=True)
-    for plugin in ("facebook_page", "instagram_user", "facebook_app"):
-        print(f"  token for {plugin}: {world.demo_token(plugin)}", flush=True)
-    print(f"  ids: {json.dumps(world.demo_ids())}", flush=True)
-    print(simulator_config(url, world), flush=True)
-    try:
-        await stop.wait()
-    finally:
-        await sim.stop()
-    return EXIT_OK
-
-
-def simulator_config(url: str, world: Any) -> str:
-    """Config lines that point collectord at a simulator serving ``world`` on ``url``: its
-    app, one source per built-in plugin with the simulator's own tokens and ids, and one
-    Instagram-Login source."""
-    ids = world.demo_ids()
-    sources = [
-        ("sim-page", "facebook_page", "page_id"),
-        ("sim-posts", "facebook_post", "page_id"),
-        ("sim-instagram", "instagram_user", "ig_user_id"),
-        ("sim-instagram-media", "instagram_media", "ig_user_id"),
-    ]
-    lines = [
-        "",
-        "# collector.toml lines that point collectord at this simulator:",
-        "[graph]",
-        f'base_url = "{url}"',
-        f'app_id = "{world.app_id}"',
-        f'app_secret = "{world.app_secret}"',
-    ]
-    for name, plugin, key in sources:
-        lines += [
-            "",
-            "[[source]]",
-            f'name = "{name}"',
-            f'plugin = "{plugin}"',
-            f'access_token = "{world.demo_token(plugin)}"',
-            f'{key} = "{ids[key]}"',
-        ]
-    lines += [  # the Instagram API with Instagram Login: graph.instagram.com's stand-in
-        "",
-        "[[source]]",
-        'name = "sim-instagram-login"',
-        'plugin = "instagram_user"',
-        'login = "instagram"',
-        f'access_token = "{world.ig_login_token}"',
-        f'ig_user_id = "{ids["ig_user_id"]}"',
-        "[source.graph]",
-        f'base_url = "{url}/graph.instagram.com"',
-    ]
-    return "\n".join(lines)
+    return asyncio.run(serve_standalone(host.strip("[]") or "127.0.0.1", port_number))
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -17,11 +17,7 @@ from types import MappingProxyType
 from typing import Any, Final
 
 from collectord.config.checks import (
-    BACKUPS_MAX,
-    MAX_BYTES_MAX,
-    MAX_BYTES_MIN,
     MAX_TIMEOUT,
-    append_path_problem,
     duration_problem,
     not_a_directory,
     parse_listen,
@@ -44,19 +40,20 @@ from collectord.config.options import (
 )
 from collectord.config.reader import (
     INVALID,
-    MISSING,
     Context,
     Kind,
     Table,
+    choice,
+    keep,
+    sub_table,
     suggestion,
     type_name,
 )
+from collectord.config.sink import read_sink
 from collectord.config.types import (
-    FSYNC_POLICIES,
     CollectorConfig,
     Config,
     GraphConfig,
-    JsonlSinkConfig,
     ScheduleConfig,
     SourceConfig,
 )
@@ -79,7 +76,6 @@ __all__ = [
 ]
 
 _TABLES: Final = ("collector", "graph", "schedule", "source", "sink", "webhooks")
-_SINKS: Final = ("jsonl",)
 _LOG_LEVELS: Final = ("debug", "info", "warning", "error")
 _LOG_FORMATS: Final = ("console", "json")
 _GRAPH_KEYS: Final = (
@@ -139,15 +135,15 @@ def load_document(
     for key, value in data.items():
         if key not in _TABLES:
             _unknown_top_level(ctx, key, value)
-    collector = _read_collector(_table(ctx, data, "collector", "[collector]"))
-    graph_table = _table(ctx, data, "graph", "[graph]")
+    collector = _read_collector(sub_table(ctx, data, "collector", "[collector]"))
+    graph_table = sub_table(ctx, data, "graph", "[graph]")
     graph = _read_graph(graph_table, GraphConfig())
     graph_table.finish()
-    schedule_table = _table(ctx, data, "schedule", "[schedule]")
+    schedule_table = sub_table(ctx, data, "schedule", "[schedule]")
     schedule = _read_schedule(schedule_table, ScheduleConfig())
     schedule_table.finish()
     sources = _read_sources(ctx, data.get("source"), plugins, graph, schedule)
-    jsonl = _read_sink(ctx, data.get("sink"))
+    jsonl = read_sink(ctx, data.get("sink"))
     webhooks = read_webhooks(ctx, data.get("webhooks"), graph)
     if ctx.problems:
         raise ConfigError(ctx.problems)
@@ -188,38 +184,12 @@ def _unknown_top_level(ctx: Context, key: str, value: Any) -> None:
     ctx.problem(None, key, "unknown top-level key")
 
 
-def _table(ctx: Context, data: Mapping[str, Any], key: str, label: str) -> Table:
-    """The sub-table ``data[key]`` (empty when absent or not a table)."""
-    value = data.get(key, {})
-    if not isinstance(value, dict):
-        ctx.problem(label, None, f"expected a table, got {type_name(value)}")
-        value = {}
-    return Table(ctx, label, value)
-
-
-def _choice(table: Table, key: str, choices: tuple[str, ...]) -> Any:
-    value = table.take(key, "str")
-    if not isinstance(value, str):
-        return value
-    if value.lower() not in choices:
-        listed = ", ".join(choices)
-        hint = suggestion(value, choices) if table.shown(key) else ""
-        table.problem(key, f"expected one of {listed}{table.got(key, value)}{hint}")
-        return INVALID
-    return value.lower()
-
-
 def _positive(table: Table, key: str, kind: Kind, *, allow_zero: bool = False) -> Any:
     value = table.take(key, kind)
     if isinstance(value, int | float) and (value < 0 or (value == 0 and not allow_zero)):
         table.problem(key, "must not be negative" if allow_zero else "must be positive")
         return INVALID
     return value
-
-
-def _set(values: dict[str, Any], key: str, value: Any) -> None:
-    if value is not MISSING and value is not INVALID:
-        values[key] = value
 
 
 def _read_collector(table: Table) -> CollectorConfig:
@@ -230,20 +200,20 @@ def _read_collector(table: Table) -> CollectorConfig:
             values["listen_host"], values["listen_port"] = parse_listen(listen)
         except ValueError as exc:
             table.problem("listen", f"{exc}{table.got('listen', listen)}")
-    _set(values, "log_level", _choice(table, "log_level", _LOG_LEVELS))
-    _set(values, "log_format", _choice(table, "log_format", _LOG_FORMATS))
+    keep(values, "log_level", choice(table, "log_level", _LOG_LEVELS))
+    keep(values, "log_format", choice(table, "log_format", _LOG_FORMATS))
     state_dir = table.take("state_dir", "path")
     kind = not_a_directory(state_dir) if isinstance(state_dir, Path) else None
     if kind is not None:
         table.problem("state_dir", f"expected a directory, found {kind}")
     else:
-        _set(values, "state_dir", state_dir)
-    _set(values, "plugin_dirs", table.take("plugin_dirs", "path_list"))
+        keep(values, "state_dir", state_dir)
+    keep(values, "plugin_dirs", table.take("plugin_dirs", "path_list"))
     shard = table.take("shard", "str")
     if isinstance(shard, str) and (wrong := check_spec(shard)):
         table.problem("shard", f"{wrong}{table.got('shard', shard)}")
     else:
-        _set(values, "shard", shard)
+        keep(values, "shard", shard)
     table.accept("web")
     values["web"] = read_web(table.ctx, table.data.get("web"))
     table.finish()
@@ -279,27 +249,27 @@ def _read_graph(table: Table, base: GraphConfig, *, keys: str = "graph_keys") ->
     if isinstance(app_secret, Secret) and not app_secret:
         table.problem("app_secret", "is empty")
     else:
-        _set(values, "app_secret", app_secret)
+        keep(values, "app_secret", app_secret)
     timeout = _positive(table, "timeout", "duration")
     too_long = isinstance(timeout, float) and duration_problem(timeout, maximum=MAX_TIMEOUT)
     if too_long:
         table.problem("timeout", too_long)
     else:
-        _set(values, "timeout", timeout)
+        keep(values, "timeout", timeout)
     concurrency = table.take("max_concurrency", "int")
     if isinstance(concurrency, int) and concurrency < 1:
         table.problem(
             "max_concurrency", f"must be at least 1{table.got('max_concurrency', concurrency)}"
         )
     else:
-        _set(values, "max_concurrency", concurrency)
+        keep(values, "max_concurrency", concurrency)
     ceiling = table.take("usage_ceiling", "float")
     if isinstance(ceiling, float) and not 0 < ceiling <= 1:
         table.problem(
             "usage_ceiling", f"must be above 0 and at most 1{table.got('usage_ceiling', ceiling)}"
         )
     else:
-        _set(values, "usage_ceiling", ceiling)
+        keep(values, "usage_ceiling", ceiling)
     interval = _positive(table, "token_check_interval", "duration")
     if isinstance(interval, float) and interval < MIN_TOKEN_CHECK:
         table.problem(
@@ -308,7 +278,7 @@ def _read_graph(table: Table, base: GraphConfig, *, keys: str = "graph_keys") ->
             f"per source){table.got('token_check_interval', interval)}",
         )
     else:
-        _set(values, "token_check_interval", interval)
+        keep(values, "token_check_interval", interval)
     return replace(base, **values, **{keys: getattr(base, keys) | frozenset(values)})
 
 
@@ -316,7 +286,7 @@ def _read_schedule(table: Table, base: ScheduleConfig) -> ScheduleConfig:
     """``base`` with the interval keys set in ``table`` replaced; warns about short ones."""
     values: dict[str, Any] = {}
     for key in _SCHEDULE_KEYS:
-        _set(values, key, _positive(table, key, "duration", allow_zero=key == "jitter"))
+        keep(values, key, _positive(table, key, "duration", allow_zero=key == "jitter"))
     for key, floor, how_often in (
         ("fast_interval", _FAST_FLOOR, "about every 15 minutes"),
         ("daily_interval", _DAILY_FLOOR, "once a day"),
@@ -421,37 +391,3 @@ def _read_source(
         exclude=found.exclude,
         renew_token=renew,
     )
-
-
-def _read_sink(ctx: Context, raw: Any) -> JsonlSinkConfig | None:
-    """``[sink.jsonl]``, if present (the only sink so far)."""
-    if raw is None:
-        return None
-    if not isinstance(raw, dict):
-        ctx.problem("[sink]", None, f"expected a table, got {type_name(raw)}")
-        return None
-    for key in raw:
-        if key not in _SINKS:
-            ctx.problem("[sink]", key, f"unknown sink{suggestion(key, _SINKS)}")
-    if "jsonl" not in raw:
-        return None
-    table = _table(ctx, raw, "jsonl", "[sink.jsonl]")
-    values: dict[str, Any] = {}
-    path = table.take("path", "path", required=True)
-    if isinstance(path, Path) and (wrong := append_path_problem(path)):
-        table.problem("path", wrong)
-        path = INVALID
-    for key, low, high in (
-        ("max_bytes", MAX_BYTES_MIN, MAX_BYTES_MAX),
-        ("backups", 0, BACKUPS_MAX),
-    ):
-        number = table.take(key, "int")
-        if isinstance(number, int) and not low <= number <= high:
-            table.problem(key, f"must be between {low} and {high}{table.got(key, number)}")
-        else:
-            _set(values, key, number)
-    _set(values, "fsync", _choice(table, "fsync", FSYNC_POLICIES))
-    table.finish()
-    if not isinstance(path, Path):
-        return None
-    return JsonlSinkConfig(path=path, **values)

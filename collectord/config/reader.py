@@ -372,6 +372,34 @@ class Table:
         return tuple(value)
 
 
+def sub_table(ctx: Context, data: Mapping[str, Any], key: str, label: str) -> Table:
+    """The sub-table ``data[key]`` (empty when absent or not a table)."""
+    value = data.get(key, {})
+    if not isinstance(value, dict):
+        ctx.problem(label, None, f"expected a table, got {type_name(value)}")
+        value = {}
+    return Table(ctx, label, value)
+
+
+def choice(table: Table, key: str, choices: tuple[str, ...]) -> Any:
+    """``table[key]``, one of ``choices`` (lower-cased), or INVALID with a problem."""
+    value = table.take(key, "str")
+    if not isinstance(value, str):
+        return value
+    if value.lower() not in choices:
+        listed = ", ".join(choices)
+        hint = suggestion(value, choices) if table.shown(key) else ""
+        table.problem(key, f"expected one of {listed}{table.got(key, value)}{hint}")
+        return INVALID
+    return value.lower()
+
+
+def keep(values: dict[str, Any], key: str, value: Any) -> None:
+    """Put ``value`` in ``values`` unless it is MISSING or INVALID (the default stays)."""
+    if value is not MISSING and value is not INVALID:
+        values[key] = value
+
+
 def _from_text(text: str, kind: Kind) -> Any:
     """Turn the contents of an ``X_file`` into the TOML-like value ``kind`` expects."""
     if kind == "int":
