@@ -24,8 +24,8 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
-from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager, suppress
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager, AsyncExitStack, suppress
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -194,9 +194,15 @@ class Collector:
             self.sink_stats.append(sink.stats)
         self.poller = Poller(self.store, sinks)
         self.tokens = RenewedTokens(config.collector.state_dir)
-        await self.discoverer.first(self.client, config.sources, self.only)  # never raises
+        await self.discoverer.first(self.client, self.configured(config), self.only)
         for src in self.wanted(config).values():
             self.runtimes.append(self.runtime(src))
+
+    def configured(self, config: Config) -> list[SourceConfig]:
+        """``config``'s sources, each with its renewed token where it has one
+        (``renew_token``): what discovery and the running sources start from."""
+        tokens = self.tokens
+        return [tokens.apply(s) if tokens else s for s in config.sources]
 
     def wanted(self, config: Config) -> dict[str, SourceConfig]:
         """The sources this process runs for ``config``, by name, in config order: each
@@ -204,12 +210,12 @@ class Collector:
         process owns (its shard) and, with ``--source``, those named (a child is named by
         its own name or its parent's)."""
         out: dict[str, SourceConfig] = {}
-        for src in config.sources:
+        for src in self.configured(config):
             for one in self.discovered.get(src.name, ()) if src.discover else (src,):
                 if self.only is not None and not ({one.name, src.name} & self.only):
                     continue
                 if self.owns(one.name):
-                    out[one.name] = self.tokens.apply(one) if self.tokens else one
+                    out[one.name] = one
         return out
 
     def runtime(self, src: SourceConfig, status: SourceStatus | None = None) -> SourceRuntime:
@@ -221,20 +227,6 @@ class Collector:
         api = (plugin := self.plugins[src.plugin]).api_for(src.options)
         graph = self.client.bind(src.access_token, graph=src.graph, source=src.name, api=api)
         return SourceRuntime(src, plugin, graph, status)
-
-
-@asynccontextmanager
-async def scheduling(
-    scheduler: PollScheduler, grace: Callable[[], float]
-) -> AsyncIterator[PollScheduler]:
-    """The poll schedule, running while entered (the wall clock watched); leaving gives
-    running polls ``grace()`` seconds."""
-    scheduler.start()
-    scheduler.watch_clock()
-    try:
-        yield scheduler
-    finally:
-        await scheduler.shutdown(grace())
 
 
 class Shutdown:
@@ -402,7 +394,7 @@ async def _serve(
             "--listen HOST:PORT, $COLLECTORD_LISTEN or [collector] listen",
         )
         return 1
-    await col.stack.enter_async_context(scheduling(scheduler, shutdown.grace))
+    await col.stack.enter_async_context(scheduler.running(shutdown.grace))
     await col.stack.enter_async_context(col.discoverer.running(reloader.apply_wanted))
     watcher = await col.stack.enter_async_context(TokenWatcher(col.client, col.runtimes, col.store))
     reloader.watcher = watcher

@@ -108,9 +108,9 @@ class AuthKind(enum.Enum):
 
 #: Where every needs-a-new-token message sends the reader, and what to do after.
 _RENEW = (
-    "get a new token (docs/getting-tokens.md), put it where the source's token comes from "
-    "(its access_token_file, or the environment variable named in access_token), then "
-    "reload (SIGHUP or POST /-/reload): the source resumes by itself"
+    "get a new token (docs/getting-tokens.md), write it into the source's access_token_file, "
+    "then reload (SIGHUP or POST /-/reload): the source resumes by itself (a token from an "
+    "environment variable needs a restart)"
 )
 
 #: What happened, in words a person can act on, per :class:`AuthKind`.

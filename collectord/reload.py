@@ -169,7 +169,7 @@ class Reloader:
         restart = needs_restart(col.config, new)
         if restart:
             log.warning("config change needs a restart, ignored until then", keys=restart)
-        col.discoverer.follow(new)  # children of changed discovering sources follow
+        col.discoverer.follow(col.configured(new))  # children of changed parents follow
         wanted = col.wanted(new)
         added, removed, changed = self.apply_sources(wanted)
         col.use_config(new)

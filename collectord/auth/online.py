@@ -23,7 +23,7 @@ from collectord.config.types import Config, SourceConfig
 from collectord.errors import GraphError, GraphTimeoutError, NetworkError
 from collectord.graph.api import GRAPH_APP
 from collectord.graph.client import GraphClient
-from collectord.graph.tokens import read_answer
+from collectord.graph.tokens import object_of, read_answer
 from collectord.secret import Secret, scrub
 
 #: An expiry closer than this is mentioned (the shipped alert warns 7 days before).
@@ -117,7 +117,7 @@ async def _check_source(client: GraphClient, src: SourceConfig, plugin: Any, now
     # discovery lists the Pages first (docs/meta-facts.md 10.5)
     needed = plugin_scopes(plugin) + (("pages_show_list",) if src.discover else ())
     # read as the daemon's token checks read it (scopes and granular_scopes)
-    lacking = read_answer(data, needed).missing_scopes
+    lacking = read_answer(data, needed, object_of(src)).missing_scopes
     if lacking:
         return Verdict(src.name, False, f"{words} lacks permission(s): {', '.join(lacking)}")
     parts.append("permissions complete" if needed else "no permissions needed")

@@ -193,12 +193,15 @@ class Renewer:
     async def check_all(self) -> int:
         """Renew every due token once; returns how many were renewed (and applies them)."""
         count = 0
-        for src in list(self.sources()):
+        sources = list(self.sources())
+        for src in sources:
             plugin = self.plugins.get(src.plugin)
-            if not src.renew_token or not src.access_token or plugin is None or src.discover:
+            if not src.renew_token or not src.access_token or plugin is None:
                 continue
             count += await self._check(src, plugin.api_for(src.options))
         if count:
+            for gone in set(self.tokens.entries) - {s.name for s in sources}:
+                del self.tokens.entries[gone]  # a source no longer configured here
             try:
                 self.tokens.save()
             except OSError as exc:  # used all the same; a restart goes back to the configured
@@ -296,16 +299,22 @@ class Renewer:
 
 
 def daemon_renewer(col: Collector, reloader: Reloader) -> Renewer:
-    """The daemon's renewer: the configured sources ``col`` owns; a renewed token is
-    applied to the running sources through ``reloader``."""
+    """The daemon's renewer: the configured sources ``col`` owns, and every discovering
+    source (each replica discovers with its token); a renewed token is applied to
+    discovery (a parent's children take it) and to the running sources."""
     assert col.client is not None
     assert col.tokens is not None
+
+    def renewed() -> None:
+        col.discoverer.follow(col.configured(col.config))
+        reloader.apply_wanted()
+
     return Renewer(
         col.client,
         col.tokens,
-        lambda: [s for s in col.config.sources if col.owns(s.name)],
+        lambda: [s for s in col.config.sources if s.discover or col.owns(s.name)],
         col.plugins,
-        lambda: reloader.apply_sources(col.wanted(col.config)),
+        renewed,
     )
 
 

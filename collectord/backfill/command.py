@@ -380,8 +380,9 @@ async def _graph(
         )
         report = Report(total)
         for src in col.config.sources:
-            if src.discover:  # its children are found by the daemon's discovery
-                report.note(f"source {src.name} discovers its objects: not backfilled")
+            if src.discover:  # discovery ran on entering: its children are runtimes
+                found = len(col.discovered.get(src.name, ()))
+                report.note(f"source {src.name} discovers its objects: {found} found")
         try:
             failed = await read_history(col, progress, report, graph_points, now)
         finally:

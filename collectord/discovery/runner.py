@@ -20,7 +20,7 @@ import contextlib
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Set
 from typing import Any
 
-from collectord.config.types import Config, SourceConfig
+from collectord.config.types import SourceConfig
 from collectord.discovery.find import child_name, children, list_pages, objects, select
 from collectord.errors import GraphError, reauth_advice
 from collectord.graph.api import FACEBOOK
@@ -95,11 +95,12 @@ class Discoverer:
             self.on_change = None
             await self.close()
 
-    def follow(self, config: Config) -> None:
-        """After a reload (before its sources are applied): forget the sources no longer
-        discovering, rebuild the children of changed ones from what was last found (their
-        new settings apply at once) and discover those again now."""
-        parents = {s.name: s for s in config.sources if s.discover}
+    def follow(self, sources: Iterable[SourceConfig]) -> None:
+        """After a reload or a renewed token (before the sources are applied), with the
+        configured ``sources``: forget the sources no longer discovering, rebuild the
+        children of changed ones from what was last found (their new settings and token
+        apply at once) and discover those again now."""
+        parents = {s.name: s for s in sources if s.discover}
         for name in [n for n in self.parents if n not in parents]:
             self._forget(name)
         for name, parent in parents.items():

@@ -17,9 +17,9 @@ import contextlib
 import dataclasses
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
-from collectord.config.types import GraphConfig
+from collectord.config.types import GraphConfig, SourceConfig
 from collectord.errors import GraphError
 from collectord.graph.api import GRAPH_APP
 from collectord.logs import get_logger, scrub
@@ -129,7 +129,7 @@ class TokenWatcher:
                 self._failed(rt, exc)
                 continue
             self._failing.discard(rt.name)
-            view = read_answer(data, getattr(rt.plugin, "scopes", ()))
+            view = read_answer(data, getattr(rt.plugin, "scopes", ()), object_of(rt.config))
             self._tell(rt.name, view)
             self.store.set_token(rt.name, view)
 
@@ -163,13 +163,18 @@ class TokenWatcher:
             )
 
 
-def read_answer(data: Mapping[str, Any], needed: Iterable[str]) -> TokenView:
+def read_answer(
+    data: Mapping[str, Any], needed: Iterable[str], target: tuple[str, str] | None = None
+) -> TokenView:
     """The :class:`TokenView` of one ``debug_token`` ``data`` object, for a source whose
-    plugin needs the scopes ``needed``.
+    plugin needs the scopes ``needed``, on ``target`` (:func:`object_of`) when given.
 
     Missing scopes are reported for valid tokens only (an invalid one has other troubles,
     and Meta lists no scopes for a token it cannot read). A scope counts as granted when
-    ``scopes`` or ``granular_scopes`` names it.
+    ``scopes`` or ``granular_scopes`` names it, unless ``granular_scopes`` limits one of
+    the target's kind (``pages_*`` for a Page, ``instagram_*`` for an account) to
+    ``target_ids`` that leave the target out: a person who chose only some Pages in the
+    login dialog grants it for those alone (docs/meta-facts.md 10.4).
     """
     valid = data.get("is_valid") is True
     kind = data.get("type")
@@ -178,10 +183,19 @@ def read_answer(data: Mapping[str, Any], needed: Iterable[str]) -> TokenView:
     if isinstance(scopes, list):
         granted.update(s for s in scopes if isinstance(s, str))
     granular = data.get("granular_scopes")
-    if isinstance(granular, list):
-        granted.update(
-            g["scope"] for g in granular if isinstance(g, dict) and isinstance(g.get("scope"), str)
-        )
+    for g in granular if isinstance(granular, list) else ():
+        if not isinstance(g, dict) or not isinstance(g.get("scope"), str):
+            continue
+        targets = g.get("target_ids")
+        if (
+            target is not None
+            and g["scope"].startswith(target[0])
+            and isinstance(targets, list)
+            and target[1] not in map(str, targets)
+        ):
+            granted.discard(g["scope"])  # granted, but for other objects
+        else:
+            granted.add(g["scope"])
     missing = tuple(sorted(set(needed) - granted)) if valid else ()
     return TokenView(
         valid=valid,
@@ -190,6 +204,21 @@ def read_answer(data: Mapping[str, Any], needed: Iterable[str]) -> TokenView:
         data_access_expires_at=_time(data.get("data_access_expires_at")),
         missing_scopes=missing,
     )
+
+
+#: The option naming the object a source reads, and the prefix of the scopes whose
+#: ``granular_scopes`` ``target_ids`` list objects of that kind.
+_TARGETS: Final = (("page_id", "pages_"), ("ig_user_id", "instagram_"))
+
+
+def object_of(src: SourceConfig) -> tuple[str, str] | None:
+    """``(scope prefix, id)`` of the Page or Instagram account a source reads, whose id
+    ``granular_scopes`` may list; ``None`` for other sources (an app's)."""
+    for key, prefix in _TARGETS:
+        value = src.options.get(key)
+        if isinstance(value, str) and value:
+            return prefix, value
+    return None
 
 
 def _time(value: Any) -> float | None:

@@ -32,7 +32,7 @@ import asyncio
 import contextlib
 import random
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -292,6 +292,17 @@ class PollScheduler:
             replace_existing=True,
             misfire_grace_time=300,
         )
+
+    @contextlib.asynccontextmanager
+    async def running(self, grace: Callable[[], float]) -> AsyncIterator[PollScheduler]:
+        """The schedule, running while entered (the wall clock watched); leaving gives
+        running polls ``grace()`` seconds."""
+        self.start()
+        self.watch_clock()
+        try:
+            yield self
+        finally:
+            await self.shutdown(grace())
 
     async def shutdown(self, grace: float = 10.0) -> None:
         """Stop scheduling; give running polls ``grace`` seconds, then cancel them and wait

@@ -25,7 +25,8 @@ from typing import Any
 import aiohttp
 import pytest
 
-from collectord.simulator import Simulator
+from collectord.simulator import Simulator, World
+from collectord.simulator.world import USER_TOKEN
 
 pytestmark = pytest.mark.integration
 
@@ -393,3 +394,35 @@ async def test_a_metric_meta_refuses_is_reported_once_and_the_rest_is_written(
     names = {name for name, *_ in _samples(out)}
     assert "facebook_page_views" not in names
     assert "facebook_page_post_engagements" in names
+
+
+async def test_a_discovering_source_is_backfilled_page_by_page(
+    tmp_path: Path, frozen_now: datetime, make_config: Callable[..., str]
+) -> None:
+    world = World(clock=lambda: frozen_now, page_count=3, n_posts=1)
+    sim = Simulator(world)
+    await sim.start()
+    try:
+        excluded = list(world.pages)[1]
+        sources = f"""
+[[source]]
+name = "pages"
+plugin = "facebook_page"
+access_token = "{USER_TOKEN}"
+discover = true
+exclude = ["{excluded}"]
+"""
+        out = tmp_path / "history.om"
+        code, log = await _backfill(
+            tmp_path, make_config(sim, sources), "--since", "5d", "--out", str(out)
+        )
+    finally:
+        await sim.stop()
+    assert code == 0, log
+    assert "source pages discovers its objects: 2 found" in log
+    backfilled = {
+        re.search(r'source="([^"]+)"', labels).group(1)  # type: ignore[union-attr]
+        for name, labels, _, _ in _samples(out)
+        if name == "facebook_page_views"
+    }
+    assert backfilled == {f"pages/{pid}" for pid in world.pages if pid != excluded}

@@ -146,3 +146,54 @@ async def test_tokens_are_renewed_kept_in_state_dir_and_used_after_a_restart(
     logs = first_logs + again.logs()
     for token in (IG_LOGIN_TOKEN, AGEING_TOKEN, new_ig, new_fb, world.app_secret):
         assert token not in logs
+
+
+async def test_a_discovering_sources_token_is_renewed_and_its_children_take_it(
+    simulator: Simulator,
+    start_daemon: Any,
+    make_config: Callable[..., str],
+    tmp_path: Path,
+) -> None:
+    world = simulator.world
+    now = int(world.now().timestamp())
+    world.add_token(
+        TokenInfo(
+            AGEING_TOKEN,
+            "USER",
+            world.app_id,
+            world.user_id,
+            scopes=SCOPES,
+            expires_at=now + int(timedelta(days=10).total_seconds()),
+            issued_at=now - int(timedelta(days=50).total_seconds()),
+        )
+    )
+    seen = tap_tokens(simulator)
+    agency = f"""
+[[source]]
+name = "agency"
+plugin = "instagram_user"
+access_token = "{AGEING_TOKEN}"
+discover = true
+renew_token = true
+"""
+    daemon = await start_daemon(make_config(simulator, agency, fast="1s"))
+    await daemon.wait_ready()
+    state = tmp_path / "state" / "renewed-tokens.json"
+    renewed = await daemon.wait_for(lambda s: state.exists())
+    new = json.loads(state.read_text())["sources"]["agency"]["token"]
+    assert new.startswith("DEMO-LONG-LIVED-USER-TOKEN-")
+    child = f"agency/{world.instagram.user_ids[0]}"
+
+    # the child polls on with the renewed token (counted once polls running at the change
+    # are over)
+    settled = await daemon.wait_for(lambda s: polls(s, child) >= polls(renewed, child) + 1)
+    mark = len(seen)
+    await daemon.wait_for(lambda s: polls(s, child) >= polls(settled, child) + 2)
+    used = {t for t, _ in seen[mark:]}
+    assert new in used
+    assert AGEING_TOKEN not in used
+    scrape = await daemon.scrape()
+    assert scrape.value("collectord_source_up", source=child) == 1
+    assert await daemon.stop() == 0
+    for token in (AGEING_TOKEN, new, world.app_secret):
+        assert token not in daemon.logs()

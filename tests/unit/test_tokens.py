@@ -22,7 +22,7 @@ from collectord.errors import ConfigError, NetworkError
 from collectord.exporter.registry import make_registry
 from collectord.graph.client import GraphClient
 from collectord.graph.stats import GraphStats
-from collectord.graph.tokens import NO_APP, NOT_FACEBOOK, TokenWatcher
+from collectord.graph.tokens import NO_APP, NOT_FACEBOOK, TokenWatcher, read_answer
 from collectord.plugin.manager import load_source_plugins, plugin_map
 from collectord.scheduling.scheduler import SourceRuntime
 from collectord.secret import Secret
@@ -333,3 +333,47 @@ def test_an_instagram_login_source_is_not_inspected_and_the_status_page_says_why
     [status] = store.snapshot().sources
     assert status.token is not None
     assert status.token.note == NOT_FACEBOOK
+
+
+def test_a_scope_granted_for_other_pages_is_missing_for_this_one() -> None:
+    needed = ("pages_read_engagement", "read_insights")
+    answer = {
+        "is_valid": True,
+        "type": "USER",
+        "scopes": ["pages_show_list", "pages_read_engagement", "read_insights"],
+        "granular_scopes": [
+            {"scope": "pages_show_list", "target_ids": ["111", "222"]},
+            {"scope": "pages_read_engagement", "target_ids": ["111", "222"]},
+            {"scope": "read_insights"},  # no target_ids: every object
+        ],
+    }
+    page = ("pages_", "111")
+    other = ("pages_", "333")
+    assert read_answer(answer, needed, page).missing_scopes == ()
+    assert read_answer(answer, needed, other).missing_scopes == ("pages_read_engagement",)
+    assert read_answer(answer, needed).missing_scopes == ()  # a source of no one object
+    # an Instagram account's id is not compared with the Pages a pages_* scope lists
+    assert read_answer(answer, needed, ("instagram_", "333")).missing_scopes == ()
+    assert read_answer({**answer, "is_valid": False}, needed, other).missing_scopes == ()
+
+
+async def test_a_page_token_of_another_page_lacks_its_scopes_for_this_page(
+    sim: Simulator, tmp_path: Path
+) -> None:
+    world = sim.world
+    other = world.add_page()  # its Page token grants the Page scopes for it alone
+    path = tmp_path / "collector.toml"
+    path.write_text(
+        f'[graph]\nbase_url = "{sim.url}"\napp_id = "{world.app_id}"\n'
+        f'app_secret = "{world.app_secret}"\n[[source]]\nname = "wrong-page"\n'
+        f'plugin = "facebook_page"\naccess_token = "{other.token}"\n'
+        f'page_id = "{world.first_page.id}"\n'
+    )
+    store = Store()
+    rts = runtimes(store, list(load_config(path, PLUGINS).sources))
+    registry = make_registry(store, GraphStats(), [], version="1")
+    async with aiohttp.ClientSession() as session:
+        await TokenWatcher(GraphClient(session, rts[0].config.graph), rts, store).check_all()
+    labels = {"source": "wrong-page", "scope": "pages_read_engagement"}
+    assert registry.get_sample_value("collectord_token_missing_scope", labels) == 1
+    assert registry.get_sample_value("collectord_token_valid", {"source": "wrong-page"}) == 1
