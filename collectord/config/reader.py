@@ -372,6 +372,17 @@ class Table:
         return tuple(value)
 
 
+def optional_table(ctx: Context, raw: Any, label: str) -> Table | None:
+    """The optional table ``raw`` named ``label``: ``None`` when it is absent, or (with a
+    problem) when it is not a table."""
+    if raw is None:
+        return None
+    if not isinstance(raw, dict):
+        ctx.problem(label, None, f"expected a table, got {type_name(raw)}")
+        return None
+    return Table(ctx, label, raw)
+
+
 def sub_table(ctx: Context, data: Mapping[str, Any], key: str, label: str) -> Table:
     """The sub-table ``data[key]`` (empty when absent or not a table)."""
     value = data.get(key, {})

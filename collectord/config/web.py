@@ -18,7 +18,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Final
 
-from collectord.config.reader import Context, Table, type_name
+from collectord.config.reader import Context, Table, optional_table, type_name
 from collectord.files import read_limited
 
 LABEL: Final = "[collector.web]"
@@ -120,13 +120,10 @@ def build_ssl_context(web: WebConfig) -> ssl.SSLContext:
 
 def read_web(ctx: Context, raw: Any) -> WebConfig | None:
     """The ``[collector.web]`` table ``raw`` (``None`` when absent); problems go to ``ctx``."""
-    if raw is None:
-        return None
-    if not isinstance(raw, dict):
-        ctx.problem(LABEL, None, f"expected a table, got {type_name(raw)}")
-        return None
     before = len(ctx.problems)
-    table = Table(ctx, LABEL, raw)
+    table = optional_table(ctx, raw, LABEL)
+    if table is None:
+        return None
     paths: dict[str, Path] = {}
     for key in ("tls_cert_file", "tls_key_file", "client_ca_file"):
         value = table.take(key, "path")

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 from collectord.config.checks import parse_listen
-from collectord.config.reader import Context, Table, type_name
+from collectord.config.reader import Context, optional_table
 from collectord.config.types import GraphConfig
 from collectord.secret import Secret
 
@@ -54,13 +54,10 @@ class WebhooksConfig:
 
 def read_webhooks(ctx: Context, raw: Any, graph: GraphConfig) -> WebhooksConfig | None:
     """The ``[webhooks]`` table ``raw`` (``None`` when absent); problems go to ``ctx``."""
-    if raw is None:
-        return None
-    if not isinstance(raw, dict):
-        ctx.problem(LABEL, None, f"expected a table, got {type_name(raw)}")
-        return None
     before = len(ctx.problems)
-    table = Table(ctx, LABEL, raw)
+    table = optional_table(ctx, raw, LABEL)
+    if table is None:
+        return None
     listen: tuple[str, int] | None = None
     text = table.take("listen", "str")
     if isinstance(text, str):

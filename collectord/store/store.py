@@ -169,21 +169,17 @@ class Store:
         end_times = {s.end_time for s in samples if s.end_time is not None}  # a few days
         if end_times:
             cs.newest_end_time = max(t.timestamp() for t in end_times)
-        key = (name, cadence)
-        series = self._series.get(key, {}) if result.partial else {}
-        _keep_newest(series, samples)
-        self._series[key] = series
-        self._tuples.pop(key, None)
-        self._changed()
-        if self.on_success is not None:
-            self.on_success()
+        self._put((name, cadence), samples, keep=result.partial)
 
     def add_samples(self, name: str, cadence: Cadence, samples: Sequence[Sample]) -> None:
         """Add values that arrived without a poll (a signed webhook delivery) to the
         source's series of ``cadence``: they replace the series they carry, the others stay,
         and the source's poll status is left as it was."""
-        key = (name, cadence)
-        series = self._series.get(key, {})
+        self._put((name, cadence), samples, keep=True)
+
+    def _put(self, key: tuple[str, Cadence], samples: Sequence[Sample], *, keep: bool) -> None:
+        """``samples`` become the series of ``key`` (added to those it had, with ``keep``)."""
+        series = self._series.get(key, {}) if keep else {}
         _keep_newest(series, samples)
         self._series[key] = series
         self._tuples.pop(key, None)

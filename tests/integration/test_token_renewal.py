@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from collectord.simulator import Simulator
+from collectord.simulator import Simulator, World
 from collectord.simulator.base import TokenInfo
 from collectord.simulator.world import IG_LOGIN_TOKEN, SCOPES
 
@@ -51,6 +51,22 @@ renew_token = true
 """
 
 
+def add_ageing_token(world: World) -> None:
+    """:data:`AGEING_TOKEN`: the world's user, issued 50 days ago, 10 days left."""
+    now = int(world.now().timestamp())
+    world.add_token(
+        TokenInfo(
+            AGEING_TOKEN,
+            "USER",
+            world.app_id,
+            world.user_id,
+            scopes=SCOPES,
+            expires_at=now + int(timedelta(days=10).total_seconds()),
+            issued_at=now - int(timedelta(days=50).total_seconds()),
+        )
+    )
+
+
 def tap_tokens(sim: Simulator) -> list[tuple[str, bool]]:
     """Record the token of every Graph call the simulator answers, and whether it came to
     the Instagram host."""
@@ -79,18 +95,7 @@ async def test_tokens_are_renewed_kept_in_state_dir_and_used_after_a_restart(
     tmp_path: Path,
 ) -> None:
     world = simulator.world
-    now = int(world.now().timestamp())
-    world.add_token(
-        TokenInfo(
-            AGEING_TOKEN,
-            "USER",
-            world.app_id,
-            world.user_id,
-            scopes=SCOPES,
-            expires_at=now + int(timedelta(days=10).total_seconds()),
-            issued_at=now - int(timedelta(days=50).total_seconds()),
-        )
-    )
+    add_ageing_token(world)
     seen = tap_tokens(simulator)
     config = make_config(simulator, sources(simulator), fast="1s")
     daemon = await start_daemon(config)
@@ -155,18 +160,7 @@ async def test_a_discovering_sources_token_is_renewed_and_its_children_take_it(
     tmp_path: Path,
 ) -> None:
     world = simulator.world
-    now = int(world.now().timestamp())
-    world.add_token(
-        TokenInfo(
-            AGEING_TOKEN,
-            "USER",
-            world.app_id,
-            world.user_id,
-            scopes=SCOPES,
-            expires_at=now + int(timedelta(days=10).total_seconds()),
-            issued_at=now - int(timedelta(days=50).total_seconds()),
-        )
-    )
+    add_ageing_token(world)
     seen = tap_tokens(simulator)
     agency = f"""
 [[source]]
