@@ -1,9 +1,11 @@
 """The ``collectord`` command line (README "Command line").
 
-Exit status: 0 success; 1 a source failed (``once``, ``backfill``: resumable), the daemon could
-not start (port in use), a token or permission problem (``check --online``) or Meta refused
-(``auth``); 2 an invalid config or plugin set, or bad arguments (``auth``, ``backfill``). Invalid configs print one line per problem and
-never a traceback. Logs go to stderr; ``once`` and ``plugins`` print their output to stdout.
+Exit status: 0 success; 1 a source failed (``once``, ``backfill``: resumable), the daemon
+could not start (port in use), a token or permission problem (``check --online``) or Meta
+refused (``auth``); 2 an invalid config or plugin set, or bad arguments (``auth``,
+``backfill``); 130 a ``backfill`` interrupted by Ctrl-C. Invalid configs print one line per
+problem and never a traceback. Logs go to stderr; ``once`` and ``plugins`` print their
+output to stdout.
 """
 
 from __future__ import annotations
