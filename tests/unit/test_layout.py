@@ -8,6 +8,7 @@ collectord's public API, and modules small enough to read in one sitting.
 from __future__ import annotations
 
 import ast
+import tomllib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -105,6 +106,20 @@ def test_built_in_plugins_use_only_the_public_api(path: Path) -> None:
         attr = name.split(".", 1)[1]
         public = "." not in attr and attr in collectord.__all__
         assert public, f"{path.name} imports {name}, which is not collectord's public API"
+
+
+def test_every_package_is_installed_by_a_plain_pip_install() -> None:
+    """A package missing from pyproject's list works in the editable install the tests
+    use, and is absent from a wheel (``pip install .``, the container): the demo fails."""
+    listed = set(
+        tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]
+    )
+    found = {
+        ".".join(init.parent.relative_to(ROOT).parts)
+        for init in PACKAGE.rglob("__init__.py")
+        if "__pycache__" not in init.parts
+    }
+    assert found - listed == set(), "add them to [tool.setuptools] packages"
 
 
 def test_modules_are_small() -> None:
