@@ -45,6 +45,10 @@ ig_user_id = "{ig_user_id}"
 """
 #: Seconds a backfill of 10 days, promtool and Prometheus' start get, each.
 BOUND = 60.0
+DASHBOARD = Path(__file__).resolve().parents[2] / "deploy" / "grafana" / "collectord.json"
+BACKFILL_DOC = Path(__file__).resolve().parents[2] / "docs" / "backfill.md"
+#: The query docs/backfill.md tells a newcomer to draw.
+DOCS_QUERY = "last_over_time(facebook_page_views[26h])"
 _SAMPLE = re.compile(r"^(\w+)\{(.*)\} (\S+) (\d+)$")
 
 
@@ -181,9 +185,11 @@ async def prometheus(tmp_path: Path) -> AsyncIterator[Callable[[Path], Any]]:
                 await proc.wait()
 
 
-async def test_backfill_blocks_give_prometheus_the_simulators_daily_values(
+async def _history_in_prometheus(
     tmp_path: Path, simulator: Simulator, make_config: Callable[..., str], prometheus: Any
-) -> None:
+) -> str:
+    """The docs' three commands: backfill 10 days, make blocks, start a Prometheus over them;
+    returns its URL."""
     out = tmp_path / "history.om"
     code, log = await _backfill(tmp_path, _config(simulator, make_config), "--since", "10d",
                                 "--out", str(out))  # fmt: skip
@@ -199,8 +205,13 @@ async def test_backfill_blocks_give_prometheus_the_simulators_daily_values(
         cwd=tmp_path,
     )  # fmt: skip
     assert code == 0, text
-    url = await prometheus(blocks)
+    return str(await prometheus(blocks))
 
+
+async def test_backfill_blocks_give_prometheus_the_simulators_daily_values(
+    tmp_path: Path, simulator: Simulator, make_config: Callable[..., str], prometheus: Any
+) -> None:
+    url = await _history_in_prometheus(tmp_path, simulator, make_config, prometheus)
     ids, world = simulator.world.demo_ids(), simulator.world
     cases = [
         (
@@ -226,6 +237,61 @@ async def test_backfill_blocks_give_prometheus_the_simulators_daily_values(
             (series,) = body["data"]["result"]
             got = {int(ts): float(v) for ts, v in series["values"]}
             assert got == expected, selector
+
+
+def _daily_panel_queries() -> list[str]:
+    """The queries of the shipped dashboard's panels of daily values, for every source."""
+    panels = json.loads(DASHBOARD.read_text(encoding="utf-8"))["panels"]
+    daily = [p for p in panels if p.get("type") == "timeseries" and p["title"].startswith("Daily")]
+    return [t["expr"].replace("$source", "sim-.*") for p in daily for t in p["targets"]]
+
+
+async def _range(
+    session: aiohttp.ClientSession, url: str, query: str, steps: dict[str, str]
+) -> list[dict[str, Any]]:
+    params = {"query": query, **steps}
+    async with session.get(f"{url}/api/v1/query_range", params=params) as response:
+        body = await response.json()
+    assert body["status"] == "success", body
+    return list(body["data"]["result"])
+
+
+async def test_graphs_of_the_dashboard_and_the_docs_draw_every_backfilled_day(
+    tmp_path: Path, simulator: Simulator, make_config: Callable[..., str], prometheus: Any
+) -> None:
+    """A backfilled day is one point; a graph asks for values at its own steps and Prometheus
+    looks back only 5 minutes from each. The dashboard's daily panels and the query
+    docs/backfill.md gives must still draw a value at every step, the newest day's."""
+    assert DOCS_QUERY in BACKFILL_DOC.read_text(encoding="utf-8")
+    url = await _history_in_prometheus(tmp_path, simulator, make_config, prometheus)
+    world = simulator.world
+    async with aiohttp.ClientSession() as session:
+        expected = await _sim_daily(
+            session, simulator, world.demo_ids()["page_id"], world.demo_token("facebook_page"),
+            {"metric": "page_post_engagements", "period": "day"},
+        )  # fmt: skip
+        # Hourly steps, 17 minutes after each day's point: none is within the look-back.
+        first, last = min(expected), max(expected)
+        steps = {"start": str(first + 1020), "end": str(last + 3600), "step": "3600"}
+        count = (last + 3600 - first - 1020) // 3600 + 1
+
+        assert (
+            await _range(session, url, 'facebook_page_post_engagements{period="day"}', steps) == []
+        )
+
+        queries = _daily_panel_queries()
+        assert len(queries) >= 10
+        for query in [*queries, DOCS_QUERY]:
+            result = await _range(session, url, query, steps)
+            assert result, query
+            for series in result:
+                assert len(series["values"]) == count, (query, series["metric"])
+
+        (panel,) = [q for q in queries if "facebook_page_post_engagements" in q]
+        (series,) = await _range(session, url, panel, steps)
+        for ts, value in series["values"]:
+            day = max(end for end in expected if end <= ts)
+            assert float(value) == expected[day], ts
 
 
 async def test_an_interrupted_backfill_resumes_without_duplicates(
