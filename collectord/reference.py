@@ -144,8 +144,8 @@ SELF_METRIC_NOTES: Mapping[str, SelfMetricNote] = {
     ),
     "collectord_webhook_requests": SelfMetricNote(
         ("outcome",),
-        "`outcome`: `accepted`, `bad_signature`, `malformed`, `too_large`; no series without "
-        "a `[webhooks]` table (docs/webhooks.md)",
+        "`outcome`: `accepted`, `bad_signature`, `malformed`, `too_large`, `too_slow`; "
+        "no series without a `[webhooks]` table (docs/webhooks.md)",
     ),
     "collectord_webhook_changes": SelfMetricNote(
         ("outcome",),

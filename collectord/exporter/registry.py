@@ -46,8 +46,9 @@ class ReloadStats:
 
 #: Outcomes of a webhook request: ``accepted`` (signed, parsed, answered 200),
 #: ``bad_signature`` (missing or wrong ``X-Hub-Signature-256``), ``malformed`` (not the JSON
-#: of a delivery), ``too_large`` (over the body limit).
-WEBHOOK_REQUEST_OUTCOMES = ("accepted", "bad_signature", "malformed", "too_large")
+#: of a delivery), ``too_large`` (over the body limit), ``too_slow`` (the body did not arrive
+#: within the body timeout).
+WEBHOOK_REQUEST_OUTCOMES = ("accepted", "bad_signature", "malformed", "too_large", "too_slow")
 #: Outcomes of one change of an accepted delivery: ``recorded`` (a source took it),
 #: ``unknown_account`` (no source follows the account), ``unknown_field`` (a field
 #: collectord does not read).

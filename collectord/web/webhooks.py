@@ -202,7 +202,7 @@ class WebhookHandler:
             async with asyncio.timeout(self.body_timeout):
                 body = await self._read(request)
         except TimeoutError:
-            resp = web.Response(status=408, text="the body took too long\n")
+            resp = self._refuse("too_slow", 408, "the body took too long", request)
             resp.force_close()
             return resp
         if body is None:

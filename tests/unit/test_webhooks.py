@@ -583,6 +583,8 @@ async def test_a_body_that_never_ends_is_cut_at_the_timeout(tmp_path: Path) -> N
         writer.close()
         assert answer.startswith(b"HTTP/1.1 408")
         assert served.story_series() == {}
+        _, text = await served.metrics()
+        assert 'collectord_webhook_requests_total{outcome="too_slow"} 1.0' in text
 
 
 async def test_a_taken_webhook_address_is_named_in_the_error(tmp_path: Path) -> None:
