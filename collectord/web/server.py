@@ -120,6 +120,7 @@ async def status_page(request: web.Request) -> web.Response:
         now=time.time(),
         plugins=request.app[PLUGINS_KEY],
         graph_stats=request.app[GRAPH_STATS_KEY],
+        webhooks=request.app[EXPOSITION_KEY].insights.webhooks,
     )
     return web.Response(text=html, content_type="text/html", charset="utf-8")
 

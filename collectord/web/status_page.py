@@ -10,10 +10,13 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from html import escape
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from collectord.logs import scrub
 from collectord.store.store import Snapshot, SourceView
+
+if TYPE_CHECKING:
+    from collectord.exporter.registry import WebhookStats
 
 _STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2em; color: #222; }
@@ -230,6 +233,22 @@ def render_budgets(graph_stats: Any, now: float) -> str:
     return out
 
 
+def render_webhooks(stats: WebhookStats | None) -> str:
+    """The ``[webhooks]`` section: deliveries by outcome and what became of their changes;
+    empty without a ``[webhooks]`` table (no outcome counted, not even at 0)."""
+    if stats is None or not stats.requests:
+        return ""
+
+    def counts(counter: Mapping[str, int]) -> str:
+        return ", ".join(f"{escape(outcome)} {n}" for outcome, n in sorted(counter.items()))
+
+    return (
+        "<h2>Webhooks</h2>\n"
+        f"<p>Deliveries since start: {counts(stats.requests)}.<br>\n"
+        f"Their changes: {counts(stats.changes) or '—'}.</p>\n"
+    )
+
+
 def render_status_page(
     snapshot: Snapshot,
     *,
@@ -239,10 +258,11 @@ def render_status_page(
     shard: str = "0/1",
     plugins: Iterable[Mapping[str, Any]] = (),
     graph_stats: Any = None,
+    webhooks: WebhookStats | None = None,
 ) -> str:
     """The whole page for ``snapshot``; ``now`` (unix time) is used for the ages shown;
-    ``graph_stats`` (the Graph client's counters) adds the rate-limit budgets; ``shard``
-    is this process's ``I/N``."""
+    ``graph_stats`` (the Graph client's counters) adds the rate-limit budgets, ``webhooks``
+    (the listener's counts) the webhook deliveries; ``shard`` is this process's ``I/N``."""
     headers = (
         "source",
         "plugin",
@@ -276,7 +296,8 @@ Shard: {escape(shard)}{" (not sharded)" if shard == "0/1" else ""}.
 {rows}
 </tbody>
 </table>
-{render_tokens(snapshot.sources, now)}{render_budgets(graph_stats, now)}{render_plugins(plugins)}
+{render_tokens(snapshot.sources, now)}{render_budgets(graph_stats, now)}{render_webhooks(webhooks)}\
+{render_plugins(plugins)}
 </body>
 </html>
 """

@@ -30,6 +30,7 @@ from collectord.config.loader import load_document
 from collectord.config.types import Config
 from collectord.config.web import WebConfig
 from collectord.exporter.exposition import make_exposition
+from collectord.exporter.registry import WebhookStats
 from collectord.graph.stats import GraphStats
 from collectord.reload import needs_restart
 from collectord.scheduling.poller import Poller, SourceRuntime
@@ -38,6 +39,7 @@ from collectord.simulator.webhooks import signed, story_insights_delivery, story
 from collectord.sinks.stats import SinkStats
 from collectord.store.store import Store
 from collectord.web.server import make_app, start_server, stop_server
+from collectord.web.status_page import render_status_page
 from collectord.web.webhooks import (
     MAX_BODY,
     MalformedDelivery,
@@ -473,6 +475,24 @@ async def test_changes_no_source_takes_are_counted_and_ignored(tmp_path: Path) -
         _, text = await served.metrics()
         assert 'collectord_webhook_changes_total{outcome="unknown_account"} 1.0' in text
         assert 'collectord_webhook_changes_total{outcome="unknown_field"} 1.0' in text
+
+
+async def test_the_status_page_shows_the_webhook_counts(tmp_path: Path) -> None:
+    async with serving(tmp_path) as served:
+        body = delivery(STORY_VALUE)
+        assert (await served.post(body, sig(body)))[0] == 200
+        assert (await served.post(body, "sha256=" + "0" * 64))[0] == 403
+        async with served.session.get(served.metrics_url + "/") as resp:
+            page = await resp.text()
+    assert "<h2>Webhooks</h2>" in page
+    assert "accepted 1, bad_signature 1, malformed 0, too_large 0, too_slow 0" in page
+    assert "recorded 1, unknown_account 0, unknown_field 0" in page
+
+
+def test_the_status_page_has_no_webhooks_section_without_the_table() -> None:
+    page = render_status_page(Store().snapshot(), version="1", ready=True, now=0.0,
+                              webhooks=WebhookStats())  # fmt: skip
+    assert "Webhooks" not in page
 
 
 async def test_basic_auth_guards_metrics_but_not_the_signed_webhook_path(tmp_path: Path) -> None:
