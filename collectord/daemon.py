@@ -42,12 +42,12 @@ from collectord.exporter.registry import ReloadStats
 from collectord.files import ensure_dir
 from collectord.graph.client import GraphClient
 from collectord.graph.stats import GraphStats
-from collectord.graph.tokens import TokenWatcher
+from collectord.graph.tokens import TokenWatcher, object_of
 from collectord.logs import get_logger
 from collectord.plugin.api import SourcePlugin
 from collectord.reload import Reloader
 from collectord.scheduling.scheduler import CANCEL_WAIT, Poller, PollScheduler, SourceRuntime
-from collectord.sharding import Shard, configured_shard
+from collectord.sharding import Shard, configured_shard, shard_of
 from collectord.sinks.background import BackgroundSink
 from collectord.sinks.jsonl import JsonlSink
 from collectord.sinks.stats import SinkStats
@@ -216,6 +216,18 @@ class Collector:
                     continue
                 if self.owns(one.name):
                     out[one.name] = one
+        return out
+
+    def webhook_owners(self, object_id: str) -> set[int]:
+        """The shards whose replicas poll a source reading the Page or Instagram account
+        ``object_id``: configured sources and every discovering source's children, as
+        every replica sees them (a webhook delivery goes on to them)."""
+        out: set[int] = set()
+        for src in self.configured(self.config):
+            for one in self.discovered.get(src.name, ()) if src.discover else (src,):
+                target = object_of(one)
+                if target is not None and target[1] == object_id:
+                    out.add(shard_of(one.name, self.shard.total))
         return out
 
     def runtime(self, src: SourceConfig, status: SourceStatus | None = None) -> SourceRuntime:

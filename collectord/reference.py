@@ -149,8 +149,9 @@ SELF_METRIC_NOTES: Mapping[str, SelfMetricNote] = {
     ),
     "collectord_webhook_changes": SelfMetricNote(
         ("outcome",),
-        "`outcome`: `recorded`, `unknown_account` (no source follows the account), "
-        "`unknown_field`; one delivery may carry several changes",
+        "`outcome`: `recorded`, `forwarded` / `forward_failed` (sharding: passed on to the "
+        "replica polling the account / it could not be reached), `unknown_account` (no "
+        "source follows the account), `unknown_field`; one delivery may carry several changes",
     ),
 }
 

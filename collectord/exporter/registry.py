@@ -50,9 +50,16 @@ class ReloadStats:
 #: within the body timeout).
 WEBHOOK_REQUEST_OUTCOMES = ("accepted", "bad_signature", "malformed", "too_large", "too_slow")
 #: Outcomes of one change of an accepted delivery: ``recorded`` (a source took it),
-#: ``unknown_account`` (no source follows the account), ``unknown_field`` (a field
-#: collectord does not read).
-WEBHOOK_CHANGE_OUTCOMES = ("recorded", "unknown_account", "unknown_field")
+#: ``forwarded`` / ``forward_failed`` (sharding: the replica polling the account took it /
+#: could not be reached), ``unknown_account`` (no source follows the account),
+#: ``unknown_field`` (a field collectord does not read).
+WEBHOOK_CHANGE_OUTCOMES = (
+    "recorded",
+    "forwarded",
+    "forward_failed",
+    "unknown_account",
+    "unknown_field",
+)
 
 
 @dataclass

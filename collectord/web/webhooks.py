@@ -12,7 +12,9 @@ Meta reaches one URL path (``[webhooks] path``) in two ways (docs/meta-facts.md 
   with 400; in each case nothing is recorded. A signed
   delivery is answered 200 once each of its changes was handed to ``record`` (the sources
   whose plugin takes it record it, :meth:`~collectord.scheduling.poller.Poller
-  .record_webhook`); a change no source takes is counted and ignored.
+  .record_webhook`); a change no source takes is counted and ignored. With sharding and
+  ``forward_url``, a delivery about an account another replica polls is first passed on
+  to that replica (:mod:`collectord.web.forward`).
 
 The signature is the credential: basic auth of ``[collector.web]`` never applies to this
 path (Meta cannot send it), TLS does. The path is served by the metrics server, or by a
@@ -34,13 +36,16 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any, Final, Protocol
 
+import aiohttp
 from aiohttp import web
 
 from collectord.config.types import Config
 from collectord.exporter.exposition import Exposition
 from collectord.exporter.registry import WebhookStats
 from collectord.logs import get_logger
+from collectord.sharding import Shard
 from collectord.web.auth import BasicAuth
+from collectord.web.forward import FORWARDED_HEADER, Forwarder
 from collectord.web.listener import Limits
 from collectord.web.server import (
     AUTH_KEY,
@@ -150,6 +155,7 @@ class WebhookHandler:
         *,
         max_body: int = MAX_BODY,
         body_timeout: float = BODY_TIMEOUT,
+        forwarder: Forwarder | None = None,
     ) -> None:
         self.config = config
         #: The table at start (``None`` only in tests of a handler alone).
@@ -158,6 +164,8 @@ class WebhookHandler:
         self.stats = stats
         self.max_body = max_body
         self.body_timeout = body_timeout
+        #: Sharding: passes deliveries on to the replicas polling their accounts.
+        self.forwarder = forwarder
         self._logged: set[str] = set()
 
     async def _read(self, request: web.Request) -> bytes | None:
@@ -222,19 +230,42 @@ class WebhookHandler:
                 log.warning("webhook refused", why="malformed", problem=str(exc))
             return web.Response(status=400, text=f"malformed delivery: {exc}\n")
         self.stats.requests["accepted"] += 1
-        for change in changes:
-            taken = self.record(change.field, change.entry_id, change.value)
-            if taken:
+        taken = [self.record(c.field, c.entry_id, c.value) > 0 for c in changes]
+        passed_on = FORWARDED_HEADER in request.headers
+        owners, sent = await self._pass_on(changes, body, header or "", passed_on)
+        for change, took in zip(changes, taken, strict=True):
+            if took:
                 outcome = "recorded"
+            elif passed_on:
+                continue  # counted by the replica that took it from Meta
+            elif change.field in KNOWN_FIELDS and (there := owners.get(change.entry_id)):
+                outcome = "forwarded" if there <= sent else "forward_failed"
             elif change.object == "instagram" and change.field in KNOWN_FIELDS:
                 outcome = "unknown_account"
             else:
                 outcome = "unknown_field"
             self.stats.changes[outcome] += 1
-            if not taken and outcome not in self._logged:
+            if outcome.startswith("unknown") and outcome not in self._logged:
                 self._logged.add(outcome)
                 log.info("webhook change ignored", why=outcome, field=change.field[:64])
         return web.Response(text="ok\n")
+
+    async def _pass_on(
+        self, changes: list[Change], body: bytes, signature: str, passed_on: bool
+    ) -> tuple[dict[str, set[int]], set[int]]:
+        """Sharding: a delivery whose accounts other replicas poll goes on to them
+        (:mod:`collectord.web.forward`). Returns the other shards polling each account of
+        a change collectord reads, and the shards that took the delivery."""
+        hooks, forwarder = self.config().webhooks, self.forwarder
+        if forwarder is None or passed_on or hooks is None:
+            return {}, set()
+        read = {c.entry_id for c in changes if c.field in KNOWN_FIELDS}
+        owners = {entry: there for entry in read if (there := forwarder.targets(hooks, [entry]))}
+        if not owners:
+            return {}, set()
+        return owners, await forwarder.forward(
+            hooks, set().union(*owners.values()), body, signature
+        )
 
 
 def mount(app: web.Application, handler: WebhookHandler, path: str) -> None:
@@ -276,6 +307,11 @@ class Collecting(Protocol):
     @property
     def poller(self) -> _Recorder: ...
 
+    @property
+    def shard(self) -> Shard: ...
+
+    def webhook_owners(self, object_id: str) -> set[int]: ...
+
 
 @asynccontextmanager
 async def webhook_listener(
@@ -295,20 +331,22 @@ async def webhook_listener(
     def record(field: str, object_id: str, value: Mapping[str, Any]) -> int:
         return col.poller.record_webhook(col.runtimes, field, object_id, value)
 
-    handler = WebhookHandler(lambda: col.config, record, stats)
-    host, port = current.collector.listen_host, current.collector.listen_port
-    if hooks.listen is None or hooks.shared_with(host, port):
-        mount(metrics_app, handler, hooks.path)
-        log.info("webhooks served", path=hooks.path, on="the metrics listener")
-        yield handler
-        return
-    app = make_webhook_app(handler, hooks.path, metrics_app)
-    try:
-        runner, bound = await start_server(app, *hooks.listen)
-    except OSError as exc:  # the daemon's "cannot listen" line then names the table
-        raise OSError(exc.errno, f"[webhooks] listen: {exc.strerror or exc}") from exc
-    log.info("webhooks served", path=hooks.path, host=hooks.listen[0], port=bound)
-    try:
-        yield handler
-    finally:
-        await stop_server(runner)
+    async with aiohttp.ClientSession() as session:
+        forwarder = Forwarder(session, col.shard, col.webhook_owners) if col.shard.sharded else None
+        handler = WebhookHandler(lambda: col.config, record, stats, forwarder=forwarder)
+        host, port = current.collector.listen_host, current.collector.listen_port
+        if hooks.listen is None or hooks.shared_with(host, port):
+            mount(metrics_app, handler, hooks.path)
+            log.info("webhooks served", path=hooks.path, on="the metrics listener")
+            yield handler
+            return
+        app = make_webhook_app(handler, hooks.path, metrics_app)
+        try:
+            runner, bound = await start_server(app, *hooks.listen)
+        except OSError as exc:  # the daemon's "cannot listen" line then names the table
+            raise OSError(exc.errno, f"[webhooks] listen: {exc.strerror or exc}") from exc
+        log.info("webhooks served", path=hooks.path, host=hooks.listen[0], port=bound)
+        try:
+            yield handler
+        finally:
+            await stop_server(runner)

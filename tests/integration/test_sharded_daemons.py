@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import os
+import socket
 import sys
 from collections.abc import AsyncIterator, Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -35,15 +36,18 @@ async def many_pages(frozen_now: datetime) -> AsyncIterator[Simulator]:
 
 @pytest.fixture
 async def replica(tmp_path: Path) -> AsyncIterator[Callable[..., Any]]:
-    """``replica(name, config_text, *args, hostname=...)``: a daemon in ``tmp_path/name``
-    (its own config, state_dir and log), with ``$HOSTNAME`` set as a pod's would be."""
+    """``replica(name, config_text, *args, hostname=..., port=...)``: a daemon in
+    ``tmp_path/name`` (its own config, state_dir and log), with ``$HOSTNAME`` set as a pod's
+    would be, listening on ``port`` (default: a free one)."""
     daemons: list[Daemon] = []
     session = aiohttp.ClientSession()
 
-    async def start(name: str, config_text: str, *args: str, hostname: str = "") -> Daemon:
+    async def start(
+        name: str, config_text: str, *args: str, hostname: str = "", port: int = 0
+    ) -> Daemon:
         home = tmp_path / name
         home.mkdir()
-        port = free_port()
+        port = port or free_port()
         cfg = home / "collector.toml"
         cfg.write_text(config_text.replace("@PORT@", str(port)))
         log_path = home / "collectord.log"
@@ -140,3 +144,88 @@ async def test_a_replica_without_an_ordinal_refuses_auto_and_says_why(
     daemon = await replica("laptop", config(many_pages, 'shard = "auto/3"'))
     assert await asyncio.wait_for(daemon.proc.wait(), 20) == 2
     assert "the hostname 'laptop' does not end in '-<ordinal>'" in daemon.logs()
+
+
+def _free(port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def _two_ports() -> int:
+    """A base B with ports B0 and B1 (10*B and 10*B + 1) free: the replicas' addresses,
+    so that one ``forward_url`` template reaches both."""
+    for _ in range(100):
+        base = free_port() // 10
+        if base * 10 + 1 < 65536 and _free(base * 10) and _free(base * 10 + 1):
+            return base
+    raise AssertionError("no two adjacent free ports")
+
+
+async def test_a_webhook_delivery_reaches_the_replica_that_polls_its_account(
+    simulator: Simulator, replica: Any, frozen_now: datetime
+) -> None:
+    world = simulator.world
+    ig = world.instagram.user_ids[0]
+    story = world.instagram.add_story(ig, frozen_now - timedelta(hours=25))
+    source = "northwind-media"
+    assert shard_of(source, 2) == 0
+    base = _two_ports()
+
+    def text(shard: int) -> str:
+        return f"""
+[collector]
+listen = "127.0.0.1:@PORT@"
+state_dir = "state"
+shard = "{shard}/2"
+
+[graph]
+base_url = "{simulator.url}"
+app_id = "{world.app_id}"
+app_secret = "{world.app_secret}"
+timeout = "5s"
+
+[schedule]
+fast_interval = "1h"
+daily_interval = "1h"
+jitter = "0s"
+
+[[source]]
+name = "{source}"
+plugin = "instagram_media"
+access_token = "{world.demo_token("instagram_media")}"
+ig_user_id = "{ig}"
+
+[webhooks]
+verify_token = "a-verify-token-for-tests"
+forward_url = "http://127.0.0.1:{base}{{shard}}/webhooks/meta"
+"""
+
+    owner = await replica("collectord-0", text(0), port=base * 10)
+    other = await replica("collectord-1", text(1), port=base * 10 + 1)
+    await asyncio.gather(owner.wait_ready(), other.wait_ready())
+
+    def story_values(scrape: Any) -> dict[str, float]:
+        return {n: v for n, lab, v in scrape.samples if lab.get("media_id") == story}
+
+    # Meta's delivery reaches the replica that does not poll the account
+    _, status, _ = await simulator.send_story_insights(other.url + "/webhooks/meta", story)
+    assert status == 200
+    scrape = await owner.wait_for(lambda s: bool(story_values(s)))
+    assert story_values(scrape)["instagram_story_reach"] > 0
+    assert scrape.value("collectord_webhook_changes_total", outcome="recorded") == 1
+    scrape = await other.scrape()
+    assert scrape.value("collectord_webhook_changes_total", outcome="forwarded") == 1
+    assert not story_values(scrape)
+
+    # the owner is gone: Meta still gets its 200, the loss is counted and logged once
+    assert await owner.stop() == 0
+    _, status, _ = await simulator.send_story_insights(other.url + "/webhooks/meta", story)
+    assert status == 200
+    scrape = await other.scrape()
+    assert scrape.value("collectord_webhook_changes_total", outcome="forward_failed") == 1
+    assert other.logs().count("webhook forward failed") == 1
+    assert world.app_secret not in other.logs()

@@ -34,6 +34,7 @@ from collectord.exporter.registry import WebhookStats
 from collectord.graph.stats import GraphStats
 from collectord.reload import needs_restart
 from collectord.scheduling.poller import Poller, SourceRuntime
+from collectord.sharding import Shard
 from collectord.simulator import World
 from collectord.simulator.webhooks import signed, story_insights_delivery, story_insights_value
 from collectord.sinks.stats import SinkStats
@@ -198,6 +199,58 @@ def test_webhooks_table_problems(tmp_path: Path) -> None:
     assert problems(tmp_path, "on") == ["[webhooks]: expected a table, got a string"]
 
 
+def test_forward_url_takes_the_shard_index_and_is_checked(tmp_path: Path) -> None:
+    url = "http://collectord-{shard}.collectord:9464/webhooks/meta"
+    hooks = load(tmp_path, {"verify_token": TOKEN, "forward_url": url}).webhooks
+    assert hooks is not None
+    assert hooks.forward_to(2) == "http://collectord-2.collectord:9464/webhooks/meta"
+    assert load(tmp_path, {"verify_token": TOKEN}).webhooks.forward_to(2) is None  # type: ignore[union-attr]
+    for wrong in (
+        "http://collectord-0.collectord:9464/webhooks/meta",  # no {shard}
+        "http://c-{shard}.x/{shard}",  # twice
+        "ftp://c-{shard}.x/hooks",
+        "http://c-{shard}.x:port/hooks",
+        "http://c-{shard}.x/{other}",
+        "/webhooks/{shard}",
+    ):
+        (said,) = problems(tmp_path, {"verify_token": TOKEN, "forward_url": wrong})
+        assert said.startswith(
+            '[webhooks]: forward_url: expected an http:// or https:// URL with "{shard}"'
+        ), wrong
+    (said,) = problems(
+        tmp_path, {"verify_token": TOKEN, "forward_url": "https://u:hunter2@c-{shard}.x/hooks"}
+    )
+    assert said.startswith("[webhooks]: forward_url: no user or password in the URL")
+    assert "hunter2" not in said
+
+
+async def test_a_delivery_passed_on_by_a_replica_goes_no_further(tmp_path: Path) -> None:
+    """A delivery another replica passed on is recorded where a source takes it and never
+    passed on again: two replicas that each think the other polls the account cannot
+    bounce it between them."""
+    async with serving(tmp_path, shard=Shard(0, 2), owners={IG: {1}}) as zero:
+        hooks = {"forward_url": zero.hook_url + "?to={shard}"}
+        async with serving(tmp_path, webhooks=hooks, shard=Shard(1, 2), owners={IG: {0}}) as one:
+            one.col.runtimes.clear()  # shard 1 polls nothing
+            body = delivery(STORY_VALUE)
+            passed = {"X-Collectord-Forwarded": "0"}
+            assert (await one.post(body, sig(body), **passed))[0] == 200
+            _, text = await one.metrics()
+            assert 'collectord_webhook_requests_total{outcome="accepted"} 1.0' in text
+            assert 'collectord_webhook_changes_total{outcome="unknown_account"} 0.0' in text
+            assert 'collectord_webhook_changes_total{outcome="forwarded"} 0.0' in text
+            _, text = await zero.metrics()
+            assert 'collectord_webhook_requests_total{outcome="accepted"} 0.0' in text
+
+            assert zero.story_series() == {}
+
+            # ...while one from Meta goes on to shard 0, whose source records it
+            assert (await one.post(body, sig(body)))[0] == 200
+            assert zero.story_series()
+            _, text = await one.metrics()
+            assert 'collectord_webhook_changes_total{outcome="forwarded"} 1.0' in text
+
+
 # -- the plugin's samples -----------------------------------------------------------------
 
 
@@ -296,6 +349,12 @@ class FakeCollector:
     poller: Poller
     store: Store
     sink: ListSink
+    shard: Shard = field(default_factory=Shard)
+    #: Sharding: the shards polling each account (a real daemon hashes source names).
+    owners: dict[str, set[int]] = field(default_factory=dict)
+
+    def webhook_owners(self, object_id: str) -> set[int]:
+        return self.owners.get(object_id, set())
 
 
 @dataclass
@@ -331,7 +390,12 @@ class Served:
 
 @asynccontextmanager
 async def serving(
-    tmp_path: Path, *, webhooks: dict[str, Any] | None = None, web_config: WebConfig | None = None
+    tmp_path: Path,
+    *,
+    webhooks: dict[str, Any] | None = None,
+    web_config: WebConfig | None = None,
+    shard: Shard | None = None,
+    owners: dict[str, set[int]] | None = None,
 ) -> AsyncIterator[Served]:
     hooks = {"verify_token": TOKEN, **(webhooks or {})}
     source = {"name": "acme-ig", "plugin": "instagram_media", "access_token": "t", "ig_user_id": IG}
@@ -348,7 +412,7 @@ async def serving(
     sink = ListSink()
     poller = Poller(store, [sink])
     rt = SourceRuntime(src, PLUGIN, graph=None, status=status)  # type: ignore[arg-type]
-    col = FakeCollector(config, [rt], poller, store, sink)
+    col = FakeCollector(config, [rt], poller, store, sink, shard or Shard(), owners or {})
     exposition = make_exposition(store, GraphStats(), [SinkStats("jsonl")], version="1")
     app = make_app(
         exposition=exposition, store=store, version="1", alive=lambda: True, web_config=web_config
