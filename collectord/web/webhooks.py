@@ -13,7 +13,7 @@ Meta reaches one URL path (``[webhooks] path``) in two ways (docs/meta-facts.md 
   delivery is answered 200 once each of its changes was handed to ``record`` (the sources
   whose plugin takes it record it, :meth:`~collectord.scheduling.poller.Poller
   .record_webhook`); a change no source takes is counted and ignored. With sharding and
-  ``forward_url``, a delivery about an account another replica polls is first passed on
+  ``forward_url``, a delivery about an account another replica polls is also passed on
   to that replica (:mod:`collectord.web.forward`).
 
 The signature is the credential: basic auth of ``[collector.web]`` never applies to this
