@@ -75,9 +75,10 @@ async def replica(tmp_path: Path) -> AsyncIterator[Callable[..., Any]]:
         await session.close()
 
 
-def config(sim: Simulator, shard: str = "") -> str:
+def config(sim: Simulator, shard: str = "", sources: str = "", tables: str = "") -> str:
+    """A replica's config: ``sources`` (default: one per simulated Page), then ``tables``."""
     world = sim.world
-    sources = "".join(
+    sources = sources or "".join(
         f'\n[[source]]\nname = "page-{i}"\nplugin = "facebook_page"\n'
         f'access_token = "{page.token}"\npage_id = "{page.id}"\n'
         'metrics = ["followers_count", "page_views_total"]\n'
@@ -102,7 +103,7 @@ jitter = "0s"
 {sources}
 [sink.jsonl]
 path = "samples.jsonl"
-"""
+{tables}"""
 
 
 async def test_three_replicas_on_three_shards_expose_every_source_once(
@@ -175,34 +176,21 @@ async def test_a_webhook_delivery_reaches_the_replica_that_polls_its_account(
     assert shard_of(source, 2) == 0
     base = _two_ports()
 
-    def text(shard: int) -> str:
-        return f"""
-[collector]
-listen = "127.0.0.1:@PORT@"
-state_dir = "state"
-shard = "{shard}/2"
-
-[graph]
-base_url = "{simulator.url}"
-app_id = "{world.app_id}"
-app_secret = "{world.app_secret}"
-timeout = "5s"
-
-[schedule]
-fast_interval = "1h"
-daily_interval = "1h"
-jitter = "0s"
-
+    sources = f"""
 [[source]]
 name = "{source}"
 plugin = "instagram_media"
 access_token = "{world.demo_token("instagram_media")}"
 ig_user_id = "{ig}"
-
+"""
+    webhooks = f"""
 [webhooks]
 verify_token = "a-verify-token-for-tests"
 forward_url = "http://127.0.0.1:{base}{{shard}}/webhooks/meta"
 """
+
+    def text(shard: int) -> str:
+        return config(simulator, f'shard = "{shard}/2"', sources, webhooks)
 
     owner = await replica("collectord-0", text(0), port=base * 10)
     other = await replica("collectord-1", text(1), port=base * 10 + 1)
