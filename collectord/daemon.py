@@ -223,7 +223,7 @@ class Collector:
         ``object_id``: configured sources and every discovering source's children, as
         every replica sees them (a webhook delivery goes on to them)."""
         out: set[int] = set()
-        for src in self.configured(self.config):
+        for src in self.config.sources:
             for one in self.discovered.get(src.name, ()) if src.discover else (src,):
                 target = object_of(one)
                 if target is not None and target[1] == object_id:
