@@ -13,7 +13,8 @@ import os
 import signal
 import socket
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -172,9 +173,10 @@ def frozen_now() -> datetime:
     return quantize(datetime.now(UTC), 60)
 
 
-@pytest.fixture
-async def simulator(frozen_now: datetime) -> AsyncIterator[Simulator]:
-    sim = Simulator(World(clock=lambda: frozen_now))
+@asynccontextmanager
+async def running(world: World) -> AsyncIterator[Simulator]:
+    """A simulator of ``world`` serving on loopback while entered."""
+    sim = Simulator(world)
     await sim.start()
     try:
         yield sim
@@ -183,17 +185,33 @@ async def simulator(frozen_now: datetime) -> AsyncIterator[Simulator]:
 
 
 @pytest.fixture
+async def simulator(frozen_now: datetime) -> AsyncIterator[Simulator]:
+    async with running(World(clock=lambda: frozen_now)) as sim:
+        yield sim
+
+
+@pytest.fixture
 async def start_daemon(tmp_path: Path) -> AsyncIterator[Callable[..., Any]]:
-    """Start ``collectord <args>`` with a config text; stopped (and killed) at teardown."""
+    """``start(config_text, *args, command="run", home=None, port=0, env=None)``: start
+    ``collectord <command> -c FILE <args>`` in ``home`` (default ``tmp_path``: config, log
+    and relative paths there), listening on ``port`` (``@PORT@`` in the text; default a
+    free one), with ``env`` added to the environment; stopped (and killed) at teardown."""
     daemons: list[Daemon] = []
     session = aiohttp.ClientSession()
 
-    async def start(config_text: str, *args: str, command: str = "run") -> Daemon:
-        port = free_port()
-        cfg = tmp_path / "collector.toml"
+    async def start(
+        config_text: str,
+        *args: str,
+        command: str = "run",
+        home: Path | None = None,
+        port: int = 0,
+        env: Mapping[str, str] | None = None,
+    ) -> Daemon:
+        home = home or tmp_path
+        port = port or free_port()
+        cfg = home / "collector.toml"
         cfg.write_text(config_text.replace("@PORT@", str(port)))
-        log_path = tmp_path / f"collectord-{len(daemons)}.log"
-        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        log_path = home / f"collectord-{len(daemons)}.log"
         with log_path.open("wb") as log:
             proc = await asyncio.create_subprocess_exec(
                 sys.executable,
@@ -208,8 +226,8 @@ async def start_daemon(tmp_path: Path) -> AsyncIterator[Callable[..., Any]]:
                 stdin=asyncio.subprocess.DEVNULL,
                 stdout=log,
                 stderr=asyncio.subprocess.STDOUT,
-                cwd=tmp_path,
-                env=env,
+                cwd=home,
+                env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
             )
         daemon = Daemon(proc, port, log_path, session)
         daemons.append(daemon)
@@ -229,12 +247,8 @@ async def start_daemon(tmp_path: Path) -> AsyncIterator[Callable[..., Any]]:
 async def live_simulator() -> AsyncIterator[Simulator]:
     """A simulator whose clock is real time (for stories that expire during a test); its
     values move every second (``value_step=1``), so objects come and go on time."""
-    sim = Simulator(World(value_step=1.0))
-    await sim.start()
-    try:
+    async with running(World(value_step=1.0)) as sim:
         yield sim
-    finally:
-        await sim.stop()
 
 
 @pytest.fixture

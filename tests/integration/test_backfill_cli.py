@@ -24,6 +24,7 @@ from typing import Any
 
 import aiohttp
 import pytest
+from conftest import running
 
 from collectord.simulator import Simulator, World
 from collectord.simulator.world import USER_TOKEN
@@ -466,9 +467,7 @@ async def test_a_discovering_source_is_backfilled_page_by_page(
     tmp_path: Path, frozen_now: datetime, make_config: Callable[..., str]
 ) -> None:
     world = World(clock=lambda: frozen_now, page_count=3, n_posts=1)
-    sim = Simulator(world)
-    await sim.start()
-    try:
+    async with running(world) as sim:
         excluded = list(world.pages)[1]
         sources = f"""
 [[source]]
@@ -482,8 +481,6 @@ exclude = ["{excluded}"]
         code, log = await _backfill(
             tmp_path, make_config(sim, sources), "--since", "5d", "--out", str(out)
         )
-    finally:
-        await sim.stop()
     assert code == 0, log
     assert "source pages discovers its objects: 2 found" in log
     backfilled = {

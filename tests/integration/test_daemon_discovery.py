@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import running
 
 from collectord.simulator import Simulator, World
 from collectord.simulator.world import SYSTEM_USER_TOKEN, USER_TOKEN
@@ -33,12 +34,8 @@ async def agency(frozen_now: datetime) -> AsyncIterator[Simulator]:
     Business Manager owns, so that ``/me/accounts`` leaves it out."""
     world = World(clock=lambda: frozen_now, page_count=4, linked_accounts=3, n_posts=3)
     world.add_page(business=True)
-    sim = Simulator(world)
-    await sim.start()
-    try:
+    async with running(world) as sim:
         yield sim
-    finally:
-        await sim.stop()
 
 
 def sources(ig_include: str) -> str:

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import running
 
 from collectord.simulator import Simulator, World
 from collectord.simulator.base import quantize
@@ -55,12 +56,8 @@ def size(path: Path) -> int:
 async def moving() -> AsyncIterator[tuple[Simulator, list[datetime]]]:
     """A simulator whose clock the test moves: a day later, every value is new."""
     now = [quantize(datetime.now(UTC), 60)]
-    sim = Simulator(World(clock=lambda: now[0]))
-    await sim.start()
-    try:
+    async with running(World(clock=lambda: now[0])) as sim:
         yield sim, now
-    finally:
-        await sim.stop()
 
 
 async def test_kill_9_mid_write_leaves_whole_lines_and_no_duplicate(

@@ -4,17 +4,14 @@ one simulator, each with its own state_dir, together polling every source exactl
 from __future__ import annotations
 
 import asyncio
-import os
 import socket
-import sys
 from collections.abc import AsyncIterator, Callable
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import pytest
-from conftest import Daemon, free_port
+from conftest import Daemon, free_port, running
 
 from collectord.sharding import shard_of
 from collectord.simulator import Simulator, World
@@ -26,53 +23,26 @@ PAGES = 9
 
 @pytest.fixture
 async def many_pages(frozen_now: datetime) -> AsyncIterator[Simulator]:
-    sim = Simulator(World(clock=lambda: frozen_now, page_count=PAGES))
-    await sim.start()
-    try:
+    async with running(World(clock=lambda: frozen_now, page_count=PAGES)) as sim:
         yield sim
-    finally:
-        await sim.stop()
 
 
 @pytest.fixture
-async def replica(tmp_path: Path) -> AsyncIterator[Callable[..., Any]]:
+def replica(tmp_path: Path, start_daemon: Callable[..., Any]) -> Callable[..., Any]:
     """``replica(name, config_text, *args, hostname=..., port=...)``: a daemon in
     ``tmp_path/name`` (its own config, state_dir and log), with ``$HOSTNAME`` set as a pod's
     would be, listening on ``port`` (default: a free one)."""
-    daemons: list[Daemon] = []
-    session = aiohttp.ClientSession()
 
     async def start(
         name: str, config_text: str, *args: str, hostname: str = "", port: int = 0
     ) -> Daemon:
         home = tmp_path / name
         home.mkdir()
-        port = port or free_port()
-        cfg = home / "collector.toml"
-        cfg.write_text(config_text.replace("@PORT@", str(port)))
-        log_path = home / "collectord.log"
-        env = {**os.environ, "PYTHONUNBUFFERED": "1", "HOSTNAME": hostname or name}
-        with log_path.open("wb") as log:
-            proc = await asyncio.create_subprocess_exec(
-                *(sys.executable, "-m", "collectord", "run", "-c", str(cfg)),
-                *("--log-format", "json", *args),
-                stdin=asyncio.subprocess.DEVNULL,
-                stdout=log,
-                stderr=asyncio.subprocess.STDOUT,
-                cwd=home,
-                env=env,
-            )
-        daemons.append(Daemon(proc, port, log_path, session))
-        return daemons[-1]
+        env = {"HOSTNAME": hostname or name}
+        daemon: Daemon = await start_daemon(config_text, *args, home=home, port=port, env=env)
+        return daemon
 
-    try:
-        yield start
-    finally:
-        for d in daemons:
-            if d.proc.returncode is None:
-                d.proc.kill()
-                await d.proc.wait()
-        await session.close()
+    return start
 
 
 def config(sim: Simulator, shard: str = "", sources: str = "", tables: str = "") -> str:

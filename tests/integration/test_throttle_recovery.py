@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
+from conftest import running
 
 from collectord.simulator import Simulator, World
 
@@ -27,12 +28,8 @@ SLACK = 2.0
 
 @pytest.fixture
 async def real_time_simulator() -> AsyncIterator[Simulator]:
-    sim = Simulator(World())
-    await sim.start()
-    try:
+    async with running(World()) as sim:
         yield sim
-    finally:
-        await sim.stop()
 
 
 def page_source(sim: Simulator) -> str:

@@ -8,6 +8,7 @@ import contextlib
 
 import aiohttp
 import pytest
+from clock_support import Clock
 
 from collectord.config.types import GraphConfig
 from collectord.errors import GraphError
@@ -17,19 +18,11 @@ from collectord.graph.usage import UsageReading
 from collectord.simulator import Simulator, World
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1_000_000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 async def no_sleep(seconds: float) -> None:
     await asyncio.sleep(0)
 
 
-def governor(clock: Clock) -> RateGovernor:
+def governor(clock: Clock[float]) -> RateGovernor:
     return RateGovernor(0.8, clock=clock, sleep=no_sleep)
 
 
@@ -50,7 +43,7 @@ async def second_waits_for_first(gov: RateGovernor) -> bool:
 
 
 async def test_far_from_the_ceiling_batches_go_together() -> None:
-    clock = Clock()
+    clock = Clock(1_000_000.0)
     gov = governor(clock)
     assert not await second_waits_for_first(gov)  # no reading at all
     gov.observe_usage("t1", reading(0.2))
@@ -58,7 +51,7 @@ async def test_far_from_the_ceiling_batches_go_together() -> None:
 
 
 async def test_from_half_the_ceiling_the_next_batch_waits_for_the_answer() -> None:
-    clock = Clock()
+    clock = Clock(1_000_000.0)
     gov = governor(clock)
     gov.observe_usage("t1", reading(0.5))
     assert await second_waits_for_first(gov)
@@ -73,7 +66,7 @@ async def test_from_half_the_ceiling_the_next_batch_waits_for_the_answer() -> No
 async def test_a_poll_every_15_minutes_still_heeds_its_last_reading(
     age: float, one_at_a_time: bool
 ) -> None:
-    clock = Clock()
+    clock = Clock(1_000_000.0)
     gov = governor(clock)
     gov.observe_usage("t1", reading(0.75))
     clock.now += age
@@ -82,7 +75,7 @@ async def test_a_poll_every_15_minutes_still_heeds_its_last_reading(
 
 
 async def test_a_request_that_fails_to_be_admitted_frees_the_slot() -> None:
-    clock = Clock()
+    clock = Clock(1_000_000.0)
     gov = governor(clock)
     gov.observe_usage("t1", reading(0.9))
     first = await gov.admit("t1")

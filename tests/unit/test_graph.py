@@ -15,6 +15,7 @@ import aiohttp
 import pytest
 from aiohttp import test_utils, web
 from aioresponses import CallbackResult, aioresponses
+from clock_support import Clock
 from graph_mocks import CompatResponse
 from structlog.testing import capture_logs
 from yarl import URL
@@ -76,14 +77,6 @@ class Sleeps:
         self.delays.append(delay)
 
 
-class Clock:
-    def __init__(self, now: float = NOW) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-
 class Calls:
     """An aioresponses callback recording each request's URL and keyword arguments."""
 
@@ -106,12 +99,12 @@ def sleeps() -> Sleeps:
 
 
 @pytest.fixture
-def clock() -> Clock:
-    return Clock()
+def clock() -> Clock[float]:
+    return Clock(NOW)
 
 
 @pytest.fixture
-def make_client(session: aiohttp.ClientSession, sleeps: Sleeps, clock: Clock) -> Any:
+def make_client(session: aiohttp.ClientSession, sleeps: Sleeps, clock: Clock[float]) -> Any:
     def make(**kw: Any) -> GraphClient:
         config = GraphConfig(
             base_url=BASE,
@@ -154,7 +147,7 @@ async def test_get_sends_versioned_url_token_and_timed_proof(
 
 
 async def test_proof_is_computed_per_request(
-    mocked: aioresponses, make_client: Any, clock: Clock
+    mocked: aioresponses, make_client: Any, clock: Clock[float]
 ) -> None:
     calls = Calls()
     mocked.get(pattern("me"), payload={"id": "1"}, callback=calls, repeat=True)
@@ -721,7 +714,7 @@ async def test_usage_under_the_ceiling_never_waits(
 
 
 async def test_a_throttle_with_a_known_end_stops_calls_until_then(
-    mocked: aioresponses, make_client: Any, clock: Clock
+    mocked: aioresponses, make_client: Any, clock: Clock[float]
 ) -> None:
     calls = Calls()
     buc = {"77": [{"type": "pages", "call_count": 100, "estimated_time_to_regain_access": 2}]}
@@ -877,7 +870,7 @@ async def test_meta_messages_echoing_the_token_are_scrubbed(
 
 
 async def test_logs_never_carry_secrets(
-    mocked: aioresponses, make_client: Any, clock: Clock
+    mocked: aioresponses, make_client: Any, clock: Clock[float]
 ) -> None:
     proof = appsecret_proof(TOKEN, APP_SECRET, NOW)[0]
     nxt = f"{BASE}/v26.0/1/posts?access_token={TOKEN}&appsecret_proof={proof}&after=A"
@@ -940,7 +933,7 @@ def test_appsecret_proof_matches_the_documented_form() -> None:
 # -- a real aiohttp round trip over loopback -----------------------------------------------
 
 
-async def test_round_trip_through_a_loopback_server(sleeps: Sleeps, clock: Clock) -> None:
+async def test_round_trip_through_a_loopback_server(sleeps: Sleeps, clock: Clock[float]) -> None:
     never = asyncio.Event()
     seen: dict[str, Any] = {}
 

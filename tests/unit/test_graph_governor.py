@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import structlog
+from clock_support import Clock
 from structlog.testing import capture_logs
 
 from collectord.errors import ThrottledError
@@ -11,20 +12,12 @@ from collectord.graph.governor import APP, RateGovernor
 from collectord.graph.usage import UsageReading
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 @pytest.fixture
-def clock() -> Clock:
-    return Clock()
+def clock() -> Clock[float]:
+    return Clock(1000.0)
 
 
-def make(clock: Clock, ceiling: float = 0.8, **kw: float) -> RateGovernor:
+def make(clock: Clock[float], ceiling: float = 0.8, **kw: float) -> RateGovernor:
     return RateGovernor(ceiling, clock=clock, log=structlog.get_logger("test"), **kw)
 
 
@@ -36,13 +29,15 @@ def usage(scope: str, ratio: float, object_id: str = "1") -> UsageReading:
     ("ratio", "delay"),
     [(0.5, 0.0), (0.79, 0.0), (0.8, 1.0), (0.9, 30.5), (1.0, 60.0), (1.3, 60.0)],
 )
-def test_delay_grows_from_the_ceiling_to_the_cap(clock: Clock, ratio: float, delay: float) -> None:
+def test_delay_grows_from_the_ceiling_to_the_cap(
+    clock: Clock[float], ratio: float, delay: float
+) -> None:
     gov = make(clock)
     gov.observe_usage("t1", [usage("pages", ratio)])
     assert gov.check("t1") == pytest.approx(delay)
 
 
-def test_app_usage_governs_every_budget_and_buc_only_its_own(clock: Clock) -> None:
+def test_app_usage_governs_every_budget_and_buc_only_its_own(clock: Clock[float]) -> None:
     gov = make(clock)
     gov.observe_usage("t1", [usage("instagram", 0.95)])
     assert gov.check("t1") > 0
@@ -51,21 +46,21 @@ def test_app_usage_governs_every_budget_and_buc_only_its_own(clock: Clock) -> No
     assert gov.check("t3") > 0
 
 
-def test_old_readings_are_forgotten(clock: Clock) -> None:
+def test_old_readings_are_forgotten(clock: Clock[float]) -> None:
     gov = make(clock, usage_ttl=600.0)
     gov.observe_usage("t1", [usage("pages", 0.99)])
     clock.now += 601
     assert gov.check("t1") == 0.0
 
 
-def test_newer_reading_replaces_the_older(clock: Clock) -> None:
+def test_newer_reading_replaces_the_older(clock: Clock[float]) -> None:
     gov = make(clock)
     gov.observe_usage("t1", [usage("pages", 0.99)])
     gov.observe_usage("t1", [usage("pages", 0.10)])
     assert gov.check("t1") == 0.0
 
 
-def test_slowing_down_is_logged_once_per_episode(clock: Clock) -> None:
+def test_slowing_down_is_logged_once_per_episode(clock: Clock[float]) -> None:
     gov = make(clock)
     with capture_logs() as logs:
         gov.observe_usage("t1", [usage("pages", 0.9)])
@@ -86,7 +81,7 @@ def test_slowing_down_is_logged_once_per_episode(clock: Clock) -> None:
     assert logs[0]["ratio"] == 0.9
 
 
-def test_throttle_with_known_end_refuses_until_then(clock: Clock) -> None:
+def test_throttle_with_known_end_refuses_until_then(clock: Clock[float]) -> None:
     gov = make(clock)
     gov.observe_throttle("t1", ThrottledError("x", code=80002, retry_after=90.0))
     with pytest.raises(ThrottledError) as info:
@@ -98,7 +93,7 @@ def test_throttle_with_known_end_refuses_until_then(clock: Clock) -> None:
     assert gov.check("t1") == 0.0
 
 
-def test_app_throttle_refuses_every_budget(clock: Clock) -> None:
+def test_app_throttle_refuses_every_budget(clock: Clock[float]) -> None:
     gov = make(clock)
     gov.observe_throttle("t1", ThrottledError("x", code=4, budget="app", retry_after=10.0))
     with pytest.raises(ThrottledError):
@@ -107,7 +102,7 @@ def test_app_throttle_refuses_every_budget(clock: Clock) -> None:
         gov.check(APP)
 
 
-def test_an_instagram_login_app_throttle_leaves_the_facebook_app_alone(clock: Clock) -> None:
+def test_an_instagram_login_app_throttle_leaves_the_facebook_app_alone(clock: Clock[float]) -> None:
     gov = make(clock)
     throttle = ThrottledError("x", code=4, budget="app", retry_after=10.0)
     gov.observe_throttle("instagram/t1", throttle)
@@ -121,7 +116,7 @@ def test_an_instagram_login_app_throttle_leaves_the_facebook_app_alone(clock: Cl
     assert gov.check("instagram/t2") == 0.0
 
 
-def test_throttle_without_known_end_blocks_for_its_cooldown(clock: Clock) -> None:
+def test_throttle_without_known_end_blocks_for_its_cooldown(clock: Clock[float]) -> None:
     # issue 8 changed this: a throttle without a regain time used to set no block
     gov = make(clock)
     gov.observe_throttle("t1", ThrottledError("x", code=17, retry_after=None))
@@ -131,7 +126,7 @@ def test_throttle_without_known_end_blocks_for_its_cooldown(clock: Clock) -> Non
     assert gov.check("t1") == 0.0
 
 
-def test_a_shorter_throttle_does_not_shorten_a_longer_one(clock: Clock) -> None:
+def test_a_shorter_throttle_does_not_shorten_a_longer_one(clock: Clock[float]) -> None:
     gov = make(clock)
     gov.observe_throttle("t1", ThrottledError("x", code=80001, retry_after=300.0))
     gov.observe_throttle("t1", ThrottledError("x", code=80001, retry_after=10.0))
@@ -141,7 +136,7 @@ def test_a_shorter_throttle_does_not_shorten_a_longer_one(clock: Clock) -> None:
     assert info.value.retry_after == pytest.approx(200.0)
 
 
-async def test_admit_sleeps_with_the_injected_sleep(clock: Clock) -> None:
+async def test_admit_sleeps_with_the_injected_sleep(clock: Clock[float]) -> None:
     delays: list[float] = []
 
     async def sleep(delay: float) -> None:

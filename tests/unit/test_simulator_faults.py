@@ -9,6 +9,7 @@ from typing import Any
 
 import aiohttp
 import pytest
+from clock_support import Clock
 
 from collectord.simulator import Faults, Simulator, World
 from collectord.simulator.world import USER_TOKEN
@@ -23,21 +24,13 @@ async def http() -> AsyncIterator[aiohttp.ClientSession]:
         yield session
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = NOW
-
-    def __call__(self) -> datetime:
-        return self.now
+@pytest.fixture
+def clock() -> Clock[datetime]:
+    return Clock(NOW)
 
 
 @pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
-@pytest.fixture
-async def sim(clock: Clock) -> AsyncIterator[Simulator]:
+async def sim(clock: Clock[datetime]) -> AsyncIterator[Simulator]:
     sim = Simulator(World(clock=clock, call_budget=10, usage_window=3600))
     await sim.start()
     yield sim

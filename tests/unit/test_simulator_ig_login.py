@@ -9,6 +9,7 @@ from typing import Any
 
 import aiohttp
 import pytest
+from clock_support import Clock
 
 from collectord.simulator import Simulator, World
 from collectord.simulator.world import IG_LOGIN_TOKEN, IG_SHORT_LOGIN_TOKEN, USER_TOKEN
@@ -17,21 +18,13 @@ FROZEN = datetime(2026, 3, 3, 12, tzinfo=UTC)
 IG = "/graph.instagram.com"
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = FROZEN
-
-    def __call__(self) -> datetime:
-        return self.now
+@pytest.fixture
+def clock() -> Clock[datetime]:
+    return Clock(FROZEN)
 
 
 @pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
-@pytest.fixture
-async def sim(clock: Clock) -> AsyncIterator[Simulator]:
+async def sim(clock: Clock[datetime]) -> AsyncIterator[Simulator]:
     sim = Simulator(World(clock=clock))
     await sim.start()
     try:
@@ -90,7 +83,9 @@ async def test_facebook_things_are_not_on_the_instagram_host(sim: Simulator) -> 
     assert body["error"]["code"] == 100
 
 
-async def test_a_token_a_day_old_is_refreshed_for_sixty_days(sim: Simulator, clock: Clock) -> None:
+async def test_a_token_a_day_old_is_refreshed_for_sixty_days(
+    sim: Simulator, clock: Clock[datetime]
+) -> None:
     status, body = await get(
         sim,
         f"{IG}/refresh_access_token",
@@ -115,7 +110,7 @@ async def test_a_token_a_day_old_is_refreshed_for_sixty_days(sim: Simulator, clo
     assert status == 200
 
 
-async def test_an_expired_token_is_not_refreshed(sim: Simulator, clock: Clock) -> None:
+async def test_an_expired_token_is_not_refreshed(sim: Simulator, clock: Clock[datetime]) -> None:
     clock.now += timedelta(days=61)
     status, body = await get(
         sim,
