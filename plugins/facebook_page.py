@@ -30,7 +30,6 @@ from datetime import datetime
 
 import collectord
 from collectord import (
-    GraphError,
     MetricSpec,
     Option,
     PollContext,
@@ -44,7 +43,6 @@ from collectord import (
     field_samples,
     insight_samples,
     parse_entries,
-    skip_reason,
     windows,
 )
 
@@ -121,14 +119,7 @@ async def _insights(ctx: PollContext, page_id: str, spans: list[dict[str, str]])
                 requests.add_breakdown(Tag(page_id, bd), page_id, spec.graph_name, bd, window)
     specs = {m.graph_name: m for m in insights}
     samples: list[Sample] = []
-    for tag, answer in await requests.fetch(ctx):
-        if isinstance(answer, GraphError):
-            if not tag.breakdown:
-                raise answer  # the Page's own values: the poll cannot deliver
-            # a breakdown call Meta refused for this Page (permission, too few people,
-            # not supported): left out and counted, the rest of the poll delivers
-            ctx.skip(page_id, skip_reason(answer, "unsupported"))
-            continue
+    for tag, answer in await requests.answered(ctx, page_id):
         samples += insight_samples(
             ctx,
             specs,

@@ -53,7 +53,6 @@ import collectord
 from collectord import (
     Day,
     GraphApi,
-    GraphError,
     InsightValue,
     MetricSpec,
     Option,
@@ -67,7 +66,6 @@ from collectord import (
     field_samples,
     insight_samples,
     parse_entries,
-    skip_reason,
     windows,
 )
 
@@ -188,14 +186,7 @@ async def _insight_samples(
     labels = {"ig_user_id": ig_user_id}
     specs = {m.graph_name: m for m in insights}
     samples: list[Sample] = []
-    for tag, answer in await requests.fetch(ctx):
-        if isinstance(answer, GraphError):
-            if not tag.breakdown:
-                raise answer  # the account's own values: the poll cannot deliver
-            # a breakdown or demographics call (permission, too few people, not
-            # supported): left out and counted, the rest of the poll delivers
-            ctx.skip(ig_user_id, skip_reason(answer, "unsupported"))
-            continue
+    for tag, answer in await requests.answered(ctx, ig_user_id):
         values: Iterable[InsightValue] = parse_entries(answer)
         if tag.end is not None:  # a total of one day: that day's end, as Meta dates days
             values = [_ending(v, tag.end) for v in values]

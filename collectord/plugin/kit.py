@@ -176,6 +176,21 @@ class Requests(Generic[T]):
         answers = await fetch_insights(ctx, [req for _, req in self._items])
         return [(tag, answers.get(req.ident, [])) for tag, req in self._items]
 
+    async def answered(self, ctx: PollContext, object_id: str) -> list[tuple[T, Any]]:
+        """:meth:`fetch` for one object's requests, without the refused ones: a refused
+        breakdown request (its tag has a ``breakdown``: permission, too few people, not
+        supported) is left out and counted (``ctx.skip``), and the rest of the poll
+        delivers; a refused plain request is raised, the poll cannot deliver."""
+        out: list[tuple[T, Any]] = []
+        for tag, answer in await self.fetch(ctx):
+            if not isinstance(answer, GraphError):
+                out.append((tag, answer))
+            elif getattr(tag, "breakdown", ""):
+                ctx.skip(object_id, skip_reason(answer, "unsupported"))
+            else:
+                raise answer
+        return out
+
 
 def breakdown_rows(values: Iterable[InsightValue], *, breakdown: bool) -> list[InsightValue]:
     """The breakdown rows of an answer (``breakdown``), or its plain values only."""
